@@ -1,0 +1,124 @@
+"""attest's exceptions: one small hierarchy, each class a domain event.
+
+Every error attest raises on purpose derives from :class:`AttestError`; third-party errors are
+wrapped with ``raise ... from exc`` so the cause stays visible. Each branch maps to what the
+caller should do:
+
+- :class:`ConfigError` (bad settings, registry, arguments): **stop** before anything changes.
+- :class:`CaptureError` (one fetch could not be made): **skip** the URL; it is recorded as an
+  outcome, never dropped.
+- :class:`StorageError` (the store failed or is unreachable): **retry later**; WARCs stay in
+  the spool until a later run or ``attest recover`` uploads them.
+- :class:`SpoolError` (spool locked, disk full): **stop** the run cleanly with what was written
+  kept intact.
+- :class:`IntegrityError` (a digest or structure check failed): **stop** and report; never
+  "repair" evidence.
+- :class:`RecorderError` (the recording proxy failed): **stop** the run.
+"""
+
+from __future__ import annotations
+
+
+class AttestError(Exception):
+    """Base of every error attest raises on purpose."""
+
+
+class ConfigError(AttestError):
+    """Settings, arguments or input files are invalid. Nothing has been changed."""
+
+
+class RegistryError(ConfigError):
+    """A source registry file is invalid; names the file, the entry and the field."""
+
+    def __init__(self, path: str, entry: str | None, field: str | None, message: str) -> None:
+        self.path = path
+        self.entry = entry
+        self.field = field
+        where = path
+        if entry is not None:
+            where += f": source {entry!r}"
+        if field:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class CaptureError(AttestError):
+    """A single fetch could not be captured; the URL gets the failure outcome named here."""
+
+    outcome = "connection_error"
+
+
+class CaptureRefused(CaptureError):
+    """The egress guard refused a target address (private, loopback, metadata, ...)."""
+
+    outcome = "egress_refused"
+
+    def __init__(self, host: str, address: str, reason: str) -> None:
+        self.host = host
+        self.address = address
+        self.reason = reason
+        super().__init__(f"refused to connect to {host} ({address}): {reason}")
+
+
+class DnsFailure(CaptureError):
+    """The target host name did not resolve."""
+
+    outcome = "dns_error"
+
+
+class ConnectFailure(CaptureError):
+    """The connection was refused, reset or unreachable."""
+
+    outcome = "connection_error"
+
+
+class FetchTimeout(CaptureError):
+    """Connecting or reading took longer than allowed."""
+
+    outcome = "timeout"
+
+
+class TlsFailure(CaptureError):
+    """The TLS handshake with the origin failed."""
+
+    outcome = "tls_error"
+
+
+class StorageError(AttestError):
+    """The object store failed; data stays in the spool and is uploaded later."""
+
+
+class StoreUnavailable(StorageError):
+    """The store could not be reached or refused the operation."""
+
+
+class ObjectExists(StorageError):
+    """An object key already exists with different content; keys are never overwritten."""
+
+
+class SpoolError(AttestError):
+    """The spool cannot be used (locked by a live run, unreadable)."""
+
+
+class SpoolLocked(SpoolError):
+    """Another live process holds this spool's lock."""
+
+
+class DiskFull(SpoolError):
+    """Writing to the spool failed for lack of space; what was written is kept intact."""
+
+
+class IntegrityError(AttestError):
+    """A verification failed: the bytes are not what their digests or structure say."""
+
+
+class DigestMismatch(IntegrityError):
+    """A recomputed digest differs from the recorded one."""
+
+
+class TruncatedRecord(IntegrityError):
+    """A WARC record or gzip member ends before its declared length."""
+
+
+class RecorderError(AttestError):
+    """The recording proxy could not start or stopped unexpectedly."""

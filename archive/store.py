@@ -1,0 +1,173 @@
+"""Object stores for finished WARC files, chosen by URI scheme.
+
+``file:///abs/path`` (the embedded default) and ``s3://bucket/prefix`` (boto3; SeaweedFS, MinIO
+or AWS) share one small protocol, in the manner of Scrapy's ``STORE_SCHEMES``. Keys are
+immutable: :meth:`Store.put_file` never replaces an existing object. Putting the same bytes
+again is a no-op (so an interrupted upload can simply be retried); different bytes under an
+existing key raise :class:`~archive.errors.ObjectExists`.
+
+Every put is verified before it returns: the S3 store compares the server's SHA-256 checksum of
+the whole object with ours, the file store re-reads what it wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import unquote, urlparse
+
+from archive.errors import ConfigError, DigestMismatch, ObjectExists, StorageError
+
+COPY_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str  # lowercase hex
+    uri: str
+
+
+class Store(Protocol):
+    """Where finished WARCs (and later indexes and custody segments) live."""
+
+    uri: str
+
+    def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
+        """Upload ``path`` under ``key`` and verify it; never overwrites different bytes."""
+        ...
+
+    def stat(self, key: str) -> StoredObject | None: ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def keys(self, prefix: str = "") -> Iterator[str]: ...
+
+    def object_uri(self, key: str) -> str: ...
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def validate_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ConfigError(f"invalid object key {key!r}")
+    return key
+
+
+class FileStore:
+    """A directory on a local or mounted filesystem."""
+
+    def __init__(self, root: Path) -> None:
+        if not root.is_absolute():
+            raise ConfigError(f"file store path must be absolute, got {root}")
+        self.root = root
+        self.uri = root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def object_uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def stat(self, key: str) -> StoredObject | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        return StoredObject(key, path.stat().st_size, file_sha256(path), path.as_uri())
+
+    def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
+        final = self._path(key)
+        existing = self.stat(key)
+        if existing is not None:
+            return _same_or_raise(existing, sha256, self.object_uri(key))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
+        try:
+            digest = hashlib.sha256()
+            with open(path, "rb") as src, open(tmp, "xb") as dst:
+                while chunk := src.read(COPY_CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            if digest.hexdigest() != sha256:
+                raise DigestMismatch(f"{path}: changed while uploading (sha256 {digest.hexdigest()})")
+            os.chmod(tmp, 0o444)
+            try:
+                # link() fails if the key appeared meanwhile: never overwrite.
+                os.link(tmp, final)
+            except FileExistsError:
+                existing = self.stat(key)
+                assert existing is not None
+                return _same_or_raise(existing, sha256, self.object_uri(key))
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise StorageError(f"{self.uri}: cannot store {key}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        stored = self.stat(key)
+        if stored is None or stored.sha256 != sha256:
+            raise DigestMismatch(f"{self.object_uri(key)}: re-read after upload does not match {sha256}")
+        return stored
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except OSError as exc:
+            raise StorageError(f"{self.object_uri(key)}: {exc}") from exc
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and not path.name.endswith(".part"):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _same_or_raise(existing: StoredObject, sha256: str, uri: str) -> StoredObject:
+    if existing.sha256 == sha256:
+        return existing
+    raise ObjectExists(f"{uri} already exists with sha256 {existing.sha256}, not {sha256}")
+
+
+def open_store(uri: str) -> Store:
+    """The store for a URI: ``file:///abs/path`` or ``s3://bucket/prefix``."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise ConfigError(f"store URI {uri!r}: file URIs take no host (file:///abs/path)")
+        return FileStore(Path(unquote(parsed.path)))
+    if parsed.scheme == "s3":
+        from archive.store_s3 import S3Store
+
+        return S3Store.from_uri(uri)
+    raise ConfigError(f"store URI {uri!r}: scheme must be file:// or s3://")
+
+
+def copy_to(store: Store, key: str, target: Path) -> None:
+    with store.open(key) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, COPY_CHUNK)

@@ -1,0 +1,42 @@
+"""What the recorder process is told when it starts (written as JSON into the run's spool)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RecorderConfig:
+    spool: str
+    run_id: str
+    default_source: str
+    ca_dir: str
+    #: warcinfo fields for every file, and per source id.
+    warcinfo_common: list[tuple[str, str]] = field(default_factory=list)
+    warcinfo_sources: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    max_warc_size: int = 1_000_000_000
+    gzip_level: int = 6
+    allow_networks: str = ""
+    #: A static resolver table (name -> addresses), replacing DNS; for tests and pinned hosts.
+    hosts: dict[str, list[str]] | None = None
+    ca_bundles: list[str] = field(default_factory=list)
+    socket_timeout: float = 30.0
+    max_resource_size: int | None = None
+    listen: str = "127.0.0.1"
+    port: int = 0
+    threads: int = 64
+    parent_pid: int | None = None
+
+    def dump(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: Path) -> RecorderConfig:
+        raw = json.loads(path.read_text())
+        raw["warcinfo_common"] = [tuple(x) for x in raw.get("warcinfo_common", [])]
+        raw["warcinfo_sources"] = {
+            k: [tuple(x) for x in v] for k, v in raw.get("warcinfo_sources", {}).items()
+        }
+        return cls(**raw)

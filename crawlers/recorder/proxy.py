@@ -1,0 +1,432 @@
+"""The recording proxy: warcprox's man-in-the-middle proxy, with attest's recording path.
+
+Scrapy (and, later, the browser) sends every request through this proxy. warcprox supplies
+the proxy itself: CONNECT handling with a local CA, upstream connection pooling, and a recorder
+that keeps the raw bytes of each response exactly as they came off the socket (status line,
+header block, body with its Content-Encoding and chunked framing). What attest replaces:
+
+- **Connecting** goes through the egress guard (:mod:`crawlers.egress`): resolve once, check
+  every address, connect to a checked address; failures become outcomes, never silent drops.
+- **Recording** writes WARC/1.1 records with microsecond dates and SHA-256 digests through
+  :mod:`archive.spool`, instead of warcprox's WARC/1.0 writer thread.
+- **Write, then acknowledge**: the response is held until its records are in the spool file,
+  and only then relayed to the client, tagged with its capture id (``Attest-Capture-Id``).
+- The origin's **TLS certificate chain** is kept in a ``metadata`` record per host and run.
+
+Control headers from the crawler (``Attest-Source``, ``Attest-Meta``) are removed before the
+request goes upstream, so the recorded request is what the origin received.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import warcprox
+import warcprox.mitmproxy
+import warcprox.warcproxy
+
+from archive.errors import (
+    CaptureError,
+    ConnectFailure,
+    DiskFull,
+    FetchTimeout,
+    TlsFailure,
+)
+from archive.spool import RotatingWarcWriter
+from archive.warc import Block, RecordSpec, new_record_id, sha256_label, utc_now, warc_date
+from crawlers.egress import GuardedConnector
+from crawlers.recorder.tlschain import TlsChainRecorder
+
+log = logging.getLogger(__name__)
+
+SOURCE_HEADER = "Attest-Source"
+META_HEADER = "Attest-Meta"
+CAPTURE_ID_HEADER = "Attest-Capture-Id"
+OUTCOME_HEADER = "Attest-Outcome"
+RECORDER_ERROR_HEADER = "Attest-Recorder-Error"
+RECORD_METHOD = "ATTEST_RECORD"
+_CONTROL_HEADERS = (SOURCE_HEADER, META_HEADER, "Warcprox-Meta")
+_HOP_BY_HOP = ("connection", "proxy-connection", "keep-alive", "proxy-authenticate",
+               "proxy-authorization", "upgrade")
+_FAILURE_STATUS = {
+    "dns_error": 502,
+    "connection_error": 502,
+    "tls_error": 502,
+    "timeout": 504,
+    "egress_refused": 403,
+}
+
+
+class HeldResponse(warcprox.mitmproxy.ProxyingRecordingHTTPResponse):  # type: ignore[misc]
+    """A recorded upstream response that is not relayed until its records are written.
+
+    warcprox streams the body to the client while reading; here nothing is sent during the read
+    (no proxy client is given) and the header block for the client is kept for later.
+    """
+
+    client_head: list[tuple[str, str]]
+    status_line: str
+
+    def begin(self, extra_response_headers: dict[str, str] | None = None) -> None:
+        http.client.HTTPResponse.begin(self)
+        self.status_line = f"HTTP/1.1 {self.status} {self.reason}"
+        self.client_head = [
+            (k, v) for k, v in self.msg.items() if k.lower() not in _HOP_BY_HOP
+        ]
+        self.recorder.payload_starts_now()
+        import hashlib
+
+        self.payload_digest = hashlib.new(self.digest_algorithm)
+
+
+@dataclass
+class RecorderState:
+    """What the proxy's handlers share: writers per source, the guard, counters."""
+
+    writer_for: Callable[[str], RotatingWarcWriter]
+    connector: GuardedConnector
+    tls_chains: TlsChainRecorder
+    default_source: str
+    clock: Callable[[], datetime] = utc_now
+    disk_full: bool = False
+    exchanges: int = 0
+    failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, failed: bool) -> None:
+        with self.lock:
+            self.exchanges += 1
+            if failed:
+                self.failures += 1
+
+
+class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[misc]
+    """One client connection: CONNECT/TLS from warcprox, everything after it attest's."""
+
+    state: RecorderState  # set on the class by RecordingProxy
+
+    # --- connecting -------------------------------------------------------------------
+    def _connect_to_remote_server(self) -> socket.socket:
+        self._conn_pool = self.server.remote_connection_pool.connection_from_host(
+            host=self.hostname,
+            port=int(self.port),
+            scheme="http",
+            pool_kwargs={"maxsize": 12, "timeout": self._socket_timeout},
+        )
+        conn = self._conn_pool._get_conn()
+        self._remote_server_conn = conn
+        self._tls_info: dict[str, Any] | None = None
+        if warcprox.mitmproxy.is_connection_dropped(conn):
+            sock = self.state.connector.open(self.hostname, int(self.port), self._socket_timeout)
+            sock.settimeout(self._socket_timeout)
+            if self.is_connect:
+                context = self.server.remote_connection_pool.connection_pool_kw["ssl_context"]
+                try:
+                    sock = context.wrap_socket(sock, server_hostname=self.hostname)
+                except (TimeoutError, socket.timeout) as exc:
+                    sock.close()
+                    raise FetchTimeout(f"TLS handshake with {self.hostname} timed out") from exc
+                except (ssl.SSLError, OSError) as exc:
+                    sock.close()
+                    raise TlsFailure(f"TLS handshake with {self.hostname} failed: {exc}") from exc
+                self._tls_info = self.state.tls_chains.describe(sock, self.hostname, int(self.port))
+            conn.sock = sock
+        return conn.sock  # type: ignore[no-any-return]
+
+    # --- the request ------------------------------------------------------------------
+    def _take_control_headers(self) -> tuple[str, dict[str, Any]]:
+        source = self.headers.get(SOURCE_HEADER) or self.state.default_source
+        raw_meta = self.headers.get(META_HEADER)
+        for name in _CONTROL_HEADERS:
+            del self.headers[name]
+        meta: dict[str, Any] = {}
+        if raw_meta:
+            try:
+                meta = json.loads(raw_meta)
+            except ValueError:
+                meta = {}
+        return source, meta
+
+    def do_COMMAND(self) -> None:
+        try:
+            if self.is_connect:
+                self.url = self._construct_tunneled_url()
+            else:
+                self._determine_host_port()
+        except Exception as exc:  # noqa: BLE001 - any unparsable request is the client's error
+            self._send_plain(400, "Bad Request", f"not a proxy request: {exc}", [])
+            return
+        source, _meta = self._take_control_headers()
+        if self.state.disk_full:
+            self._send_plain(507, "Insufficient Storage", "recorder spool is full",
+                             [(RECORDER_ERROR_HEADER, "disk_full")])
+            return
+        started = self.state.clock()
+        try:
+            self._connect_to_remote_server()
+        except CaptureError as exc:
+            self._record_failure(source, started, exc)
+            return
+        except OSError as exc:
+            self._record_failure(source, started, ConnectFailure(str(exc)))
+            return
+        try:
+            self._exchange(source, started)
+        except CaptureError as exc:
+            self._drop_remote()
+            self._record_failure(source, started, exc)
+        except (TimeoutError, socket.timeout) as exc:
+            self._drop_remote()
+            self._record_failure(source, started, FetchTimeout(f"reading from {self.hostname} timed out: {exc}"))
+        except (http.client.HTTPException, OSError) as exc:
+            self._drop_remote()
+            self._record_failure(
+                source, started, ConnectFailure(f"{self.hostname} broke the exchange: {exc!r}")
+            )
+
+    def _drop_remote(self) -> None:
+        conn = getattr(self, "_remote_server_conn", None)
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.close()
+            except OSError:
+                pass
+            conn.sock = None
+
+    def _exchange(self, source: str, started: datetime) -> None:
+        self._swallow_hop_by_hop_headers()
+        request_bytes = self._build_request()
+        if "Content-Length" in self.headers:
+            request_bytes += self.rfile.read(int(self.headers["Content-Length"]))
+        conn = self._remote_server_conn
+        remote_ip = conn.sock.getpeername()[0]
+        conn.sock.sendall(request_bytes)
+        response = HeldResponse(
+            conn.sock,
+            method=self.command,
+            proxy_client=None,
+            digest_algorithm="sha256",
+            url=self.url,
+            tmp_file_max_memory_size=self._tmp_file_max_memory_size,
+        )
+        try:
+            response.begin()
+            truncated: str | None = None
+            while True:
+                try:
+                    buf = response.read(65536)
+                except http.client.IncompleteRead as exc:
+                    response.payload_digest.update(exc.partial)
+                    truncated = "disconnect"
+                    break
+                if not buf:
+                    break
+                if self._max_resource_size and response.recorder.len > self._max_resource_size:
+                    truncated = "length"
+                    break
+            if truncated is None and not warcprox.mitmproxy.is_connection_dropped(conn):
+                self._conn_pool._put_conn(conn)
+            else:
+                self._drop_remote()
+            self._write_and_relay(source, started, request_bytes, response, remote_ip, truncated)
+        finally:
+            response.close()
+            if response.recorder.tempfile:
+                response.recorder.tempfile.close()
+
+    # --- recording --------------------------------------------------------------------
+    def _write_and_relay(
+        self,
+        source: str,
+        started: datetime,
+        request_bytes: bytes,
+        response: HeldResponse,
+        remote_ip: str,
+        truncated: str | None,
+    ) -> None:
+        import hashlib
+
+        recorder = response.recorder
+        response_id = new_record_id()
+        request_id = new_record_id()
+        request_headers_end = request_bytes.find(b"\r\n\r\n") + 4
+        request_block = Block.from_bytes(request_bytes, payload_is_block=False)
+        request_block.payload_digest = sha256_label(hashlib.sha256(request_bytes[request_headers_end:]))
+        response_headers = [("WARC-IP-Address", remote_ip)]
+        if truncated:
+            response_headers.append(("WARC-Truncated", truncated))
+        specs = [
+            RecordSpec(
+                record_type="request",
+                block=request_block,
+                target_uri=self.url,
+                content_type="application/http; msgtype=request",
+                headers=[("WARC-Concurrent-To", response_id)],
+                record_id=request_id,
+                date=started,
+            ),
+            RecordSpec(
+                record_type="response",
+                block=Block(
+                    length=recorder.len,
+                    stream=_rewound(recorder.tempfile),
+                    block_digest=sha256_label(recorder.block_digest),
+                    payload_digest=sha256_label(response.payload_digest),
+                ),
+                target_uri=self.url,
+                content_type="application/http; msgtype=response",
+                headers=response_headers,
+                record_id=response_id,
+                date=started,
+            ),
+        ]
+        if self._tls_info is not None:
+            chain_spec = self.state.tls_chains.record_once(source, self._tls_info, self.url, response_id, started)
+            if chain_spec is not None:
+                specs.append(chain_spec)
+        try:
+            self.state.writer_for(source).write_many(specs)
+        except DiskFull:
+            self.state.disk_full = True
+            log.error("spool disk full; refusing further fetches")
+            self._send_plain(507, "Insufficient Storage", "recorder spool is full; not recorded",
+                             [(RECORDER_ERROR_HEADER, "disk_full")])
+            return
+        self.state.count(failed=False)
+        # Acknowledge only now: the records are in the spool file.
+        head = [response.status_line]
+        head.extend(f"{k}: {v}" for k, v in response.client_head)
+        head.append(f"{CAPTURE_ID_HEADER}: {response_id}")
+        head.append(f"Attest-Warc-Date: {warc_date(started)}")
+        head.append("Connection: close")
+        payload_start = recorder.payload_offset or 0
+        try:
+            self.connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            if self.command != "HEAD":
+                stream = recorder.tempfile
+                stream.seek(payload_start)
+                while chunk := stream.read(256 * 1024):
+                    self.connection.sendall(chunk)
+        except OSError as exc:
+            log.info("client went away before %s was relayed: %s", self.url, exc)
+        self.close_connection = True
+
+    def _record_failure(self, source: str, started: datetime, exc: CaptureError) -> None:
+        outcome = exc.outcome
+        body = {
+            "outcome": outcome,
+            "url": self.url,
+            "method": self.command,
+            "host": getattr(self, "hostname", None),
+            "port": int(self.port) if getattr(self, "port", None) else None,
+            "started": warc_date(started),
+            "ended": warc_date(self.state.clock()),
+            "error": str(exc),
+        }
+        data = json.dumps(body, sort_keys=True).encode("utf-8")
+        record_id = new_record_id()
+        spec = RecordSpec(
+            record_type="metadata",
+            block=Block.from_bytes(data),
+            target_uri=self.url,
+            content_type="application/json; profile=attest-outcome",
+            record_id=record_id,
+            date=started,
+        )
+        try:
+            self.state.writer_for(source).write(spec)
+        except DiskFull:
+            self.state.disk_full = True
+            self._send_plain(507, "Insufficient Storage", "recorder spool is full; not recorded",
+                             [(RECORDER_ERROR_HEADER, "disk_full")])
+            return
+        self.state.count(failed=True)
+        status = _FAILURE_STATUS.get(outcome, 502)
+        self._send_plain(
+            status,
+            http.client.responses.get(status, "Error"),
+            f"{outcome}: {exc}",
+            [(OUTCOME_HEADER, outcome), (CAPTURE_ID_HEADER, record_id)],
+        )
+
+    # --- records sent by the crawler (page metadata, outcomes) ------------------------
+    def do_ATTEST_RECORD(self) -> None:  # noqa: N802 - name set by the HTTP method
+        source, meta = self._take_control_headers()
+        try:
+            length = int(self.headers["Content-Length"])
+            record_type = self.headers.get("WARC-Type", "metadata")
+            if record_type not in ("metadata", "resource"):
+                raise ValueError(f"WARC-Type {record_type!r} not allowed")
+            data = self.rfile.read(length)
+        except (KeyError, ValueError) as exc:
+            self._send_plain(400, "Bad Request", str(exc), [])
+            return
+        extra = [
+            (name, self.headers[name])
+            for name in ("WARC-Concurrent-To", "WARC-Refers-To")
+            if self.headers.get(name)
+        ]
+        record_id = new_record_id()
+        spec = RecordSpec(
+            record_type=record_type,
+            block=Block.from_bytes(data),
+            target_uri=self.path,
+            content_type=self.headers.get("Content-Type", "application/octet-stream"),
+            headers=extra,
+            record_id=record_id,
+        )
+        try:
+            self.state.writer_for(source).write(spec)
+        except DiskFull:
+            self.state.disk_full = True
+            self._send_plain(507, "Insufficient Storage", "recorder spool is full",
+                             [(RECORDER_ERROR_HEADER, "disk_full")])
+            return
+        self._send_plain(201, "Created", record_id, [(CAPTURE_ID_HEADER, record_id)])
+
+    # --- plumbing ---------------------------------------------------------------------
+    def _send_plain(self, status: int, reason: str, text: str, headers: list[tuple[str, str]]) -> None:
+        body = (text + "\n").encode("utf-8")
+        lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: text/plain; charset=utf-8",
+                 f"Content-Length: {len(body)}", "Connection: close"]
+        lines.extend(f"{k}: {v}" for k, v in headers)
+        try:
+            self.connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None,
+                   exception: Exception | None = None) -> None:
+        # warcprox queues a FailedUrl for its own writer here; attest records failures itself.
+        warcprox.mitmproxy.MitmProxyHandler.send_error(self, code, message, explain)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return
+
+
+def _rewound(stream: Any) -> Any:
+    stream.seek(0)
+    return stream
+
+
+class RecordingProxy(warcprox.warcproxy.WarcProxy):  # type: ignore[misc]
+    """warcprox's pooled proxy server, serving :class:`RecordingHandler`."""
+
+    def __init__(self, state: RecorderState, options: warcprox.Options) -> None:
+        super().__init__(options=options)
+        handler = type("BoundRecordingHandler", (RecordingHandler,), {"state": state})
+        handler._socket_timeout = options.socket_timeout or 30
+        handler._max_resource_size = options.max_resource_size
+        handler._tmp_file_max_memory_size = options.tmp_file_max_memory_size or 512 * 1024
+        self.RequestHandlerClass = handler
+        self.state = state

@@ -1,0 +1,54 @@
+"""The whole fixture web: a news site, an NGO site and an HTTPS host, each on its own port."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fixtureweb.http import FixtureServer
+from fixtureweb.news import NewsSite
+from fixtureweb.ngo import NgoSite
+from fixtureweb.tlsca import TestCA, make_test_ca
+
+
+@dataclass
+class FixtureWeb:
+    articles: int = 40
+    releases: int = 25
+    slow: bool = False
+    tls: bool = False
+    keep_log: bool = False
+    workdir: Path | None = None
+    news: NewsSite = field(init=False)
+    ngo: NgoSite = field(init=False)
+    servers: dict[str, FixtureServer] = field(default_factory=dict)
+    ca: TestCA | None = None
+
+    def __post_init__(self) -> None:
+        self.news = NewsSite(articles=self.articles, slow=self.slow)
+        self.ngo = NgoSite(releases=self.releases)
+
+    def start(self) -> FixtureWeb:
+        self.servers["news"] = FixtureServer(self.news, keep_log=self.keep_log).start()
+        self.servers["ngo"] = FixtureServer(self.ngo, keep_log=self.keep_log).start()
+        if self.tls:
+            workdir = self.workdir or Path(tempfile.mkdtemp(prefix="attest-fixture-ca-"))
+            self.ca = make_test_ca(workdir, ["127.0.0.1", "secure.fixture.test", "localhost"])
+            self.servers["secure"] = FixtureServer(
+                NgoSite(releases=3), tls=self.ca.server_context(), keep_log=self.keep_log
+            ).start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def url(self, site: str, path: str = "/") -> str:
+        return self.servers[site].origin + path
+
+    def __enter__(self) -> FixtureWeb:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
