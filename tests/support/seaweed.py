@@ -1,0 +1,1 @@
+"""SeaweedFS fixture (placeholder until the S3 harness lands)."""
