@@ -13,7 +13,8 @@ caller should do:
   kept intact.
 - :class:`IntegrityError` (a digest or structure check failed): **stop** and report; never
   "repair" evidence.
-- :class:`RecorderError` (the recording proxy failed): **stop** the run.
+- :class:`RecorderError`, :class:`CrawlFailed` (the recording proxy or a crawl failed): **stop**
+  the run; what was recorded is still shipped.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ class DigestMismatch(IntegrityError):
 
 class TruncatedRecord(IntegrityError):
     """A WARC record or gzip member ends before its declared length."""
+
+
+class CrawlFailed(AttestError):
+    """A crawl could not run (a spider failed to start or crashed)."""
 
 
 class RecorderError(AttestError):

@@ -41,5 +41,6 @@ def configure_logging(*, json_lines: bool | None = None, level: int = logging.IN
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+    handler.setLevel(level)
     root.addHandler(handler)
     root.setLevel(level)

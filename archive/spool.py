@@ -43,7 +43,12 @@ log = logging.getLogger(__name__)
 OPEN_SUFFIX = ".warc.gz.open"
 CLOSED_SUFFIX = ".warc.gz"
 DEFAULT_MAX_WARC_SIZE = 1_000_000_000
-_NAME_RE = re.compile(r"^(?P<prefix>.+)-(?P<ts>\d{20})-(?P<serial>\d{5})-(?P<run>[0-9a-f]{8})\.warc\.gz$")
+# The prefix is ``attest-<source id>``: no slash or leading dot, so a name is one key segment.
+_NAME_RE = re.compile(
+    r"^(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)-(?P<ts>\d{20})-(?P<serial>\d{5})"
+    r"-(?P<run>[0-9a-f]{8})\.warc\.gz$"
+)
+_SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class RunSpool:
@@ -74,6 +79,8 @@ class RunSpool:
 
     def acquire(self) -> None:
         """Take the run lock; raises :class:`SpoolLocked` if a live process holds it."""
+        if self._lock_fd is not None:
+            return  # already ours; a second flock on a new descriptor would fail against it
         fd = os.open(self.path / "run.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -107,7 +114,7 @@ class RunSpool:
         """Delete the spool directory once every WARC in it has been uploaded."""
         if not self.is_empty():
             return False
-        for name in ("run.json", "run.lock", "ledger.jsonl"):
+        for name in ("run.json", "run.lock", "ledger.jsonl", "recorder.json", "recorder.log"):
             (self.path / name).unlink(missing_ok=True)
         for leftover in self.path.iterdir():
             log.warning("spool %s keeps unexpected file %s", self.path, leftover.name)
@@ -140,6 +147,8 @@ def store_key(filename: str, source_id: str) -> str:
     match = _NAME_RE.match(filename)
     if not match:
         raise IntegrityError(f"{filename}: not an attest WARC file name")
+    if not _SOURCE_RE.match(source_id):
+        raise IntegrityError(f"{source_id!r}: not a source id usable in a store key")
     ts = match["ts"]
     return f"warcs/{source_id}/{ts[0:4]}/{ts[4:6]}/{ts[6:8]}/{filename}"
 
@@ -191,7 +200,13 @@ class RotatingWarcWriter:
         writer = WarcFileWriter(
             self.spool_dir / (name + ".open"), name, clock=self._clock, gzip_level=self._gzip_level
         )
-        written = writer.write_warcinfo(self._warcinfo(name))
+        try:
+            written = writer.write_warcinfo(self._warcinfo(name))
+        except BaseException:
+            # A file without its warcinfo is no WARC of ours: leave no empty .open file behind.
+            writer.close()
+            writer.path.unlink(missing_ok=True)
+            raise
         self.records_written += 1
         self.bytes_written += written.length
         return writer
@@ -214,12 +229,10 @@ class RotatingWarcWriter:
                 self._close_current()
             if self._writer is None:
                 self._writer = self._open()
-            out = []
-            for spec in specs:
-                written = self._writer.write(spec)
-                self.records_written += 1
-                self.bytes_written += written.length
-                out.append(written)
+            # All or nothing: a request must never be kept without its response.
+            out = self._writer.write_group(specs)
+            self.records_written += len(out)
+            self.bytes_written += sum(written.length for written in out)
             return out
 
     def _close_current(self) -> None:

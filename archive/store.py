@@ -12,6 +12,7 @@ the whole object with ours, the file store re-reads what it wrote.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -25,6 +26,7 @@ from urllib.parse import unquote, urlparse
 from archive.errors import ConfigError, DigestMismatch, ObjectExists, StorageError
 
 COPY_CHUNK = 1024 * 1024
+PART_SUFFIX = ".part"
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,10 @@ class FileStore:
         existing = self.stat(key)
         if existing is not None:
             return _same_or_raise(existing, sha256, self.object_uri(key))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}{PART_SUFFIX}")
         try:
+            # Inside the try: a file where a directory of the key should be is a StorageError.
+            final.parent.mkdir(parents=True, exist_ok=True)
             digest = hashlib.sha256()
             with open(path, "rb") as src, open(tmp, "xb") as dst:
                 while chunk := src.read(COPY_CHUNK):
@@ -105,23 +108,33 @@ class FileStore:
                 dst.flush()
                 os.fsync(dst.fileno())
             if digest.hexdigest() != sha256:
-                raise DigestMismatch(f"{path}: changed while uploading (sha256 {digest.hexdigest()})")
+                raise DigestMismatch(
+                    f"{path}: changed while uploading (sha256 {digest.hexdigest()})"
+                )
             os.chmod(tmp, 0o444)
             try:
                 # link() fails if the key appeared meanwhile: never overwrite.
                 os.link(tmp, final)
             except FileExistsError:
                 existing = self.stat(key)
-                assert existing is not None
+                if existing is None:
+                    # A directory (keys "a/b" and "a" cannot both live on a filesystem).
+                    raise StorageError(
+                        f"{self.object_uri(key)} exists and is not a regular file"
+                    ) from None
                 return _same_or_raise(existing, sha256, self.object_uri(key))
             _fsync_dir(final.parent)
         except OSError as exc:
             raise StorageError(f"{self.uri}: cannot store {key}: {exc}") from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            # NotADirectoryError: the key's parent is a file, so tmp was never created.
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                tmp.unlink()
         stored = self.stat(key)
         if stored is None or stored.sha256 != sha256:
-            raise DigestMismatch(f"{self.object_uri(key)}: re-read after upload does not match {sha256}")
+            raise DigestMismatch(
+                f"{self.object_uri(key)}: re-read after upload does not match {sha256}"
+            )
         return stored
 
     def open(self, key: str) -> BinaryIO:
@@ -134,10 +147,15 @@ class FileStore:
         if not self.root.is_dir():
             return
         for path in sorted(self.root.rglob("*")):
-            if path.is_file() and not path.name.endswith(".part"):
+            if path.is_file() and not _is_partial(path.name):
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield key
+
+
+def _is_partial(name: str) -> bool:
+    """An upload in progress (``.<name>.<hex>.part``), not a key: keys may end in ``.part``."""
+    return name.startswith(".") and name.endswith(PART_SUFFIX)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -157,10 +175,15 @@ def _same_or_raise(existing: StoredObject, sha256: str, uri: str) -> StoredObjec
 def open_store(uri: str) -> Store:
     """The store for a URI: ``file:///abs/path`` or ``s3://bucket/prefix``."""
     parsed = urlparse(uri)
+    if parsed.query or parsed.fragment:
+        raise ConfigError(f"store URI {uri!r}: no query or fragment allowed")
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise ConfigError(f"store URI {uri!r}: file URIs take no host (file:///abs/path)")
-        return FileStore(Path(unquote(parsed.path)))
+        root = Path(unquote(parsed.path))
+        if not root.is_absolute():
+            raise ConfigError(f"store URI {uri!r}: the path must be absolute (file:///abs/path)")
+        return FileStore(root)
     if parsed.scheme == "s3":
         from archive.store_s3 import S3Store
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,8 +26,11 @@ from archive.store import StoredObject, _same_or_raise, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 MAX_SINGLE_PUT = 5 * 1024**3
+# S3 bucket naming rules (lowercase letters, digits, dots, hyphens; 3-63 characters).
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def _b64(hexdigest: str) -> str:
@@ -35,6 +39,14 @@ def _b64(hexdigest: str) -> str:
 
 def _hex(b64digest: str) -> str:
     return base64.b64decode(b64digest).hex()
+
+
+def _server_sha256(head: HeadObjectOutputTypeDef) -> str | None:
+    """The server's SHA-256 of the whole object, if it reports one (not a multipart composite)."""
+    checksum = head.get("ChecksumSHA256")
+    if not checksum or "-" in checksum or head.get("ChecksumType") == "COMPOSITE":
+        return None
+    return _hex(checksum)
 
 
 class S3Store:
@@ -69,6 +81,18 @@ class S3Store:
         from botocore.config import Config
 
         parsed = urlparse(uri)
+        if parsed.scheme != "s3" or parsed.query or parsed.fragment:
+            raise ConfigError(f"store URI {uri!r}: use s3://bucket/prefix")
+        if not BUCKET_NAME.fullmatch(parsed.netloc):
+            raise ConfigError(
+                f"store URI {uri!r}: {parsed.netloc!r} is not a bucket name (s3://bucket/prefix)"
+            )
+        prefix = parsed.path.strip("/")
+        if prefix:
+            try:
+                validate_key(prefix)
+            except ConfigError as exc:
+                raise ConfigError(f"store URI {uri!r}: invalid prefix {prefix!r}") from exc
         endpoint = endpoint or os.environ.get("ATTEST_S3_ENDPOINT") or None
         region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if object_lock_days is None and os.environ.get("ATTEST_S3_OBJECT_LOCK_DAYS"):
@@ -76,10 +100,15 @@ class S3Store:
             try:
                 object_lock_days = int(raw)
             except ValueError as exc:
-                raise ConfigError(f"ATTEST_S3_OBJECT_LOCK_DAYS={raw!r} is not a number of days") from exc
+                raise ConfigError(
+                    f"ATTEST_S3_OBJECT_LOCK_DAYS={raw!r} is not a number of days"
+                ) from exc
             if object_lock_days <= 0:
                 raise ConfigError(f"ATTEST_S3_OBJECT_LOCK_DAYS={raw!r} must be positive")
-        client = boto3.client(
+        # A session of its own: boto3's default session caches the credentials it first
+        # resolved, so a store built later in the same process would ignore a changed
+        # environment (and the default session is not safe to share between threads).
+        client = boto3.session.Session().client(
             "s3",
             endpoint_url=endpoint,
             region_name=region or "us-east-1",
@@ -92,7 +121,7 @@ class S3Store:
         )
         return cls(
             parsed.netloc,
-            parsed.path,
+            prefix,
             client,
             object_lock_days=object_lock_days,
             endpoint=endpoint,
@@ -116,12 +145,13 @@ class S3Store:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"{self.uri}: {what} failed: {exc}") from exc
 
-    def stat(self, key: str) -> StoredObject | None:
+    def _head(self, key: str) -> HeadObjectOutputTypeDef | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        full = self._key(key)
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=full, ChecksumMode="ENABLED")
+            return self.client.head_object(
+                Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+            )
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 404 or exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
@@ -129,8 +159,14 @@ class S3Store:
             raise StorageError(f"{self.object_uri(key)}: head failed: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"{self.uri}: head {key} failed: {exc}") from exc
-        checksum = head.get("ChecksumSHA256")
-        sha = _hex(checksum) if checksum and "-" not in checksum else head.get("Metadata", {}).get("sha256", "")
+
+    def stat(self, key: str) -> StoredObject | None:
+        head = self._head(key)
+        if head is None:
+            return None
+        # Objects uploaded by other tools may carry a composite (multipart) checksum or none;
+        # the sha256 metadata that put_file writes is then the best available.
+        sha = _server_sha256(head) or head.get("Metadata", {}).get("sha256", "")
         return StoredObject(key, int(head["ContentLength"]), sha, self.object_uri(key))
 
     def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
@@ -143,30 +179,70 @@ class S3Store:
         extra: dict[str, Any] = {}
         if self.object_lock_days:
             extra["ObjectLockMode"] = "COMPLIANCE"
-            extra["ObjectLockRetainUntilDate"] = datetime.now(UTC) + timedelta(days=self.object_lock_days)
-        with open(path, "rb") as body:
-            self._call(
-                f"put {key}",
-                self.client.put_object,
-                Bucket=self.bucket,
-                Key=self._key(key),
-                Body=body,
-                ContentLength=size,
-                ContentType="application/warc" if key.endswith(".warc.gz") else "application/octet-stream",
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=_b64(sha256),
-                Metadata={"sha256": sha256},
-                **extra,
+            extra["ObjectLockRetainUntilDate"] = datetime.now(UTC) + timedelta(
+                days=self.object_lock_days
             )
-        stored = self.stat(key)
-        if stored is None or stored.sha256 != sha256 or stored.size != size:
+        if not self._put_new(key, path, size, sha256, extra):
+            # Another writer created the key between our HEAD and our PUT.
+            existing = self.stat(key)
+            if existing is None:
+                raise StorageError(
+                    f"{self.object_uri(key)}: conditional put refused, yet no object"
+                )
+            return _same_or_raise(existing, sha256, self.object_uri(key))
+        # Verify against the checksum the server computed, never our own metadata.
+        head = self._head(key)
+        server_sha = _server_sha256(head) if head is not None else None
+        if head is None or server_sha != sha256 or int(head["ContentLength"]) != size:
+            got = (
+                "no object"
+                if head is None
+                else f"{head['ContentLength']} bytes sha256 {server_sha}"
+            )
             raise DigestMismatch(
-                f"{self.object_uri(key)}: server reports {stored}, expected {size} bytes sha256 {sha256}"
+                f"{self.object_uri(key)}: server reports {got}, "
+                f"expected {size} bytes sha256 {sha256}"
             )
-        return stored
+        return StoredObject(key, size, sha256, self.object_uri(key))
+
+    def _put_new(self, key: str, path: Path, size: int, sha256: str, extra: dict[str, Any]) -> bool:
+        """PUT only if the key does not exist yet; False if the server says it does."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        content_type = (
+            "application/warc" if key.endswith(".warc.gz") else "application/octet-stream"
+        )
+        try:
+            with open(path, "rb") as body:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self._key(key),
+                    Body=body,
+                    ContentLength=size,
+                    ContentType=content_type,
+                    ChecksumAlgorithm="SHA256",
+                    # The server recomputes this and refuses the PUT (BadDigest) if it differs.
+                    ChecksumSHA256=_b64(sha256),
+                    Metadata={"sha256": sha256},
+                    # Conditional create: the server refuses (412) if the key appeared since
+                    # our HEAD, so two writers can never replace each other's object.
+                    IfNoneMatch="*",
+                    **extra,
+                )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "PreconditionFailed" or status == 412:
+                return False
+            raise StorageError(f"{self.uri}: put {key} failed: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"{self.uri}: put {key} failed: {exc}") from exc
+        return True
 
     def open(self, key: str) -> BinaryIO:
-        resp = self._call(f"get {key}", self.client.get_object, Bucket=self.bucket, Key=self._key(key))
+        resp = self._call(
+            f"get {key}", self.client.get_object, Bucket=self.bucket, Key=self._key(key)
+        )
         return cast(BinaryIO, resp["Body"])
 
     def keys(self, prefix: str = "") -> Iterator[str]:

@@ -11,6 +11,7 @@ to where the record started, so a full disk never leaves half a record behind.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import uuid
@@ -31,6 +32,10 @@ DEFAULT_GZIP_LEVEL = 6
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]
+
+
+#: errnos that mean "no room left": a full filesystem or an exhausted quota.
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def utc_now() -> datetime:
@@ -150,7 +155,12 @@ class WarcFileWriter:
         self._gzip_level = gzip_level
         # "x": never reuse or overwrite an existing spool file. Unbuffered, so a failed write
         # leaves nothing pending that a later flush could append after a rollback.
-        self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
+        try:
+            self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise DiskFull(f"{path}: no space left to create a WARC file") from exc
+            raise
         self.size = 0
         self.records = 0
         self.warcinfo_id: str | None = None
@@ -172,6 +182,9 @@ class WarcFileWriter:
         record_id = spec.record_id or self._id_factory()
         date = warc_date(spec.date or self._clock())
         block = spec.block
+        if block.data is not None and len(block.data) != block.length:
+            # Content-Length is taken from ``length``: a mismatch would write a corrupt record.
+            raise ValueError(f"block length {block.length} but {len(block.data)} bytes given")
         block_digest = block.block_digest
         if block_digest is None:
             # Needs two passes over a stream; only small, in-memory blocks come without one.
@@ -212,9 +225,11 @@ class WarcFileWriter:
             pending.append(compressor.flush())
             self._write_all(b"".join(pending))
             end = offset + self._written_since(offset)
-        except OSError as exc:
+        except BaseException as exc:
+            # Whatever stopped us (a full disk, a block stream that ended early, an interrupt),
+            # the half-written record must go, or the next record would land after garbage.
             self._rollback(offset)
-            if exc.errno == 28:  # ENOSPC
+            if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
                 raise DiskFull(f"{self.path}: no space left while writing a record") from exc
             raise
         self.size = end
@@ -230,6 +245,23 @@ class WarcFileWriter:
             block_digest=block_digest,
             payload_digest=block.payload_digest,
         )
+
+    def write_group(self, specs: Iterable[RecordSpec]) -> list[WrittenRecord]:
+        """Write records that belong together (request + response): all of them, or none.
+
+        If any record fails, the ones already written in this call are cut off again, so the
+        file never holds a request whose response is missing.
+        """
+        start, records = self.size, self.records
+        written: list[WrittenRecord] = []
+        try:
+            for spec in specs:
+                written.append(self.write(spec))
+        except BaseException:
+            self._rollback(start)
+            self.size, self.records = start, records
+            raise
+        return written
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -258,4 +290,6 @@ class WarcFileWriter:
 def block_from_file(stream: BinaryIO, length: int, block_digest: str, payload_digest: str) -> Block:
     """A block whose bytes sit in a (temporary) file, digests computed while it was received."""
     stream.seek(0)
-    return Block(length=length, stream=stream, block_digest=block_digest, payload_digest=payload_digest)
+    return Block(
+        length=length, stream=stream, block_digest=block_digest, payload_digest=payload_digest
+    )

@@ -8,6 +8,8 @@ check that failed, the record id and the byte offset, so a verdict can be acted 
 Digests are recomputed from the bytes: the block digest over the record block as stored, the
 payload digest over the HTTP entity (after the HTTP header block, with chunked transfer coding
 removed, as WARC 1.1 defines the payload). ``sha256``/``sha1`` in hex or base32 are accepted.
+A ``revisit`` record's payload digest is that of the original payload, which the revisit does
+not hold, so only its block digest is checked.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ MAX_HEADER_BYTES = 1024 * 1024
 
 
 class _Truncated(Exception):
-    """The data ended inside a record."""
+    """The data ended inside a record; ``partial_head`` holds a header block cut short."""
+
+    def __init__(self, message: str, partial_head: bytes = b"") -> None:
+        super().__init__(message)
+        self.partial_head = partial_head
 
 
 class _Malformed(Exception):
@@ -182,7 +188,7 @@ class _Source:
             if len(self.buf) > limit:
                 raise _Malformed("header block too long")
             if not self._fill():
-                raise _Truncated("ended inside a header block")
+                raise _Truncated("ended inside a header block", bytes(self.buf))
 
     def read_exact(self, n: int) -> Iterator[bytes]:
         remaining = n
@@ -208,6 +214,18 @@ class _Source:
             return self._consumed - len(self.buf)
         pending = len(self._pending) + len(self._decomp.unconsumed_tail)
         return self._consumed - pending - len(self.leftover)
+
+
+def _record_id_from_partial_head(head: bytes) -> str | None:
+    """The WARC-Record-ID of a header block cut short, if its line arrived whole."""
+    lines = head.split(b"\r\n")
+    if not lines[0].startswith(b"WARC/"):
+        return None
+    for line in lines[1:-1]:  # the last piece may be a line cut in the middle
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"warc-record-id":
+            return value.strip().decode("utf-8", errors="replace")
+    return None
 
 
 def _parse_headers(block: bytes) -> tuple[str, list[tuple[str, str]]]:
@@ -362,10 +380,13 @@ def iter_records(path: Path, *, verify: bool = True) -> Iterator[RecordInfo | Pr
                     raise _Malformed("missing or invalid Content-Length") from exc
                 block_label = info_headers.get("warc-block-digest")
                 payload_label = info_headers.get("warc-payload-digest")
+                ctype = info_headers.get("content-type", "").lower()
+                rtype = info_headers.get("warc-type", "").lower()
                 block = _Digester(block_label)
-                payload = _Digester(payload_label) if payload_label else None
-                ctype = info_headers.get("content-type", "")
-                rtype = info_headers.get("warc-type", "")
+                # A revisit's payload digest names the payload of the record it revisits, which
+                # this record does not hold, so it cannot be recomputed here.
+                check_payload = payload_label and rtype != "revisit"
+                payload = _Digester(payload_label) if check_payload else None
                 status = None
                 http_headers = None
                 if ctype.startswith("application/http") and rtype in ("response", "request"):
@@ -391,10 +412,12 @@ def iter_records(path: Path, *, verify: bool = True) -> Iterator[RecordInfo | Pr
                     member_len = src.raw_consumed()
                     raw.seek(offset + member_len)
             except _Truncated as exc:
-                yield Problem("truncated", name, offset, record_id, str(exc))
+                if record_id is None and exc.partial_head:
+                    record_id = _record_id_from_partial_head(exc.partial_head)
+                yield Problem("truncated", name, offset + skipped, record_id, str(exc))
                 return
             except _Malformed as exc:
-                yield Problem("format", name, offset, record_id, str(exc))
+                yield Problem("format", name, offset + skipped, record_id, str(exc))
                 return
             record_offset = offset + skipped
             info = RecordInfo(

@@ -83,9 +83,11 @@ def refusal_reason(addr: IPAddress) -> str | None:
     if isinstance(addr, ipaddress.IPv6Address):
         inner = _embedded_ipv4(addr)
         if inner is not None:
+            # The IPv4 address is where the packets go: judge it, not the IPv6 wrapper (whose
+            # prefixes the stdlib calls "reserved", which would refuse every site on a DNS64
+            # network).
             reason = refusal_reason(inner)
-            if reason:
-                return f"{reason} embedded in IPv6"
+            return f"{reason} embedded in IPv6" if reason else None
         if addr in ipaddress.ip_network("fc00::/7"):
             return "unique-local IPv6 address"
     if addr.is_private:
@@ -180,7 +182,9 @@ class GuardedConnector:
                 last = FetchTimeout(f"connecting to {host} ({address}) port {port} timed out")
                 last.__cause__ = exc
             except OSError as exc:
-                last = ConnectFailure(f"cannot connect to {host} ({address}) port {port}: {exc.strerror or exc}")
+                last = ConnectFailure(
+                    f"cannot connect to {host} ({address}) port {port}: {exc.strerror or exc}"
+                )
                 last.__cause__ = exc
         assert last is not None
         raise last

@@ -1,0 +1,125 @@
+"""Moving finished WARCs from a spool to the store: verify, upload, verify, then delete.
+
+A WARC leaves the spool only after (1) every record digest in it has been recomputed, (2) the
+store has accepted it under its immutable key and (3) the store's own SHA-256 of the whole
+object equals ours. If the store is down, files stay in the spool and the report says so; a
+later run or ``attest recover`` ships them. A file that fails verification is never uploaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archive.errors import IntegrityError, StorageError
+from archive.spool import RunSpool, SealResult, dead_spools, seal_open_file, source_of, store_key
+from archive.store import Store, file_sha256
+from archive.warcread import verify_warc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ShippedWarc:
+    filename: str
+    key: str
+    uri: str
+    sha256: str
+    size: int
+    records: int
+
+
+@dataclass
+class ShipReport:
+    run_id: str
+    shipped: list[ShippedWarc] = field(default_factory=list)
+    pending: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+    sealed: list[SealResult] = field(default_factory=list)
+    ledger_key: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "shipped": [vars(s) for s in self.shipped],
+            "pending": [{"file": f, "reason": r} for f, r in self.pending],
+            "sealed": [{"file": str(s.path) if s.path else None, "records": s.records, "cut_bytes": s.cut_bytes}
+                       for s in self.sealed],
+            "ledger_key": self.ledger_key,
+        }
+
+
+def ship_spool(spool: RunSpool, store: Store, *, seal_open: bool = False) -> ShipReport:
+    """Ship every closed WARC of a spool; with ``seal_open``, close interrupted files first."""
+    report = ShipReport(run_id=spool.run_id)
+    if seal_open:
+        for path in spool.open_files():
+            try:
+                report.sealed.append(seal_open_file(path))
+            except IntegrityError as exc:
+                report.pending.append((str(path), str(exc)))
+    for path in spool.closed_files():
+        try:
+            report.shipped.append(ship_file(path, store))
+        except IntegrityError as exc:
+            log.error("not uploading %s: %s", path, exc)
+            report.pending.append((str(path), str(exc)))
+        except StorageError as exc:
+            log.warning("keeping %s in the spool: %s", path, exc)
+            report.pending.append((str(path), str(exc)))
+    if not report.pending and not spool.open_files():
+        report.ledger_key = _ship_ledger(spool, store, report)
+        if report.ledger_key is not None or not (spool.path / "ledger.jsonl").exists():
+            spool.remove_if_done()
+    return report
+
+
+def ship_file(path: Path, store: Store) -> ShippedWarc:
+    verdict = verify_warc(path)
+    if not verdict.ok:
+        raise IntegrityError(f"{path}: {verdict.problems[0]}")
+    sha256 = file_sha256(path)
+    key = store_key(path.name, source_of(path.name))
+    stored = store.put_file(key, path, sha256)
+    shipped = ShippedWarc(path.name, key, stored.uri, sha256, stored.size, len(verdict.records))
+    path.unlink()
+    log.info("uploaded %s", stored.uri, extra={"sha256": sha256, "records": shipped.records})
+    return shipped
+
+
+def _ship_ledger(spool: RunSpool, store: Store, report: ShipReport) -> str | None:
+    """The run's ledger and ship report, kept beside the WARCs (``runs/<run id>/``)."""
+    ledger = spool.path / "ledger.jsonl"
+    info = spool.info()
+    started = str(info.get("started", ""))[:10].replace("-", "/") or "unknown"
+    base = f"runs/{started}/{spool.run_id}"
+    try:
+        for name in ("ledger.jsonl", "recorder.log"):
+            path = spool.path / name
+            if path.exists():
+                store.put_file(f"{base}/{name}", path, file_sha256(path))
+        summary = spool.path / "run-report.json"
+        summary.write_text(json.dumps({"run": info, "ship": report.as_dict()}, indent=1, sort_keys=True))
+        store.put_file(f"{base}/run-report.json", summary, file_sha256(summary))
+        summary.unlink()
+    except StorageError as exc:
+        report.pending.append((str(ledger), str(exc)))
+        return None
+    return f"{base}/ledger.jsonl"
+
+
+def recover(spool_root: Path, store: Store) -> list[ShipReport]:
+    """Seal and ship every spool whose run is dead (``attest recover`` and each new run)."""
+    reports = []
+    for spool in dead_spools(spool_root):
+        try:
+            reports.append(ship_spool(spool, store, seal_open=True))
+        finally:
+            spool.release()
+    return reports

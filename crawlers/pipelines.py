@@ -1,0 +1,106 @@
+"""What happens to each :class:`~crawlers.items.FetchResult`.
+
+Every result becomes one line of the run's ledger (``ledger.jsonl`` in the spool) and is counted
+by outcome. A page or attachment also gets a ``metadata`` record in the WARC, linked to its
+response (``WARC-Concurrent-To``): how it was discovered, its outlinks (with their scope), its
+requisites and its retry attempts. A URL that was never fetched because robots.txt forbids it
+gets a ``metadata`` outcome record, so the refusal is evidence too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.threads import deferToThread
+
+from archive.outcomes import Outcome
+from crawlers.items import FetchResult
+from crawlers.recorder.process import write_record
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+
+log = logging.getLogger(__name__)
+PAGE_METADATA_TYPE = "application/json; profile=attest-page"
+OUTCOME_METADATA_TYPE = "application/json; profile=attest-outcome"
+
+
+class CaptureLedgerPipeline:
+    def __init__(self, crawler: Crawler, ledger: Path, recorder_port: int) -> None:
+        self.crawler = crawler
+        self.ledger_path = ledger
+        self.recorder_port = recorder_port
+        self.outcomes: Counter[str] = Counter()
+        self._ledger: IO[str] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CaptureLedgerPipeline:
+        return cls(crawler, Path(crawler.settings["ATTEST_LEDGER"]), crawler.settings.getint("ATTEST_RECORDER_PORT"))
+
+    def open_spider(self, spider: Spider | None = None) -> None:
+        self._ledger = open(self.ledger_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close_spider
+
+    def close_spider(self, spider: Spider | None = None) -> None:
+        spider = spider or self.crawler.spider
+        extra = getattr(spider, "out_of_scope_results", None)
+        if callable(extra):
+            for item in extra():
+                self._log(item)
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+    def _log(self, item: FetchResult) -> None:
+        self.outcomes[item.outcome] += 1
+        stats = self.crawler.stats
+        stats.inc_value(f"attest/outcome/{item.outcome}")
+        stats.inc_value(f"attest/role/{item.role}")
+        if item.role in ("page", "attachment") and item.outcome != Outcome.OUT_OF_SCOPE:
+            stats.inc_value("attest/pages")
+        if self._ledger is not None:
+            self._ledger.write(json.dumps(item.ledger_entry(), sort_keys=True) + "\n")
+            self._ledger.flush()
+
+    async def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        if not isinstance(item, FetchResult):
+            return item
+        self._log(item)
+        if item.outcome == Outcome.ROBOTS_DISALLOWED:
+            body = {"outcome": item.outcome, "url": item.url, "reason": item.error or "robots.txt",
+                    "referrer": item.referrer, "source": item.source}
+            return await self._record(item, body, OUTCOME_METADATA_TYPE, None)
+        if item.role in ("page", "attachment") and item.capture_id:
+            body = {
+                "url": item.url,
+                "source": item.source,
+                "outcome": item.outcome,
+                "status": item.status,
+                "via": item.via,
+                "depth": item.depth,
+                "referrer": item.referrer,
+                "redirect_to": item.redirect_to,
+                "attempts": item.attempts,
+                "outlinks": item.outlinks,
+                "requisites": item.requisites,
+            }
+            return await self._record(item, body, PAGE_METADATA_TYPE, item.capture_id)
+        return item
+
+    async def _record(
+        self, item: FetchResult, body: dict[str, Any], content_type: str, concurrent_to: str | None
+    ) -> FetchResult:
+        data = json.dumps(body, sort_keys=True).encode("utf-8")
+
+        def write() -> FetchResult:
+            write_record(self.recorder_port, item.source, item.url, data, content_type, concurrent_to=concurrent_to)
+            return item
+
+        # The recorder call blocks for a moment; keep it off the reactor thread.
+        result: FetchResult = await maybe_deferred_to_future(deferToThread(write))
+        return result

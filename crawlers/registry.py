@@ -1,0 +1,264 @@
+"""The source registry: ``sources/*.yaml`` read, validated and turned into :class:`SourceSpec`.
+
+Each file holds ``sources:``, a list of sources (schema: ``crawlers/registry_schema.yaml``).
+Every error names the file, the source (by id, or by position when the id itself is wrong) and
+the field, e.g. ``sources/demo.yaml: source 'demo-news', field 'politeness.delay': -1 is less
+than the minimum of 0``. URLs may use ``${VAR}`` to take a value from the environment (the demo
+fills in the ports it serves on); an unset variable is an error naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from archive.errors import RegistryError
+
+_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_CRON_ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly", "@once"}
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_NAMES = {
+    3: "jan feb mar apr may jun jul aug sep oct nov dec".split(),
+    4: "sun mon tue wed thu fri sat".split(),
+}
+
+
+@dataclass(frozen=True)
+class Listing:
+    url: str
+    next: str = "a[rel~=next]"
+    items: str | None = None
+    max_pages: int = 100
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source, validated, with defaults filled in and variables expanded."""
+
+    id: str
+    kind: str
+    seeds: tuple[str, ...]
+    path: str = "<ad hoc>"
+    title: str = ""
+    browser: bool = False
+    hosts: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    max_depth: int = 3
+    max_pages: int = 1000
+    sitemaps: bool | tuple[str, ...] = False
+    feeds: tuple[str, ...] = ()
+    listings: tuple[Listing, ...] = ()
+    attachments: tuple[str, ...] = ("pdf",)
+    delay: float = 0.0
+    concurrency_per_host: int = 4
+    obey_robots: bool = True
+    robots_override_reason: str | None = None
+    autothrottle: bool = False
+    schedule: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("crawlers").joinpath("registry_schema.yaml").read_text()
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+_VALIDATOR = Draft202012Validator(_schema())
+
+
+def _field_path(error: ValidationError) -> tuple[int | None, str | None]:
+    parts = list(error.absolute_path)
+    index = parts[1] if len(parts) >= 2 and parts[0] == "sources" and isinstance(parts[1], int) else None
+    rest = parts[2:] if index is not None else parts
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        missing = [name for name in error.validator_value if isinstance(error.instance, dict) and name not in error.instance]
+        if missing:
+            rest = [*rest, missing[0]]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        if extra:
+            rest = [*rest, extra[0]]
+    text = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in rest).replace(".[", "[")
+    return index, text or None
+
+
+def _entry_name(doc: dict[str, Any], index: int | None) -> str | None:
+    if index is None:
+        return None
+    try:
+        entry = doc["sources"][index]
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"]:
+            return str(entry["id"])
+    except (KeyError, IndexError, TypeError):
+        pass
+    return f"#{index + 1}"
+
+
+def _check_cron(expr: str) -> str | None:
+    expr = expr.strip()
+    if expr in _CRON_ALIASES:
+        return None
+    fields = expr.split()
+    if len(fields) != 5:
+        return f"{expr!r} is not a cron expression (5 fields or @daily/@hourly/...)"
+    for i, part in enumerate(fields):
+        low, high = _CRON_RANGES[i]
+        names = _CRON_NAMES.get(i, [])
+        for item in part.split(","):
+            base, _, step = item.partition("/")
+            if step and not step.isdigit():
+                return f"{expr!r}: bad step {step!r}"
+            if base == "*":
+                continue
+            for bound in base.split("-", 1):
+                if bound.lower() in names:
+                    continue
+                if not bound.isdigit() or not low <= int(bound) <= high:
+                    return f"{expr!r}: {bound!r} is outside {low}-{high} in field {i + 1}"
+    return None
+
+
+def _expand(value: str, path: str, entry: str | None, field_name: str, env: dict[str, str]) -> str:
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise RegistryError(path, entry, field_name, f"environment variable {name} is not set")
+        return env[name]
+
+    expanded = _VAR.sub(sub, value)
+    parts = urlsplit(expanded)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RegistryError(path, entry, field_name, f"{expanded!r} is not an http(s) URL")
+    return expanded
+
+
+def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> list[SourceSpec]:
+    """Validate one parsed registry document and build its sources."""
+    env = dict(os.environ) if env is None else env
+    if not isinstance(doc, dict):
+        raise RegistryError(path, None, None, "expected a mapping with a 'sources' list")
+    errors = list(_VALIDATOR.iter_errors(doc))
+    if errors:
+        error = best_match(errors)
+        index, field_name = _field_path(error)
+        raise RegistryError(path, _entry_name(doc, index), field_name, error.message)
+    specs: list[SourceSpec] = []
+    seen: set[str] = set()
+    for raw in doc["sources"]:
+        sid = raw["id"]
+        if sid in seen:
+            raise RegistryError(path, sid, "id", "duplicate source id")
+        seen.add(sid)
+        scope = raw.get("scope", {})
+        disc = raw.get("discovery", {})
+        pol = raw.get("politeness", {})
+        seeds = tuple(_expand(u, path, sid, f"seeds[{i}]", env) for i, u in enumerate(raw["seeds"]))
+        robots = pol.get("robots", "obey")
+        reason = pol.get("robots_override_reason")
+        if robots == "ignore" and not reason:
+            raise RegistryError(
+                path, sid, "politeness.robots_override_reason",
+                "ignoring robots.txt needs a recorded reason (robots_override_reason)",
+            )
+        if raw.get("schedule"):
+            problem = _check_cron(raw["schedule"])
+            if problem:
+                raise RegistryError(path, sid, "schedule", problem)
+        sitemaps = disc.get("sitemaps", False)
+        if isinstance(sitemaps, list):
+            sitemaps = tuple(_expand(u, path, sid, f"discovery.sitemaps[{i}]", env) for i, u in enumerate(sitemaps))
+        listings = tuple(
+            Listing(
+                url=_expand(item["url"], path, sid, f"discovery.listings[{i}].url", env),
+                next=item.get("next", "a[rel~=next]"),
+                items=item.get("items"),
+                max_pages=item.get("max_pages", 100),
+            )
+            for i, item in enumerate(disc.get("listings", []))
+        )
+        hosts = tuple(h.lower() for h in scope.get("hosts", []))
+        for i, host in enumerate(list(hosts)):
+            hosts = hosts[:i] + (_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), host),) + hosts[i + 1 :]
+        specs.append(
+            SourceSpec(
+                id=sid,
+                kind=raw["kind"],
+                seeds=seeds,
+                path=path,
+                title=raw.get("title", ""),
+                browser=raw.get("browser", raw["kind"] == "profile"),
+                hosts=hosts,
+                prefixes=tuple(
+                    _expand(u, path, sid, f"scope.prefixes[{i}]", env) for i, u in enumerate(scope.get("prefixes", []))
+                ),
+                max_depth=scope.get("max_depth", 3),
+                max_pages=scope.get("max_pages", 1000),
+                sitemaps=sitemaps,
+                feeds=tuple(_expand(u, path, sid, f"discovery.feeds[{i}]", env) for i, u in enumerate(disc.get("feeds", []))),
+                listings=listings,
+                attachments=tuple(disc.get("attachments", ["pdf"])),
+                delay=float(pol.get("delay", 0.0)),
+                concurrency_per_host=pol.get("concurrency_per_host", 4),
+                obey_robots=robots == "obey",
+                robots_override_reason=reason,
+                autothrottle=pol.get("autothrottle", False),
+                schedule=raw.get("schedule"),
+                raw=raw,
+            )
+        )
+    return specs
+
+
+def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[SourceSpec]:
+    """Load registry files (or every ``*.yaml`` in a directory); ids must be unique overall."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.glob("*.yaml") if p.is_file()))
+        else:
+            files.append(path)
+    specs: list[SourceSpec] = []
+    where: dict[str, str] = {}
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RegistryError(str(file), None, None, f"cannot read: {exc.strerror or exc}") from exc
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RegistryError(str(file), None, None, f"not valid YAML: {exc}") from exc
+        for spec in parse_registry(doc, str(file), env):
+            if spec.id in where:
+                raise RegistryError(str(file), spec.id, "id", f"duplicate source id (also in {where[spec.id]})")
+            where[spec.id] = str(file)
+            specs.append(spec)
+    return specs
+
+
+def adhoc_source(seeds: list[str], *, max_pages: int, max_depth: int, browser: bool = False) -> SourceSpec:
+    """A source for ``attest crawl URL...``: the seeds' own origins are the scope."""
+    for i, seed in enumerate(seeds):
+        parts = urlsplit(seed)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RegistryError("<command line>", None, f"URL[{i}]", f"{seed!r} is not an http(s) URL")
+    return SourceSpec(
+        id="adhoc",
+        kind="news",
+        seeds=tuple(seeds),
+        max_pages=max_pages,
+        max_depth=max_depth,
+        browser=browser,
+        sitemaps=False,
+    )

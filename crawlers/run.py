@@ -1,0 +1,241 @@
+"""One capture run: recover dead runs, record, crawl, close, verify, upload.
+
+The same function serves ``attest crawl``, ``attest demo`` and (later) the DAG tasks, which run
+it in a subprocess because Twisted's reactor cannot be restarted in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from archive.errors import ConfigError, CrawlFailed
+from archive.ship import ShipReport, ShippedWarc, recover, ship_spool
+from archive.spool import RunSpool
+from archive.store import Store
+from crawlers.egress import load_hosts_table
+from crawlers.progress import ProgressSnapshot
+from crawlers.recorder.config import RecorderConfig
+from crawlers.recorder.process import RecorderProcess
+from crawlers.registry import SourceSpec
+from crawlers.warcinfo import common_fields, egress_ip, source_fields
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    """Everything a run needs, resolved by the entry point from settings and arguments."""
+
+    home: Path
+    spool_root: Path
+    ca_dir: Path
+    allow_networks: str
+    user_agent: str
+    settings_hash: str
+    hosts_file: Path | None = None
+    ca_bundles: tuple[Path, ...] = ()
+    egress_ip: str | None = None
+    warc_max_size: int = 1_000_000_000
+    gzip_level: int = 6
+    concurrency: int = 16
+    download_timeout: float = 30.0
+    retries: int = 2
+    retry_backoff: float = 1.0
+    airflow: dict[str, str] = field(default_factory=dict)
+    scrapy_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    started: str
+    ended: str
+    sources: list[str]
+    pages: int
+    fetches: int
+    outcomes: dict[str, int]
+    records: int
+    warc_bytes: int
+    shipped: list[ShippedWarc]
+    pending: list[tuple[str, str]]
+    recovered: list[ShipReport]
+    stopped: str | None
+    spool: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.pending and self.stopped is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "started": self.started,
+            "ended": self.ended,
+            "sources": self.sources,
+            "pages": self.pages,
+            "fetches": self.fetches,
+            "outcomes": self.outcomes,
+            "records": self.records,
+            "warc_bytes": self.warc_bytes,
+            "warcs": [vars(s) for s in self.shipped],
+            "pending": [{"file": f, "reason": r} for f, r in self.pending],
+            "recovered_runs": [r.as_dict() for r in self.recovered],
+            "stopped": self.stopped,
+        }
+
+
+def _scrapy_settings(options: RunOptions, recorder: RecorderProcess, ledger: Path,
+                     progress: Callable[[ProgressSnapshot], None] | None) -> dict[str, Any]:
+    import settings as attest_settings
+
+    values = dict(attest_settings.SCRAPY_SETTINGS)
+    values.update(
+        {
+            "ATTEST_RECORDER_URL": recorder.proxy_url,
+            "ATTEST_RECORDER_PORT": recorder.port,
+            "ATTEST_LEDGER": str(ledger),
+            "ATTEST_RETRIES": options.retries,
+            "ATTEST_RETRY_BACKOFF": options.retry_backoff,
+            "ATTEST_PROGRESS": progress,
+            "USER_AGENT": options.user_agent,
+            "CONCURRENT_REQUESTS": options.concurrency,
+            # The recorder times out first, so a slow origin is recorded as a timeout outcome.
+            "DOWNLOAD_TIMEOUT": options.download_timeout + 30,
+        }
+    )
+    values.update(options.scrapy_settings)
+    return values
+
+
+def _source_settings(source: SourceSpec) -> dict[str, Any]:
+    return {
+        "ROBOTSTXT_OBEY": source.obey_robots,
+        "DOWNLOAD_DELAY": source.delay,
+        "RANDOMIZE_DOWNLOAD_DELAY": source.delay > 0,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": source.concurrency_per_host,
+        "AUTOTHROTTLE_ENABLED": source.autothrottle,
+    }
+
+
+def run_scrapy(sources: list[SourceSpec], base: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Crawl the sources concurrently in one reactor; returns each source's Scrapy stats."""
+    from scrapy.crawler import Crawler, CrawlerProcess
+    from scrapy.settings import Settings
+
+    from crawlers.spiders import SPIDERS
+
+    process = CrawlerProcess(Settings(base), install_root_handler=False)
+    # Scrapy's own chatter stays out of attest's logs unless it is a warning.
+    for name in ("scrapy", "twisted", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    crawlers: dict[str, Crawler] = {}
+    for i, source in enumerate(sources):
+        spider_cls = SPIDERS.get(source.kind)
+        if spider_cls is None:
+            raise ConfigError(f"{source.path}: source {source.id!r}: kind {source.kind!r} has no spider yet")
+        settings = Settings(base)
+        settings.update(_source_settings(source))
+        # The first crawler installs the (asyncio) reactor, as CrawlerProcess would.
+        crawler = Crawler(spider_cls, settings, init_reactor=i == 0)
+        crawlers[source.id] = crawler
+        process.crawl(crawler, source=source)
+    process.start(stop_after_crawl=True)
+    results: dict[str, dict[str, Any]] = {}
+    for sid, crawler in crawlers.items():
+        stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+        if "finish_reason" not in stats:
+            raise CrawlFailed(f"the crawl of source {sid!r} did not run to its end (see the log above)")
+        results[sid] = stats
+    return results
+
+
+def run_capture(
+    sources: list[SourceSpec],
+    options: RunOptions,
+    store: Store,
+    *,
+    progress: Callable[[ProgressSnapshot], None] | None = None,
+    run_id: str | None = None,
+) -> RunSummary:
+    run_id = run_id or str(uuid.uuid4())
+    started = datetime.now(UTC)
+    options.spool_root.mkdir(parents=True, exist_ok=True)
+    # Runs that died earlier ship first, so nothing waits for a human.
+    recovered = recover(options.spool_root, store)
+    spool = RunSpool.create(
+        options.spool_root,
+        run_id,
+        {"run_id": run_id, "started": started.isoformat(), "sources": [s.id for s in sources],
+         "store": store.uri, "airflow": options.airflow},
+    )
+    hosts = None
+    if options.hosts_file is not None:
+        hosts = load_hosts_table(options.hosts_file.read_text().splitlines())
+    common = common_fields(
+        run_id=run_id,
+        settings_hash=options.settings_hash,
+        user_agent=options.user_agent,
+        egress=egress_ip(options.egress_ip),
+        airflow=options.airflow,
+    )
+    config = RecorderConfig(
+        spool=str(spool.path),
+        run_id=run_id,
+        default_source=sources[0].id if sources else "adhoc",
+        ca_dir=str(options.ca_dir),
+        warcinfo_common=common,
+        warcinfo_sources={s.id: source_fields(s) for s in sources},
+        max_warc_size=options.warc_max_size,
+        gzip_level=options.gzip_level,
+        allow_networks=options.allow_networks,
+        hosts=hosts,
+        ca_bundles=[str(p) for p in options.ca_bundles],
+        socket_timeout=options.download_timeout,
+    )
+    recorder = RecorderProcess(config, lock_fd=spool.lock_fd)
+    recorder.start()
+    stats: dict[str, dict[str, Any]] = {}
+    try:
+        stats = run_scrapy(sources, _scrapy_settings(options, recorder, spool.path / "ledger.jsonl", progress))
+    finally:
+        closed = recorder.stop()
+    report = ship_spool(spool, store, seal_open=True)
+    spool.release()
+    outcomes: Counter[str] = Counter()
+    pages = 0
+    stopped = None
+    for source_stats in stats.values():
+        pages += int(source_stats.get("attest/pages", 0))
+        for key, value in source_stats.items():
+            if key.startswith("attest/outcome/"):
+                outcomes[key.split("/", 2)[2]] += int(value)
+        if source_stats.get("attest/stopped"):
+            stopped = str(source_stats["attest/stopped"])
+        if source_stats.get("attest/recorder_unreachable"):
+            stopped = stopped or "recorder_unreachable"
+    if closed.get("disk_full"):
+        stopped = "disk_full"
+    writers = closed.get("writers", [])
+    return RunSummary(
+        run_id=run_id,
+        started=started.isoformat(),
+        ended=datetime.now(UTC).isoformat(),
+        sources=[s.id for s in sources],
+        pages=pages,
+        fetches=sum(v for k, v in outcomes.items() if k != "out_of_scope"),
+        outcomes=dict(sorted(outcomes.items())),
+        records=sum(int(w.get("records", 0)) for w in writers),
+        warc_bytes=sum(int(w.get("bytes", 0)) for w in writers),
+        shipped=report.shipped,
+        pending=report.pending,
+        recovered=recovered,
+        stopped=stopped,
+        spool=str(spool.path),
+    )

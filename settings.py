@@ -1,0 +1,191 @@
+"""attest's settings: Scrapy's (module-level constants) and attest's own (``ATTEST_*``).
+
+Only entry points read this module (``cli.py``, the DAGs, spiders' ``from_crawler``); library
+code takes arguments. :func:`load_config` turns the environment into one typed
+:class:`AttestConfig`, once, and fails at start-up with a message naming the setting when a
+value is wrong.
+
+attest's environment settings (all optional):
+
+==============================  ===========================================================
+``ATTEST_HOME``                 data home (default ``./data``): ``store/``, ``spool/``, CA
+``ATTEST_STORE``                store URI, ``file:///abs/path`` or ``s3://bucket/prefix``
+``ATTEST_S3_ENDPOINT``          S3 endpoint for non-AWS servers (SeaweedFS, MinIO)
+``ATTEST_S3_OBJECT_LOCK_DAYS``  COMPLIANCE retention given to each uploaded WARC
+``ATTEST_ALLOW_NETWORKS``       CIDR list the egress guard allows (e.g. ``127.0.0.0/8``)
+``ATTEST_HOSTS_FILE``           hosts-format file replacing DNS for the recorder
+``ATTEST_CA_BUNDLE``            extra PEM trust anchors for checking origins' TLS chains
+``ATTEST_EGRESS_IP``            the crawler's public egress IP, recorded in ``warcinfo``
+``ATTEST_USER_AGENT``           the User-Agent sent to origins
+``ATTEST_WARC_MAX_SIZE``        rotate WARC files at this many bytes (default 1 GB)
+``ATTEST_GZIP_LEVEL``           gzip level of WARC records, 1-9 (default 6)
+``ATTEST_CONCURRENCY``          concurrent requests per crawl (default 16)
+``ATTEST_DOWNLOAD_TIMEOUT``     seconds before a fetch is a ``timeout`` (default 30)
+``ATTEST_RETRIES``              retries for 5xx, 429 and transient failures (default 2)
+==============================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from archive.errors import ConfigError
+
+BOT_NAME = "attest"
+
+# --- Scrapy settings ------------------------------------------------------------------------
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+REMOTE_CONTROL_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+ROBOTSTXT_OBEY = True
+COOKIES_ENABLED = False
+# Redirects are followed by the spiders, so every hop is captured and counted as an outcome.
+REDIRECT_ENABLED = False
+METAREFRESH_ENABLED = False
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+DOWNLOAD_DELAY = 0.0
+DOWNLOAD_TIMEOUT = 60
+DOWNLOAD_MAXSIZE = 0
+DOWNLOAD_WARNSIZE = 0
+# warcio has no zstd decoder (see STACK notes); archive encodings everyone can read back.
+DEFAULT_REQUEST_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en,fr;q=0.8",
+    "Accept-Encoding": "gzip, deflate, br",
+}
+LOG_LEVEL = "WARNING"
+SCHEDULER_PRIORITY_QUEUE = "scrapy.pqueues.ScrapyPriorityQueue"
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawlers.middlewares.RobotsOutcomeMiddleware": 100,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawlers.middlewares.RetryAfterMiddleware": 550,
+    "crawlers.middlewares.RecorderMiddleware": 740,
+}
+SPIDER_MIDDLEWARES = {
+    # attest's spiders track depth and scope themselves.
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+}
+ITEM_PIPELINES = {"crawlers.pipelines.CaptureLedgerPipeline": 100}
+EXTENSIONS = {
+    "scrapy.extensions.telnet.TelnetConsole": None,
+    "crawlers.progress.CrawlProgress": 500,
+}
+STATS_DUMP = False
+
+SCRAPY_SETTINGS = {
+    name: value for name, value in dict(globals()).items() if name.isupper() and name != "SCRAPY_SETTINGS"
+}
+
+# --- attest's own settings ------------------------------------------------------------------
+DEFAULT_USER_AGENT = "attest/0.1 (web evidence archiver; +https://example.org/attest)"
+
+
+@dataclass(frozen=True)
+class AttestConfig:
+    home: Path
+    store_uri: str
+    allow_networks: str = ""
+    hosts_file: Path | None = None
+    ca_bundles: tuple[Path, ...] = ()
+    egress_ip: str | None = None
+    user_agent: str = DEFAULT_USER_AGENT
+    warc_max_size: int = 1_000_000_000
+    gzip_level: int = 6
+    concurrency: int = 16
+    download_timeout: float = 30.0
+    retries: int = 2
+    s3_endpoint: str | None = None
+    s3_object_lock_days: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spool_root(self) -> Path:
+        return self.home / "spool"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.home / "recorder-ca"
+
+    def settings_hash(self) -> str:
+        """SHA-256 over the effective settings, recorded in every ``warcinfo``."""
+        data = {k: str(v) for k, v in asdict(self).items()}
+        data["scrapy"] = json.dumps(SCRAPY_SETTINGS, sort_keys=True, default=str)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _int(env: dict[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+    return value
+
+
+def default_store_uri(home: Path) -> str:
+    return (home / "store").resolve().as_uri()
+
+
+def load_config(env: dict[str, str] | None = None, *, store: str | None = None) -> AttestConfig:
+    """The one place the environment is read. ``store`` (from ``--store``) wins over the env."""
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("ATTEST_HOME") or "data").expanduser().resolve()
+    store_uri = store or env.get("ATTEST_STORE") or default_store_uri(home)
+    if store_uri.startswith("/"):
+        store_uri = Path(store_uri).as_uri()
+    if not (store_uri.startswith("file://") or store_uri.startswith("s3://")):
+        raise ConfigError(f"store {store_uri!r}: use file:///abs/path or s3://bucket/prefix")
+    hosts_file = env.get("ATTEST_HOSTS_FILE")
+    if hosts_file and not Path(hosts_file).is_file():
+        raise ConfigError(f"ATTEST_HOSTS_FILE={hosts_file!r}: no such file")
+    bundles = tuple(Path(p) for p in (env.get("ATTEST_CA_BUNDLE") or "").split(os.pathsep) if p)
+    for bundle in bundles:
+        if not bundle.is_file():
+            raise ConfigError(f"ATTEST_CA_BUNDLE: {str(bundle)!r} is not a file")
+    lock_days = env.get("ATTEST_S3_OBJECT_LOCK_DAYS")
+    # Validated for its message here; archive.store_s3 reads the same variable.
+    lock = _int(env, "ATTEST_S3_OBJECT_LOCK_DAYS", 0, low=1, high=36500) if lock_days else None
+    from crawlers.egress import parse_networks
+
+    allow = env.get("ATTEST_ALLOW_NETWORKS", "")
+    parse_networks(allow)  # fail early, naming the setting
+    return AttestConfig(
+        home=home,
+        store_uri=store_uri,
+        allow_networks=allow,
+        hosts_file=Path(hosts_file) if hosts_file else None,
+        ca_bundles=bundles,
+        egress_ip=env.get("ATTEST_EGRESS_IP") or None,
+        user_agent=env.get("ATTEST_USER_AGENT") or DEFAULT_USER_AGENT,
+        warc_max_size=_int(env, "ATTEST_WARC_MAX_SIZE", 1_000_000_000, low=1_000_000, high=5 * 1024**3),
+        gzip_level=_int(env, "ATTEST_GZIP_LEVEL", 6, low=1, high=9),
+        concurrency=_int(env, "ATTEST_CONCURRENCY", 16, low=1, high=256),
+        download_timeout=_float(env, "ATTEST_DOWNLOAD_TIMEOUT", 30.0, low=1, high=3600),
+        retries=_int(env, "ATTEST_RETRIES", 2, low=0, high=10),
+        s3_endpoint=env.get("ATTEST_S3_ENDPOINT") or None,
+        s3_object_lock_days=lock,
+    )
