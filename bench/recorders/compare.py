@@ -67,8 +67,16 @@ APP_BIN = Path(sys.executable).parent
 ACCEPT_ENCODING = "gzip, br"
 #: Share of each kind of fetch in the URL list (out of 20).
 MIX = {"gzip": 10, "br": 2, "chunked": 4, "https": 2, "404": 1, "redirect": 1}
-HTTPS_PATHS = ["/", "/press/", "/press/1.html", "/press/2.html", "/press/3.html",
-               "/fr/communiques/1.html", "/files/1.pdf", "/assets/ngo.css"]
+HTTPS_PATHS = [
+    "/",
+    "/press/",
+    "/press/1.html",
+    "/press/2.html",
+    "/press/3.html",
+    "/fr/communiques/1.html",
+    "/files/1.pdf",
+    "/assets/ngo.css",
+]
 #: Issue #2's floor lets recording cost at most 0.5 x plain Scrapy's 33 ms CPU per article
 #: page (16.5 ms); a full crawl fetches about two exchanges per article page (the article and
 #: its image; shared stylesheet, script and icons amortise away), so about 8 ms per exchange.
@@ -78,6 +86,7 @@ SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 # --- the fixture web, in its own process --------------------------------------------------
+
 
 def _fixture_main(conn: multiprocessing.connection.Connection, articles: int, workdir: str) -> None:
     """Serve news + HTTPS on 127.0.0.1 (FixtureWeb) and the same handlers on 127.0.0.2."""
@@ -91,15 +100,19 @@ def _fixture_main(conn: multiprocessing.connection.Connection, articles: int, wo
         "secure@127.0.0.1": web.servers["secure"],
         "news@127.0.0.2": FixtureServer(web.news, host="127.0.0.2", keep_log=True).start(),
         "secure@127.0.0.2": FixtureServer(
-            web.servers["secure"].handler, host="127.0.0.2", tls=web.ca.server_context(),
+            web.servers["secure"].handler,
+            host="127.0.0.2",
+            tls=web.ca.server_context(),
             keep_log=True,
         ).start(),
     }
-    conn.send({
-        "origins": {name: server.origin for name, server in servers.items()},
-        "ca_pem": str(web.ca.ca_pem),
-        "server_pem": str(web.ca.cert_pem),
-    })
+    conn.send(
+        {
+            "origins": {name: server.origin for name, server in servers.items()},
+            "ca_pem": str(web.ca.ca_pem),
+            "server_pem": str(web.ca.cert_pem),
+        }
+    )
     while True:
         command = conn.recv()
         if command == "reset":
@@ -122,8 +135,9 @@ class Fixture:
     def __init__(self, articles: int, workdir: Path) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_fixture_main, args=(child, articles, str(workdir)),
-                                 daemon=True)
+        self._proc = ctx.Process(
+            target=_fixture_main, args=(child, articles, str(workdir)), daemon=True
+        )
         self._proc.start()
         info = self._conn.recv()
         self.origins: dict[str, str] = info["origins"]
@@ -151,6 +165,7 @@ class Fixture:
 
 # --- the URL list ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Fetch:
     kind: str  # gzip | br | chunked | https | 404 | redirect
@@ -173,9 +188,12 @@ def plan(exchanges: int, seed: int) -> tuple[list[Fetch], int]:
     fetches: list[Fetch] = []
     fetches += [Fetch("gzip", "news", f"/article/{n}.html") for n in range(1, counts["gzip"] + 1)]
     fetches += [Fetch("br", "news", "/static/site.css")] * counts["br"]
-    fetches += [Fetch("chunked", "news", sections[i % len(sections)]) for i in range(counts["chunked"])]
-    fetches += [Fetch("https", "secure", HTTPS_PATHS[i % len(HTTPS_PATHS)])
-                for i in range(counts["https"])]
+    fetches += [
+        Fetch("chunked", "news", sections[i % len(sections)]) for i in range(counts["chunked"])
+    ]
+    fetches += [
+        Fetch("https", "secure", HTTPS_PATHS[i % len(HTTPS_PATHS)]) for i in range(counts["https"])
+    ]
     fetches += [Fetch("404", "news", "/missing.html")] * counts["404"]
     fetches += [Fetch("redirect", "news", "/old/start")] * counts["redirect"]
     random.Random(seed).shuffle(fetches)
@@ -183,6 +201,7 @@ def plan(exchanges: int, seed: int) -> tuple[list[Fetch], int]:
 
 
 # --- the client -----------------------------------------------------------------------
+
 
 @dataclass
 class FetchResult:
@@ -239,7 +258,7 @@ def _proc_stat(pid: int) -> tuple[int, float]:
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of ``pid`` and all its live descendants (and reaped children)."""
     try:
-        import psutil  # type: ignore[import-untyped]
+        import psutil  # type: ignore  # optional (dev extra); /proc is read otherwise
     except ImportError:
         psutil = None
     if psutil is not None:
@@ -280,6 +299,7 @@ def settled_cpu(pid: int, step: float = 0.3, quiet: float = 0.015, timeout: floa
 
 
 # --- the candidates -------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -327,9 +347,13 @@ class AttestCandidate(Candidate):
         run_id = str(uuid.uuid4())
         spool = RunSpool.create(workdir / "spool", run_id, {"run_id": run_id, "bench": "recorders"})
         config = RecorderConfig(
-            spool=str(spool.path), run_id=run_id, default_source="bench",
-            ca_dir=str(workdir / "ca"), allow_networks="127.0.0.0/8",
-            ca_bundles=[str(fixture.ca_pem)], warcinfo_common=[("run-id", run_id)],
+            spool=str(spool.path),
+            run_id=run_id,
+            default_source="bench",
+            ca_dir=str(workdir / "ca"),
+            allow_networks="127.0.0.0/8",
+            ca_bundles=[str(fixture.ca_pem)],
+            warcinfo_common=[("run-id", run_id)],
         )
         recorder = RecorderProcess(config, lock_fd=spool.lock_fd)
         recorder.start()
@@ -337,8 +361,12 @@ class AttestCandidate(Candidate):
         self.pid = recorder.proc.pid
         self.proxy_url = recorder.proxy_url
         self.command = f"{sys.executable} -m crawlers.recorder {spool.path}/recorder.json"
-        self.version = "attest " + importlib.metadata.version("attest") + \
-            " on warcprox " + importlib.metadata.version("warcprox")
+        self.version = (
+            "attest "
+            + importlib.metadata.version("attest")
+            + " on warcprox "
+            + importlib.metadata.version("warcprox")
+        )
 
         def stop() -> list[Path]:
             event = recorder.stop()
@@ -351,7 +379,9 @@ class AttestCandidate(Candidate):
         self._stop = stop
 
 
-def _stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+def _stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 60
+) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
     try:
@@ -366,15 +396,31 @@ class WarcproxCandidate(Candidate):
         port = free_port()
         warcs = workdir / "warcs"
         cmd = [
-            str(APP_BIN / "warcprox"), "--address", "127.0.0.1", "--port", str(port),
-            "--dir", str(warcs), "--gzip", "--digest-algorithm", "sha256",
-            "--cacert", str(workdir / "warcprox-ca.pem"), "--certs-dir", str(workdir / "certs"),
-            "--dedup-db-file", "/dev/null", "--stats-db-file", "/dev/null", "--quiet",
+            str(APP_BIN / "warcprox"),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(warcs),
+            "--gzip",
+            "--digest-algorithm",
+            "sha256",
+            "--cacert",
+            str(workdir / "warcprox-ca.pem"),
+            "--certs-dir",
+            str(workdir / "certs"),
+            "--dedup-db-file",
+            "/dev/null",
+            "--stats-db-file",
+            "/dev/null",
+            "--quiet",
         ]
         workdir.mkdir(parents=True, exist_ok=True)
         with open(workdir / "warcprox.log", "wb") as log:
-            proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
         wait_listening(port, proc)
         self.pid = proc.pid
         self.proxy_url = f"http://127.0.0.1:{port}"
@@ -405,10 +451,15 @@ def ensure_mitm_venv() -> Path:
 
 def mitm_versions() -> str:
     out = subprocess.run(
-        [str(MITM_VENV / "bin" / "python"), "-c",
-         "import importlib.metadata as m; print(' '.join(p + ' ' + m.version(p) for p in "
-         "('mitmproxy', 'warcio', 'Brotli', 'cryptography')))"],
-        capture_output=True, text=True, check=True,
+        [
+            str(MITM_VENV / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m; print(' '.join(p + ' ' + m.version(p) for p in "
+            "('mitmproxy', 'warcio', 'Brotli', 'cryptography')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.strip()
 
@@ -419,15 +470,26 @@ class MitmCandidate(Candidate):
         port = free_port()
         warcs = workdir / "warcs"
         cmd = [
-            str(mitmdump), "-q", "-s", str(ADDON),
-            "--listen-host", "127.0.0.1", "--listen-port", str(port),
-            "--set", "ssl_insecure=true", "--set", f"confdir={workdir / 'conf'}",
-            "--set", f"warc_dir={warcs}",
+            str(mitmdump),
+            "-q",
+            "-s",
+            str(ADDON),
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            str(port),
+            "--set",
+            "ssl_insecure=true",
+            "--set",
+            f"confdir={workdir / 'conf'}",
+            "--set",
+            f"warc_dir={warcs}",
         ]
         workdir.mkdir(parents=True, exist_ok=True)
         with open(workdir / "mitmdump.log", "wb") as log:
-            proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
         wait_listening(port, proc)
         self.pid = proc.pid
         self.proxy_url = f"http://127.0.0.1:{port}"
@@ -452,6 +514,7 @@ CANDIDATES: dict[str, Callable[[], Candidate]] = {
 
 
 # --- reading WARCs back, independently of archive/ and warcio --------------------------
+
 
 @dataclass
 class Record:
@@ -496,7 +559,9 @@ def read_records(path: Path) -> list[Record]:
         length = int(record.get("Content-Length") or "-1")
         record.block = data[end + 4 : end + 4 + length]
         if len(record.block) != length or data[end + 4 + length : end + 8 + length] != b"\r\n\r\n":
-            raise ValueError(f"{path.name}: record at {pos} is truncated or not CRLF CRLF-terminated")
+            raise ValueError(
+                f"{path.name}: record at {pos} is truncated or not CRLF CRLF-terminated"
+            )
         records.append(record)
         pos = end + 8 + length
     return records
@@ -560,7 +625,36 @@ def contains_cert(block: bytes, der: bytes) -> bool:
     return der in block or base64.b64encode(der) in flat
 
 
+#: warcio 1.8.1's br decoder expects brotlipy (``unused_data``); Google's Brotli, which Scrapy
+#: needs, lacks it (STACK-NOTES 1b). This shim lets ``warcio check`` read br records.
+WARCIO_CHECK = """
+import sys, brotli
+from warcio.bufferedreaders import BufferedReader
+class Br:
+    def __init__(self):
+        self.d, self.unused_data = brotli.Decompressor(), None
+    def decompress(self, data):
+        return self.d.process(data)
+BufferedReader.DECOMPRESSORS["br"] = Br
+from warcio.cli import main
+sys.exit(main(["check", "-v", *sys.argv[1:]]))
+"""
+
+
+def warcio_check(files: list[Path]) -> tuple[int, int]:
+    """(files ``warcio check`` passes, digests it reports as failed): for information only."""
+    passed = failed = 0
+    for path in files:
+        out = subprocess.run(
+            [sys.executable, "-c", WARCIO_CHECK, str(path)], capture_output=True, text=True
+        )
+        passed += out.returncode == 0
+        failed += out.stdout.count("digest failed")
+    return passed, failed
+
+
 # --- the checks -----------------------------------------------------------------------
+
 
 @dataclass
 class Check:
@@ -595,7 +689,7 @@ CRITERIA: list[tuple[str, str]] = [
     ("ip", "WARC-IP-Address = fixture IP"),
     ("concurrent", "request <-> response WARC-Concurrent-To"),
     ("tls_chain", "TLS chain kept (server leaf cert in a record)"),
-    ("complete", "one response record per fetch"),
+    ("complete", "response records per URL = fetches per URL"),
     ("body_gzip", "body == wire bytes: gzip"),
     ("body_br", "body == wire bytes: br"),
     ("body_chunked", "body == wire bytes: chunked (framing incl.)"),
@@ -651,12 +745,16 @@ def evaluate(
         checks["sha256"].add(labels_ok, f"{where}: block {block_label!r} payload {payload_label!r}")
         if block_label.startswith("sha256:"):
             computed = "sha256:" + hashlib.sha256(r.block).hexdigest()
-            checks["block_digest"].add(computed == block_label.lower(),
-                                       f"{where}: recorded {block_label}, computed {computed}")
+            checks["block_digest"].add(
+                computed == block_label.lower(),
+                f"{where}: recorded {block_label}, computed {computed}",
+            )
         if payload_label and payload_label.startswith("sha256:") and r.type != "revisit":
             computed = "sha256:" + hashlib.sha256(entity(r)).hexdigest()
-            checks["payload_digest"].add(computed == payload_label.lower(),
-                                         f"{where}: recorded {payload_label}, computed {computed}")
+            checks["payload_digest"].add(
+                computed == payload_label.lower(),
+                f"{where}: recorded {payload_label}, computed {computed}",
+            )
         if r.type == "request":
             to = r.get("WARC-Concurrent-To")
             checks["concurrent"].add(to in ids, f"{where}: WARC-Concurrent-To {to}")
@@ -667,8 +765,8 @@ def evaluate(
             continue
         url = r.get("WARC-Target-URI") or ""
         responses[url] += 1
-        ip = r.get("WARC-IP-Address")
-        checks["ip"].add(ip == fixture_ip, f"{where}: WARC-IP-Address {ip}")
+        peer = r.get("WARC-IP-Address")
+        checks["ip"].add(peer == fixture_ip, f"{where}: WARC-IP-Address {peer}")
         expected = wire.get(url)
         if not expected:
             continue
@@ -682,19 +780,22 @@ def evaluate(
             )
         got = head.decode("latin-1").replace("\r\n", "|")
         want = sorted(h.decode("latin-1").replace("\r\n", "|") for h, _b in expected)
-        checks["head_exact"].add(any(head == h for h, _b in expected),
-                                 f"{url}: stored {got!r}, server wrote {want[0]!r}")
+        checks["head_exact"].add(
+            any(head == h for h, _b in expected), f"{url}: stored {got!r}, server wrote {want[0]!r}"
+        )
     checks["tls_chain"].add(chain_found, "no record carries the HTTPS server's leaf certificate")
     if chain_found:
         checks["tls_chain"].example = "leaf + CA" if ca_found else "leaf only"
     fetched = Counter(res.url for res in results if res.status is not None)
     for url, count in fetched.items():
-        checks["complete"].add(responses[url] == count,
-                               f"{url}: {count} fetches, {responses[url]} response records")
+        checks["complete"].add(
+            responses[url] == count, f"{url}: {count} fetches, {responses[url]} response records"
+        )
     return checks
 
 
 # --- one run of one candidate ---------------------------------------------------------
+
 
 @dataclass
 class RepResult:
@@ -707,6 +808,8 @@ class RepResult:
     warc_files: int
     warc_bytes: int
     records: int
+    warcio_check_files_ok: int
+    warcio_check_digest_failures: int
     first_error: str | None = None
 
 
@@ -738,6 +841,7 @@ def run_once(
     checks = evaluate(files, fetches, urls, results, sent, fixture, candidate.fixture_ip)
     errors = [r for r in results if r.status is None]
     statuses = Counter(str(r.status) for r in results)
+    warcio_ok, warcio_failed = warcio_check(files)
     cpu = cpu_after - cpu_before
     rep = RepResult(
         wall_s=round(wall, 3),
@@ -749,12 +853,15 @@ def run_once(
         warc_files=len(files),
         warc_bytes=sum(p.stat().st_size for p in files),
         records=sum(len(read_records(p)) for p in files),
+        warcio_check_files_ok=warcio_ok,
+        warcio_check_digest_failures=warcio_failed,
         first_error=errors[0].error if errors else None,
     )
     return rep, checks
 
 
 # --- report ---------------------------------------------------------------------------
+
 
 def table(results: list[CandidateResult], budget_ms: float) -> tuple[list[list[str]], list[str]]:
     header = ["criterion", *[r.name for r in results]]
@@ -779,6 +886,7 @@ def table(results: list[CandidateResult], budget_ms: float) -> tuple[list[list[s
     rate_row = ["exchanges/s, median"]
     err_row = ["client errors (all reps)"]
     size_row = ["WARC bytes per exchange, median"]
+    warcio_row = ["info: warcio check, files ok / digest failures"]
     for r in results:
         cpu = statistics.median(x.cpu_ms_per_exchange for x in r.reps)
         each = ", ".join(f"{x.cpu_ms_per_exchange:.2f}" for x in r.reps)
@@ -788,7 +896,12 @@ def table(results: list[CandidateResult], budget_ms: float) -> tuple[list[list[s
         rate_row.append(f"{statistics.median(x.exchanges / x.wall_s for x in r.reps):.0f}")
         err_row.append(str(sum(x.client_errors for x in r.reps)))
         size_row.append(f"{statistics.median(x.warc_bytes / x.exchanges for x in r.reps):.0f}")
-    rows += [cpu_row, wall_row, rate_row, err_row, size_row]
+        warcio_row.append(
+            f"{sum(x.warcio_check_files_ok for x in r.reps)}/"
+            f"{sum(x.warc_files for x in r.reps)} / "
+            f"{sum(x.warcio_check_digest_failures for x in r.reps)}"
+        )
+    rows += [cpu_row, wall_row, rate_row, err_row, size_row, warcio_row]
     return rows, notes
 
 
@@ -796,7 +909,9 @@ def render(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
-        lines.append("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+        lines.append(
+            "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+        )
         if n == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
@@ -808,11 +923,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="repetitions (CPU is their median)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--candidates", default="attest,warcprox,mitmproxy")
-    parser.add_argument("--cpu-budget-ms", type=float, default=DEFAULT_CPU_BUDGET_MS,
-                        help="CPU ms per exchange that passes (default: issue #2's floor, see source)")
+    parser.add_argument(
+        "--cpu-budget-ms",
+        type=float,
+        default=DEFAULT_CPU_BUDGET_MS,
+        help="CPU ms per exchange that passes (default: issue #2's floor, see source)",
+    )
     parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument("--workdir", type=Path, help="keep WARCs and logs here (default: a temp dir, removed)")
-    parser.add_argument("--out", type=Path, help="JSON result path (default: bench/results/recorders-<time>.json)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep WARCs and logs here (default: a temp dir, removed)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="JSON result path (default: bench/results/recorders-<time>.json)"
+    )
     args = parser.parse_args(argv)
 
     bench_started = time.perf_counter()
@@ -832,17 +955,21 @@ def main(argv: list[str] | None = None) -> int:
             order = names[rep % len(names) :] + names[: rep % len(names)]
             for name in order:
                 candidate = CANDIDATES[name]()
-                rep_result, checks = run_once(candidate, fixture, fetches,
-                                              workdir / f"{name}-rep{rep + 1}", args.concurrency)
+                rep_result, checks = run_once(
+                    candidate, fixture, fetches, workdir / f"{name}-rep{rep + 1}", args.concurrency
+                )
                 result = results[name]
                 result.version, result.command = candidate.version, candidate.command
                 result.fixture_ip = candidate.fixture_ip
                 result.reps.append(rep_result)
                 for key, check in checks.items():
                     result.checks.setdefault(key, Check()).merge(check)
-                print(f"rep {rep + 1} {name}: {rep_result.exchanges} exchanges in "
-                      f"{rep_result.wall_s:.2f} s, {rep_result.cpu_ms_per_exchange:.2f} ms CPU each, "
-                      f"{rep_result.client_errors} client errors", flush=True)
+                print(
+                    f"rep {rep + 1} {name}: {rep_result.exchanges} exchanges in "
+                    f"{rep_result.wall_s:.2f} s, {rep_result.cpu_ms_per_exchange:.2f} ms CPU each, "
+                    f"{rep_result.client_errors} client errors",
+                    flush=True,
+                )
     finally:
         fixture.stop()
         if args.workdir is None:
@@ -852,8 +979,10 @@ def main(argv: list[str] | None = None) -> int:
     rows, notes = table(ordered, args.cpu_budget_ms)
     kinds = Counter(f.kind for f in fetches)
     print()
-    print(f"{args.exchanges} exchanges x {args.reps} reps per candidate, concurrency "
-          f"{args.concurrency}; mix {dict(kinds)}")
+    print(
+        f"{args.exchanges} exchanges x {args.reps} reps per candidate, concurrency "
+        f"{args.concurrency}; mix {dict(kinds)}"
+    )
     for r in ordered:
         print(f"  {r.name}: {r.version}; fixture at {r.fixture_ip}")
     print(render(rows))
@@ -865,9 +994,14 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or RESULTS / f"recorders-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {
-        "command": " ".join([Path(sys.executable).relative_to(ROOT).as_posix()
-                             if Path(sys.executable).is_relative_to(ROOT) else sys.executable,
-                             *sys.argv]),
+        "command": " ".join(
+            [
+                Path(sys.executable).relative_to(ROOT).as_posix()
+                if Path(sys.executable).is_relative_to(ROOT)
+                else sys.executable,
+                *sys.argv,
+            ]
+        ),
         "finished": datetime.now(UTC).isoformat(),
         "bench_wall_s": round(total, 1),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -881,8 +1015,10 @@ def main(argv: list[str] | None = None) -> int:
                 "command": r.command,
                 "fixture_ip": r.fixture_ip,
                 "reps": [asdict(x) for x in r.reps],
-                "checks": {k: {"ok": c.ok, "good": c.good, "total": c.total, "example": c.example}
-                           for k, c in r.checks.items()},
+                "checks": {
+                    k: {"ok": c.ok, "good": c.good, "total": c.total, "example": c.example}
+                    for k, c in r.checks.items()
+                },
             }
             for r in ordered
         },

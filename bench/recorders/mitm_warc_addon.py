@@ -116,20 +116,29 @@ class WarcRecorder:
             if name.lower() == "transfer-encoding" and "chunked" in value.lower():
                 name = "X-Archive-Orig-Transfer-Encoding"
             resp_fields.append((name, value))
-        resp_sh = StatusAndHeaders(f"{resp.status_code} {resp.reason}", resp_fields,
-                                   protocol=resp.http_version)
+        resp_sh = StatusAndHeaders(
+            f"{resp.status_code} {resp.reason}", resp_fields, protocol=resp.http_version
+        )
         body = resp.raw_content or b""
         resp_headers = {"WARC-Date": date}
         if ip:
             resp_headers["WARC-IP-Address"] = ip
         response = writer.create_warc_record(
-            url, "response", payload=io.BytesIO(body), length=len(body),
-            warc_headers_dict=resp_headers, http_headers=resp_sh,
+            url,
+            "response",
+            payload=io.BytesIO(body),
+            length=len(body),
+            warc_headers_dict=resp_headers,
+            http_headers=resp_sh,
         )
         req_body = req.raw_content or b""
         request = writer.create_warc_record(
-            url, "request", payload=io.BytesIO(req_body), length=len(req_body),
-            warc_headers_dict={"WARC-Date": date}, http_headers=req_sh,
+            url,
+            "request",
+            payload=io.BytesIO(req_body),
+            length=len(req_body),
+            warc_headers_dict={"WARC-Date": date},
+            http_headers=req_sh,
         )
         response_id = response.rec_headers.get_header("WARC-Record-ID")
         request.rec_headers.add_header("WARC-Concurrent-To", response_id)
@@ -162,15 +171,21 @@ class WarcRecorder:
             "tls_version": conn.tls_version,
             "cipher": conn.cipher,
             "chain": [
-                {"sha256": cert.fingerprint().hex(), "subject": str(cert.subject),
-                 "pem": cert.to_pem().decode("ascii")}
+                {
+                    "sha256": cert.fingerprint().hex(),
+                    "subject": str(cert.subject),
+                    "pem": cert.to_pem().decode("ascii"),
+                }
                 for cert in conn.certificate_list
             ],
         }
         data = json.dumps(info, indent=1, sort_keys=True).encode("utf-8")
         assert self._writer is not None
         return self._writer.create_warc_record(
-            url, "metadata", payload=io.BytesIO(data), length=len(data),
+            url,
+            "metadata",
+            payload=io.BytesIO(data),
+            length=len(data),
             warc_content_type="application/json; profile=tls-chain",
             warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": response_id},
         )

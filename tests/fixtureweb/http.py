@@ -146,7 +146,7 @@ class FixtureServer:
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close" or version == "HTTP/1.0":
                     return
-        except (ConnectionError, ssl.SSLError):
+        except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
             return
         finally:
             with contextlib.suppress(Exception):

@@ -48,6 +48,8 @@ STOP_TIMEOUT = 20.0
 # weed's plugin worker dials the admin server's gRPC at the admin HTTP port + 10000, whatever
 # -admin.port.grpc says (SeaweedFS 4.48), so the admin ports are picked as such a pair.
 GRPC_PORT_OFFSET = 10000
+# Hard-coded in weed 4.48, unlike -filer.localSocket and -s3.localSocket.
+GRPC_SOCKET = "/tmp/seaweedfs-{role}-grpc-{port}.sock"
 # AF_UNIX paths are limited to 108 bytes on Linux.
 MAX_SOCKET_PATH = 100
 # Variables that could point boto3 somewhere else than the test server.
@@ -119,6 +121,15 @@ class SeaweedPorts:
                 admin=admin,
                 admin_grpc=admin + GRPC_PORT_OFFSET,
             )
+
+    def grpc(self) -> dict[str, int]:
+        return {
+            "master": self.master_grpc,
+            "volume": self.volume_grpc,
+            "filer": self.filer_grpc,
+            "s3": self.s3_grpc,
+            "admin": self.admin_grpc,
+        }
 
     def flags(self) -> list[str]:
         return [
@@ -275,6 +286,16 @@ class SeaweedServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if process is not None:
+            self._remove_grpc_sockets()
+
+    def _remove_grpc_sockets(self) -> None:
+        """weed puts a socket per gRPC server in /tmp (no flag moves it) and sometimes leaves
+        them behind on SIGTERM. They are named by our ports, which were ours until it exited."""
+        for role, port in self.ports.grpc().items():
+            path = Path(GRPC_SOCKET.format(role=role, port=port))
+            if path.is_socket():
+                path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Stop for good (session end)."""

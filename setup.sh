@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets up attest on Debian 12 (as root, or with sudo): the few system packages it needs when they
+# are missing, a virtualenv in .venv, and attest itself with its Airflow and development extras.
+# Safe to run again: it only installs what changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || missing+=(python3-dev)
+command -v gcc >/dev/null || missing+=(gcc)
+command -v mount >/dev/null || missing+=(mount)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+python3 -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 13)))' \
+  || { echo "setup: attest needs Python 3.11 or 3.12 (python3 is $(python3 --version))" >&2; exit 1; }
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+stamp=.venv/.attest-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  # (pip's "Location ... is ignored" warnings about absent local indexes are noise)
+  .venv/bin/python -m pip install -q --upgrade pip 2> >(grep -v "is ignored" >&2)
+  .venv/bin/python -m pip install -q -e '.[airflow,dev]' 2> >(grep -v "is ignored" >&2)
+  .venv/bin/python -m pip check
+  .venv/bin/attest --help >/dev/null
+  touch "$stamp"
+fi
+echo "setup: ready (.venv/bin/attest)" >&2
