@@ -130,9 +130,7 @@ def test_invalid_keys_are_refused(store: FileStore, warc: Path, tmp_path: Path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spool"]
 
 
-def test_a_key_where_a_directory_is_is_a_storage_error(
-    store: FileStore, warc: Path
-) -> None:
+def test_a_key_where_a_directory_is_is_a_storage_error(store: FileStore, warc: Path) -> None:
     store.put_file("a/b.warc.gz", warc, file_sha256(warc))
 
     with pytest.raises(StorageError, match="not a regular file"):
