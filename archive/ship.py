@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archive import failpoints
 from archive.errors import IntegrityError, StorageError
 from archive.spool import RunSpool, SealResult, dead_spools, seal_open_file, source_of, store_key
 from archive.store import Store, file_sha256
@@ -86,8 +87,10 @@ def ship_file(path: Path, store: Store) -> ShippedWarc:
         raise IntegrityError(f"{path}: {verdict.problems[0]}")
     sha256 = file_sha256(path)
     key = store_key(path.name, source_of(path.name))
+    failpoints.failpoint("ship.before-put")
     stored = store.put_file(key, path, sha256)
     shipped = ShippedWarc(path.name, key, stored.uri, sha256, stored.size, len(verdict.records))
+    failpoints.failpoint("ship.after-put")
     path.unlink()
     log.info("uploaded %s", stored.uri, extra={"sha256": sha256, "records": shipped.records})
     return shipped

@@ -27,6 +27,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
+from archive import failpoints
 from archive.errors import IntegrityError, SpoolLocked
 from archive.warc import (
     DEFAULT_GZIP_LEVEL,
@@ -241,8 +242,10 @@ class RotatingWarcWriter:
             return
         self._writer = None
         writer.close()
+        failpoints.failpoint("spool.rotate-before-rename")
         final = writer.path.with_name(writer.filename)
         os.rename(writer.path, final)
+        failpoints.failpoint("spool.rotate-after-rename")
         if self._on_closed is not None:
             self._on_closed(final)
 

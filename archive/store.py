@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
+from archive import failpoints
 from archive.errors import ConfigError, DigestMismatch, ObjectExists, StorageError
 
 COPY_CHUNK = 1024 * 1024
@@ -112,6 +113,7 @@ class FileStore:
                     f"{path}: changed while uploading (sha256 {digest.hexdigest()})"
                 )
             os.chmod(tmp, 0o444)
+            failpoints.failpoint("store.file-before-link")
             try:
                 # link() fails if the key appeared meanwhile: never overwrite.
                 os.link(tmp, final)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from archive import failpoints
 from archive.errors import DiskFull
 
 WARC_VERSION = "WARC/1.1"
@@ -223,7 +224,12 @@ class WarcFileWriter:
                     pending, pending_size = [], 0
             pending.append(compressor.compress(b"\r\n\r\n"))
             pending.append(compressor.flush())
-            self._write_all(b"".join(pending))
+            data = b"".join(pending)
+            if failpoints.ACTIVE:
+                self._write_all(data[: len(data) // 2])
+                failpoints.failpoint("warc.mid-record")
+                data = data[len(data) // 2 :]
+            self._write_all(data)
             end = offset + self._written_since(offset)
         except BaseException as exc:
             # Whatever stopped us (a full disk, a block stream that ended early, an interrupt),
@@ -234,6 +240,7 @@ class WarcFileWriter:
             raise
         self.size = end
         self.records += 1
+        failpoints.failpoint("warc.after-record")
         return WrittenRecord(
             record_id=record_id,
             record_type=spec.record_type,

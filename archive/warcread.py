@@ -212,8 +212,12 @@ class _Source:
         """Compressed bytes that belong to this member (gzip) or were read (plain)."""
         if self._decomp is None:
             return self._consumed - len(self.buf)
+        if self.member_done:
+            # After the end of the member zlib may leave the same bytes in both unconsumed_tail
+            # and unused_data; only unused_data (kept as leftover) belongs to the next member.
+            return self._consumed - len(self._pending) - len(self.leftover)
         pending = len(self._pending) + len(self._decomp.unconsumed_tail)
-        return self._consumed - pending - len(self.leftover)
+        return self._consumed - pending
 
 
 def _record_id_from_partial_head(head: bytes) -> str | None:

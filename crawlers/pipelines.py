@@ -64,8 +64,15 @@ class CaptureLedgerPipeline:
         if item.role in ("page", "attachment") and item.outcome != Outcome.OUT_OF_SCOPE:
             stats.inc_value("attest/pages")
         if self._ledger is not None:
-            self._ledger.write(json.dumps(item.ledger_entry(), sort_keys=True) + "\n")
-            self._ledger.flush()
+            try:
+                self._ledger.write(json.dumps(item.ledger_entry(), sort_keys=True) + "\n")
+                self._ledger.flush()
+            except OSError as exc:
+                log.error("cannot write the ledger (%s); stopping the crawl", exc)
+                self._ledger = None
+                stats.set_value("attest/stopped", "disk_full" if exc.errno == 28 else "ledger_error")
+                if self.crawler.engine is not None and self.crawler.spider is not None:
+                    self.crawler.engine.close_spider(self.crawler.spider, "disk_full")
 
     async def process_item(self, item: Any, spider: Spider | None = None) -> Any:
         if not isinstance(item, FetchResult):

@@ -1,9 +1,14 @@
 """Recording proxies side by side over the same fixture pages: which one keeps the evidence?
 
-Run from the repository root (about two minutes with the defaults; the first run also builds
-``bench/.venv-mitm`` from PyPI)::
+Run from the repository root (under a minute with the defaults on a 2-core machine, about
+2.5 minutes with ``--exchanges 3000``; the first run also builds ``bench/.venv-mitm`` from
+PyPI, about 10 s)::
 
     .venv/bin/python bench/recorders/compare.py --exchanges 600
+
+Options: ``--reps 3`` (CPU is the median), ``--concurrency 8``, ``--candidates a,b``,
+``--cpu-budget-ms 8`` (the CPU row's pass mark, derived from issue #2's floor; see
+``DEFAULT_CPU_BUDGET_MS``), ``--workdir DIR`` to keep the WARCs and proxy logs.
 
 Candidates, each started as its own process and measured with the same client:
 
@@ -802,6 +807,7 @@ class RepResult:
     wall_s: float
     cpu_s: float
     cpu_ms_per_exchange: float
+    client_cpu_ms_per_exchange: float
     exchanges: int
     client_errors: int
     statuses: dict[str, int]
@@ -832,8 +838,10 @@ def run_once(
     try:
         cpu_before = settled_cpu(candidate.pid)
         started = time.perf_counter()
+        client_started = time.process_time()
         results = fetch_all(candidate.proxy_url, urls, concurrency)
         wall = time.perf_counter() - started
+        client_cpu = time.process_time() - client_started
         cpu_after = settled_cpu(candidate.pid)
     finally:
         files = candidate.stop()
@@ -847,6 +855,7 @@ def run_once(
         wall_s=round(wall, 3),
         cpu_s=round(cpu, 3),
         cpu_ms_per_exchange=round(cpu * 1000 / len(fetches), 3),
+        client_cpu_ms_per_exchange=round(client_cpu * 1000 / len(fetches), 3),
         exchanges=len(fetches),
         client_errors=len(errors),
         statuses=dict(sorted(statuses.items())),
@@ -885,6 +894,7 @@ def table(results: list[CandidateResult], budget_ms: float) -> tuple[list[list[s
     wall_row = ["wall s for the fetch phase, median"]
     rate_row = ["exchanges/s, median"]
     err_row = ["client errors (all reps)"]
+    client_row = ["info: client CPU ms/exchange, median"]
     size_row = ["WARC bytes per exchange, median"]
     warcio_row = ["info: warcio check, files ok / digest failures"]
     for r in results:
@@ -895,13 +905,14 @@ def table(results: list[CandidateResult], budget_ms: float) -> tuple[list[list[s
         wall_row.append(f"{wall:.2f}")
         rate_row.append(f"{statistics.median(x.exchanges / x.wall_s for x in r.reps):.0f}")
         err_row.append(str(sum(x.client_errors for x in r.reps)))
+        client_row.append(f"{statistics.median(x.client_cpu_ms_per_exchange for x in r.reps):.2f}")
         size_row.append(f"{statistics.median(x.warc_bytes / x.exchanges for x in r.reps):.0f}")
         warcio_row.append(
             f"{sum(x.warcio_check_files_ok for x in r.reps)}/"
             f"{sum(x.warc_files for x in r.reps)} / "
             f"{sum(x.warcio_check_digest_failures for x in r.reps)}"
         )
-    rows += [cpu_row, wall_row, rate_row, err_row, size_row, warcio_row]
+    rows += [cpu_row, wall_row, rate_row, err_row, size_row, client_row, warcio_row]
     return rows, notes
 
 

