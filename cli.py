@@ -51,6 +51,7 @@ def _run_options(config: Any, *, env: dict[str, str] | None = None) -> Any:
         hosts_file=config.hosts_file,
         ca_bundles=config.ca_bundles,
         egress_ip=config.egress_ip,
+        egress_echo_url=config.egress_echo_url,
         warc_max_size=config.warc_max_size,
         gzip_level=config.gzip_level,
         concurrency=config.concurrency,
@@ -75,11 +76,19 @@ def _progress_display(json_lines: bool) -> Iterator[Callable[[Any], None]]:
             for col in ("source", "pages", "fetches", "errors", "pages/s", ""):
                 table.add_column(col, justify="right" if col not in ("source", "") else "left")
             for snap in rows.values():
-                table.add_row(snap.source, str(snap.pages), str(snap.fetches), str(snap.errors),
-                              f"{snap.pages_per_second:.1f}", "done" if snap.finished else "…")
+                table.add_row(
+                    snap.source,
+                    str(snap.pages),
+                    str(snap.fetches),
+                    str(snap.errors),
+                    f"{snap.pages_per_second:.1f}",
+                    "done" if snap.finished else "…",
+                )
             return table
 
-        with Live(render(), console=Console(stderr=True), refresh_per_second=4, transient=False) as live:
+        with Live(
+            render(), console=Console(stderr=True), refresh_per_second=4, transient=False
+        ) as live:
 
             def update(snap: Any) -> None:
                 rows[snap.source] = snap
@@ -94,9 +103,17 @@ def _progress_display(json_lines: bool) -> Iterator[Callable[[Any], None]]:
         now = time.monotonic()
         if snap.finished or now - last.get(snap.source, 0) >= 5:
             last[snap.source] = now
-            log.info("progress", extra={"source": snap.source, "pages": snap.pages, "fetches": snap.fetches,
-                                        "errors": snap.errors, "pages_per_s": round(snap.pages_per_second, 2),
-                                        "finished": snap.finished})
+            log.info(
+                "progress",
+                extra={
+                    "source": snap.source,
+                    "pages": snap.pages,
+                    "fetches": snap.fetches,
+                    "errors": snap.errors,
+                    "pages_per_s": round(snap.pages_per_second, 2),
+                    "finished": snap.finished,
+                },
+            )
 
     yield report
 
@@ -107,15 +124,21 @@ def _print_summary(summary: Any, *, as_json: bool) -> None:
         return
     out = sys.stdout
     out.write(f"run {summary.run_id}  sources: {', '.join(summary.sources)}\n")
-    out.write(f"  pages {summary.pages}, fetches {summary.fetches}, records {summary.records}, "
-              f"WARC bytes {summary.warc_bytes:,}\n")
+    out.write(
+        f"  pages {summary.pages}, fetches {summary.fetches}, records {summary.records}, "
+        f"WARC bytes {summary.warc_bytes:,}\n"
+    )
     out.write("  outcomes: " + ", ".join(f"{k} {v}" for k, v in summary.outcomes.items()) + "\n")
     for warc in summary.shipped:
-        out.write(f"  stored {warc.uri}  ({warc.records} records, {warc.size:,} bytes, sha256 {warc.sha256})\n")
+        out.write(
+            f"  stored {warc.uri}  ({warc.records} records, {warc.size:,} bytes, sha256 {warc.sha256})\n"
+        )
     for file, why in summary.pending:
         out.write(f"  PENDING {file}: {why}\n")
     for rec in summary.recovered:
-        out.write(f"  recovered run {rec.run_id}: {len(rec.shipped)} WARC(s) uploaded, {len(rec.pending)} pending\n")
+        out.write(
+            f"  recovered run {rec.run_id}: {len(rec.shipped)} WARC(s) uploaded, {len(rec.pending)} pending\n"
+        )
     if summary.stopped:
         out.write(f"  STOPPED: {summary.stopped}\n")
 
@@ -178,8 +201,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         options = _run_options(config)
         # The demo web is on loopback, which the egress guard refuses unless allowed.
         if "127.0.0.0/8" not in options.allow_networks:
-            options.allow_networks = ",".join(x for x in (options.allow_networks, "127.0.0.0/8") if x)
-        sys.stderr.write(f"serving the demo web: {origins['news']} (news), {origins['ngo']} (NGO)\n")
+            options.allow_networks = ",".join(
+                x for x in (options.allow_networks, "127.0.0.0/8") if x
+            )
+        sys.stderr.write(
+            f"serving the demo web: {origins['news']} (news), {origins['ngo']} (NGO)\n"
+        )
         code = _do_capture(sources, config, options, as_json=args.json)
         print(f"data home: {config.home}  (store: {config.store_uri})")
         return code
@@ -199,7 +226,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
     for rep in reports:
         print(f"run {rep.run_id}: {len(rep.shipped)} WARC(s) uploaded, {len(rep.pending)} pending")
         for seal in rep.sealed:
-            print(f"  sealed {seal.path} ({seal.records} complete records, {seal.cut_bytes} bytes cut)")
+            print(
+                f"  sealed {seal.path} ({seal.records} complete records, {seal.cut_bytes} bytes cut)"
+            )
         for warc in rep.shipped:
             print(f"  stored {warc.uri} sha256 {warc.sha256}")
         for file, why in rep.pending:
@@ -221,10 +250,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not verdict.ok:
             failed += 1
     if args.json:
-        print(json.dumps([
-            {"file": v.file, "ok": v.ok, "records": len(v.records),
-             "problems": [vars(p) for p in v.problems]} for v in results
-        ], indent=1))
+        print(
+            json.dumps(
+                [
+                    {
+                        "file": v.file,
+                        "ok": v.ok,
+                        "records": len(v.records),
+                        "problems": [vars(p) for p in v.problems],
+                    }
+                    for v in results
+                ],
+                indent=1,
+            )
+        )
     else:
         for v in results:
             status = "OK" if v.ok else "FAILED"
@@ -235,7 +274,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="attest", description="Capture web evidence as verifiable WARCs.")
+    parser = argparse.ArgumentParser(
+        prog="attest", description="Capture web evidence as verifiable WARCs."
+    )
     parser.add_argument("--log-json", action="store_true", help="JSON log lines even on a terminal")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -247,8 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     crawl = sub.add_parser("crawl", help="capture URLs or registry sources")
     crawl.add_argument("urls", nargs="*", metavar="URL")
-    crawl.add_argument("--sources", action="append", metavar="FILE", help="registry file or directory")
-    crawl.add_argument("--only", action="append", metavar="ID", help="only this source id (repeatable)")
+    crawl.add_argument(
+        "--sources", action="append", metavar="FILE", help="registry file or directory"
+    )
+    crawl.add_argument(
+        "--only", action="append", metavar="ID", help="only this source id (repeatable)"
+    )
     crawl.add_argument("--max-pages", type=int, default=100)
     crawl.add_argument("--depth", type=int, default=2)
     crawl.add_argument("--store", help="store URI: file:///abs/path or s3://bucket/prefix")

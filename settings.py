@@ -16,6 +16,7 @@ attest's environment settings (all optional):
 ``ATTEST_HOSTS_FILE``           hosts-format file replacing DNS for the recorder
 ``ATTEST_CA_BUNDLE``            extra PEM trust anchors for checking origins' TLS chains
 ``ATTEST_EGRESS_IP``            the crawler's public egress IP, recorded in ``warcinfo``
+``ATTEST_EGRESS_ECHO_URL``      else, a URL that answers with the caller's IP (text/plain)
 ``ATTEST_USER_AGENT``           the User-Agent sent to origins
 ``ATTEST_WARC_MAX_SIZE``        rotate WARC files at this many bytes (default 1 GB)
 ``ATTEST_GZIP_LEVEL``           gzip level of WARC records, 1-9 (default 6)
@@ -47,6 +48,9 @@ COOKIES_ENABLED = False
 REDIRECT_ENABLED = False
 METAREFRESH_ENABLED = False
 CONCURRENT_REQUESTS = 16
+# Scrapy starts this many asyncio workers for *every* callback's output; the default (100) cost
+# more CPU than the crawl itself (see docs/PERFORMANCE.md). A callback yields a few objects.
+CONCURRENT_ITEMS = 4
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_DELAY = 0.0
 DOWNLOAD_TIMEOUT = 60
@@ -80,7 +84,9 @@ EXTENSIONS = {
 STATS_DUMP = False
 
 SCRAPY_SETTINGS = {
-    name: value for name, value in dict(globals()).items() if name.isupper() and name != "SCRAPY_SETTINGS"
+    name: value
+    for name, value in dict(globals()).items()
+    if name.isupper() and name != "SCRAPY_SETTINGS"
 }
 
 # --- attest's own settings ------------------------------------------------------------------
@@ -95,6 +101,7 @@ class AttestConfig:
     hosts_file: Path | None = None
     ca_bundles: tuple[Path, ...] = ()
     egress_ip: str | None = None
+    egress_echo_url: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
     warc_max_size: int = 1_000_000_000
     gzip_level: int = 6
@@ -180,8 +187,11 @@ def load_config(env: dict[str, str] | None = None, *, store: str | None = None) 
         hosts_file=Path(hosts_file) if hosts_file else None,
         ca_bundles=bundles,
         egress_ip=env.get("ATTEST_EGRESS_IP") or None,
+        egress_echo_url=env.get("ATTEST_EGRESS_ECHO_URL") or None,
         user_agent=env.get("ATTEST_USER_AGENT") or DEFAULT_USER_AGENT,
-        warc_max_size=_int(env, "ATTEST_WARC_MAX_SIZE", 1_000_000_000, low=1_000_000, high=5 * 1024**3),
+        warc_max_size=_int(
+            env, "ATTEST_WARC_MAX_SIZE", 1_000_000_000, low=1_000_000, high=5 * 1024**3
+        ),
         gzip_level=_int(env, "ATTEST_GZIP_LEVEL", 6, low=1, high=9),
         concurrency=_int(env, "ATTEST_CONCURRENCY", 16, low=1, high=256),
         download_timeout=_float(env, "ATTEST_DOWNLOAD_TIMEOUT", 30.0, low=1, high=3600),

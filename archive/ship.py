@@ -50,8 +50,14 @@ class ShipReport:
             "run_id": self.run_id,
             "shipped": [vars(s) for s in self.shipped],
             "pending": [{"file": f, "reason": r} for f, r in self.pending],
-            "sealed": [{"file": str(s.path) if s.path else None, "records": s.records, "cut_bytes": s.cut_bytes}
-                       for s in self.sealed],
+            "sealed": [
+                {
+                    "file": str(s.path) if s.path else None,
+                    "records": s.records,
+                    "cut_bytes": s.cut_bytes,
+                }
+                for s in self.sealed
+            ],
             "ledger_key": self.ledger_key,
         }
 
@@ -108,7 +114,9 @@ def _ship_ledger(spool: RunSpool, store: Store, report: ShipReport) -> str | Non
             if path.exists():
                 store.put_file(f"{base}/{name}", path, file_sha256(path))
         summary = spool.path / "run-report.json"
-        summary.write_text(json.dumps({"run": info, "ship": report.as_dict()}, indent=1, sort_keys=True))
+        summary.write_text(
+            json.dumps({"run": info, "ship": report.as_dict()}, indent=1, sort_keys=True)
+        )
         store.put_file(f"{base}/run-report.json", summary, file_sha256(summary))
         summary.unlink()
     except StorageError as exc:

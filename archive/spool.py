@@ -52,6 +52,11 @@ _NAME_RE = re.compile(
 _SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def is_source_id(value: str) -> bool:
+    """Whether ``value`` can name a source in file names and store keys."""
+    return bool(_SOURCE_RE.match(value)) and len(value) <= 63
+
+
 class RunSpool:
     """One run's spool directory and its lock."""
 
@@ -273,8 +278,11 @@ def seal_open_file(path: Path) -> SealResult:
     # An interrupted write leaves exactly one kind of problem: the file ends inside the last
     # record. Anything else (a bad digest, garbage mid-file) is damage and is left for a human.
     damage = [p for p in verdict.problems if p.check != "truncated"]
-    if size > 0 and damage and not (damage[0].check == "format" and damage[0].offset == 0
-                                    and not verdict.records):
+    if (
+        size > 0
+        and damage
+        and not (damage[0].check == "format" and damage[0].offset == 0 and not verdict.records)
+    ):
         raise IntegrityError(f"{path}: refusing to seal a damaged file: {damage[0]}")
     if keep == 0:
         path.unlink()

@@ -10,15 +10,35 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 import lxml.html
 from lxml import etree
 
 _CSS_URL = re.compile(rb"""url\(\s*(['"]?)([^'")]+)\1\s*\)|@import\s+(['"])([^'"]+)\3""", re.I)
-_LINK_RELS = {"stylesheet", "icon", "shortcut", "preload", "modulepreload", "apple-touch-icon",
-              "manifest", "prefetch"}
-_SRC_TAGS = {"img", "script", "video", "audio", "source", "track", "embed", "iframe", "frame", "input"}
+_LINK_RELS = {
+    "stylesheet",
+    "icon",
+    "shortcut",
+    "preload",
+    "modulepreload",
+    "apple-touch-icon",
+    "manifest",
+    "prefetch",
+}
+_SRC_TAGS = {
+    "img",
+    "script",
+    "video",
+    "audio",
+    "source",
+    "track",
+    "embed",
+    "iframe",
+    "frame",
+    "input",
+}
+_LINK_TAGS = ("a", "area", "link", "object", "style", "body", *sorted(_SRC_TAGS))
 
 
 @dataclass
@@ -28,14 +48,29 @@ class PageLinks:
     base: str = ""
 
 
-def _clean(base: str, raw: str | None) -> str | None:
+def _clean(base: str, raw: str | None, origin: str = "") -> str | None:
     if not raw:
         return None
     raw = raw.strip()
     if not raw or raw.startswith(("#", "javascript:", "mailto:", "data:", "tel:", "about:")):
         return None
-    url = urldefrag(urljoin(base, raw))[0]
+    if origin and raw[0] == "/" and not raw.startswith("//") and "/." not in raw:
+        # Path-absolute links, most of any page: no need for urljoin's general case.
+        url = origin + raw
+    else:
+        url = urljoin(base, raw)
+    if "#" in url:
+        url = urldefrag(url)[0]
     return url if url.startswith(("http://", "https://")) else None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return (
+        f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme in ("http", "https") and parts.netloc
+        else ""
+    )
 
 
 def _srcset(value: str) -> list[str]:
@@ -64,21 +99,21 @@ def extract_html(body: bytes, url: str, encoding: str | None) -> PageLinks:
             base = urljoin(url, href.strip())
         break
     links.base = base
+    origin = _origin(base)
     req: dict[str, None] = {}
     out: dict[str, None] = {}
-    for el in root.iter():
+    # Only the tags that can carry links: lxml filters them in C, far cheaper than a full walk.
+    for el in root.iter(*_LINK_TAGS):
         tag = el.tag
-        if not isinstance(tag, str):
-            continue
         if tag in ("a", "area"):
-            u = _clean(base, el.get("href"))
+            u = _clean(base, el.get("href"), origin)
             if u:
                 out[u] = None
             continue
         if tag == "link":
             rels = set((el.get("rel") or "").lower().split())
             if rels & _LINK_RELS:
-                u = _clean(base, el.get("href"))
+                u = _clean(base, el.get("href"), origin)
                 if u:
                     req[u] = None
             continue
@@ -86,18 +121,18 @@ def extract_html(body: bytes, url: str, encoding: str | None) -> PageLinks:
             if tag == "input" and (el.get("type") or "").lower() != "image":
                 continue
             for attr in ("src", "data-src", "poster"):
-                u = _clean(base, el.get(attr))
+                u = _clean(base, el.get(attr), origin)
                 if u:
                     req[u] = None
             for attr in ("srcset", "data-srcset"):
                 if el.get(attr):
                     for raw in _srcset(el.get(attr) or ""):
-                        u = _clean(base, raw)
+                        u = _clean(base, raw, origin)
                         if u:
                             req[u] = None
             continue
         if tag == "object":
-            u = _clean(base, el.get("data"))
+            u = _clean(base, el.get("data"), origin)
             if u:
                 req[u] = None
         elif tag == "style" and el.text:
@@ -107,10 +142,11 @@ def extract_html(body: bytes, url: str, encoding: str | None) -> PageLinks:
             u = _clean(base, el.get("background"))
             if u:
                 req[u] = None
-        style = el.get("style")
-        if style and "url(" in style:
-            for u in extract_css(style.encode("utf-8", "replace"), base):
-                req[u] = None
+    if b"url(" in body:
+        for style in root.xpath("//@style"):
+            if "url(" in style:
+                for u in extract_css(str(style).encode("utf-8", "replace"), base):
+                    req[u] = None
     links.requisites = list(req)
     links.outlinks = list(out)
     return links

@@ -22,7 +22,12 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Request, Response
 
 from archive.outcomes import TRANSIENT_OUTCOMES, Outcome
-from crawlers.recorder.proxy import CAPTURE_ID_HEADER, OUTCOME_HEADER, RECORDER_ERROR_HEADER, SOURCE_HEADER
+from crawlers.recorder.proxy import (
+    CAPTURE_ID_HEADER,
+    OUTCOME_HEADER,
+    RECORDER_ERROR_HEADER,
+    SOURCE_HEADER,
+)
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -52,7 +57,9 @@ class RecorderMiddleware:
         assert self.crawler.spider is not None
         request.headers[SOURCE_HEADER] = self.crawler.spider.name
 
-    def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Response:
+    def process_response(
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Response:
         if response.headers.get(RECORDER_ERROR_HEADER) == b"disk_full":
             self.crawler.stats.set_value("attest/stopped", "disk_full")
             if self.crawler.engine is not None and self.crawler.spider is not None:
@@ -85,14 +92,19 @@ class RetryAfterMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
-        return cls(crawler.settings.getint("ATTEST_RETRIES", 2), crawler.settings.getfloat("ATTEST_RETRY_BACKOFF", 1.0))
+        return cls(
+            crawler.settings.getint("ATTEST_RETRIES", 2),
+            crawler.settings.getfloat("ATTEST_RETRY_BACKOFF", 1.0),
+        )
 
     async def process_request(self, request: Request, spider: Spider | None = None) -> None:
         delay = request.meta.pop("attest_retry_delay", 0)
         if delay:
             await asyncio.sleep(delay)
 
-    def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Request | Response:
+    def process_response(
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Request | Response:
         info: dict[str, Any] | None = request.meta.get("attest")
         if info is None:
             return response
@@ -108,7 +120,12 @@ class RetryAfterMiddleware:
         if delay is None:
             delay = self.backoff * (2 ** len(attempts))
         elif delay > MAX_RETRY_AFTER:
-            log.info("not retrying %s: Retry-After %.0f s is over %.0f s", request.url, delay, MAX_RETRY_AFTER)
+            log.info(
+                "not retrying %s: Retry-After %.0f s is over %.0f s",
+                request.url,
+                delay,
+                MAX_RETRY_AFTER,
+            )
             return response
         capture = response.headers.get(CAPTURE_ID_HEADER)
         attempts.append(

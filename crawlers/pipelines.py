@@ -20,7 +20,7 @@ from twisted.internet.threads import deferToThread
 
 from archive.outcomes import Outcome
 from crawlers.items import FetchResult
-from crawlers.recorder.process import write_record
+from crawlers.recorder.process import RecordClient
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -35,13 +35,18 @@ class CaptureLedgerPipeline:
     def __init__(self, crawler: Crawler, ledger: Path, recorder_port: int) -> None:
         self.crawler = crawler
         self.ledger_path = ledger
-        self.recorder_port = recorder_port
+        self.records = RecordClient(recorder_port)
+        self._unflushed = 0
         self.outcomes: Counter[str] = Counter()
         self._ledger: IO[str] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CaptureLedgerPipeline:
-        return cls(crawler, Path(crawler.settings["ATTEST_LEDGER"]), crawler.settings.getint("ATTEST_RECORDER_PORT"))
+        return cls(
+            crawler,
+            Path(crawler.settings["ATTEST_LEDGER"]),
+            crawler.settings.getint("ATTEST_RECORDER_PORT"),
+        )
 
     def open_spider(self, spider: Spider | None = None) -> None:
         self._ledger = open(self.ledger_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close_spider
@@ -66,11 +71,17 @@ class CaptureLedgerPipeline:
         if self._ledger is not None:
             try:
                 self._ledger.write(json.dumps(item.ledger_entry(), sort_keys=True) + "\n")
-                self._ledger.flush()
+                self._unflushed += 1
+                # The WARC is the evidence; the ledger is its index of outcomes, flushed in batches.
+                if self._unflushed >= 64:
+                    self._ledger.flush()
+                    self._unflushed = 0
             except OSError as exc:
                 log.error("cannot write the ledger (%s); stopping the crawl", exc)
                 self._ledger = None
-                stats.set_value("attest/stopped", "disk_full" if exc.errno == 28 else "ledger_error")
+                stats.set_value(
+                    "attest/stopped", "disk_full" if exc.errno == 28 else "ledger_error"
+                )
                 if self.crawler.engine is not None and self.crawler.spider is not None:
                     self.crawler.engine.close_spider(self.crawler.spider, "disk_full")
 
@@ -79,8 +90,13 @@ class CaptureLedgerPipeline:
             return item
         self._log(item)
         if item.outcome == Outcome.ROBOTS_DISALLOWED:
-            body = {"outcome": item.outcome, "url": item.url, "reason": item.error or "robots.txt",
-                    "referrer": item.referrer, "source": item.source}
+            body: dict[str, Any] = {
+                "outcome": item.outcome,
+                "url": item.url,
+                "reason": item.error or "robots.txt",
+                "referrer": item.referrer,
+                "source": item.source,
+            }
             return await self._record(item, body, OUTCOME_METADATA_TYPE, None)
         if item.role in ("page", "attachment") and item.capture_id:
             body = {
@@ -105,7 +121,9 @@ class CaptureLedgerPipeline:
         data = json.dumps(body, sort_keys=True).encode("utf-8")
 
         def write() -> FetchResult:
-            write_record(self.recorder_port, item.source, item.url, data, content_type, concurrent_to=concurrent_to)
+            self.records.write(
+                item.source, item.url, data, content_type, concurrent_to=concurrent_to
+            )
             return item
 
         # The recorder call blocks for a moment; keep it off the reactor thread.

@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
 
-ERROR_OUTCOMES = {"dns_error", "timeout", "connection_error", "tls_error", "egress_refused", "http_error"}
+ERROR_OUTCOMES = {
+    "dns_error",
+    "timeout",
+    "connection_error",
+    "tls_error",
+    "egress_refused",
+    "http_error",
+}
 
 
 @dataclass
@@ -54,8 +61,16 @@ class CrawlProgress:
 
     def snapshot(self, finished: bool = False) -> ProgressSnapshot:
         stats = self.crawler.stats.get_stats()
-        errors = sum(int(v) for k, v in stats.items() if k.startswith("attest/outcome/") and k.split("/")[-1] in ERROR_OUTCOMES)
-        fetches = sum(int(v) for k, v in stats.items() if k.startswith("attest/outcome/") and not k.endswith("out_of_scope"))
+        errors = sum(
+            int(v)
+            for k, v in stats.items()
+            if k.startswith("attest/outcome/") and k.split("/")[-1] in ERROR_OUTCOMES
+        )
+        fetches = sum(
+            int(v)
+            for k, v in stats.items()
+            if k.startswith("attest/outcome/") and not k.endswith("out_of_scope")
+        )
         spider = self.crawler.spider
         return ProgressSnapshot(
             source=spider.name if spider is not None else "?",

@@ -24,11 +24,20 @@ from jsonschema.exceptions import ValidationError, best_match
 from archive.errors import RegistryError
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
-_CRON_ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly", "@once"}
+_CRON_ALIASES = {
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@midnight",
+    "@hourly",
+    "@once",
+}
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _CRON_NAMES = {
-    3: "jan feb mar apr may jun jul aug sep oct nov dec".split(),
-    4: "sun mon tue wed thu fri sat".split(),
+    3: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
 }
 
 
@@ -78,10 +87,18 @@ _VALIDATOR = Draft202012Validator(_schema())
 
 def _field_path(error: ValidationError) -> tuple[int | None, str | None]:
     parts = list(error.absolute_path)
-    index = parts[1] if len(parts) >= 2 and parts[0] == "sources" and isinstance(parts[1], int) else None
+    index = (
+        parts[1]
+        if len(parts) >= 2 and parts[0] == "sources" and isinstance(parts[1], int)
+        else None
+    )
     rest = parts[2:] if index is not None else parts
     if error.validator == "required" and isinstance(error.validator_value, list):
-        missing = [name for name in error.validator_value if isinstance(error.instance, dict) and name not in error.instance]
+        missing = [
+            name
+            for name in error.validator_value
+            if isinstance(error.instance, dict) and name not in error.instance
+        ]
         if missing:
             rest = [*rest, missing[0]]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -168,7 +185,9 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
         reason = pol.get("robots_override_reason")
         if robots == "ignore" and not reason:
             raise RegistryError(
-                path, sid, "politeness.robots_override_reason",
+                path,
+                sid,
+                "politeness.robots_override_reason",
                 "ignoring robots.txt needs a recorded reason (robots_override_reason)",
             )
         if raw.get("schedule"):
@@ -177,7 +196,10 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
                 raise RegistryError(path, sid, "schedule", problem)
         sitemaps = disc.get("sitemaps", False)
         if isinstance(sitemaps, list):
-            sitemaps = tuple(_expand(u, path, sid, f"discovery.sitemaps[{i}]", env) for i, u in enumerate(sitemaps))
+            sitemaps = tuple(
+                _expand(u, path, sid, f"discovery.sitemaps[{i}]", env)
+                for i, u in enumerate(sitemaps)
+            )
         listings = tuple(
             Listing(
                 url=_expand(item["url"], path, sid, f"discovery.listings[{i}].url", env),
@@ -187,9 +209,10 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
             )
             for i, item in enumerate(disc.get("listings", []))
         )
-        hosts = tuple(h.lower() for h in scope.get("hosts", []))
-        for i, host in enumerate(list(hosts)):
-            hosts = hosts[:i] + (_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), host),) + hosts[i + 1 :]
+        hosts = tuple(
+            _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), h).lower()
+            for h in scope.get("hosts", [])
+        )
         specs.append(
             SourceSpec(
                 id=sid,
@@ -200,12 +223,16 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
                 browser=raw.get("browser", raw["kind"] == "profile"),
                 hosts=hosts,
                 prefixes=tuple(
-                    _expand(u, path, sid, f"scope.prefixes[{i}]", env) for i, u in enumerate(scope.get("prefixes", []))
+                    _expand(u, path, sid, f"scope.prefixes[{i}]", env)
+                    for i, u in enumerate(scope.get("prefixes", []))
                 ),
                 max_depth=scope.get("max_depth", 3),
                 max_pages=scope.get("max_pages", 1000),
                 sitemaps=sitemaps,
-                feeds=tuple(_expand(u, path, sid, f"discovery.feeds[{i}]", env) for i, u in enumerate(disc.get("feeds", []))),
+                feeds=tuple(
+                    _expand(u, path, sid, f"discovery.feeds[{i}]", env)
+                    for i, u in enumerate(disc.get("feeds", []))
+                ),
                 listings=listings,
                 attachments=tuple(disc.get("attachments", ["pdf"])),
                 delay=float(pol.get("delay", 0.0)),
@@ -234,25 +261,33 @@ def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[
         try:
             text = file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise RegistryError(str(file), None, None, f"cannot read: {exc.strerror or exc}") from exc
+            raise RegistryError(
+                str(file), None, None, f"cannot read: {exc.strerror or exc}"
+            ) from exc
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise RegistryError(str(file), None, None, f"not valid YAML: {exc}") from exc
         for spec in parse_registry(doc, str(file), env):
             if spec.id in where:
-                raise RegistryError(str(file), spec.id, "id", f"duplicate source id (also in {where[spec.id]})")
+                raise RegistryError(
+                    str(file), spec.id, "id", f"duplicate source id (also in {where[spec.id]})"
+                )
             where[spec.id] = str(file)
             specs.append(spec)
     return specs
 
 
-def adhoc_source(seeds: list[str], *, max_pages: int, max_depth: int, browser: bool = False) -> SourceSpec:
+def adhoc_source(
+    seeds: list[str], *, max_pages: int, max_depth: int, browser: bool = False
+) -> SourceSpec:
     """A source for ``attest crawl URL...``: the seeds' own origins are the scope."""
     for i, seed in enumerate(seeds):
         parts = urlsplit(seed)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RegistryError("<command line>", None, f"URL[{i}]", f"{seed!r} is not an http(s) URL")
+            raise RegistryError(
+                "<command line>", None, f"URL[{i}]", f"{seed!r} is not an http(s) URL"
+            )
     return SourceSpec(
         id="adhoc",
         kind="news",

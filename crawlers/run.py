@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.errors import ConfigError, CrawlFailed
-from archive.ship import ShipReport, ShippedWarc, recover, ship_spool
+from archive.ship import ShippedWarc, ShipReport, recover, ship_spool
 from archive.spool import RunSpool
 from archive.store import Store
 from crawlers.egress import load_hosts_table
@@ -42,6 +42,7 @@ class RunOptions:
     hosts_file: Path | None = None
     ca_bundles: tuple[Path, ...] = ()
     egress_ip: str | None = None
+    egress_echo_url: str | None = None
     warc_max_size: int = 1_000_000_000
     gzip_level: int = 6
     concurrency: int = 16
@@ -91,8 +92,12 @@ class RunSummary:
         }
 
 
-def _scrapy_settings(options: RunOptions, recorder: RecorderProcess, ledger: Path,
-                     progress: Callable[[ProgressSnapshot], None] | None) -> dict[str, Any]:
+def _scrapy_settings(
+    options: RunOptions,
+    recorder: RecorderProcess,
+    ledger: Path,
+    progress: Callable[[ProgressSnapshot], None] | None,
+) -> dict[str, Any]:
     import settings as attest_settings
 
     values = dict(attest_settings.SCRAPY_SETTINGS)
@@ -139,7 +144,9 @@ def run_scrapy(sources: list[SourceSpec], base: dict[str, Any]) -> dict[str, dic
     for i, source in enumerate(sources):
         spider_cls = SPIDERS.get(source.kind)
         if spider_cls is None:
-            raise ConfigError(f"{source.path}: source {source.id!r}: kind {source.kind!r} has no spider yet")
+            raise ConfigError(
+                f"{source.path}: source {source.id!r}: kind {source.kind!r} has no spider yet"
+            )
         settings = Settings(base)
         settings.update(_source_settings(source))
         # The first crawler installs the (asyncio) reactor, as CrawlerProcess would.
@@ -151,7 +158,9 @@ def run_scrapy(sources: list[SourceSpec], base: dict[str, Any]) -> dict[str, dic
     for sid, crawler in crawlers.items():
         stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
         if "finish_reason" not in stats:
-            raise CrawlFailed(f"the crawl of source {sid!r} did not run to its end (see the log above)")
+            raise CrawlFailed(
+                f"the crawl of source {sid!r} did not run to its end (see the log above)"
+            )
         results[sid] = stats
     return results
 
@@ -164,7 +173,7 @@ def run_capture(
     progress: Callable[[ProgressSnapshot], None] | None = None,
     run_id: str | None = None,
 ) -> RunSummary:
-    run_id = run_id or str(uuid.uuid4())
+    run_id = str(uuid.UUID(run_id)) if run_id else str(uuid.uuid4())
     started = datetime.now(UTC)
     options.spool_root.mkdir(parents=True, exist_ok=True)
     # Runs that died earlier ship first, so nothing waits for a human.
@@ -172,8 +181,13 @@ def run_capture(
     spool = RunSpool.create(
         options.spool_root,
         run_id,
-        {"run_id": run_id, "started": started.isoformat(), "sources": [s.id for s in sources],
-         "store": store.uri, "airflow": options.airflow},
+        {
+            "run_id": run_id,
+            "started": started.isoformat(),
+            "sources": [s.id for s in sources],
+            "store": store.uri,
+            "airflow": options.airflow,
+        },
     )
     hosts = None
     if options.hosts_file is not None:
@@ -182,7 +196,7 @@ def run_capture(
         run_id=run_id,
         settings_hash=options.settings_hash,
         user_agent=options.user_agent,
-        egress=egress_ip(options.egress_ip),
+        egress=egress_ip(options.egress_ip, options.egress_echo_url),
         airflow=options.airflow,
     )
     config = RecorderConfig(
@@ -203,7 +217,9 @@ def run_capture(
     recorder.start()
     stats: dict[str, dict[str, Any]] = {}
     try:
-        stats = run_scrapy(sources, _scrapy_settings(options, recorder, spool.path / "ledger.jsonl", progress))
+        stats = run_scrapy(
+            sources, _scrapy_settings(options, recorder, spool.path / "ledger.jsonl", progress)
+        )
     finally:
         closed = recorder.stop()
     report = ship_spool(spool, store, seal_open=True)

@@ -56,7 +56,7 @@ class Scope:
             return False
         if o in self.origins:
             return True
-        scheme, host, port = o
+        _scheme, host, port = o
         if host in self.hosts or f"{host}:{port}" in self.hosts:
             return True
         return any(url.startswith(p) for p in self.prefixes)

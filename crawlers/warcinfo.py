@@ -61,11 +61,14 @@ def egress_ip(configured: str | None, echo_url: str | None = None) -> str:
     if echo_url:
         try:
             with urllib.request.urlopen(echo_url, timeout=5) as resp:  # noqa: S310 - operator-set URL
-                return resp.read(64).decode("ascii", "replace").strip() + f" (reported by {echo_url})"
+                reported: bytes = resp.read(64)
+                return reported.decode("ascii", "replace").strip() + f" (reported by {echo_url})"
         except OSError:
             pass
     addresses = local_addresses()
-    return (", ".join(addresses) or "unknown") + " (local addresses; public egress IP not configured)"
+    return (
+        ", ".join(addresses) or "unknown"
+    ) + " (local addresses; public egress IP not configured)"
 
 
 def common_fields(

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fixtureweb import FixtureWeb
 
 pytest_plugins = ["support.seaweed"]
@@ -19,8 +18,14 @@ pytest_plugins = ["support.seaweed"]
 @pytest.fixture(scope="session")
 def fixture_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureWeb]:
     """News, NGO and HTTPS sites with a test CA; shared by the tests of a session."""
-    web = FixtureWeb(articles=40, releases=25, tls=True, slow=True, keep_log=True,
-                     workdir=tmp_path_factory.mktemp("fixture-ca"))
+    web = FixtureWeb(
+        articles=40,
+        releases=25,
+        tls=True,
+        slow=True,
+        keep_log=True,
+        workdir=tmp_path_factory.mktemp("fixture-ca"),
+    )
     web.start()
     yield web
     web.stop()

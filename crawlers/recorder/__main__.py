@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,11 @@ def _die_with_parent(parent_pid: int | None) -> None:
         return
     if parent_pid is not None and os.getppid() != parent_pid:
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _constant(fields: list[tuple[str, str]]) -> Callable[[str], list[tuple[str, str]]]:
+    """The warcinfo fields of a source: the same for each of its files."""
+    return lambda _filename: fields
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -71,7 +77,7 @@ def main(argv: list[str]) -> int:
                     spool,
                     source,
                     config.run_id,
-                    lambda name, f=fields: f,
+                    _constant(fields),
                     max_size=config.max_warc_size,
                     gzip_level=config.gzip_level,
                 )
@@ -102,7 +108,9 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server = threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    server = threading.Thread(
+        target=proxy.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    )
     server.start()
     _emit(
         {
@@ -122,8 +130,13 @@ def main(argv: list[str]) -> int:
         files = []
         for writer in writers.values():
             writer.close()
-            files.append({"source": writer.source_id, "records": writer.records_written,
-                          "bytes": writer.bytes_written})
+            files.append(
+                {
+                    "source": writer.source_id,
+                    "records": writer.records_written,
+                    "bytes": writer.bytes_written,
+                }
+            )
     proxy.socket.close()
     _emit(
         {

@@ -14,13 +14,19 @@ import os
 import selectors
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
 
 from archive.errors import DiskFull, RecorderError
 from crawlers.recorder.config import RecorderConfig
-from crawlers.recorder.proxy import CAPTURE_ID_HEADER, RECORD_METHOD, RECORDER_ERROR_HEADER, SOURCE_HEADER
+from crawlers.recorder.proxy import (
+    CAPTURE_ID_HEADER,
+    RECORD_METHOD,
+    RECORDER_ERROR_HEADER,
+    SOURCE_HEADER,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,9 @@ def _read_event(stream: IO[bytes], timeout: float) -> dict[str, Any]:
 class RecorderProcess:
     """One recorder subprocess for one run."""
 
-    def __init__(self, config: RecorderConfig, *, lock_fd: int | None = None, python: str | None = None) -> None:
+    def __init__(
+        self, config: RecorderConfig, *, lock_fd: int | None = None, python: str | None = None
+    ) -> None:
         self.config = config
         self.lock_fd = lock_fd
         self.python = python or sys.executable
@@ -119,41 +127,71 @@ class RecorderProcess:
         return self.proc is not None and self.proc.poll() is None
 
 
+class RecordClient:
+    """Asks the recorder to write records over one persistent connection per thread."""
+
+    def __init__(self, port: int, timeout: float = 30) -> None:
+        self.port = port
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def write(
+        self,
+        source: str,
+        target_uri: str,
+        data: bytes,
+        content_type: str,
+        *,
+        record_type: str = "metadata",
+        concurrent_to: str | None = None,
+        refers_to: str | None = None,
+    ) -> str:
+        """Have the recorder write a ``metadata``/``resource`` record; returns its record id."""
+        headers = {
+            SOURCE_HEADER: source,
+            "WARC-Type": record_type,
+            "Content-Type": content_type,
+            "Content-Length": str(len(data)),
+        }
+        if concurrent_to:
+            headers["WARC-Concurrent-To"] = concurrent_to
+        if refers_to:
+            headers["WARC-Refers-To"] = refers_to
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request(RECORD_METHOD, target_uri, body=data, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                self._local.conn = None
+                # A kept-alive connection the recorder has closed fails once: retry on a new one.
+                if attempt == 2:
+                    raise RecorderError(
+                        f"recorder on port {self.port} did not take a record: {exc}"
+                    ) from exc
+        if resp.will_close:
+            conn.close()
+            self._local.conn = None
+        if resp.status == 507 or resp.getheader(RECORDER_ERROR_HEADER) == "disk_full":
+            raise DiskFull("recorder spool is full")
+        record_id = resp.getheader(CAPTURE_ID_HEADER)
+        if resp.status != 201 or not record_id:
+            raise RecorderError(f"recorder refused a record for {target_uri}: HTTP {resp.status}")
+        return record_id
+
+
 def write_record(
-    port: int,
-    source: str,
-    target_uri: str,
-    data: bytes,
-    content_type: str,
-    *,
-    record_type: str = "metadata",
-    concurrent_to: str | None = None,
-    refers_to: str | None = None,
-    timeout: float = 30,
+    port: int, source: str, target_uri: str, data: bytes, content_type: str, **kwargs: Any
 ) -> str:
-    """Have the recorder write a ``metadata``/``resource`` record; returns its record id."""
-    headers = {
-        SOURCE_HEADER: source,
-        "WARC-Type": record_type,
-        "Content-Type": content_type,
-        "Content-Length": str(len(data)),
-    }
-    if concurrent_to:
-        headers["WARC-Concurrent-To"] = concurrent_to
-    if refers_to:
-        headers["WARC-Refers-To"] = refers_to
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(RECORD_METHOD, target_uri, body=data, headers=headers)
-        resp = conn.getresponse()
-        resp.read()
-    except (OSError, http.client.HTTPException) as exc:
-        raise RecorderError(f"recorder on port {port} did not take a record: {exc}") from exc
-    finally:
-        conn.close()
-    if resp.status == 507 or resp.getheader(RECORDER_ERROR_HEADER) == "disk_full":
-        raise DiskFull("recorder spool is full")
-    record_id = resp.getheader(CAPTURE_ID_HEADER)
-    if resp.status != 201 or not record_id:
-        raise RecorderError(f"recorder refused a record for {target_uri}: HTTP {resp.status}")
-    return record_id
+    """One record, on a connection of its own (see :class:`RecordClient` for many)."""
+    return RecordClient(port).write(source, target_uri, data, content_type, **kwargs)

@@ -19,6 +19,7 @@ request goes upstream, so the recorded request is what the origin received.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -41,7 +42,7 @@ from archive.errors import (
     FetchTimeout,
     TlsFailure,
 )
-from archive.spool import RotatingWarcWriter
+from archive.spool import RotatingWarcWriter, is_source_id
 from archive.warc import Block, RecordSpec, new_record_id, sha256_label, utc_now, warc_date
 from crawlers.egress import GuardedConnector
 from crawlers.recorder.tlschain import TlsChainRecorder
@@ -55,8 +56,14 @@ OUTCOME_HEADER = "Attest-Outcome"
 RECORDER_ERROR_HEADER = "Attest-Recorder-Error"
 RECORD_METHOD = "ATTEST_RECORD"
 _CONTROL_HEADERS = (SOURCE_HEADER, META_HEADER, "Warcprox-Meta")
-_HOP_BY_HOP = ("connection", "proxy-connection", "keep-alive", "proxy-authenticate",
-               "proxy-authorization", "upgrade")
+_HOP_BY_HOP = (
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "upgrade",
+)
 _FAILURE_STATUS = {
     "dns_error": 502,
     "connection_error": 502,
@@ -79,9 +86,7 @@ class HeldResponse(warcprox.mitmproxy.ProxyingRecordingHTTPResponse):  # type: i
     def begin(self, extra_response_headers: dict[str, str] | None = None) -> None:
         http.client.HTTPResponse.begin(self)
         self.status_line = f"HTTP/1.1 {self.status} {self.reason}"
-        self.client_head = [
-            (k, v) for k, v in self.msg.items() if k.lower() not in _HOP_BY_HOP
-        ]
+        self.client_head = [(k, v) for k, v in self.msg.items() if k.lower() not in _HOP_BY_HOP]
         self.recorder.payload_starts_now()
         import hashlib
 
@@ -110,9 +115,15 @@ class RecorderState:
 
 
 class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[misc]
-    """One client connection: CONNECT/TLS from warcprox, everything after it attest's."""
+    """One client connection: CONNECT/TLS from warcprox, everything after it attest's.
+
+    Unlike warcprox, client connections are persistent (HTTP/1.1 keep-alive), inside CONNECT
+    tunnels too: a new connection per request cost the crawler more CPU than recording.
+    """
 
     state: RecorderState  # set on the class by RecordingProxy
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # socketserver sets TCP_NODELAY on client connections
 
     # --- connecting -------------------------------------------------------------------
     def _connect_to_remote_server(self) -> socket.socket:
@@ -128,11 +139,12 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         if warcprox.mitmproxy.is_connection_dropped(conn):
             sock = self.state.connector.open(self.hostname, int(self.port), self._socket_timeout)
             sock.settimeout(self._socket_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.is_connect:
                 context = self.server.remote_connection_pool.connection_pool_kw["ssl_context"]
                 try:
                     sock = context.wrap_socket(sock, server_hostname=self.hostname)
-                except (TimeoutError, socket.timeout) as exc:
+                except TimeoutError as exc:
                     sock.close()
                     raise FetchTimeout(f"TLS handshake with {self.hostname} timed out") from exc
                 except (ssl.SSLError, OSError) as exc:
@@ -145,6 +157,8 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
     # --- the request ------------------------------------------------------------------
     def _take_control_headers(self) -> tuple[str, dict[str, Any]]:
         source = self.headers.get(SOURCE_HEADER) or self.state.default_source
+        if not is_source_id(source):
+            source = self.state.default_source
         raw_meta = self.headers.get(META_HEADER)
         for name in _CONTROL_HEADERS:
             del self.headers[name]
@@ -167,8 +181,12 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             return
         source, _meta = self._take_control_headers()
         if self.state.disk_full:
-            self._send_plain(507, "Insufficient Storage", "recorder spool is full",
-                             [(RECORDER_ERROR_HEADER, "disk_full")])
+            self._send_plain(
+                507,
+                "Insufficient Storage",
+                "recorder spool is full",
+                [(RECORDER_ERROR_HEADER, "disk_full")],
+            )
             return
         started = self.state.clock()
         try:
@@ -184,9 +202,11 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         except CaptureError as exc:
             self._drop_remote()
             self._record_failure(source, started, exc)
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             self._drop_remote()
-            self._record_failure(source, started, FetchTimeout(f"reading from {self.hostname} timed out: {exc}"))
+            self._record_failure(
+                source, started, FetchTimeout(f"reading from {self.hostname} timed out: {exc}")
+            )
         except (http.client.HTTPException, OSError) as exc:
             self._drop_remote()
             self._record_failure(
@@ -196,10 +216,8 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
     def _drop_remote(self) -> None:
         conn = getattr(self, "_remote_server_conn", None)
         if conn is not None and conn.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 conn.sock.close()
-            except OSError:
-                pass
             conn.sock = None
 
     def _exchange(self, source: str, started: datetime) -> None:
@@ -260,7 +278,9 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         request_id = new_record_id()
         request_headers_end = request_bytes.find(b"\r\n\r\n") + 4
         request_block = Block.from_bytes(request_bytes, payload_is_block=False)
-        request_block.payload_digest = sha256_label(hashlib.sha256(request_bytes[request_headers_end:]))
+        request_block.payload_digest = sha256_label(
+            hashlib.sha256(request_bytes[request_headers_end:])
+        )
         response_headers = [("WARC-IP-Address", remote_ip)]
         if truncated:
             response_headers.append(("WARC-Truncated", truncated))
@@ -290,7 +310,9 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             ),
         ]
         if self._tls_info is not None:
-            chain_spec = self.state.tls_chains.record_once(source, self._tls_info, self.url, response_id, started)
+            chain_spec = self.state.tls_chains.record_once(
+                source, self._tls_info, self.url, response_id, started
+            )
             if chain_spec is not None:
                 specs.append(chain_spec)
         try:
@@ -298,8 +320,12 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         except DiskFull:
             self.state.disk_full = True
             log.error("spool disk full; refusing further fetches")
-            self._send_plain(507, "Insufficient Storage", "recorder spool is full; not recorded",
-                             [(RECORDER_ERROR_HEADER, "disk_full")])
+            self._send_plain(
+                507,
+                "Insufficient Storage",
+                "recorder spool is full; not recorded",
+                [(RECORDER_ERROR_HEADER, "disk_full")],
+            )
             return
         self.state.count(failed=False)
         # Acknowledge only now: the records are in the spool file.
@@ -307,18 +333,37 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         head.extend(f"{k}: {v}" for k, v in response.client_head)
         head.append(f"{CAPTURE_ID_HEADER}: {response_id}")
         head.append(f"Attest-Warc-Date: {warc_date(started)}")
-        head.append("Connection: close")
+        # The client connection stays open when the body is delimited (the origin's own
+        # Content-Length or chunked framing is relayed unchanged); otherwise it ends the body.
+        if not self._delimited(response, truncated):
+            head.append("Connection: close")
+            self.close_connection = True
         payload_start = recorder.payload_offset or 0
         try:
-            self.connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            # Head and first body chunk in one write: on a kept-alive connection two small
+            # writes would wait on the client's delayed ACK.
+            out = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
             if self.command != "HEAD":
                 stream = recorder.tempfile
                 stream.seek(payload_start)
                 while chunk := stream.read(256 * 1024):
-                    self.connection.sendall(chunk)
+                    self.connection.sendall(out + chunk if out else chunk)
+                    out = b""
+            if out:
+                self.connection.sendall(out)
         except OSError as exc:
             log.info("client went away before %s was relayed: %s", self.url, exc)
-        self.close_connection = True
+            self.close_connection = True
+
+    def _delimited(self, response: HeldResponse, truncated: str | None) -> bool:
+        if truncated or self.close_connection:
+            return False
+        if self.command == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200:
+            return True
+        names = {k.lower(): v for k, v in response.client_head}
+        if "chunked" in names.get("transfer-encoding", "").lower():
+            return True
+        return "content-length" in names
 
     def _record_failure(self, source: str, started: datetime, exc: CaptureError) -> None:
         outcome = exc.outcome
@@ -346,8 +391,12 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             self.state.writer_for(source).write(spec)
         except DiskFull:
             self.state.disk_full = True
-            self._send_plain(507, "Insufficient Storage", "recorder spool is full; not recorded",
-                             [(RECORDER_ERROR_HEADER, "disk_full")])
+            self._send_plain(
+                507,
+                "Insufficient Storage",
+                "recorder spool is full; not recorded",
+                [(RECORDER_ERROR_HEADER, "disk_full")],
+            )
             return
         self.state.count(failed=True)
         status = _FAILURE_STATUS.get(outcome, 502)
@@ -359,8 +408,8 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         )
 
     # --- records sent by the crawler (page metadata, outcomes) ------------------------
-    def do_ATTEST_RECORD(self) -> None:  # noqa: N802 - name set by the HTTP method
-        source, meta = self._take_control_headers()
+    def do_ATTEST_RECORD(self) -> None:
+        source, _meta = self._take_control_headers()
         try:
             length = int(self.headers["Content-Length"])
             record_type = self.headers.get("WARC-Type", "metadata")
@@ -388,29 +437,51 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             self.state.writer_for(source).write(spec)
         except DiskFull:
             self.state.disk_full = True
-            self._send_plain(507, "Insufficient Storage", "recorder spool is full",
-                             [(RECORDER_ERROR_HEADER, "disk_full")])
+            self._send_plain(
+                507,
+                "Insufficient Storage",
+                "recorder spool is full",
+                [(RECORDER_ERROR_HEADER, "disk_full")],
+            )
             return
-        self._send_plain(201, "Created", record_id, [(CAPTURE_ID_HEADER, record_id)])
+        self._send_plain(201, "Created", record_id, [(CAPTURE_ID_HEADER, record_id)], close=False)
 
     # --- plumbing ---------------------------------------------------------------------
-    def _send_plain(self, status: int, reason: str, text: str, headers: list[tuple[str, str]]) -> None:
+    def _send_plain(
+        self,
+        status: int,
+        reason: str,
+        text: str,
+        headers: list[tuple[str, str]],
+        *,
+        close: bool = True,
+    ) -> None:
         body = (text + "\n").encode("utf-8")
-        lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: text/plain; charset=utf-8",
-                 f"Content-Length: {len(body)}", "Connection: close"]
+        lines = [
+            f"HTTP/1.1 {status} {reason}",
+            "Content-Type: text/plain; charset=utf-8",
+            f"Content-Length: {len(body)}",
+        ]
+        if close:
+            lines.append("Connection: close")
+            self.close_connection = True
         lines.extend(f"{k}: {v}" for k, v in headers)
         try:
             self.connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         except OSError:
-            pass
-        self.close_connection = True
+            self.close_connection = True
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None,
-                   exception: Exception | None = None) -> None:
+    def send_error(
+        self,
+        code: int,
+        message: str | None = None,
+        explain: str | None = None,
+        exception: Exception | None = None,
+    ) -> None:
         # warcprox queues a FailedUrl for its own writer here; attest records failures itself.
         warcprox.mitmproxy.MitmProxyHandler.send_error(self, code, message, explain)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -424,7 +495,7 @@ class RecordingProxy(warcprox.warcproxy.WarcProxy):  # type: ignore[misc]
 
     def __init__(self, state: RecorderState, options: warcprox.Options) -> None:
         super().__init__(options=options)
-        handler = type("BoundRecordingHandler", (RecordingHandler,), {"state": state})
+        handler: Any = type("BoundRecordingHandler", (RecordingHandler,), {"state": state})
         handler._socket_timeout = options.socket_timeout or 30
         handler._max_resource_size = options.max_resource_size
         handler._tmp_file_max_memory_size = options.tmp_file_max_memory_size or 512 * 1024

@@ -110,7 +110,7 @@ class TlsChainRecorder:
         if self._trust is None:
             return False, "no trust store available"
         try:
-            subject: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+            subject: x509.DNSName | x509.IPAddress = x509.IPAddress(ipaddress.ip_address(host))
         except ValueError:
             subject = x509.DNSName(host)
         try:

@@ -71,8 +71,17 @@ class CaptureSpider(scrapy.Spider):
         return ()
 
     # --- requests ---------------------------------------------------------------------
-    def _meta(self, role: str, depth: int, via: str, referrer: str | None, **extra: Any) -> dict[str, Any]:
-        attest = {"role": role, "depth": depth, "via": via, "referrer": referrer, "attempts": [], **extra}
+    def _meta(
+        self, role: str, depth: int, via: str, referrer: str | None, **extra: Any
+    ) -> dict[str, Any]:
+        attest = {
+            "role": role,
+            "depth": depth,
+            "via": via,
+            "referrer": referrer,
+            "attempts": [],
+            **extra,
+        }
         return {"attest": attest, "handle_httpstatus_all": True, "dont_redirect": True}
 
     def page_request(
@@ -100,8 +109,17 @@ class CaptureSpider(scrapy.Spider):
             meta=self._meta(role, depth, via, referrer, **extra),
         )
 
-    def fetch_request(self, url: str, *, role: str, via: str, depth: int, referrer: str | None = None,
-                      callback: Any = None, **extra: Any) -> Request:
+    def fetch_request(
+        self,
+        url: str,
+        *,
+        role: str,
+        via: str,
+        depth: int,
+        referrer: str | None = None,
+        callback: Any = None,
+        **extra: Any,
+    ) -> Request:
         """A request that is not a page (robots, sitemap, feed): captured and reported."""
         return Request(
             url,
@@ -142,8 +160,10 @@ class CaptureSpider(scrapy.Spider):
             referrer=info.get("referrer"),
             content_type=header(response, "Content-Type"),
             attempts=list(info.get("attempts", [])),
-            error=response.text[:500] if outcome not in ("captured", "redirect", "http_error")
-            and isinstance(response, TextResponse) else None,
+            error=response.text[:500]
+            if outcome not in ("captured", "redirect", "http_error")
+            and isinstance(response, TextResponse)
+            else None,
             **extra,
         )
 
@@ -158,7 +178,9 @@ class CaptureSpider(scrapy.Spider):
         if hops > MAX_REDIRECTS:
             return None
         if info["role"] == "requisite":
-            req = self.requisite_request(target, info.get("referrer") or response.url, info["depth"])
+            req = self.requisite_request(
+                target, info.get("referrer") or response.url, info["depth"]
+            )
             if req is not None:
                 req.meta["attest"]["hops"] = hops
             return req
@@ -168,8 +190,14 @@ class CaptureSpider(scrapy.Spider):
             return None
         # The redirect target replaces its source in the page budget.
         self.pages_scheduled -= 1
-        req = self.page_request(target, depth=info["depth"], via="redirect", referrer=response.url,
-                                role=info["role"], hops=hops)
+        req = self.page_request(
+            target,
+            depth=info["depth"],
+            via="redirect",
+            referrer=response.url,
+            role=info["role"],
+            hops=hops,
+        )
         if req is None:
             self.pages_scheduled += 1
         return req
@@ -223,7 +251,9 @@ class CaptureSpider(scrapy.Spider):
                 self._note_out_of_scope(url)
             elif self.is_attachment(url):
                 entry["attachment"] = True
-                req = self.page_request(url, depth=depth + 1, via="link", referrer=response.url, role="attachment")
+                req = self.page_request(
+                    url, depth=depth + 1, via="link", referrer=response.url, role="attachment"
+                )
                 if req is not None:
                     yield req
             elif depth < self.scope.max_depth:
@@ -243,15 +273,23 @@ class CaptureSpider(scrapy.Spider):
 
     def out_of_scope_results(self) -> list[FetchResult]:
         return [
-            FetchResult(url=u, source=self.source.id, outcome=Outcome.OUT_OF_SCOPE.value, role="page",
-                        via="link", depth=-1)
+            FetchResult(
+                url=u,
+                source=self.source.id,
+                outcome=Outcome.OUT_OF_SCOPE.value,
+                role="page",
+                via="link",
+                depth=-1,
+            )
             for u in sorted(self._out_of_scope)
         ]
 
     @staticmethod
     def _is_html(response: Response) -> bool:
         ctype = (header(response, "Content-Type") or "").lower()
-        return "html" in ctype or (not ctype and response.body.lstrip()[:15].lower().startswith(b"<!doctype html"))
+        return "html" in ctype or (
+            not ctype and response.body.lstrip()[:15].lower().startswith(b"<!doctype html")
+        )
 
     # --- failures ---------------------------------------------------------------------
     def fetch_failed(self, failure: Failure) -> Iterator[FetchResult]:
@@ -260,7 +298,9 @@ class CaptureSpider(scrapy.Spider):
         outcome = info.get("outcome")
         if outcome is None:
             # Not a refusal by attest (robots): the recorder could not be reached.
-            self.logger.error("fetch of %s failed outside the recorder: %s", request.url, failure.value)
+            self.logger.error(
+                "fetch of %s failed outside the recorder: %s", request.url, failure.value
+            )
             self.crawler.stats.inc_value("attest/recorder_unreachable")
             self.crawler.stats.set_value("attest/stopped", "recorder_unreachable")
             if self.crawler.engine is not None:

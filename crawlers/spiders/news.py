@@ -11,8 +11,8 @@ from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
 from archive.outcomes import Outcome
 from crawlers.items import FetchResult
-from crawlers.spiders.base import CaptureSpider
 from crawlers.scope import origin
+from crawlers.spiders.base import CaptureSpider
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -20,7 +20,9 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 def feed_links(body: bytes, base: str) -> list[str]:
     """Item links of an RSS 2.0 or Atom feed."""
     try:
-        root = etree.fromstring(body, parser=etree.XMLParser(recover=True, resolve_entities=False, no_network=True))
+        root = etree.fromstring(
+            body, parser=etree.XMLParser(recover=True, resolve_entities=False, no_network=True)
+        )
     except etree.XMLSyntaxError:
         return []
     if root is None:
@@ -48,13 +50,22 @@ class NewsSpider(CaptureSpider):
             for o in sorted(x for x in origins if x is not None):
                 scheme, host, port = o
                 base = f"{scheme}://{host}:{port}"
-                yield self.fetch_request(f"{base}/robots.txt", role="robots", via="discovery", depth=0,
-                                         callback=self.parse_robots)
+                yield self.fetch_request(
+                    f"{base}/robots.txt",
+                    role="robots",
+                    via="discovery",
+                    depth=0,
+                    callback=self.parse_robots,
+                )
         elif sitemaps:
             for url in sitemaps:
-                yield self.fetch_request(url, role="sitemap", via="discovery", depth=0, callback=self.parse_sitemap)
+                yield self.fetch_request(
+                    url, role="sitemap", via="discovery", depth=0, callback=self.parse_sitemap
+                )
         for url in self.source.feeds:
-            yield self.fetch_request(url, role="feed", via="discovery", depth=0, callback=self.parse_feed)
+            yield self.fetch_request(
+                url, role="feed", via="discovery", depth=0, callback=self.parse_feed
+            )
 
     def parse_robots(self, response: Response) -> Iterator[Request | FetchResult]:
         item = self.result(response)
@@ -65,7 +76,9 @@ class NewsSpider(CaptureSpider):
         if not found:
             found = [urljoin(response.url, "/sitemap.xml")]
         for url in found:
-            yield self.fetch_request(url, role="sitemap", via="robots", depth=0, callback=self.parse_sitemap)
+            yield self.fetch_request(
+                url, role="sitemap", via="robots", depth=0, callback=self.parse_sitemap
+            )
 
     def parse_sitemap(self, response: Response) -> Iterator[Request | FetchResult]:
         item = self.result(response)
@@ -82,7 +95,9 @@ class NewsSpider(CaptureSpider):
             if not loc:
                 continue
             if sitemap.type == "sitemapindex":
-                yield self.fetch_request(loc, role="sitemap", via="sitemap", depth=0, callback=self.parse_sitemap)
+                yield self.fetch_request(
+                    loc, role="sitemap", via="sitemap", depth=0, callback=self.parse_sitemap
+                )
             elif self.scope.allows(loc):
                 req = self.page_request(loc, depth=1, via="sitemap", referrer=response.url)
                 if req is not None:

@@ -34,7 +34,9 @@ class PressSpider(CaptureSpider):
                 url = response.urljoin(href)
                 if self.scope.allows(url):
                     role = "attachment" if self.is_attachment(url) else "page"
-                    req = self.page_request(url, depth=depth + 1, via="listing", referrer=response.url, role=role)
+                    req = self.page_request(
+                        url, depth=depth + 1, via="listing", referrer=response.url, role=role
+                    )
                     if req is not None:
                         yield req
         # Requisites and ordinary links (releases, attachments) as for any page.
@@ -46,7 +48,13 @@ class PressSpider(CaptureSpider):
             url = response.urljoin(href)
             if self.scope.allows(url):
                 # Pagination continues the listing at the same depth.
-                req = self.page_request(url, depth=depth, via="listing", referrer=response.url,
-                                        listing=index, listing_page=page + 1)
+                req = self.page_request(
+                    url,
+                    depth=depth,
+                    via="listing",
+                    referrer=response.url,
+                    listing=index,
+                    listing_page=page + 1,
+                )
                 if req is not None:
                     yield req

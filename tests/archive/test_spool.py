@@ -62,7 +62,10 @@ else:
 def lock_held_by_another_process(spool_dir: Path) -> Iterator[subprocess.Popen[str]]:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(spool_dir)],
-        cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None
@@ -81,7 +84,11 @@ def acquire_from_another_process(spool_dir: Path) -> str:
     """``acquired`` or ``refused``: what another process gets when it tries the lock."""
     result = subprocess.run(
         [sys.executable, "-c", TRY_LOCK, str(spool_dir)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     return result.stdout.strip()
 
@@ -100,15 +107,26 @@ def warcinfo_fields(name: str) -> list[tuple[str, str]]:
 
 
 def resource(data: bytes, uri: str) -> RecordSpec:
-    return RecordSpec(record_type="resource", block=Block.from_bytes(data), target_uri=uri,
-                      content_type="application/octet-stream")
+    return RecordSpec(
+        record_type="resource",
+        block=Block.from_bytes(data),
+        target_uri=uri,
+        content_type="application/octet-stream",
+    )
 
 
 def rotating_writer(
     spool_dir: Path, max_size: int, on_closed: Callable[[Path], None] | None = None
 ) -> RotatingWarcWriter:
-    return RotatingWarcWriter(spool_dir, "news", RUN_ID, warcinfo_fields, max_size=max_size,
-                              clock=SteppingClock(), on_closed=on_closed)
+    return RotatingWarcWriter(
+        spool_dir,
+        "news",
+        RUN_ID,
+        warcinfo_fields,
+        max_size=max_size,
+        clock=SteppingClock(),
+        on_closed=on_closed,
+    )
 
 
 # --- the lock -----------------------------------------------------------------------------------
@@ -174,8 +192,10 @@ def test_dead_spools_yields_only_spools_whose_lock_is_free_and_locks_them(tmp_pa
     crashed = RunSpool.create(tmp_path, "crashed-run", {})
     crashed.release()
     (tmp_path / "not-a-spool.txt").write_text("ignored")
-    with lock_held_by_another_process(live.path), \
-            lock_held_by_another_process(crashed.path) as crashing:
+    with (
+        lock_held_by_another_process(live.path),
+        lock_held_by_another_process(crashed.path) as crashing,
+    ):
         crashing.send_signal(signal.SIGKILL)
         crashing.wait(timeout=30)
         found = list(dead_spools(tmp_path))
@@ -237,11 +257,16 @@ def test_the_file_being_written_is_named_open_until_it_is_closed(tmp_path: Path)
 
 def test_write_many_keeps_records_that_belong_together_in_one_file(tmp_path: Path) -> None:
     writer = rotating_writer(tmp_path, max_size=1)  # every call may start a new file
-    pair1 = writer.write_many([resource(b"request 1", "urn:test:q1"),
-                               resource(b"response 1", "urn:test:r1")])
-    pair2 = writer.write_many([resource(b"request 2", "urn:test:q2"),
-                               resource(b"response 2", "urn:test:r2"),
-                               resource(b"metadata 2", "urn:test:m2")])
+    pair1 = writer.write_many(
+        [resource(b"request 1", "urn:test:q1"), resource(b"response 1", "urn:test:r1")]
+    )
+    pair2 = writer.write_many(
+        [
+            resource(b"request 2", "urn:test:q2"),
+            resource(b"response 2", "urn:test:r2"),
+            resource(b"metadata 2", "urn:test:m2"),
+        ]
+    )
     writer.close()
     assert len({w.filename for w in pair1}) == 1
     assert len({w.filename for w in pair2}) == 1
@@ -255,13 +280,16 @@ def test_write_many_writes_all_of_its_records_or_none(tmp_path: Path) -> None:
     writer = rotating_writer(tmp_path, max_size=1_000_000)
     kept = writer.write(resource(b"earlier", "urn:test:earlier"))
     counts = (writer.records_written, writer.bytes_written)
-    broken = Block(100, stream=io.BytesIO(b"the response stopped"),
-                   block_digest="sha256:" + "0" * 64)
+    broken = Block(
+        100, stream=io.BytesIO(b"the response stopped"), block_digest="sha256:" + "0" * 64
+    )
     with pytest.raises(ValueError, match="80 bytes early"):
-        writer.write_many([
-            resource(b"request", "urn:test:request"),
-            RecordSpec(record_type="response", block=broken, target_uri="urn:test:request"),
-        ])
+        writer.write_many(
+            [
+                resource(b"request", "urn:test:request"),
+                RecordSpec(record_type="response", block=broken, target_uri="urn:test:request"),
+            ]
+        )
     assert (writer.records_written, writer.bytes_written) == counts
     writer.close()
     records = verify_warc(tmp_path / kept.filename).records
@@ -290,7 +318,9 @@ def interrupted_source(
     path = tmp_path_factory.mktemp("source") / "source.warc.gz.open"
     counter = iter(range(1, 100))
     writer = WarcFileWriter(
-        path, "source.warc.gz", clock=SteppingClock(),
+        path,
+        "source.warc.gz",
+        clock=SteppingClock(),
         id_factory=lambda: f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'seal-{next(counter)}')}>",
     )
     written = [writer.write_warcinfo(warcinfo_fields("source.warc.gz"))]
@@ -338,8 +368,9 @@ def test_seal_cut_at_every_byte_inside_the_last_record_keeps_the_records_before_
 ) -> None:
     data, written = interrupted_source
     last = written[-1]
-    assert_sealed_keeps_complete_records(tmp_path, data, written,
-                                         range(last.offset, last.offset + last.length))
+    assert_sealed_keeps_complete_records(
+        tmp_path, data, written, range(last.offset, last.offset + last.length)
+    )
 
 
 def test_seal_cut_at_any_byte_of_the_file_keeps_exactly_the_complete_records(
@@ -375,10 +406,13 @@ def test_seal_refuses_a_file_with_a_digest_mismatch_and_leaves_it_untouched(
     writer = WarcFileWriter(path, "attest-news-damaged.warc.gz", clock=SteppingClock())
     writer.write_warcinfo(warcinfo_fields(path.name))
     writer.write(resource(b"before", "urn:test:before"))
-    damaged = writer.write(RecordSpec(
-        record_type="resource", target_uri="urn:test:damaged",
-        block=Block(6, data=b"middle", block_digest="sha256:" + "0" * 64),
-    ))
+    damaged = writer.write(
+        RecordSpec(
+            record_type="resource",
+            target_uri="urn:test:damaged",
+            block=Block(6, data=b"middle", block_digest="sha256:" + "0" * 64),
+        )
+    )
     last = writer.write(resource(b"after the damage " * 20, "urn:test:after"))
     writer.close()
     # Also interrupted: the file ends inside its last record.

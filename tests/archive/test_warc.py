@@ -125,13 +125,18 @@ def fixed_clock() -> datetime:
 
 
 def new_writer(path: Path) -> WarcFileWriter:
-    return WarcFileWriter(path, path.name.removesuffix(".open"), clock=fixed_clock,
-                          id_factory=FixedIds(path.name))
+    return WarcFileWriter(
+        path, path.name.removesuffix(".open"), clock=fixed_clock, id_factory=FixedIds(path.name)
+    )
 
 
 def resource(data: bytes, uri: str = "urn:test:resource") -> RecordSpec:
-    return RecordSpec(record_type="resource", block=Block.from_bytes(data), target_uri=uri,
-                      content_type="application/octet-stream")
+    return RecordSpec(
+        record_type="resource",
+        block=Block.from_bytes(data),
+        target_uri=uri,
+        content_type="application/octet-stream",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +170,7 @@ def test_golden_generator_reproduces_the_committed_files_byte_for_byte(
     )
 
 
-@pytest.mark.parametrize(
-    "name", [make_golden.GOOD, make_golden.TRUNCATED, make_golden.TAMPERED]
-)
+@pytest.mark.parametrize("name", [make_golden.GOOD, make_golden.TRUNCATED, make_golden.TAMPERED])
 def test_verify_warc_reaches_the_verdict_recorded_for_each_golden_file(
     verdicts: dict[str, Any], name: str
 ) -> None:
@@ -204,7 +207,11 @@ def test_the_tampered_golden_file_is_intact_only_up_to_the_changed_record() -> N
 def test_every_record_is_warc_1_1_with_date_id_length_and_sha256_block_digest(good: Path) -> None:
     records = raw_records(good)
     assert [r.headers["WARC-Type"] for r in records] == [
-        "warcinfo", "request", "response", "response", "metadata"
+        "warcinfo",
+        "request",
+        "response",
+        "response",
+        "metadata",
     ]
     ids = set()
     for record in records:
@@ -231,17 +238,16 @@ def test_warc_date_converts_other_time_zones_to_utc_and_keeps_zero_microseconds(
 ) -> None:
     path = tmp_path / "tz.warc.gz.open"
     plus_two = timezone(timedelta(hours=2))
-    writer = WarcFileWriter(path, "tz.warc.gz",
-                            clock=lambda: datetime(2026, 11, 27, 23, 25, 33, 7, tzinfo=plus_two))
+    writer = WarcFileWriter(
+        path, "tz.warc.gz", clock=lambda: datetime(2026, 11, 27, 23, 25, 33, 7, tzinfo=plus_two)
+    )
     written = writer.write(resource(b"x"))
     writer.close()
     assert written.date == "2026-11-27T21:25:33.000007Z"
     assert raw_records(path)[0].headers["WARC-Date"] == "2026-11-27T21:25:33.000007Z"
 
 
-def test_block_digests_are_what_sha256sum_prints_for_the_block(
-    good: Path, tmp_path: Path
-) -> None:
+def test_block_digests_are_what_sha256sum_prints_for_the_block(good: Path, tmp_path: Path) -> None:
     sha256sum = shutil.which("sha256sum")
     if sha256sum is None:
         pytest.skip("sha256sum (coreutils) is not installed")
@@ -258,7 +264,8 @@ def test_payload_digest_is_sha256_of_the_http_entity_with_content_encoding_kept(
     good: Path,
 ) -> None:
     request, response = [
-        r for r in raw_records(good)
+        r
+        for r in raw_records(good)
         if r.headers.get("WARC-Target-URI") == make_golden.ARTICLE_URL
         and r.headers["WARC-Type"] in ("request", "response")
     ]
@@ -274,8 +281,9 @@ def test_payload_digest_is_sha256_of_the_http_entity_with_content_encoding_kept(
 
 
 def test_chunked_response_keeps_chunk_framing_and_digests_the_dechunked_entity(good: Path) -> None:
-    (feed,) = [r for r in raw_records(good) if r.headers.get("WARC-Target-URI")
-               == make_golden.FEED_URL]
+    (feed,) = [
+        r for r in raw_records(good) if r.headers.get("WARC-Target-URI") == make_golden.FEED_URL
+    ]
     assert feed.block == make_golden.FEED_RESPONSE  # chunk sizes and CRLFs byte for byte
     head, body = feed.http_split()
     assert b"\r\nTransfer-Encoding: chunked" in head
@@ -322,11 +330,16 @@ def test_a_revisit_is_verified_by_its_block_only(tmp_path: Path) -> None:
     original_payload = sha256_label(hashlib.sha256(make_golden.ARTICLE_GZIP))
 
     def revisit(block_digest: str | None) -> RecordSpec:
-        block = Block(len(head), data=head, block_digest=block_digest,
-                      payload_digest=original_payload)
-        return RecordSpec(record_type="revisit", block=block, target_uri=make_golden.ARTICLE_URL,
-                          content_type="application/http; msgtype=response",
-                          headers=[("WARC-Profile", profile)])
+        block = Block(
+            len(head), data=head, block_digest=block_digest, payload_digest=original_payload
+        )
+        return RecordSpec(
+            record_type="revisit",
+            block=block,
+            target_uri=make_golden.ARTICLE_URL,
+            content_type="application/http; msgtype=response",
+            headers=[("WARC-Profile", profile)],
+        )
 
     writer.write(revisit(None))
     damaged = writer.write(revisit("sha256:" + "0" * 64))
@@ -379,9 +392,15 @@ def test_warcio_reads_every_record_and_agrees_on_types_targets_and_offsets(good:
             target = record.rec_headers.get_header("WARC-Target-URI")
             if record.rec_type == "response":
                 bodies[target] = record.content_stream().read()
-            theirs.append((record.rec_type, target,
-                           record.rec_headers.get_header("WARC-Record-ID"),
-                           iterator.get_record_offset(), iterator.get_record_length()))
+            theirs.append(
+                (
+                    record.rec_type,
+                    target,
+                    record.rec_headers.get_header("WARC-Record-ID"),
+                    iterator.get_record_offset(),
+                    iterator.get_record_length(),
+                )
+            )
     assert theirs == ours
     # warcio undoes Content-Encoding and chunking to reach the same content we wrote.
     assert bodies[make_golden.ARTICLE_URL] == make_golden.ARTICLE_HTML
@@ -450,7 +469,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("mount/umount are not installed, so no small filesystem can be filled")
     result = subprocess.run(
         [mount, "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         pytest.skip(
@@ -501,8 +522,11 @@ def test_a_block_stream_that_ends_early_leaves_no_partial_record(tmp_path: Path)
     # Incompressible and longer than one copy chunk, so part of the record reaches the disk
     # before the stream runs dry.
     data = random.Random(7).randbytes(2 * COPY_CHUNK)
-    short = Block(len(data) + 1000, stream=io.BytesIO(data),
-                  block_digest="sha256:" + sha256_hex(data + b"\0" * 1000))
+    short = Block(
+        len(data) + 1000,
+        stream=io.BytesIO(data),
+        block_digest="sha256:" + sha256_hex(data + b"\0" * 1000),
+    )
     with pytest.raises(ValueError, match="1000 bytes early"):
         writer.write(RecordSpec(record_type="resource", block=short, target_uri="urn:test:short"))
     assert path.stat().st_size == writer.size == first.length
@@ -520,16 +544,20 @@ def test_write_group_writes_all_of_its_records_or_none(tmp_path: Path) -> None:
     first = writer.write_warcinfo([("software", "attest tests")])
     broken = Block(10, stream=io.BytesIO(b"short"), block_digest="sha256:" + "0" * 64)
     with pytest.raises(ValueError, match="ended 5 bytes early"):
-        writer.write_group([
-            resource(b"request bytes", "urn:test:request"),
-            RecordSpec(record_type="resource", block=broken, target_uri="urn:test:response"),
-        ])
+        writer.write_group(
+            [
+                resource(b"request bytes", "urn:test:request"),
+                RecordSpec(record_type="resource", block=broken, target_uri="urn:test:response"),
+            ]
+        )
     assert (path.stat().st_size, writer.size, writer.records) == (first.length, first.length, 1)
     pair = writer.write_group([resource(b"a", "urn:test:a"), resource(b"b", "urn:test:b")])
     writer.close()
     assert [w.offset for w in pair] == [first.length, first.length + pair[0].length]
     assert [r.header("WARC-Target-URI") for r in verify_warc(path).records] == [
-        None, "urn:test:a", "urn:test:b"
+        None,
+        "urn:test:a",
+        "urn:test:b",
     ]
 
 

@@ -60,7 +60,11 @@ REFUSED_IDS = [address for address, _ in REFUSED]
 
 #: Ranges that must never pass without an allow list, whatever the address inside them.
 NEVER_WITHOUT_ALLOW_LIST = [
-    "10.0.0.0/8", "192.168.0.0/16", "172.16.0.0/12", "127.0.0.0/8", "169.254.0.0/16",
+    "10.0.0.0/8",
+    "192.168.0.0/16",
+    "172.16.0.0/12",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
 ]
 
 
@@ -312,13 +316,15 @@ def test_static_resolver_ignores_case_and_a_trailing_dot() -> None:
 
 
 def test_hosts_table_lines_become_a_resolver_table() -> None:
-    table = load_hosts_table([
-        "# fixture web",
-        "127.0.0.1   news.test www.news.test  # the news site",
-        "",
-        "::1 news.test",
-        "127.0.0.2 NGO.test",
-    ])
+    table = load_hosts_table(
+        [
+            "# fixture web",
+            "127.0.0.1   news.test www.news.test  # the news site",
+            "",
+            "::1 news.test",
+            "127.0.0.2 NGO.test",
+        ]
+    )
     assert table == {
         "news.test": ["127.0.0.1", "::1"],
         "www.news.test": ["127.0.0.1"],

@@ -19,16 +19,18 @@ from typing import Any
 
 import brotli
 import pytest
-
-from archive.warcread import verify_warc
 from fixtureweb import FixtureWeb
 from fixtureweb.http import Request
 from support.warcs import Rec, read_records, store_warcs
 
+from archive.warcread import verify_warc
+
 pytestmark = pytest.mark.e2e
 
 
-def run_attest(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_attest(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli", *args],
         env=env,
@@ -102,8 +104,14 @@ sources:
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = json.loads(proc.stdout)
     warcs = store_warcs(home / "store")
-    return {"home": home, "summary": summary, "warcs": warcs, "records": read_records(warcs),
-            "ledger": ledger(home), "stderr": proc.stderr}
+    return {
+        "home": home,
+        "summary": summary,
+        "warcs": warcs,
+        "records": read_records(warcs),
+        "ledger": ledger(home),
+        "stderr": proc.stderr,
+    }
 
 
 def ledger(home: Path) -> list[dict[str, Any]]:
@@ -117,7 +125,7 @@ def responses(records: list[Rec], origin: str) -> dict[str, list[Rec]]:
     out: dict[str, list[Rec]] = {}
     for rec in records:
         if rec.type == "response" and rec.target and rec.target.startswith(origin):
-            out.setdefault(rec.target[len(origin):], []).append(rec)
+            out.setdefault(rec.target[len(origin) :], []).append(rec)
     return out
 
 
@@ -128,11 +136,14 @@ def test_every_warc_verifies_and_is_warc_1_1(crawl: dict[str, Any]) -> None:
         assert verdict.ok, verdict.problems
         assert path.read_bytes()[:2] == b"\x1f\x8b"
     for rec in crawl["records"]:
-        assert rec.headers["WARC-Date"].endswith("Z") and len(rec.headers["WARC-Date"]) == 27
+        assert rec.headers["WARC-Date"].endswith("Z")
+        assert len(rec.headers["WARC-Date"]) == 27
         assert rec.headers["WARC-Block-Digest"] == "sha256:" + hashlib.sha256(rec.block).hexdigest()
 
 
-def test_each_file_starts_with_warcinfo_naming_run_source_and_versions(crawl: dict[str, Any]) -> None:
+def test_each_file_starts_with_warcinfo_naming_run_source_and_versions(
+    crawl: dict[str, Any],
+) -> None:
     first_by_file: dict[Path, Rec] = {}
     for rec in crawl["records"]:
         first_by_file.setdefault(rec.file, rec)
@@ -142,8 +153,15 @@ def test_each_file_starts_with_warcinfo_naming_run_source_and_versions(crawl: di
         fields = dict(line.split(": ", 1) for line in rec.block.decode().strip().split("\r\n"))
         assert fields["attest-run-id"] == run_id
         assert fields["source-id"] in path.name
-        for name in ("software", "scrapy-version", "recorder", "settings-sha256", "http-header-user-agent",
-                     "egress-ip", "robots"):
+        for name in (
+            "software",
+            "scrapy-version",
+            "recorder",
+            "settings-sha256",
+            "http-header-user-agent",
+            "egress-ip",
+            "robots",
+        ):
             assert fields.get(name), f"warcinfo lacks {name}"
         assert path.relative_to(crawl["home"] / "store").parts[:2] == ("warcs", fields["source-id"])
 
@@ -155,7 +173,8 @@ def test_requests_and_responses_are_linked_pairs_with_peer_ip(crawl: dict[str, A
         if rec.type != "request":
             continue
         response = by_id[rec.headers["WARC-Concurrent-To"]]
-        assert response.type == "response" and response.target == rec.target
+        assert response.type == "response"
+        assert response.target == rec.target
         assert response.headers["WARC-IP-Address"] == "127.0.0.1"
         assert rec.block.split(b"\r\n", 1)[0].endswith(b" HTTP/1.1")
         assert b"Attest-" not in rec.block, "control headers must not reach the origin"
@@ -163,7 +182,9 @@ def test_requests_and_responses_are_linked_pairs_with_peer_ip(crawl: dict[str, A
     assert pairs == sum(1 for r in crawl["records"] if r.type == "response")
 
 
-def test_payload_bytes_are_exactly_what_the_server_sent(crawl: dict[str, Any], fixture_web: FixtureWeb) -> None:
+def test_payload_bytes_are_exactly_what_the_server_sent(
+    crawl: dict[str, Any], fixture_web: FixtureWeb
+) -> None:
     for site in ("news", "ngo"):
         server = fixture_web.servers[site]
         sent: dict[str, set[tuple[bytes, bytes]]] = {}
@@ -171,29 +192,41 @@ def test_payload_bytes_are_exactly_what_the_server_sent(crawl: dict[str, Any], f
             sent.setdefault(target, set()).add((head, body))
         for path, recs in responses(crawl["records"], server.origin).items():
             for rec in recs:
-                assert (rec.http_head, rec.http_body) in sent[path], f"{site}{path} differs from the wire"
+                assert (rec.http_head, rec.http_body) in sent[path], (
+                    f"{site}{path} differs from the wire"
+                )
 
 
-def test_compressed_and_chunked_bodies_stay_as_received(crawl: dict[str, Any], fixture_web: FixtureWeb) -> None:
+def test_compressed_and_chunked_bodies_stay_as_received(
+    crawl: dict[str, Any], fixture_web: FixtureWeb
+) -> None:
     news = responses(crawl["records"], fixture_web.url("news", ""))
     article = news["/article/1.html"][0]
     assert b"Content-Encoding: gzip" in article.http_head
     assert gzip.decompress(article.http_body) == fixture_web.news.article_html(1)
     entity = gzip.decompress(article.http_body)
-    assert article.headers["WARC-Payload-Digest"] == "sha256:" + hashlib.sha256(article.http_body).hexdigest()
+    assert (
+        article.headers["WARC-Payload-Digest"]
+        == "sha256:" + hashlib.sha256(article.http_body).hexdigest()
+    )
     assert entity.count(fixture_web.news.article_token(1).encode()) == 1
     css = news["/static/site.css"][0]
     assert b"Content-Encoding: br" in css.http_head
     assert brotli.decompress(css.http_body) == fixture_web.news.css()
     section = news["/section/politics/"][0]
     assert b"Transfer-Encoding: chunked" in section.http_head
-    assert section.http_body.startswith(b"3e8\r\n") and section.http_body.endswith(b"0\r\n\r\n")
+    assert section.http_body.startswith(b"3e8\r\n")
+    assert section.http_body.endswith(b"0\r\n\r\n")
     # what the server generates for this path, without the chunk framing
     dechunked = fixture_web.news(Request("GET", "/section/politics/", {}, "")).body
-    assert section.headers["WARC-Payload-Digest"] == "sha256:" + hashlib.sha256(dechunked).hexdigest()
+    assert (
+        section.headers["WARC-Payload-Digest"] == "sha256:" + hashlib.sha256(dechunked).hexdigest()
+    )
 
 
-def test_every_in_scope_fixture_url_is_captured_with_its_status(crawl: dict[str, Any], fixture_web: FixtureWeb) -> None:
+def test_every_in_scope_fixture_url_is_captured_with_its_status(
+    crawl: dict[str, Any], fixture_web: FixtureWeb
+) -> None:
     news = responses(crawl["records"], fixture_web.url("news", ""))
     for path in fixture_web.news.all_paths():
         assert path in news, f"news {path} not captured"
@@ -201,31 +234,42 @@ def test_every_in_scope_fixture_url_is_captured_with_its_status(crawl: dict[str,
     assert statuses["/missing.html"] == {404}
     assert statuses["/gone.html"] == {410}
     assert statuses["/broken.html"] == {500}
-    assert statuses["/old/start"] == {301} and statuses["/old/middle"] == {302}
+    assert statuses["/old/start"] == {301}
+    assert statuses["/old/middle"] == {302}
     assert statuses["/busy.html"] == {503, 200}
     ngo = responses(crawl["records"], fixture_web.url("ngo", ""))
     for path in fixture_web.ngo.all_paths():
         assert path in ngo, f"ngo {path} not captured"
 
 
-def test_robots_disallowed_page_is_absent_and_its_refusal_recorded(crawl: dict[str, Any], fixture_web: FixtureWeb) -> None:
+def test_robots_disallowed_page_is_absent_and_its_refusal_recorded(
+    crawl: dict[str, Any], fixture_web: FixtureWeb
+) -> None:
     url = fixture_web.url("news", "/private/secret.html")
-    assert not [r for r in crawl["records"] if r.target == url and r.type in ("request", "response")]
+    assert not [
+        r for r in crawl["records"] if r.target == url and r.type in ("request", "response")
+    ]
     refusals = [r for r in crawl["records"] if r.target == url and r.type == "metadata"]
-    assert refusals and refusals[0].json()["outcome"] == "robots_disallowed"
+    assert refusals
+    assert refusals[0].json()["outcome"] == "robots_disallowed"
     assert any(e["url"] == url and e["outcome"] == "robots_disallowed" for e in crawl["ledger"])
 
 
-def test_retry_after_is_honoured_and_each_attempt_kept(crawl: dict[str, Any], fixture_web: FixtureWeb) -> None:
+def test_retry_after_is_honoured_and_each_attempt_kept(
+    crawl: dict[str, Any], fixture_web: FixtureWeb
+) -> None:
     url = fixture_web.url("news", "/busy.html")
     entry = next(e for e in crawl["ledger"] if e["url"] == url)
-    assert entry["outcome"] == "captured" and entry["status"] == 200
+    assert entry["outcome"] == "captured"
+    assert entry["status"] == 200
     assert [a["status"] for a in entry["attempts"]] == [503]
     assert entry["attempts"][0]["retry_after"] == 1.0
     ids = {r.id for r in crawl["records"] if r.target == url and r.type == "response"}
-    assert entry["attempts"][0]["capture_id"] in ids and entry["capture_id"] in ids
+    assert entry["attempts"][0]["capture_id"] in ids
+    assert entry["capture_id"] in ids
     broken = next(e for e in crawl["ledger"] if e["url"] == fixture_web.url("news", "/broken.html"))
-    assert broken["outcome"] == "http_error" and len(broken["attempts"]) == 2
+    assert broken["outcome"] == "http_error"
+    assert len(broken["attempts"]) == 2
 
 
 def test_failures_are_recorded_as_outcomes(crawl: dict[str, Any], fixture_web: FixtureWeb) -> None:
@@ -236,39 +280,64 @@ def test_failures_are_recorded_as_outcomes(crawl: dict[str, Any], fixture_web: F
     assert outcomes["http://nowhere.fixture.test/"] == "dns_error"
     assert outcomes["http://127.0.0.1:1/"] == "connection_error"
     assert outcomes[fixture_web.url("news", "/slow.html")] == "timeout"
-    meta = {r.target: r.json() for r in crawl["records"] if r.type == "metadata"
-            and r.headers.get("Content-Type", "").endswith("attest-outcome")}
+    meta = {
+        r.target: r.json()
+        for r in crawl["records"]
+        if r.type == "metadata" and r.headers.get("Content-Type", "").endswith("attest-outcome")
+    }
     assert meta["http://metadata.fixture.test/latest/meta-data/"]["outcome"] == "egress_refused"
     assert "cloud metadata" in meta["http://metadata.fixture.test/latest/meta-data/"]["error"]
     assert meta["http://nowhere.fixture.test/"]["outcome"] == "dns_error"
     counts = crawl["summary"]["outcomes"]
-    assert counts["egress_refused"] == 3 and counts["dns_error"] == 1 and counts["timeout"] >= 1
+    assert counts["egress_refused"] == 3
+    assert counts["dns_error"] == 1
+    assert counts["timeout"] >= 1
 
 
-def test_tls_chain_of_the_https_origin_is_kept(crawl: dict[str, Any], fixture_web: FixtureWeb) -> None:
+def test_tls_chain_of_the_https_origin_is_kept(
+    crawl: dict[str, Any], fixture_web: FixtureWeb
+) -> None:
     assert fixture_web.ca is not None
-    chains = [r for r in crawl["records"] if r.type == "metadata"
-              and r.headers.get("Content-Type", "").endswith("attest-tls-chain")]
+    chains = [
+        r
+        for r in crawl["records"]
+        if r.type == "metadata" and r.headers.get("Content-Type", "").endswith("attest-tls-chain")
+    ]
     assert len(chains) == 1, "one chain record per host, source and run"
     info = chains[0].json()
-    assert info["host"] == "secure.fixture.test" and info["verified"] is True
+    assert info["host"] == "secure.fixture.test"
+    assert info["verified"] is True
     served = fixture_web.ca.cert_pem.read_text()
     assert [c["pem"] for c in info["chain"]] == [
-        "-----BEGIN CERTIFICATE-----" + part for part in served.split("-----BEGIN CERTIFICATE-----")[1:]
+        "-----BEGIN CERTIFICATE-----" + part
+        for part in served.split("-----BEGIN CERTIFICATE-----")[1:]
     ]
-    responses_https = [r for r in crawl["records"] if r.type == "response" and (r.target or "").startswith("https://")]
-    assert responses_https and chains[0].headers["WARC-Concurrent-To"] in {r.id for r in responses_https}
+    responses_https = [
+        r
+        for r in crawl["records"]
+        if r.type == "response" and (r.target or "").startswith("https://")
+    ]
+    assert responses_https
+    assert chains[0].headers["WARC-Concurrent-To"] in {r.id for r in responses_https}
 
 
-def test_pages_have_metadata_with_outlinks_and_discovery(crawl: dict[str, Any], fixture_web: FixtureWeb) -> None:
+def test_pages_have_metadata_with_outlinks_and_discovery(
+    crawl: dict[str, Any], fixture_web: FixtureWeb
+) -> None:
     by_id = {rec.id: rec for rec in crawl["records"]}
-    pages = [r for r in crawl["records"] if r.type == "metadata"
-             and r.headers.get("Content-Type", "").endswith("attest-page")]
+    pages = [
+        r
+        for r in crawl["records"]
+        if r.type == "metadata" and r.headers.get("Content-Type", "").endswith("attest-page")
+    ]
     home = next(p for p in pages if p.target == fixture_web.url("news", "/"))
     data = home.json()
-    assert data["via"] == "seed" and data["depth"] == 0
+    assert data["via"] == "seed"
+    assert data["depth"] == 0
     latest = fixture_web.news.articles
-    assert {"url": fixture_web.url("news", f"/article/{latest}.html"), "in_scope": True} in data["outlinks"]
+    assert {"url": fixture_web.url("news", f"/article/{latest}.html"), "in_scope": True} in data[
+        "outlinks"
+    ]
     assert fixture_web.url("news", "/static/site.css") in data["requisites"]
     assert by_id[home.headers["WARC-Concurrent-To"]].type == "response"
     via = Counter(p.json()["via"] for p in pages)
@@ -276,11 +345,14 @@ def test_pages_have_metadata_with_outlinks_and_discovery(crawl: dict[str, Any], 
     assert via["listing"], via
 
 
-def test_legacy_windows_1252_page_is_captured_byte_exact(crawl: dict[str, Any], fixture_web: FixtureWeb) -> None:
+def test_legacy_windows_1252_page_is_captured_byte_exact(
+    crawl: dict[str, Any], fixture_web: FixtureWeb
+) -> None:
     news = responses(crawl["records"], fixture_web.url("news", ""))
     rec = news["/legacy/cp1252.html"][0]
     assert "Café".encode("cp1252") in rec.http_body
-    assert b"charset=windows-1252" in rec.http_body and b"charset" not in rec.http_head
+    assert b"charset=windows-1252" in rec.http_body
+    assert b"charset" not in rec.http_head
 
 
 def test_summary_counts_match_the_ledger(crawl: dict[str, Any]) -> None:

@@ -18,18 +18,23 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from fixtureweb import FixtureWeb
 
 from archive.spool import CLOSED_SUFFIX, OPEN_SUFFIX
 from archive.warcread import verify_warc
-from fixtureweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def attest_env(home: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
-               ATTEST_WARC_MAX_SIZE="1000000", ATTEST_RETRIES="0")
+    env = dict(
+        os.environ,
+        ATTEST_HOME=str(home),
+        ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
+        ATTEST_WARC_MAX_SIZE="1000000",
+        ATTEST_RETRIES="0",
+    )
     env.pop("ATTEST_STORE", None)
     env.pop("ATTEST_FAILPOINT", None)
     env.update(extra)
@@ -38,9 +43,24 @@ def attest_env(home: Path, **extra: str) -> dict[str, str]:
 
 def start_crawl(web: FixtureWeb, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "crawl", web.url("news", "/"), "--max-pages", "80", "--depth", "3",
-         "--json", *extra],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "crawl",
+            web.url("news", "/"),
+            "--max-pages",
+            "80",
+            "--depth",
+            "3",
+            "--json",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
 
@@ -67,8 +87,15 @@ def stored_records(store: Path) -> list[str]:
 
 
 def recover(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli", "recover"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "recover"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def assert_recovered_exactly(home: Path, env: dict[str, str]) -> int:
@@ -98,13 +125,17 @@ def assert_recovered_exactly(home: Path, env: dict[str, str]) -> int:
         "store.file-before-link@1",
     ],
 )
-def test_kill_at_crash_point_then_recover(failpoint: str, fixture_web: FixtureWeb, tmp_path: Path) -> None:
+def test_kill_at_crash_point_then_recover(
+    failpoint: str, fixture_web: FixtureWeb, tmp_path: Path
+) -> None:
     home = tmp_path / "home"
     env = attest_env(home)
     proc = start_crawl(fixture_web, dict(env, ATTEST_FAILPOINT=failpoint))
     proc.communicate(timeout=180)
-    assert proc.returncode == -signal.SIGKILL, f"{failpoint} was never reached (exit {proc.returncode})"
-    ids, truncated = complete_records(home / "spool")
+    assert proc.returncode == -signal.SIGKILL, (
+        f"{failpoint} was never reached (exit {proc.returncode})"
+    )
+    _ids, truncated = complete_records(home / "spool")
     if failpoint.startswith("warc.mid-record"):
         assert truncated, "the kill should have cut a record in half"
     count = assert_recovered_exactly(home, env)
@@ -112,7 +143,9 @@ def test_kill_at_crash_point_then_recover(failpoint: str, fixture_web: FixtureWe
 
 
 @pytest.mark.parametrize("delay", [0.6, 1.5, 3.0])
-def test_kill_at_random_moment_then_next_run_recovers(delay: float, fixture_web: FixtureWeb, tmp_path: Path) -> None:
+def test_kill_at_random_moment_then_next_run_recovers(
+    delay: float, fixture_web: FixtureWeb, tmp_path: Path
+) -> None:
     home = tmp_path / "home"
     env = attest_env(home)
     proc = start_crawl(fixture_web, env)
@@ -123,8 +156,22 @@ def test_kill_at_random_moment_then_next_run_recovers(delay: float, fixture_web:
     had_run = (home / "spool").exists() and any((home / "spool").iterdir())
     # The next run ships the dead run's spool before it starts its own crawl.
     nxt = subprocess.run(
-        [sys.executable, "-m", "cli", "crawl", fixture_web.url("ngo", "/"), "--max-pages", "3", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False,
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "crawl",
+            fixture_web.url("ngo", "/"),
+            "--max-pages",
+            "3",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert nxt.returncode == 0, nxt.stderr[-3000:]
     summary = json.loads(nxt.stdout)
@@ -135,12 +182,18 @@ def test_kill_at_random_moment_then_next_run_recovers(delay: float, fixture_web:
     assert not list((home / "spool").rglob("*.warc.gz*"))
 
 
-def test_full_spool_disk_stops_cleanly_with_what_was_written_intact(fixture_web: FixtureWeb, tmp_path: Path) -> None:
+def test_full_spool_disk_stops_cleanly_with_what_was_written_intact(
+    fixture_web: FixtureWeb, tmp_path: Path
+) -> None:
     home = tmp_path / "home"
     spool_fs = home / "spool"
     spool_fs.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(spool_fs)],
-                             capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(spool_fs)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.fail(f"cannot mount a size-capped tmpfs for the spool: {mounted.stderr}")
     try:
@@ -153,7 +206,8 @@ def test_full_spool_disk_stops_cleanly_with_what_was_written_intact(fixture_web:
         assert summary["stopped"] == "disk_full"
         assert summary["warcs"], "what was written before the disk filled is uploaded"
         ids = stored_records(store)
-        assert len(ids) == len(set(ids)) and len(ids) > 1
+        assert len(ids) == len(set(ids))
+        assert len(ids) > 1
         assert not list(spool_fs.rglob("*.warc.gz*")), "nothing half-written stays behind"
     finally:
         subprocess.run(["umount", str(spool_fs)], check=False)

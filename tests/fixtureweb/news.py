@@ -78,9 +78,12 @@ class NewsSite:
         )
         return _html(self.article_title(n), body).encode("utf-8")
 
-    def listing_html(self, title: str, numbers: list[int], page: int, more: bool, base: str) -> bytes:
+    def listing_html(
+        self, title: str, numbers: list[int], page: int, more: bool, base: str
+    ) -> bytes:
         items = "".join(
-            f'<li><a href="/article/{n}.html">{escape(self.article_title(n))}</a></li>' for n in numbers
+            f'<li><a href="/article/{n}.html">{escape(self.article_title(n))}</a></li>'
+            for n in numbers
         )
         nav = ""
         if page > 1:
@@ -93,7 +96,8 @@ class NewsSite:
     def home_html(self) -> bytes:
         latest = list(range(self.articles, max(0, self.articles - PER_PAGE), -1))
         items = "".join(
-            f'<li><a href="/article/{n}.html">{escape(self.article_title(n))}</a></li>' for n in latest
+            f'<li><a href="/article/{n}.html">{escape(self.article_title(n))}</a></li>'
+            for n in latest
         )
         specials = [
             ("/legacy/cp1252.html", "Archive page (1998)"),
@@ -148,7 +152,9 @@ class NewsSite:
     def sitemap(self, origin: str, i: int) -> bytes:
         first = (i - 1) * SITEMAP_CHUNK + 1
         last = min(self.articles, i * SITEMAP_CHUNK)
-        urls = "".join(f"<url><loc>{origin}/article/{n}.html</loc></url>" for n in range(first, last + 1))
+        urls = "".join(
+            f"<url><loc>{origin}/article/{n}.html</loc></url>" for n in range(first, last + 1)
+        )
         return (
             '<?xml version="1.0" encoding="UTF-8"?>'
             f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
@@ -156,8 +162,16 @@ class NewsSite:
 
     def all_paths(self) -> list[str]:
         """Every in-scope path a full crawl with requisites should capture (robots obeyed)."""
-        paths = ["/", "/robots.txt", "/rss.xml", "/static/site.css", "/static/site.js",
-                 "/static/favicon.png", "/static/fixture.woff2", "/static/bg.png"]
+        paths = [
+            "/",
+            "/robots.txt",
+            "/rss.xml",
+            "/static/site.css",
+            "/static/site.js",
+            "/static/favicon.png",
+            "/static/fixture.woff2",
+            "/static/bg.png",
+        ]
         paths += [f"/article/{n}.html" for n in range(1, self.articles + 1)]
         paths += [f"/img/{n}.png" for n in range(1, self.articles + 1)]
         for s in SECTIONS:
@@ -165,8 +179,16 @@ class NewsSite:
             pages = max(1, (count + PER_PAGE - 1) // PER_PAGE)
             paths.append(f"/section/{s}/")
             paths += [f"/section/{s}/?page={p}" for p in range(2, pages + 1)]
-        paths += ["/legacy/cp1252.html", "/old/start", "/old/middle", "/missing.html", "/gone.html",
-                  "/broken.html", "/busy.html", "/big.html"]
+        paths += [
+            "/legacy/cp1252.html",
+            "/old/start",
+            "/old/middle",
+            "/missing.html",
+            "/gone.html",
+            "/broken.html",
+            "/busy.html",
+            "/big.html",
+        ]
         return paths
 
     # --- routing ----------------------------------------------------------------------
@@ -182,13 +204,17 @@ class NewsSite:
             ).encode()
             return Reply(headers=[("Content-Type", "text/plain")], body=body)
         if path == "/sitemap.xml":
-            return Reply(headers=[("Content-Type", "application/xml")], body=self.sitemap_index(origin))
+            return Reply(
+                headers=[("Content-Type", "application/xml")], body=self.sitemap_index(origin)
+            )
         if path.startswith("/sitemap-") and path.endswith(".xml"):
             try:
                 i = int(path[len("/sitemap-") : -4])
             except ValueError:
                 return self.not_found()
-            return Reply(headers=[("Content-Type", "application/xml")], body=self.sitemap(origin, i))
+            return Reply(
+                headers=[("Content-Type", "application/xml")], body=self.sitemap(origin, i)
+            )
         if path == "/rss.xml":
             return Reply(headers=[("Content-Type", "application/rss+xml")], body=self.rss(origin))
         if path.startswith("/article/") and path.endswith(".html"):
@@ -201,7 +227,7 @@ class NewsSite:
             body = self.article_html(n)
             if req.accepts("gzip"):
                 return Reply(
-                    headers=html + [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")],
+                    headers=[*html, ("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")],
                     body=gzip.compress(body, mtime=0),
                 )
             return Reply(headers=html, body=body)
@@ -250,7 +276,9 @@ class NewsSite:
             )
             return Reply(headers=[("Content-Type", "text/html")], body=text.encode("cp1252"))
         if path == "/old/start":
-            return Reply(301, "Moved Permanently", [("Location", "/old/middle"), ("Content-Length", "0")])
+            return Reply(
+                301, "Moved Permanently", [("Location", "/old/middle"), ("Content-Length", "0")]
+            )
         if path == "/old/middle":
             return Reply(302, "Found", [("Location", "/article/1.html"), ("Content-Length", "0")])
         if path == "/missing.html":
@@ -258,7 +286,9 @@ class NewsSite:
         if path == "/gone.html":
             return Reply(410, "Gone", [("Content-Type", "text/html")], b"<h1>410 Gone</h1>")
         if path == "/broken.html":
-            return Reply(500, "Internal Server Error", [("Content-Type", "text/html")], b"<h1>500</h1>")
+            return Reply(
+                500, "Internal Server Error", [("Content-Type", "text/html")], b"<h1>500</h1>"
+            )
         if path == "/busy.html":
             key = req.host + path
             if key not in self._busy_served:
@@ -269,17 +299,23 @@ class NewsSite:
                     [("Content-Type", "text/html"), ("Retry-After", "1")],
                     b"<h1>busy, retry</h1>",
                 )
-            return Reply(headers=[("Content-Type", "text/html; charset=utf-8")],
-                         body=_html("Busy page", f"<p>{token('busy', 1)}</p>").encode())
+            return Reply(
+                headers=[("Content-Type", "text/html; charset=utf-8")],
+                body=_html("Busy page", f"<p>{token('busy', 1)}</p>").encode(),
+            )
         if path == "/private/secret.html":
             return Reply(headers=[("Content-Type", "text/html")], body=b"<p>secret</p>")
         if path == "/big.html":
             line = b"<p>" + b"transcript " * 20 + b"</p>\n"
             reps = self.big_bytes // len(line) + 1
-            body = b"<!doctype html><html><body><h1>Transcript</h1>" + line * reps + b"</body></html>"
+            body = (
+                b"<!doctype html><html><body><h1>Transcript</h1>" + line * reps + b"</body></html>"
+            )
             return Reply(headers=[("Content-Type", "text/html; charset=utf-8")], body=body)
         if path == "/slow.html" and self.slow:
-            return Reply(headers=[("Content-Type", "text/html")], body=b"<p>slow</p>", delay=self.slow_delay)
+            return Reply(
+                headers=[("Content-Type", "text/html")], body=b"<p>slow</p>", delay=self.slow_delay
+            )
         return self.not_found()
 
     @staticmethod

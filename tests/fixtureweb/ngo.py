@@ -30,7 +30,7 @@ def _page(title: str, body: str, lang: str) -> bytes:
         '<header><img src="/assets/logo.png" alt="logo"> <a href="/">Home</a> '
         '<a href="/press/">Press</a> <a href="/fr/communiques/">Communiqués</a></header>'
         f"{body}</body></html>\n"
-    ).encode("utf-8")
+    ).encode()
 
 
 @dataclass
@@ -70,11 +70,20 @@ class NgoSite:
         if len(numbers) > page * PER_PAGE:
             nav = f'<a rel="next" class="next" href="{base}?page={page + 1}">{"Suivant" if lang == "fr" else "Next"}</a>'
         heading = "Communiqués de presse" if lang == "fr" else "Press releases"
-        return _page(heading, f"<h1>{heading}</h1><ul class=\"releases\">{items}</ul><nav>{nav}</nav>", lang)
+        return _page(
+            heading, f'<h1>{heading}</h1><ul class="releases">{items}</ul><nav>{nav}</nav>', lang
+        )
 
     def all_paths(self) -> list[str]:
         pages = (self.releases + PER_PAGE - 1) // PER_PAGE
-        paths = ["/", "/robots.txt", "/assets/ngo.css", "/assets/logo.png", "/press/", "/fr/communiques/"]
+        paths = [
+            "/",
+            "/robots.txt",
+            "/assets/ngo.css",
+            "/assets/logo.png",
+            "/press/",
+            "/fr/communiques/",
+        ]
         paths += [f"/press/?page={p}" for p in range(2, pages + 1)]
         paths += [f"/fr/communiques/?page={p}" for p in range(2, pages + 1)]
         for n in range(1, self.releases + 1):
@@ -91,9 +100,13 @@ class NgoSite:
             )
             return Reply(headers=html, body=_page("Fixture NGO", body, "en"))
         if path == "/robots.txt":
-            return Reply(headers=[("Content-Type", "text/plain")], body=b"User-agent: *\nAllow: /\n")
+            return Reply(
+                headers=[("Content-Type", "text/plain")], body=b"User-agent: *\nAllow: /\n"
+            )
         if path == "/assets/ngo.css":
-            return Reply(headers=[("Content-Type", "text/css")], body=b"body{margin:2em}h1{color:#234}\n")
+            return Reply(
+                headers=[("Content-Type", "text/css")], body=b"body{margin:2em}h1{color:#234}\n"
+            )
         if path == "/assets/logo.png":
             return Reply(headers=[("Content-Type", "image/png")], body=png(4242, 32, 32))
         for prefix, lang in (("/press/", "en"), ("/fr/communiques/", "fr")):

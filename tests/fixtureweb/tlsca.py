@@ -42,9 +42,12 @@ def make_test_ca(directory: Path, names: list[str]) -> TestCA:
         .not_valid_after(now + timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -76,7 +79,8 @@ def make_test_ca(directory: Path, names: list[str]) -> TestCA:
     ca_pem.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     # The server presents its certificate and the CA: a chain of two, as real sites do.
     cert_pem.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+        cert.public_bytes(serialization.Encoding.PEM)
+        + ca_cert.public_bytes(serialization.Encoding.PEM)
     )
     key_pem.write_bytes(
         key.private_bytes(

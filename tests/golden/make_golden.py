@@ -61,11 +61,11 @@ REQUEST = (
     b"\r\n"
 )
 ARTICLE_HTML = (
-    b"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    b'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
     b"<title>Oil spill reaches the harbour</title></head>\n<body><article>"
     b"<h1>Oil spill reaches the harbour</h1>\n"
     b"<p>Residents reported a strong smell of diesel on Thursday morning.</p>\n"
-    b"<p><a href=\"/2026/11/26/tanker-aground.html\">Earlier: tanker aground</a></p>\n"
+    b'<p><a href="/2026/11/26/tanker-aground.html">Earlier: tanker aground</a></p>\n'
     b"</article></body></html>\n"
 )
 #: The body as served: gzip with a zero mtime, so it is the same bytes on every run.
@@ -153,8 +153,11 @@ def write_good(path: Path) -> list[WrittenRecord]:
                 [
                     ("software", "attest/0.1.0 (golden file generator)"),
                     ("format", "WARC File Format 1.1"),
-                    ("conformsTo", "https://iipc.github.io/warc-specifications/"
-                     "specifications/warc-format/warc-1.1/"),
+                    (
+                        "conformsTo",
+                        "https://iipc.github.io/warc-specifications/"
+                        "specifications/warc-format/warc-1.1/",
+                    ),
                     ("source-id", "golden"),
                     ("attest-run-id", "00000000-0000-4000-8000-000000000000"),
                 ]

@@ -45,8 +45,18 @@ def read_records(paths: list[Path]) -> list[Rec]:
                 status = None
                 if record.rec_type == "response" and block.startswith(b"HTTP/"):
                     status = int(block.split(b" ", 2)[1])
-                out.append(Rec(path, it.get_record_offset(), record.rec_type, headers["WARC-Record-ID"],
-                               headers.get("WARC-Target-URI"), headers, block, status))
+                out.append(
+                    Rec(
+                        path,
+                        it.get_record_offset(),
+                        record.rec_type,
+                        headers["WARC-Record-ID"],
+                        headers.get("WARC-Target-URI"),
+                        headers,
+                        block,
+                        status,
+                    )
+                )
     return out
 
 
