@@ -91,7 +91,7 @@ def ship_file(path: Path, store: Store) -> ShippedWarc:
     verdict = verify_warc(path)
     if not verdict.ok:
         raise IntegrityError(f"{path}: {verdict.problems[0]}")
-    sha256 = file_sha256(path)
+    sha256 = verdict.sha256 or file_sha256(path)
     key = store_key(path.name, source_of(path.name))
     failpoints.failpoint("ship.before-put")
     stored = store.put_file(key, path, sha256)

@@ -58,6 +58,22 @@ def sha256_label(digest: hashlib._Hash | str) -> str:
     return f"sha256:{hexdigest}"
 
 
+_COMPRESSED_TYPES = (
+    "image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/heic",
+    "video/", "audio/", "font/woff", "application/zip", "application/gzip",
+    "application/x-gzip", "application/zstd", "application/x-7z-compressed",
+    "application/vnd.rar", "application/x-rar-compressed",
+)  # fmt: skip
+
+
+def is_precompressed(content_type: str | None, content_encoding: str | None) -> bool:
+    """Whether an HTTP body is already compressed, so deflating it again would be wasted CPU."""
+    if content_encoding and content_encoding.strip().lower() not in ("", "identity"):
+        return True
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    return ctype.startswith(_COMPRESSED_TYPES)
+
+
 @dataclass
 class Block:
     """A record block: bytes in memory or a readable file of known length.
@@ -107,6 +123,9 @@ class RecordSpec:
     content_type: str | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
     record_id: str | None = None
+    #: The block is already compressed (JPEG, video, gzip/br bodies): store it in the gzip
+    #: member without deflating again, which costs CPU and saves nothing.
+    precompressed: bool = False
     date: datetime | None = None
 
 
@@ -212,7 +231,8 @@ class WarcFileWriter:
 
         offset = self.size
         try:
-            compressor = zlib.compressobj(self._gzip_level, zlib.DEFLATED, 31)
+            level = 0 if spec.precompressed else self._gzip_level
+            compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
             pending = [compressor.compress(_header_bytes(headers))]
             pending_size = 0
             for chunk in block.chunks():

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 READ_CHUNK = 256 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
@@ -93,6 +93,8 @@ class WarcVerdict:
     good_until: int = 0
     #: True when the file ends inside a record (a crash or an interrupted copy).
     truncated: bool = False
+    #: SHA-256 (hex) of the whole file, when it was read front to back (gzip files).
+    sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -120,12 +122,9 @@ class _Digester:
             return False
         value = self.label.split(":", 1)[1].strip()
         raw = self.hash.digest()
-        candidates = {
-            raw.hex(),
-            base64.b32encode(raw).decode("ascii"),
-            base64.b64encode(raw).decode("ascii"),
-        }
-        return value in candidates or value.lower() == raw.hex()
+        if len(value) == 2 * len(raw):  # hex, attest's own form
+            return value.lower() == raw.hex()
+        return value in (base64.b32encode(raw).decode("ascii"), base64.b64encode(raw).decode("ascii"))
 
     def computed(self) -> str:
         return f"{self.algo}:{self.hash.hexdigest()}"
@@ -338,16 +337,39 @@ def _http_head_and_payload(
     return status, http_headers
 
 
-def iter_records(path: Path, *, verify: bool = True) -> Iterator[RecordInfo | Problem]:
+class _HashingReader:
+    """A file read front to back, hashed on the way (the whole-file SHA-256, for free)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.sequential = True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.hash.update(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if offset != self.raw.tell() or whence != 0:
+            self.sequential = False
+        return self.raw.seek(offset, whence)
+
+
+def iter_records(
+    path: Path, *, verify: bool = True, file_hash: list[str] | None = None
+) -> Iterator[RecordInfo | Problem]:
     """Yield each record's info, or a :class:`Problem` where reading or a digest check failed.
 
     Stops at the first structural problem (corrupt gzip, truncated record), since nothing after
-    it can be located reliably; digest mismatches do not stop the walk.
+    it can be located reliably; digest mismatches do not stop the walk. When ``file_hash`` is
+    given and the whole file was read in order, the file's SHA-256 (hex) is appended to it.
     """
     name = str(path)
-    with open(path, "rb") as raw:
-        magic = raw.read(2)
-        raw.seek(0)
+    with open(path, "rb") as plain:
+        magic = plain.read(2)
+        plain.seek(0)
+        raw: Any = _HashingReader(plain)
         gzipped = magic == b"\x1f\x8b"
         offset = 0
         pushback = b""
@@ -355,6 +377,8 @@ def iter_records(path: Path, *, verify: bool = True) -> Iterator[RecordInfo | Pr
             if not pushback:
                 peek = raw.read(1)
                 if not peek:
+                    if file_hash is not None and raw.sequential:
+                        file_hash.append(raw.hash.hexdigest())
                     return
                 pushback = peek
             src = _Source(raw, gzipped, offset, pushback)
@@ -463,7 +487,8 @@ def verify_warc(path: Path) -> WarcVerdict:
     """Read the whole file and check every record; see :class:`WarcVerdict`."""
     verdict = WarcVerdict(file=str(path))
     damaged = False
-    for item in iter_records(path):
+    file_hash: list[str] = []
+    for item in iter_records(path, file_hash=file_hash):
         if isinstance(item, Problem):
             verdict.problems.append(item)
             if item.check == "truncated":
@@ -476,4 +501,5 @@ def verify_warc(path: Path) -> WarcVerdict:
             verdict.good_until = item.offset + item.length
     if not verdict.records and not verdict.problems:
         verdict.problems.append(Problem("format", str(path), 0, None, "file holds no WARC record"))
+    verdict.sha256 = file_hash[0] if file_hash else None
     return verdict

@@ -7,6 +7,7 @@ it in a subprocess because Twisted's reactor cannot be restarted in one process.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +70,8 @@ class RunSummary:
     recovered: list[ShipReport]
     stopped: str | None
     spool: str
+    #: CPU seconds: the crawler process while crawling, the recorder process, shipping.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -89,6 +92,7 @@ class RunSummary:
             "pending": [{"file": f, "reason": r} for f, r in self.pending],
             "recovered_runs": [r.as_dict() for r in self.recovered],
             "stopped": self.stopped,
+            "cpu_s": self.cpu_s,
         }
 
 
@@ -214,6 +218,7 @@ def run_capture(
         socket_timeout=options.download_timeout,
     )
     recorder = RecorderProcess(config, lock_fd=spool.lock_fd)
+    cpu_start = time.process_time()
     recorder.start()
     stats: dict[str, dict[str, Any]] = {}
     try:
@@ -222,8 +227,14 @@ def run_capture(
         )
     finally:
         closed = recorder.stop()
+    cpu_crawled = time.process_time()
     report = ship_spool(spool, store, seal_open=True)
     spool.release()
+    cpu_s = {
+        "crawler": round(cpu_crawled - cpu_start, 3),
+        "recorder": float(closed.get("cpu_s", 0.0)),
+        "ship": round(time.process_time() - cpu_crawled, 3),
+    }
     outcomes: Counter[str] = Counter()
     pages = 0
     stopped = None
@@ -254,4 +265,5 @@ def run_capture(
         recovered=recovered,
         stopped=stopped,
         spool=str(spool.path),
+        cpu_s=cpu_s,
     )

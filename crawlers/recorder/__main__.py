@@ -146,6 +146,7 @@ def main(argv: list[str]) -> int:
             "disk_full": state.disk_full,
             "writers": files,
             "unfinished": len(proxy.active_requests),
+            "cpu_s": round(time.process_time(), 3),
         }
     )
     return 0

@@ -43,7 +43,15 @@ from archive.errors import (
     TlsFailure,
 )
 from archive.spool import RotatingWarcWriter, is_source_id
-from archive.warc import Block, RecordSpec, new_record_id, sha256_label, utc_now, warc_date
+from archive.warc import (
+    Block,
+    RecordSpec,
+    is_precompressed,
+    new_record_id,
+    sha256_label,
+    utc_now,
+    warc_date,
+)
 from crawlers.egress import GuardedConnector
 from crawlers.recorder.tlschain import TlsChainRecorder
 
@@ -307,6 +315,9 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
                 headers=response_headers,
                 record_id=response_id,
                 date=started,
+                precompressed=is_precompressed(
+                    response.msg.get("Content-Type"), response.msg.get("Content-Encoding")
+                ),
             ),
         ]
         if self._tls_info is not None:

@@ -19,8 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fixtureweb")
     parser.add_argument("--articles", type=int, default=40)
     parser.add_argument("--releases", type=int, default=25)
+    parser.add_argument("--photos", type=int, default=0, help="extra photos per article")
+    parser.add_argument("--markup-kb", type=int, default=0, help="inline markup per article")
     args = parser.parse_args(argv)
-    web = FixtureWeb(articles=args.articles, releases=args.releases).start()
+    web = FixtureWeb(
+        articles=args.articles, releases=args.releases, photos=args.photos, markup_kb=args.markup_kb
+    ).start()
     print(json.dumps({name: server.origin for name, server in web.servers.items()}), flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import random
 from dataclasses import dataclass, field
 from html import escape
 
@@ -49,7 +50,14 @@ class NewsSite:
     slow: bool = False
     slow_delay: float = 5.0
     big_bytes: int = 3_000_000
+    #: Page weight, for benchmarks: extra photos per article (``/img/<n>-<k>.jpg``, each
+    #: ``photo_kb`` of incompressible bytes) and ``markup_kb`` of inline markup per article,
+    #: as real news pages carry. The defaults keep test pages small.
+    photos: int = 0
+    photo_kb: int = 40
+    markup_kb: int = 0
     _busy_served: set[str] = field(default_factory=set)
+    _bodies: dict[tuple[int, bool], bytes] = field(default_factory=dict, repr=False)
 
     # --- content ----------------------------------------------------------------------
     def section_of(self, n: int) -> str:
@@ -73,10 +81,34 @@ class NewsSite:
             f'<p class="byline">Section <a href="/section/{self.section_of(n)}/">'
             f"{self.section_of(n)}</a></p>"
             f'<img src="/img/{n}.png" alt="photo {n}" width="24" height="16">'
-            f'<p class="token">{self.article_token(n)}</p>{paras}'
-            f'<p class="related">{related}</p></article>'
+            + "".join(
+                f'<figure><img src="/img/{n}-{k}.jpg" alt="photo {n}.{k}" loading="lazy">'
+                f"<figcaption>{escape(sentences(n * 31 + k, 1)[0])}</figcaption></figure>"
+                for k in range(1, self.photos + 1)
+            )
+            + f'<p class="token">{self.article_token(n)}</p>{paras}'
+            f'<p class="related">{related}</p></article>' + self._markup(n)
         )
         return _html(self.article_title(n), body).encode("utf-8")
+
+    def _markup(self, n: int) -> str:
+        """Inline markup of the weight real article pages carry (menus, JSON-LD, scripts)."""
+        if not self.markup_kb:
+            return ""
+        rows = []
+        size = 0
+        i = 0
+        while size < self.markup_kb * 1024:
+            line = f'<li class="menu-item menu-{i}"><span data-i="{i}">{escape(sentences(n + i, 1)[0])}</span></li>'
+            rows.append(line)
+            size += len(line)
+            i += 1
+        return f'<nav class="mega-menu"><ul>{"".join(rows)}</ul></nav>'
+
+    def photo(self, n: int, k: int) -> bytes:
+        # Photos are already compressed: random bytes, seeded so every fetch gets the same ones.
+        rng = random.Random(f"photo-{n}-{k}")
+        return b"\xff\xd8\xff\xe0" + rng.randbytes(self.photo_kb * 1024 - 4)
 
     def listing_html(
         self, title: str, numbers: list[int], page: int, more: bool, base: str
@@ -174,6 +206,11 @@ class NewsSite:
         ]
         paths += [f"/article/{n}.html" for n in range(1, self.articles + 1)]
         paths += [f"/img/{n}.png" for n in range(1, self.articles + 1)]
+        paths += [
+            f"/img/{n}-{k}.jpg"
+            for n in range(1, self.articles + 1)
+            for k in range(1, self.photos + 1)
+        ]
         for s in SECTIONS:
             count = len([n for n in range(1, self.articles + 1) if self.section_of(n) == s])
             pages = max(1, (count + PER_PAGE - 1) // PER_PAGE)
@@ -224,13 +261,29 @@ class NewsSite:
                 return self.not_found()
             if not 1 <= n <= self.articles:
                 return self.not_found()
-            body = self.article_html(n)
-            if req.accepts("gzip"):
+            zipped = req.accepts("gzip")
+            # Generated once per article: the server must not be the benchmark's bottleneck.
+            cached = self._bodies.get((n, zipped))
+            if cached is None:
+                cached = self.article_html(n)
+                if zipped:
+                    cached = gzip.compress(cached, mtime=0)
+                self._bodies[(n, zipped)] = cached
+            body = cached
+            if zipped:
                 return Reply(
                     headers=[*html, ("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")],
-                    body=gzip.compress(body, mtime=0),
+                    body=body,
                 )
             return Reply(headers=html, body=body)
+        if path.startswith("/img/") and path.endswith(".jpg") and "-" in path:
+            try:
+                n, k = (int(x) for x in path[len("/img/") : -4].split("-", 1))
+            except ValueError:
+                return self.not_found()
+            if not (1 <= n <= self.articles and 1 <= k <= self.photos):
+                return self.not_found()
+            return Reply(headers=[("Content-Type", "image/jpeg")], body=self.photo(n, k))
         if path.startswith("/img/") and path.endswith(".png"):
             try:
                 n = int(path[len("/img/") : -4])

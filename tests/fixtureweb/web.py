@@ -19,6 +19,8 @@ class FixtureWeb:
     slow: bool = False
     tls: bool = False
     keep_log: bool = False
+    photos: int = 0
+    markup_kb: int = 0
     workdir: Path | None = None
     news: NewsSite = field(init=False)
     ngo: NgoSite = field(init=False)
@@ -26,7 +28,9 @@ class FixtureWeb:
     ca: TestCA | None = None
 
     def __post_init__(self) -> None:
-        self.news = NewsSite(articles=self.articles, slow=self.slow)
+        self.news = NewsSite(
+            articles=self.articles, slow=self.slow, photos=self.photos, markup_kb=self.markup_kb
+        )
         self.ngo = NgoSite(releases=self.releases)
 
     def start(self) -> FixtureWeb:
