@@ -49,7 +49,13 @@ def new_record_id() -> str:
 
 def warc_date(moment: datetime) -> str:
     """ISO 8601 UTC with microseconds, as WARC/1.1 allows (``2026-11-27T21:25:33.123456Z``)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # f-string fields, not strftime: this runs for every record.
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z"
+    )
 
 
 def sha256_label(digest: hashlib._Hash | str) -> str:

@@ -124,7 +124,10 @@ class _Digester:
         raw = self.hash.digest()
         if len(value) == 2 * len(raw):  # hex, attest's own form
             return value.lower() == raw.hex()
-        return value in (base64.b32encode(raw).decode("ascii"), base64.b64encode(raw).decode("ascii"))
+        return value in (
+            base64.b32encode(raw).decode("ascii"),
+            base64.b64encode(raw).decode("ascii"),
+        )
 
     def computed(self) -> str:
         return f"{self.algo}:{self.hash.hexdigest()}"

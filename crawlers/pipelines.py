@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import task
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
+from archive.errors import DiskFull
 from archive.outcomes import Outcome
 from crawlers.items import FetchResult
 from crawlers.recorder.process import RecordClient
@@ -32,13 +36,26 @@ OUTCOME_METADATA_TYPE = "application/json; profile=attest-outcome"
 
 
 class CaptureLedgerPipeline:
+    """Ledger lines and the recorder's metadata records for every fetch result.
+
+    Metadata records go to the recorder in batches (up to ``BATCH`` records, at least every
+    ``FLUSH_S`` seconds, and at the end): they describe pages whose responses are already in
+    the WARC, and one request per page cost the crawler more than parsing the page.
+    """
+
+    BATCH = 32
+    FLUSH_S = 0.5
+
     def __init__(self, crawler: Crawler, ledger: Path, recorder_port: int) -> None:
         self.crawler = crawler
         self.ledger_path = ledger
         self.records = RecordClient(recorder_port)
-        self._unflushed = 0
         self.outcomes: Counter[str] = Counter()
         self._ledger: IO[str] | None = None
+        self._unflushed = 0
+        self._pending: list[dict[str, Any]] = []
+        self._in_flight: set[Deferred[Any]] = set()
+        self._loop: task.LoopingCall | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CaptureLedgerPipeline:
@@ -50,16 +67,28 @@ class CaptureLedgerPipeline:
 
     def open_spider(self, spider: Spider | None = None) -> None:
         self._ledger = open(self.ledger_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close_spider
+        self._loop = task.LoopingCall(self._flush)
+        self._loop.start(self.FLUSH_S, now=False)
 
-    def close_spider(self, spider: Spider | None = None) -> None:
+    async def close_spider(self, spider: Spider | None = None) -> None:
         spider = spider or self.crawler.spider
         extra = getattr(spider, "out_of_scope_results", None)
         if callable(extra):
             for item in extra():
                 self._log(item)
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._flush()
+        for pending in list(self._in_flight):
+            await maybe_deferred_to_future(pending)
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+
+    def _stop(self, reason: str) -> None:
+        self.crawler.stats.set_value("attest/stopped", reason)
+        if self.crawler.engine is not None and self.crawler.spider is not None:
+            self.crawler.engine.close_spider(self.crawler.spider, reason)
 
     def _log(self, item: FetchResult) -> None:
         self.outcomes[item.outcome] += 1
@@ -79,13 +108,9 @@ class CaptureLedgerPipeline:
             except OSError as exc:
                 log.error("cannot write the ledger (%s); stopping the crawl", exc)
                 self._ledger = None
-                stats.set_value(
-                    "attest/stopped", "disk_full" if exc.errno == 28 else "ledger_error"
-                )
-                if self.crawler.engine is not None and self.crawler.spider is not None:
-                    self.crawler.engine.close_spider(self.crawler.spider, "disk_full")
+                self._stop("disk_full" if exc.errno == 28 else "ledger_error")
 
-    async def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+    def process_item(self, item: Any, spider: Spider | None = None) -> Any:
         if not isinstance(item, FetchResult):
             return item
         self._log(item)
@@ -97,8 +122,8 @@ class CaptureLedgerPipeline:
                 "referrer": item.referrer,
                 "source": item.source,
             }
-            return await self._record(item, body, OUTCOME_METADATA_TYPE, None)
-        if item.role in ("page", "attachment") and item.capture_id:
+            self._queue(item, body, OUTCOME_METADATA_TYPE, None)
+        elif item.role in ("page", "attachment") and item.capture_id:
             body = {
                 "url": item.url,
                 "source": item.source,
@@ -112,20 +137,44 @@ class CaptureLedgerPipeline:
                 "outlinks": item.outlinks,
                 "requisites": item.requisites,
             }
-            return await self._record(item, body, PAGE_METADATA_TYPE, item.capture_id)
+            self._queue(item, body, PAGE_METADATA_TYPE, item.capture_id)
         return item
 
-    async def _record(
+    def _queue(
         self, item: FetchResult, body: dict[str, Any], content_type: str, concurrent_to: str | None
-    ) -> FetchResult:
-        data = json.dumps(body, sort_keys=True).encode("utf-8")
+    ) -> None:
+        self._pending.append(
+            {
+                "source": item.source,
+                "target": item.url,
+                "content_type": content_type,
+                "concurrent_to": concurrent_to,
+                "data": json.dumps(body, sort_keys=True),
+            }
+        )
+        if len(self._pending) >= self.BATCH:
+            self._flush()
 
-        def write() -> FetchResult:
-            self.records.write(
-                item.source, item.url, data, content_type, concurrent_to=concurrent_to
-            )
-            return item
-
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
         # The recorder call blocks for a moment; keep it off the reactor thread.
-        result: FetchResult = await maybe_deferred_to_future(deferToThread(write))
-        return result
+        pending = deferToThread(self.records.write_batch, batch)
+        self._in_flight.add(pending)
+
+        def done(result: Any) -> Any:
+            self._in_flight.discard(pending)
+            return result
+
+        def failed(failure: Failure) -> None:
+            if isinstance(failure.value, DiskFull):
+                self._stop("disk_full")
+            else:
+                log.error(
+                    "the recorder did not take %d metadata records: %s", len(batch), failure.value
+                )
+                self.crawler.stats.inc_value("attest/metadata_lost", len(batch))
+
+        pending.addBoth(done)
+        pending.addErrback(failed)

@@ -25,6 +25,7 @@ import warcprox
 from archive.logs import configure_logging
 from archive.spool import RotatingWarcWriter
 from crawlers.egress import EgressPolicy, GuardedConnector, StaticResolver, system_resolver
+from crawlers.recorder import fastheaders
 from crawlers.recorder.config import RecorderConfig
 from crawlers.recorder.proxy import RecorderState, RecordingProxy
 from crawlers.recorder.tlschain import TlsChainRecorder, load_trust_store
@@ -60,6 +61,7 @@ def main(argv: list[str]) -> int:
         return 2
     config = RecorderConfig.load(Path(argv[0]))
     configure_logging(json_lines=True)
+    fastheaders.install()
     logging.getLogger("warcprox").setLevel(logging.WARNING)
     _die_with_parent(config.parent_pid)
 

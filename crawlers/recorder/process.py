@@ -22,6 +22,7 @@ from typing import IO, Any
 from archive.errors import DiskFull, RecorderError
 from crawlers.recorder.config import RecorderConfig
 from crawlers.recorder.proxy import (
+    BATCH_CONTENT_TYPE,
     CAPTURE_ID_HEADER,
     RECORD_METHOD,
     RECORDER_ERROR_HEADER,
@@ -164,30 +165,49 @@ class RecordClient:
             headers["WARC-Concurrent-To"] = concurrent_to
         if refers_to:
             headers["WARC-Refers-To"] = refers_to
+        status, _text, resp = self._request(target_uri, data, headers)
+        if status == 507 or resp.getheader(RECORDER_ERROR_HEADER) == "disk_full":
+            raise DiskFull("recorder spool is full")
+        record_id: str | None = resp.getheader(CAPTURE_ID_HEADER)
+        if status != 201 or not record_id:
+            raise RecorderError(f"recorder refused a record for {target_uri}: HTTP {status}")
+        return record_id
+
+    def write_batch(self, items: list[dict[str, Any]]) -> list[str]:
+        """Have the recorder write several text records in one request; returns their ids.
+
+        Each item: ``target``, ``content_type``, ``data`` (text), and optionally ``source``,
+        ``type``, ``concurrent_to``, ``refers_to``.
+        """
+        body = json.dumps(items).encode("utf-8")
+        headers = {"Content-Type": BATCH_CONTENT_TYPE, "Content-Length": str(len(body))}
+        status, text, _ = self._request("urn:attest:batch", body, headers)
+        if status == 507:
+            raise DiskFull("recorder spool is full")
+        if status != 201:
+            raise RecorderError(f"recorder refused a record batch: HTTP {status}: {text[:200]!r}")
+        ids: list[str] = json.loads(text)
+        return ids
+
+    def _request(self, target: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, Any]:
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                conn.request(RECORD_METHOD, target_uri, body=data, headers=headers)
+                conn.request(RECORD_METHOD, target, body=body, headers=headers)
                 resp = conn.getresponse()
-                resp.read()
+                data = resp.read()
                 break
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 self._local.conn = None
-                # A kept-alive connection the recorder has closed fails once: retry on a new one.
                 if attempt == 2:
                     raise RecorderError(
-                        f"recorder on port {self.port} did not take a record: {exc}"
+                        f"recorder on port {self.port} did not answer: {exc}"
                     ) from exc
         if resp.will_close:
             conn.close()
             self._local.conn = None
-        if resp.status == 507 or resp.getheader(RECORDER_ERROR_HEADER) == "disk_full":
-            raise DiskFull("recorder spool is full")
-        record_id = resp.getheader(CAPTURE_ID_HEADER)
-        if resp.status != 201 or not record_id:
-            raise RecorderError(f"recorder refused a record for {target_uri}: HTTP {resp.status}")
-        return record_id
+        return resp.status, data, resp
 
 
 def write_record(

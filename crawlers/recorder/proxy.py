@@ -63,6 +63,7 @@ CAPTURE_ID_HEADER = "Attest-Capture-Id"
 OUTCOME_HEADER = "Attest-Outcome"
 RECORDER_ERROR_HEADER = "Attest-Recorder-Error"
 RECORD_METHOD = "ATTEST_RECORD"
+BATCH_CONTENT_TYPE = "application/x-attest-records+json"
 _CONTROL_HEADERS = (SOURCE_HEADER, META_HEADER, "Warcprox-Meta")
 _HOP_BY_HOP = (
     "connection",
@@ -421,6 +422,9 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
     # --- records sent by the crawler (page metadata, outcomes) ------------------------
     def do_ATTEST_RECORD(self) -> None:
         source, _meta = self._take_control_headers()
+        if self.headers.get("Content-Type") == BATCH_CONTENT_TYPE:
+            self._record_batch(source)
+            return
         try:
             length = int(self.headers["Content-Length"])
             record_type = self.headers.get("WARC-Type", "metadata")
@@ -456,6 +460,61 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             )
             return
         self._send_plain(201, "Created", record_id, [(CAPTURE_ID_HEADER, record_id)], close=False)
+
+    def _record_batch(self, default_source: str) -> None:
+        """Several crawler records in one request: a JSON list of objects with ``target``,
+        ``content_type`` and ``data`` (text), and optional ``source``, ``type``,
+        ``concurrent_to``, ``refers_to``. Answers with the record ids, in order."""
+        try:
+            items = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if not isinstance(items, list):
+                raise ValueError("a batch is a JSON list")
+            specs: list[tuple[str, RecordSpec]] = []
+            for item in items:
+                record_type = item.get("type", "metadata")
+                if record_type not in ("metadata", "resource"):
+                    raise ValueError(f"WARC-Type {record_type!r} not allowed")
+                source = item.get("source") or default_source
+                if not is_source_id(source):
+                    raise ValueError(f"bad source id {source!r}")
+                extra = [
+                    (name, str(item[key]))
+                    for key, name in (
+                        ("concurrent_to", "WARC-Concurrent-To"),
+                        ("refers_to", "WARC-Refers-To"),
+                    )
+                    if item.get(key)
+                ]
+                specs.append(
+                    (
+                        source,
+                        RecordSpec(
+                            record_type=record_type,
+                            block=Block.from_bytes(str(item["data"]).encode("utf-8")),
+                            target_uri=str(item["target"]),
+                            content_type=str(item["content_type"]),
+                            headers=extra,
+                            record_id=new_record_id(),
+                        ),
+                    )
+                )
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            self._send_plain(400, "Bad Request", f"bad record batch: {exc}", [])
+            return
+        try:
+            for source, spec in specs:
+                self.state.writer_for(source).write(spec)
+        except DiskFull:
+            self.state.disk_full = True
+            self._send_plain(
+                507,
+                "Insufficient Storage",
+                "recorder spool is full",
+                [(RECORDER_ERROR_HEADER, "disk_full")],
+            )
+            return
+        ids = [spec.record_id for _, spec in specs]
+        self._send_plain(201, "Created", json.dumps(ids), [], close=False)
 
     # --- plumbing ---------------------------------------------------------------------
     def _send_plain(
