@@ -1,0 +1,137 @@
+"""The source registry: every shipped file loads, and bad input names file, source and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from archive.errors import RegistryError
+from crawlers.registry import adhoc_source, load_registry, parse_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_ENV = {"DEMO_NEWS": "http://127.0.0.1:8001", "DEMO_NGO": "http://127.0.0.1:8002"}
+
+
+def good_source(**overrides: object) -> dict[str, object]:
+    source: dict[str, object] = {"id": "s1", "kind": "news", "seeds": ["https://example.org/"]}
+    source.update(overrides)
+    return source
+
+
+def error_for(doc: object, env: dict[str, str] | None = None) -> RegistryError:
+    with pytest.raises(RegistryError) as info:
+        parse_registry(doc, "sources/x.yaml", env or {})
+    return info.value
+
+
+def test_demo_registry_loads_with_its_variables() -> None:
+    specs = load_registry([ROOT / "sources" / "demo.yaml"], DEMO_ENV)
+    assert [s.id for s in specs] == ["demo-news", "demo-ngo"]
+    news, ngo = specs
+    assert news.seeds == ("http://127.0.0.1:8001/",)
+    assert news.sitemaps is True
+    assert news.feeds == ("http://127.0.0.1:8001/rss.xml",)
+    assert news.obey_robots
+    assert news.schedule == "0 */6 * * *"
+    assert ngo.kind == "press"
+    assert [listing.url for listing in ngo.listings] == [
+        "http://127.0.0.1:8002/press/",
+        "http://127.0.0.1:8002/fr/communiques/",
+    ]
+    assert ngo.attachments == ("pdf",)
+
+
+def test_template_refuses_to_run_until_its_urls_are_filled_in() -> None:
+    with pytest.raises(RegistryError) as info:
+        load_registry([ROOT / "sources" / "new-caledonia.yaml"], {})
+    message = str(info.value)
+    assert "new-caledonia.yaml" in message
+    assert "source 'nc-news-national'" in message
+    assert "field 'seeds[0]'" in message
+    assert "NC_NEWS_SECTION_URL" in message
+
+
+def test_template_is_valid_once_filled_in() -> None:
+    text = (ROOT / "sources" / "new-caledonia.yaml").read_text()
+    names = sorted(set(__import__("re").findall(r"\$\{([A-Z0-9_]+)\}", text)))
+    env = {name: f"https://example.org/{name.lower()}/" for name in names}
+    specs = load_registry([ROOT / "sources" / "new-caledonia.yaml"], env)
+    assert {s.kind for s in specs} == {"news", "press"}
+
+
+@pytest.mark.parametrize(
+    ("source", "field", "fragment"),
+    [
+        (good_source(kind="blog"), "kind", "'blog' is not one of"),
+        (good_source(id="Bad Id"), "id", "does not match"),
+        (good_source(seeds=[]), "seeds", "should be non-empty"),
+        (good_source(seeds=["ftp://example.org/"]), "seeds[0]", "does not match"),
+        (good_source(politeness={"delay": -1}), "politeness.delay", "less than the minimum"),
+        (good_source(politeness={"robots": "maybe"}), "politeness.robots", "is not one of"),
+        (good_source(scope={"max_pages": 0}), "scope.max_pages", "less than the minimum"),
+        (good_source(scope={"max_depht": 2}), "scope.max_depht", "Additional properties"),
+        (good_source(schedule="every day"), "schedule", "not a cron expression"),
+        (good_source(schedule="61 * * * *"), "schedule", "outside 0-59"),
+        (good_source(politeness={"robots": "ignore"}), "politeness.robots_override_reason", "needs a recorded reason"),
+    ],
+)
+def test_errors_name_the_file_the_source_and_the_field(source: dict[str, object], field: str, fragment: str) -> None:
+    error = error_for({"sources": [good_source(id="ok-one"), source]})
+    assert error.path == "sources/x.yaml"
+    assert error.field == field
+    assert fragment in str(error)
+    # The entry is named by its id when the id is usable, else by its position.
+    assert error.entry in (source.get("id"), "#2")
+    assert str(error).startswith("sources/x.yaml: source ")
+
+
+def test_missing_required_field_is_named() -> None:
+    error = error_for({"sources": [{"id": "s1", "kind": "news"}]})
+    assert error.entry == "s1"
+    assert error.field == "seeds"
+
+
+def test_duplicate_ids_are_refused_within_and_across_files(tmp_path: Path) -> None:
+    error = error_for({"sources": [good_source(), good_source()]})
+    assert error.entry == "s1"
+    assert "duplicate" in str(error)
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    for path in (a, b):
+        path.write_text(yaml.safe_dump({"sources": [good_source()]}))
+    with pytest.raises(RegistryError) as info:
+        load_registry([tmp_path])
+    assert "also in" in str(info.value)
+    assert str(a) in str(info.value)
+
+
+def test_unreadable_and_malformed_files_are_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: [\n")
+    with pytest.raises(RegistryError, match="bad.yaml: not valid YAML"):
+        load_registry([bad])
+    with pytest.raises(RegistryError, match="missing.yaml: cannot read"):
+        load_registry([tmp_path / "missing.yaml"])
+    not_a_map = tmp_path / "list.yaml"
+    not_a_map.write_text("- 1\n- 2\n")
+    with pytest.raises(RegistryError, match="list.yaml: expected a mapping"):
+        load_registry([not_a_map])
+
+
+def test_robots_override_is_kept_with_its_reason() -> None:
+    reason = "the site owner asked us to archive its press room"
+    (spec,) = parse_registry(
+        {"sources": [good_source(politeness={"robots": "ignore", "robots_override_reason": reason})]}, "x.yaml", {}
+    )
+    assert not spec.obey_robots
+    assert spec.robots_override_reason == reason
+
+
+def test_adhoc_sources_check_their_urls() -> None:
+    spec = adhoc_source(["https://example.org/a"], max_pages=5, max_depth=1)
+    assert spec.seeds == ("https://example.org/a",)
+    assert spec.max_pages == 5
+    with pytest.raises(RegistryError, match=r"URL\[1\].*not an http\(s\) URL"):
+        adhoc_source(["https://example.org/", "example.org"], max_pages=5, max_depth=1)
