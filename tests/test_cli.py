@@ -17,8 +17,13 @@ def attest(args: list[str], home: Path, **env: str) -> subprocess.CompletedProce
     environ = dict(os.environ, ATTEST_HOME=str(home), **env)
     environ.pop("ATTEST_STORE", None)
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=ROOT, env=environ, capture_output=True, text=True,
-        timeout=120, check=False,
+        [sys.executable, "-m", "cli", *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -29,14 +34,34 @@ def attest(args: list[str], home: Path, **env: str) -> subprocess.CompletedProce
         (["crawl", "ftp://example.org/"], {}, "URL[0]"),
         (["crawl", "https://example.org/", "--store", "relative/dir"], {}, "relative/dir"),
         (["crawl", "https://example.org/", "--store", "s3://"], {}, "s3://"),
-        (["crawl", "https://example.org/", "--store", "gopher://x/y"], {}, "file:///abs/path or s3://"),
+        (
+            ["crawl", "https://example.org/", "--store", "gopher://x/y"],
+            {},
+            "file:///abs/path or s3://",
+        ),
         (["crawl", "--sources", "nowhere.yaml"], {}, "nowhere.yaml: cannot read"),
         (["crawl", "--sources", "sources/demo.yaml"], {}, "DEMO_NEWS is not set"),
-        (["crawl", "https://example.org/"], {"ATTEST_ALLOW_NETWORKS": "10.0.0.0/33"}, "ATTEST_ALLOW_NETWORKS"),
+        (
+            ["crawl", "https://example.org/"],
+            {"ATTEST_ALLOW_NETWORKS": "10.0.0.0/33"},
+            "ATTEST_ALLOW_NETWORKS",
+        ),
         (["crawl", "https://example.org/"], {"ATTEST_GZIP_LEVEL": "11"}, "ATTEST_GZIP_LEVEL='11'"),
-        (["crawl", "https://example.org/"], {"ATTEST_DOWNLOAD_TIMEOUT": "soon"}, "ATTEST_DOWNLOAD_TIMEOUT"),
-        (["crawl", "https://example.org/"], {"ATTEST_CA_BUNDLE": "/no/such.pem"}, "ATTEST_CA_BUNDLE"),
-        (["crawl", "https://example.org/"], {"ATTEST_S3_OBJECT_LOCK_DAYS": "0"}, "ATTEST_S3_OBJECT_LOCK_DAYS"),
+        (
+            ["crawl", "https://example.org/"],
+            {"ATTEST_DOWNLOAD_TIMEOUT": "soon"},
+            "ATTEST_DOWNLOAD_TIMEOUT",
+        ),
+        (
+            ["crawl", "https://example.org/"],
+            {"ATTEST_CA_BUNDLE": "/no/such.pem"},
+            "ATTEST_CA_BUNDLE",
+        ),
+        (
+            ["crawl", "https://example.org/"],
+            {"ATTEST_S3_OBJECT_LOCK_DAYS": "0"},
+            "ATTEST_S3_OBJECT_LOCK_DAYS",
+        ),
         (["verify", "no-such.warc.gz"], {}, "no-such.warc.gz: no such file"),
     ],
 )

@@ -33,7 +33,9 @@ def test_requisites_cover_styles_scripts_images_media_frames_and_css_urls() -> N
         "https://news.example/doc.pdf", "https://news.example/div.png",
     }  # fmt: skip
     assert set(links.requisites) == expected
-    assert "https://news.example/feed.xml" not in links.requisites  # rel=alternate is a link, not a requisite
+    assert (
+        "https://news.example/feed.xml" not in links.requisites
+    )  # rel=alternate is a link, not a requisite
 
 
 def test_outlinks_are_absolute_without_fragments_or_non_http_schemes() -> None:

@@ -74,10 +74,16 @@ def test_template_is_valid_once_filled_in() -> None:
         (good_source(scope={"max_depht": 2}), "scope.max_depht", "Additional properties"),
         (good_source(schedule="every day"), "schedule", "not a cron expression"),
         (good_source(schedule="61 * * * *"), "schedule", "outside 0-59"),
-        (good_source(politeness={"robots": "ignore"}), "politeness.robots_override_reason", "needs a recorded reason"),
+        (
+            good_source(politeness={"robots": "ignore"}),
+            "politeness.robots_override_reason",
+            "needs a recorded reason",
+        ),
     ],
 )
-def test_errors_name_the_file_the_source_and_the_field(source: dict[str, object], field: str, fragment: str) -> None:
+def test_errors_name_the_file_the_source_and_the_field(
+    source: dict[str, object], field: str, fragment: str
+) -> None:
     error = error_for({"sources": [good_source(id="ok-one"), source]})
     assert error.path == "sources/x.yaml"
     assert error.field == field
@@ -110,20 +116,26 @@ def test_duplicate_ids_are_refused_within_and_across_files(tmp_path: Path) -> No
 def test_unreadable_and_malformed_files_are_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("sources: [\n")
-    with pytest.raises(RegistryError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(RegistryError, match=r"bad\.yaml: not valid YAML"):
         load_registry([bad])
-    with pytest.raises(RegistryError, match="missing.yaml: cannot read"):
+    with pytest.raises(RegistryError, match=r"missing\.yaml: cannot read"):
         load_registry([tmp_path / "missing.yaml"])
     not_a_map = tmp_path / "list.yaml"
     not_a_map.write_text("- 1\n- 2\n")
-    with pytest.raises(RegistryError, match="list.yaml: expected a mapping"):
+    with pytest.raises(RegistryError, match=r"list\.yaml: expected a mapping"):
         load_registry([not_a_map])
 
 
 def test_robots_override_is_kept_with_its_reason() -> None:
     reason = "the site owner asked us to archive its press room"
     (spec,) = parse_registry(
-        {"sources": [good_source(politeness={"robots": "ignore", "robots_override_reason": reason})]}, "x.yaml", {}
+        {
+            "sources": [
+                good_source(politeness={"robots": "ignore", "robots_override_reason": reason})
+            ]
+        },
+        "x.yaml",
+        {},
     )
     assert not spec.obey_robots
     assert spec.robots_override_reason == reason

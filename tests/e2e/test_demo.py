@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtureweb import FixtureWeb
 
 from archive.warcread import verify_warc
-from fixtureweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,8 +25,15 @@ def test_demo_captures_the_bundled_web_into_the_data_home(tmp_path: Path) -> Non
     env = dict(os.environ, ATTEST_HOME=str(home))
     for name in ("ATTEST_STORE", "ATTEST_ALLOW_NETWORKS"):
         env.pop(name, None)
-    result = subprocess.run([sys.executable, "-m", "cli", "demo", "--articles", "12"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "demo", "--articles", "12"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "sources: demo-news, demo-ngo" in out
@@ -48,13 +55,22 @@ def test_demo_captures_the_bundled_web_into_the_data_home(tmp_path: Path) -> Non
 
 
 def test_a_terminal_shows_live_progress(fixture_web: FixtureWeb, tmp_path: Path) -> None:
-    env = dict(os.environ, ATTEST_HOME=str(tmp_path / "home"), ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
-               COLUMNS="100", TERM="xterm")
+    env = dict(
+        os.environ,
+        ATTEST_HOME=str(tmp_path / "home"),
+        ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
+        COLUMNS="100",
+        TERM="xterm",
+    )
     env.pop("ATTEST_STORE", None)
     controller, terminal = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "crawl", fixture_web.url("ngo", "/"), "--max-pages", "20"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=terminal, stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        stdin=subprocess.DEVNULL,
     )
     os.close(terminal)
     seen = b""

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtureweb import FixtureWeb
 
 from archive.warcread import verify_warc
-from fixtureweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,10 @@ def test_pip_install_gives_a_working_attest(fixture_web: FixtureWeb, tmp_path: P
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     installed = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", str(ROOT)], capture_output=True, text=True, timeout=900,
+        [str(venv / "bin" / "pip"), "install", "-q", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=900,
         check=False,
     )
     assert installed.returncode == 0, installed.stderr[-3000:]
@@ -31,8 +34,20 @@ def test_pip_install_gives_a_working_attest(fixture_web: FixtureWeb, tmp_path: P
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ATTEST_", "PYTHON"))}
     env.update(ATTEST_HOME=str(tmp_path / "home"), ATTEST_ALLOW_NETWORKS="127.0.0.0/8")
     result = subprocess.run(
-        [str(venv / "bin" / "attest"), "crawl", fixture_web.url("ngo", "/"), "--max-pages", "4", "--json"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(venv / "bin" / "attest"),
+            "crawl",
+            fixture_web.url("ngo", "/"),
+            "--max-pages",
+            "4",
+            "--json",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)

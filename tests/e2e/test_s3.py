@@ -13,32 +13,53 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-
-from archive.warcread import verify_warc
 from fixtureweb import FixtureWeb
 from support.seaweed import SeaweedServer
+
+from archive.warcread import verify_warc
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def attest(args: list[str], home: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8", ATTEST_RETRIES="0")
+    env = dict(
+        os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8", ATTEST_RETRIES="0"
+    )
     env.pop("ATTEST_STORE", None)
     env.update(extra)
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def crawl_args(web: FixtureWeb, store: str) -> list[str]:
-    return ["crawl", web.url("ngo", "/"), "--max-pages", "15", "--depth", "2", "--store", store, "--json"]
+    return [
+        "crawl",
+        web.url("ngo", "/"),
+        "--max-pages",
+        "15",
+        "--depth",
+        "2",
+        "--store",
+        store,
+        "--json",
+    ]
 
 
 def test_warcs_land_in_s3_verified_and_locked(
     fixture_web: FixtureWeb, seaweedfs: SeaweedServer, s3_bucket: str, tmp_path: Path
 ) -> None:
     store = f"s3://{s3_bucket}/evidence"
-    result = attest(crawl_args(fixture_web, store), tmp_path / "home", ATTEST_S3_OBJECT_LOCK_DAYS="1")
+    result = attest(
+        crawl_args(fixture_web, store), tmp_path / "home", ATTEST_S3_OBJECT_LOCK_DAYS="1"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["warcs"]
@@ -60,7 +81,10 @@ def test_warcs_land_in_s3_verified_and_locked(
         with pytest.raises(ClientError) as denied:
             client.delete_object(Bucket=s3_bucket, Key=key, VersionId=head["VersionId"])
         assert denied.value.response["Error"]["Code"] == "AccessDenied"
-    run_files = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="evidence/runs/")["Contents"]]
+    run_files = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="evidence/runs/")["Contents"]
+    ]
     assert any(k.endswith(f"{summary['run_id']}/ledger.jsonl") for k in run_files)
     assert not list((tmp_path / "home" / "spool").rglob("*.warc.gz*"))
 
@@ -85,7 +109,10 @@ def test_store_outage_keeps_warcs_in_the_spool_until_a_later_run(
     recovered = attest(["recover", "--store", store], home)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     client = seaweedfs.client()
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="outage/warcs/")["Contents"]]
+    keys = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="outage/warcs/")["Contents"]
+    ]
     assert sorted(Path(k).name for k in keys) == sorted(digests)
     for key in keys:
         body = client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
@@ -95,21 +122,41 @@ def test_store_outage_keeps_warcs_in_the_spool_until_a_later_run(
 
 @pytest.mark.parametrize("failpoint", ["ship.before-put@1", "ship.after-put@1"])
 def test_killed_during_upload_then_recovered_once(
-    failpoint: str, fixture_web: FixtureWeb, seaweedfs: SeaweedServer, s3_bucket: str, tmp_path: Path
+    failpoint: str,
+    fixture_web: FixtureWeb,
+    seaweedfs: SeaweedServer,
+    s3_bucket: str,
+    tmp_path: Path,
 ) -> None:
     home = tmp_path / "home"
     store = f"s3://{s3_bucket}/killed"
-    env = dict(os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8", ATTEST_FAILPOINT=failpoint)
-    proc = subprocess.Popen([sys.executable, "-m", "cli", *crawl_args(fixture_web, store)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    env = dict(
+        os.environ,
+        ATTEST_HOME=str(home),
+        ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
+        ATTEST_FAILPOINT=failpoint,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", *crawl_args(fixture_web, store)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL
-    waiting = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (home / "spool").rglob("*.warc.gz")}
+    waiting = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (home / "spool").rglob("*.warc.gz")
+    }
     assert waiting
     recovered = attest(["recover", "--store", store], home)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     client = seaweedfs.client()
     listed = client.list_object_versions(Bucket=s3_bucket, Prefix="killed/warcs/")
     versions = [v["Key"] for v in listed.get("Versions", [])]
-    assert sorted(Path(k).name for k in versions) == sorted(waiting), "each WARC stored once, never twice"
+    assert sorted(Path(k).name for k in versions) == sorted(waiting), (
+        "each WARC stored once, never twice"
+    )
     assert not list((home / "spool").rglob("*.warc.gz*"))
