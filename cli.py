@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from archive.errors import AttestError, ConfigError
+from archive.errors import AttestError, ConfigError, CrawlFailed
 from archive.logs import configure_logging
 
 log = logging.getLogger("attest")
@@ -195,7 +195,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     try:
         assert web.stdout is not None
-        origins = json.loads(web.stdout.readline())
+        line = web.stdout.readline()
+        try:
+            origins = json.loads(line)
+        except ValueError:
+            raise CrawlFailed(f"the demo web did not start (it said {line[:200]!r})") from None
         env = dict(os.environ, DEMO_NEWS=origins["news"], DEMO_NGO=origins["ngo"])
         sources = load_registry([_demo_sources()], env)
         options = _run_options(config)

@@ -51,6 +51,10 @@ CONCURRENT_REQUESTS = 16
 # Scrapy starts this many asyncio workers for *every* callback's output; the default (100) cost
 # more CPU than the crawl itself (see docs/PERFORMANCE.md). A callback yields a few objects.
 CONCURRENT_ITEMS = 4
+# Scrapy checks each callback for a generator "return value" by parsing its source (ast), and
+# its cache of the result is keyed by the per-request bound method, so it misses on most
+# responses: that check alone was a tenth of the crawler's CPU. attest's callbacks return nothing.
+WARN_ON_GENERATOR_RETURN_VALUE = False
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_DELAY = 0.0
 DOWNLOAD_TIMEOUT = 60
@@ -75,6 +79,11 @@ DOWNLOADER_MIDDLEWARES = {
 SPIDER_MIDDLEWARES = {
     # attest's spiders track depth and scope themselves.
     "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+}
+# One pool of kept-alive connections as big as the requests in flight (see the class).
+DOWNLOAD_HANDLERS = {
+    "http": "crawlers.middlewares.KeepAliveDownloadHandler",
+    "https": "crawlers.middlewares.KeepAliveDownloadHandler",
 }
 ITEM_PIPELINES = {"crawlers.pipelines.CaptureLedgerPipeline": 100}
 EXTENSIONS = {

@@ -7,7 +7,8 @@ again is a no-op (so an interrupted upload can simply be retried); different byt
 existing key raise :class:`~archive.errors.ObjectExists`.
 
 Every put is verified before it returns: the S3 store compares the server's SHA-256 checksum of
-the whole object with ours, the file store re-reads what it wrote.
+the whole object with ours, the file store re-reads what it stored. (When the file is on the
+store's filesystem, as the spool usually is, storing it is a hard link rather than a copy.)
 """
 
 from __future__ import annotations
@@ -56,11 +57,14 @@ class Store(Protocol):
     def object_uri(self, key: str) -> str: ...
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, *, fsync: bool = False) -> str:
+    """SHA-256 (hex) of a file's bytes; with ``fsync``, also make sure they are on disk."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(COPY_CHUNK):
             digest.update(chunk)
+        if fsync:
+            os.fsync(handle.fileno())
     return digest.hexdigest()
 
 
@@ -98,20 +102,20 @@ class FileStore:
         if existing is not None:
             return _same_or_raise(existing, sha256, self.object_uri(key))
         tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}{PART_SUFFIX}")
+        linked = False
         try:
             # Inside the try: a file where a directory of the key should be is a StorageError.
             final.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
-            with open(path, "rb") as src, open(tmp, "xb") as dst:
-                while chunk := src.read(COPY_CHUNK):
-                    digest.update(chunk)
-                    dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-            if digest.hexdigest() != sha256:
-                raise DigestMismatch(
-                    f"{path}: changed while uploading (sha256 {digest.hexdigest()})"
-                )
+            linked = _hard_link(path, tmp)
+            if linked:
+                # The spool and the store share a filesystem: the upload is a hard link (no
+                # copy), and its check a re-read of the bytes the store now holds, before the
+                # key is published.
+                reread = file_sha256(tmp, fsync=True)
+                if reread != sha256:
+                    raise DigestMismatch(f"{path}: changed while uploading (sha256 {reread})")
+            else:
+                _copy_checked(path, tmp, sha256)
             os.chmod(tmp, 0o444)
             failpoints.failpoint("store.file-before-link")
             try:
@@ -126,6 +130,9 @@ class FileStore:
                     ) from None
                 return _same_or_raise(existing, sha256, self.object_uri(key))
             _fsync_dir(final.parent)
+            if linked and _same_file(final, tmp):
+                # The key names the very inode just re-read and found equal to ``sha256``.
+                return StoredObject(key, final.stat().st_size, sha256, final.as_uri())
         except OSError as exc:
             raise StorageError(f"{self.uri}: cannot store {key}: {exc}") from exc
         finally:
@@ -153,6 +160,36 @@ class FileStore:
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield key
+
+
+def _hard_link(src: Path, dst: Path) -> bool:
+    """Link ``src`` as ``dst`` if that is possible here: same filesystem, and a file of ours
+    (its mode becomes the store's read-only one). False when a copy is needed instead."""
+    try:
+        if src.stat().st_uid != os.geteuid():
+            return False
+        os.link(src, dst)
+    except OSError:  # another filesystem (EXDEV), no hard links there, link limit...
+        return False
+    return True
+
+
+def _copy_checked(src: Path, dst: Path, sha256: str) -> None:
+    """Copy ``src`` to a new file ``dst`` (fsynced), checking the bytes against ``sha256``."""
+    digest = hashlib.sha256()
+    with open(src, "rb") as source, open(dst, "xb") as target:
+        while chunk := source.read(COPY_CHUNK):
+            digest.update(chunk)
+            target.write(chunk)
+        target.flush()
+        os.fsync(target.fileno())
+    if digest.hexdigest() != sha256:
+        raise DigestMismatch(f"{src}: changed while uploading (sha256 {digest.hexdigest()})")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    sa, sb = a.stat(), b.stat()
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def _is_partial(name: str) -> bool:

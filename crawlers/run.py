@@ -152,7 +152,10 @@ def run_scrapy(sources: list[SourceSpec], base: dict[str, Any]) -> dict[str, dic
                 f"{source.path}: source {source.id!r}: kind {source.kind!r} has no spider yet"
             )
         settings = Settings(base)
-        settings.update(_source_settings(source))
+        # "spider" priority: CrawlerProcess.crawl() copies the process's settings (``base``, at
+        # "project" priority) into each crawler, which would silently undo a source's politeness
+        # (delay, per-host concurrency, robots override) were it set at the same priority.
+        settings.update(_source_settings(source), priority="spider")
         # The first crawler installs the (asyncio) reactor, as CrawlerProcess would.
         crawler = Crawler(spider_cls, settings, init_reactor=i == 0)
         crawlers[source.id] = crawler

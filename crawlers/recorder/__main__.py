@@ -45,6 +45,32 @@ def _die_with_parent(parent_pid: int | None) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _current_cpu() -> int | None:
+    """The CPU this thread runs on (Linux: field 39 of ``/proc/thread-self/stat``)."""
+    try:
+        stat = Path("/proc/thread-self/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[36])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _stay_on_one_cpu() -> None:
+    """Keep all the recorder's threads on the CPU it started on.
+
+    The handler threads take turns holding the GIL; spread over CPUs, each turn was a wake-up
+    on another CPU, and those cost more than the recording itself: on the 2-core bench the
+    recorder used 5.9 s of CPU unpinned and 4.0 s pinned, and the crawl ran 17% faster. The
+    GIL lets only one thread run Python at a time anyway.
+    """
+    try:
+        allowed = os.sched_getaffinity(0)
+        cpu = _current_cpu()
+        if len(allowed) > 1:
+            os.sched_setaffinity(0, {cpu if cpu in allowed else min(allowed)})
+    except (OSError, AttributeError) as exc:  # AttributeError: no affinity calls (not Linux)
+        log.info("recorder not kept on one CPU: %s", exc)
+
+
 def _constant(fields: list[tuple[str, str]]) -> Callable[[str], list[tuple[str, str]]]:
     """The warcinfo fields of a source: the same for each of its files."""
     return lambda _filename: fields
@@ -60,6 +86,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m crawlers.recorder CONFIG.json\n")
         return 2
     config = RecorderConfig.load(Path(argv[0]))
+    if config.one_cpu:
+        _stay_on_one_cpu()  # first, so that every thread started later inherits it
     configure_logging(json_lines=True)
     fastheaders.install()
     logging.getLogger("warcprox").setLevel(logging.WARNING)

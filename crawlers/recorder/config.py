@@ -27,6 +27,8 @@ class RecorderConfig:
     listen: str = "127.0.0.1"
     port: int = 0
     threads: int = 64
+    #: Keep the recorder's threads on one CPU (see ``crawlers.recorder.__main__``).
+    one_cpu: bool = True
     parent_pid: int | None = None
 
     def dump(self, path: Path) -> None:

@@ -18,23 +18,21 @@ _original = http.client.parse_headers
 def parse_headers(fp: Any, _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
     lines = http.client._read_headers(fp)  # type: ignore[attr-defined]
     message = _class()
-    groups: list[list[str]] = []
+    pairs: list[tuple[str, str]] = []
     for raw in lines:
         line = raw.decode("iso-8859-1")
         if line in ("\r\n", "\n", ""):
             break
         if line[0] in " \t":
-            if groups:
-                groups[-1].append(line)
+            if pairs:  # a folded line: kept, line end included, in the value
+                name, value = pairs[-1]
+                pairs[-1] = (name, value + line)
             continue
-        if ":" not in line:
+        name, colon, value = line.partition(":")
+        if not colon:
             continue  # not a header line (email.parser would stop parsing here)
-        groups.append([line])
-    pairs = []
-    for group in groups:
-        name, value = group[0].split(":", 1)
-        pairs.append((name, (value.lstrip(" \t") + "".join(group[1:])).rstrip("\r\n")))
-    message._headers = pairs  # type: ignore[attr-defined]
+        pairs.append((name, value.lstrip(" \t")))
+    message._headers = [(name, value.rstrip("\r\n")) for name, value in pairs]  # type: ignore[attr-defined]
     return message
 
 

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from archive.errors import DiskFull, RecorderError
 from crawlers.recorder.config import RecorderConfig
-from crawlers.recorder.proxy import (
+from crawlers.recorder.protocol import (
     BATCH_CONTENT_TYPE,
     CAPTURE_ID_HEADER,
     RECORD_METHOD,
@@ -88,6 +88,10 @@ class RecorderProcess:
         # The checkout or the installed package: make sure the child imports the same code.
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        if sys.version_info < (3, 12):
+            # warcprox imports rethinkdb, which imports distutils; setuptools' stand-in for it
+            # drags in pkg_resources, half of the recorder's start-up CPU. 3.11 has its own.
+            env.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
         try:
             self.proc = subprocess.Popen(
                 [self.python, "-m", "crawlers.recorder", str(config_path)],

@@ -20,9 +20,11 @@ request goes upstream, so the recorded request is what the origin received.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -30,7 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import ParseResult, urlparse, urlunparse
 
+import urlcanon
 import warcprox
 import warcprox.mitmproxy
 import warcprox.warcproxy
@@ -53,18 +57,20 @@ from archive.warc import (
     warc_date,
 )
 from crawlers.egress import GuardedConnector
+from crawlers.recorder.protocol import (
+    BATCH_CONTENT_TYPE,
+    CAPTURE_ID_HEADER,
+    META_HEADER,
+    OUTCOME_HEADER,
+    RECORDER_ERROR_HEADER,
+    SOURCE_HEADER,
+    WARC_DATE_HEADER,
+)
 from crawlers.recorder.tlschain import TlsChainRecorder
 
 log = logging.getLogger(__name__)
 
-SOURCE_HEADER = "Attest-Source"
-META_HEADER = "Attest-Meta"
-CAPTURE_ID_HEADER = "Attest-Capture-Id"
-OUTCOME_HEADER = "Attest-Outcome"
-RECORDER_ERROR_HEADER = "Attest-Recorder-Error"
-RECORD_METHOD = "ATTEST_RECORD"
-BATCH_CONTENT_TYPE = "application/x-attest-records+json"
-_CONTROL_HEADERS = (SOURCE_HEADER, META_HEADER, "Warcprox-Meta")
+_CONTROL_HEADERS = frozenset(h.lower() for h in (SOURCE_HEADER, META_HEADER, "Warcprox-Meta"))
 _HOP_BY_HOP = (
     "connection",
     "proxy-connection",
@@ -73,6 +79,8 @@ _HOP_BY_HOP = (
     "proxy-authorization",
     "upgrade",
 )
+#: What warcprox's ``_swallow_hop_by_hop_headers`` removes before a request goes upstream.
+_NOT_FORWARDED = frozenset(("warcprox-meta", *_HOP_BY_HOP))
 _FAILURE_STATUS = {
     "dns_error": 502,
     "connection_error": 502,
@@ -80,6 +88,33 @@ _FAILURE_STATUS = {
     "timeout": 504,
     "egress_refused": 403,
 }
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized_host(host: str) -> str:
+    """urlcanon's host normalisation (percent-decoding, dotted IPs, IDNA), as warcprox does it.
+
+    A pure function of the host, and a crawl asks for few hosts many times: computed per
+    request it was about a tenth of the recorder's CPU.
+    """
+    return urlcanon.normalize_host(host).decode("ascii")  # type: ignore[no-any-return]
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
+def _unfold(value: str) -> str:
+    return _FOLD.sub(" ", value) if "\n" in value else value
+
+
+def _drop_headers(message: http.client.HTTPMessage, lowered_names: frozenset[str]) -> None:
+    """``del message[name]`` for each name, in one pass (each ``del`` scans every header)."""
+    headers = message._headers  # type: ignore[attr-defined]
+    if any(name.lower() in lowered_names for name, _ in headers):
+        message._headers = [  # type: ignore[attr-defined]
+            (name, value) for name, value in headers if name.lower() not in lowered_names
+        ]
 
 
 class HeldResponse(warcprox.mitmproxy.ProxyingRecordingHTTPResponse):  # type: ignore[misc]
@@ -95,7 +130,14 @@ class HeldResponse(warcprox.mitmproxy.ProxyingRecordingHTTPResponse):  # type: i
     def begin(self, extra_response_headers: dict[str, str] | None = None) -> None:
         http.client.HTTPResponse.begin(self)
         self.status_line = f"HTTP/1.1 {self.status} {self.reason}"
-        self.client_head = [(k, v) for k, v in self.msg.items() if k.lower() not in _HOP_BY_HOP]
+        # The parsed pairs themselves: .items() would pass each through the email policy, which
+        # returns latin-1 decoded values unchanged.
+        pairs: list[tuple[str, str]] = self.msg._headers
+        # What the client gets must be valid HTTP even when the origin's is not (the WARC keeps
+        # the origin's bytes): names that are not tokens are dropped, folded values unfolded.
+        self.client_head = [
+            (k, _unfold(v)) for k, v in pairs if k.lower() not in _HOP_BY_HOP and _TOKEN.match(k)
+        ]
         self.recorder.payload_starts_now()
         import hashlib
 
@@ -131,24 +173,63 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
     """
 
     state: RecorderState  # set on the class by RecordingProxy
+    path: str
+    port: int | str
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # socketserver sets TCP_NODELAY on client connections
 
     # --- connecting -------------------------------------------------------------------
+    def _determine_host_port(self) -> None:
+        """warcprox's own, with the host normalisation computed once per host."""
+        target = self.path
+        host: str | None
+        if self.is_connect:
+            host, self.port = target.split(":")
+        else:
+            self.url = target
+            u = urlparse(target)
+            if u.scheme != "http" or u.netloc == "":
+                raise ValueError(f"unable to parse request {self.requestline!r} as a proxy request")
+            host = u.hostname
+            self.port = u.port or 80
+            self.path = urlunparse(
+                ParseResult(
+                    scheme="",
+                    netloc="",
+                    params=u.params,
+                    path=u.path or "/",
+                    query=u.query,
+                    fragment=u.fragment,
+                )
+            )
+        if host is None:
+            raise ValueError(f"no host in {target!r}")
+        self.hostname = _normalized_host(host)
+
     def _connect_to_remote_server(self) -> socket.socket:
-        self._conn_pool = self.server.remote_connection_pool.connection_from_host(
-            host=self.hostname,
-            port=int(self.port),
-            scheme="http",
-            pool_kwargs={"maxsize": 12, "timeout": self._socket_timeout},
-        )
+        # The pool of the previous request on this client connection, if it is for the same
+        # origin and still open (the pool manager closes the pools it evicts).
+        key = (self.hostname, int(self.port))
+        cached = getattr(self, "_last_pool", None)
+        if cached is None or cached[0] != key or cached[1].pool is None:
+            pool = self.server.remote_connection_pool.connection_from_host(
+                host=self.hostname,
+                port=int(self.port),
+                scheme="http",
+                pool_kwargs={"maxsize": 12, "timeout": self._socket_timeout},
+            )
+            self._last_pool = cached = (key, pool)
+        self._conn_pool = cached[1]
+        # _get_conn has already closed (sock None) a pooled connection the origin dropped.
         conn = self._conn_pool._get_conn()
         self._remote_server_conn = conn
         self._tls_info: dict[str, Any] | None = None
-        if warcprox.mitmproxy.is_connection_dropped(conn):
+        if conn.sock is None:
             sock = self.state.connector.open(self.hostname, int(self.port), self._socket_timeout)
             sock.settimeout(self._socket_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Kept with the connection: asked of the socket per exchange, it was a syscall.
+            conn.attest_remote_ip = sock.getpeername()[0]
             if self.is_connect:
                 context = self.server.remote_connection_pool.connection_pool_kw["ssl_context"]
                 try:
@@ -169,8 +250,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         if not is_source_id(source):
             source = self.state.default_source
         raw_meta = self.headers.get(META_HEADER)
-        for name in _CONTROL_HEADERS:
-            del self.headers[name]
+        _drop_headers(self.headers, _CONTROL_HEADERS)
         meta: dict[str, Any] = {}
         if raw_meta:
             try:
@@ -229,13 +309,23 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
                 conn.sock.close()
             conn.sock = None
 
+    def _swallow_hop_by_hop_headers(self) -> None:
+        _drop_headers(self.headers, _NOT_FORWARDED)
+
+    def _build_request(self) -> bytes:
+        """warcprox's, from the parsed pairs (as above, ``items()`` would change nothing)."""
+        pairs: list[tuple[str, str]] = self.headers._headers
+        head = f"{self.command} {self.path} {self.request_version}\r\n"
+        head += "\r\n".join(f"{k}: {v}" for k, v in pairs)
+        return head.encode("latin1") + b"\r\n\r\n"
+
     def _exchange(self, source: str, started: datetime) -> None:
         self._swallow_hop_by_hop_headers()
         request_bytes = self._build_request()
         if "Content-Length" in self.headers:
             request_bytes += self.rfile.read(int(self.headers["Content-Length"]))
         conn = self._remote_server_conn
-        remote_ip = conn.sock.getpeername()[0]
+        remote_ip = getattr(conn, "attest_remote_ip", None) or conn.sock.getpeername()[0]
         conn.sock.sendall(request_bytes)
         response = HeldResponse(
             conn.sock,
@@ -260,7 +350,9 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
                 if self._max_resource_size and response.recorder.len > self._max_resource_size:
                     truncated = "length"
                     break
-            if truncated is None and not warcprox.mitmproxy.is_connection_dropped(conn):
+            # A connection the origin closes without saying so is found (and replaced) when it
+            # is next taken from the pool, so no poll() is needed here.
+            if truncated is None and not response.will_close:
                 self._conn_pool._put_conn(conn)
             else:
                 self._drop_remote()
@@ -344,7 +436,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         head = [response.status_line]
         head.extend(f"{k}: {v}" for k, v in response.client_head)
         head.append(f"{CAPTURE_ID_HEADER}: {response_id}")
-        head.append(f"Attest-Warc-Date: {warc_date(started)}")
+        head.append(f"{WARC_DATE_HEADER}: {warc_date(started)}")
         # The client connection stays open when the body is delimited (the origin's own
         # Content-Length or chunked framing is relayed unchanged); otherwise it ends the body.
         if not self._delimited(response, truncated):

@@ -14,12 +14,13 @@ from urllib.parse import urljoin, urlsplit
 
 import scrapy
 from scrapy.http import Request, Response, TextResponse
+from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
 from twisted.python.failure import Failure
 
 from archive.outcomes import Outcome, outcome_for_status
 from crawlers.items import FetchResult
 from crawlers.links import extract_css, extract_html
-from crawlers.recorder.proxy import CAPTURE_ID_HEADER, OUTCOME_HEADER
+from crawlers.recorder.protocol import CAPTURE_ID_HEADER, OUTCOME_HEADER
 from crawlers.registry import SourceSpec
 from crawlers.scope import Scope
 
@@ -296,17 +297,22 @@ class CaptureSpider(scrapy.Spider):
         request = failure.request  # type: ignore[attr-defined]
         info = request.meta.get("attest", {})
         outcome = info.get("outcome")
-        if outcome is None:
-            # Not a refusal by attest (robots): the recorder could not be reached.
-            self.logger.error(
-                "fetch of %s failed outside the recorder: %s", request.url, failure.value
-            )
+        if outcome is None and isinstance(
+            failure.value, (ConnectionRefusedError, ConnectError, DNSLookupError)
+        ):
+            # The recorder cannot be reached: nothing can be captured, so stop the crawl
+            # instead of failing every URL.
+            self.logger.error("the recorder is unreachable (%s); stopping", failure.value)
             self.crawler.stats.inc_value("attest/recorder_unreachable")
             self.crawler.stats.set_value("attest/stopped", "recorder_unreachable")
             if self.crawler.engine is not None:
-                # Without the recorder nothing can be captured: stop instead of failing every URL.
                 self.crawler.engine.close_spider(self, "recorder_unreachable")
             return
+        if outcome is None:
+            # The exchange broke between the recorder and the crawler (the recorder kept what
+            # it received); the URL is reported, and the crawl goes on.
+            self.logger.warning("fetch of %s failed: %r", request.url, failure.value)
+            outcome = Outcome.CONNECTION_ERROR.value
         yield FetchResult(
             url=request.url,
             source=self.source.id,

@@ -48,11 +48,14 @@ class Reply:
     delay: float = 0.0
     #: Close the connection after sending only this many body bytes (a broken response).
     cut_after: int | None = None
+    #: Header lines sent verbatim after the headers (malformed ones, for edge cases).
+    raw_lines: list[str] = field(default_factory=list)
 
     def wire_head(self) -> bytes:
         lines = [f"HTTP/1.1 {self.status} {self.reason}"]
         names = {k.lower() for k, _ in self.headers}
         lines.extend(f"{k}: {v}" for k, v in self.headers)
+        lines.extend(self.raw_lines)
         if self.chunks is not None:
             if "transfer-encoding" not in names:
                 lines.append("Transfer-Encoding: chunked")

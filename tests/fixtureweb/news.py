@@ -140,6 +140,7 @@ class NewsSite:
             ("/busy.html", "A busy page"),
             ("/private/secret.html", "Staff only"),
             ("/big.html", "Full transcript"),
+            ("/legacy/bad-header.html", "Old server"),
         ]
         if self.slow:
             specials.append(("/slow.html", "Slow page"))
@@ -225,6 +226,7 @@ class NewsSite:
             "/broken.html",
             "/busy.html",
             "/big.html",
+            "/legacy/bad-header.html",
         ]
         return paths
 
@@ -328,6 +330,14 @@ class NewsSite:
                 f"<p>{token('legacy', 1)} na\u00efve r\u00e9sum\u00e9 \u20ac5</p></body></html>"
             )
             return Reply(headers=[("Content-Type", "text/html")], body=text.encode("cp1252"))
+        if path == "/legacy/bad-header.html":
+            # A header line without a colon, as some old servers send: kept as received.
+            return Reply(
+                headers=[("Content-Type", "text/html")],
+                # A line without a colon, and a name that is not an HTTP token.
+                raw_lines=["X-Powered-By PHP/4.4.9", "Server Name: legacy"],
+                body=f"<p>{token('legacy', 2)}</p>".encode(),
+            )
         if path == "/old/start":
             return Reply(
                 301, "Moved Permanently", [("Location", "/old/middle"), ("Content-Length", "0")]
