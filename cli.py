@@ -57,6 +57,7 @@ def _run_options(config: Any, *, env: dict[str, str] | None = None) -> Any:
         concurrency=config.concurrency,
         download_timeout=config.download_timeout,
         retries=config.retries,
+        recorder_one_cpu=config.recorder_one_cpu,
         airflow=airflow_context(environ),
     )
 

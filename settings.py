@@ -23,6 +23,8 @@ attest's environment settings (all optional):
 ``ATTEST_CONCURRENCY``          concurrent requests per crawl (default 16)
 ``ATTEST_DOWNLOAD_TIMEOUT``     seconds before a fetch is a ``timeout`` (default 30)
 ``ATTEST_RETRIES``              retries for 5xx, 429 and transient failures (default 2)
+``ATTEST_RECORDER_ONE_CPU``     1 (default): keep the recorder's threads on one CPU; set 0 when
+                                several recorders share a machine, so the kernel can spread them
 ==============================  ===========================================================
 """
 
@@ -117,6 +119,7 @@ class AttestConfig:
     concurrency: int = 16
     download_timeout: float = 30.0
     retries: int = 2
+    recorder_one_cpu: bool = True
     s3_endpoint: str | None = None
     s3_object_lock_days: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -205,6 +208,7 @@ def load_config(env: dict[str, str] | None = None, *, store: str | None = None) 
         concurrency=_int(env, "ATTEST_CONCURRENCY", 16, low=1, high=256),
         download_timeout=_float(env, "ATTEST_DOWNLOAD_TIMEOUT", 30.0, low=1, high=3600),
         retries=_int(env, "ATTEST_RETRIES", 2, low=0, high=10),
+        recorder_one_cpu=bool(_int(env, "ATTEST_RECORDER_ONE_CPU", 1, low=0, high=1)),
         s3_endpoint=env.get("ATTEST_S3_ENDPOINT") or None,
         s3_object_lock_days=lock,
     )

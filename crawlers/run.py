@@ -50,6 +50,7 @@ class RunOptions:
     download_timeout: float = 30.0
     retries: int = 2
     retry_backoff: float = 1.0
+    recorder_one_cpu: bool = True
     airflow: dict[str, str] = field(default_factory=dict)
     scrapy_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -219,6 +220,7 @@ def run_capture(
         hosts=hosts,
         ca_bundles=[str(p) for p in options.ca_bundles],
         socket_timeout=options.download_timeout,
+        one_cpu=options.recorder_one_cpu,
     )
     recorder = RecorderProcess(config, lock_fd=spool.lock_fd)
     cpu_start = time.process_time()
