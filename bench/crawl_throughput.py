@@ -210,9 +210,10 @@ def main() -> int:
     try:
         assert server.stdout is not None
         origin = json.loads(server.stdout.readline())["news"]
-        # Warm the server's page cache so every tool sees the same server.
-        subprocess.run(
-            [
+        # Warm the server's page cache, plain and gzip variants, so every tool and every
+        # repetition meets the same server (it generates each page on first request).
+        for compression in ("none", "auto"):
+            warm = [
                 "wget",
                 "-q",
                 "-r",
@@ -220,12 +221,9 @@ def main() -> int:
                 "inf",
                 "-p",
                 "--delete-after",
-                "-P",
-                "/tmp/attest-warm",
-                origin + "/",
-            ],
-            check=False,
-        )
+                f"--compression={compression}",
+            ]
+            subprocess.run([*warm, "-P", "/tmp/attest-warm", origin + "/"], check=False)
         tools = {"attest": run_attest, "scrapy": run_scrapy, "wget": run_wget}
         chosen = [t for t in args.tools.split(",") if t]
         samples: dict[str, list[Sample]] = {t: [] for t in chosen}
