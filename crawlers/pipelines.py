@@ -99,7 +99,7 @@ class CaptureLedgerPipeline:
             stats.inc_value("attest/pages")
         if self._ledger is not None:
             try:
-                self._ledger.write(json.dumps(item.ledger_entry(), sort_keys=True) + "\n")
+                self._ledger.write(json.dumps(item.ledger_entry()) + "\n")
                 self._unflushed += 1
                 # The WARC is the evidence; the ledger is its index of outcomes, flushed in batches.
                 if self._unflushed >= 64:

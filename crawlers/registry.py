@@ -9,6 +9,7 @@ fills in the ports it serves on); an unset variable is an error naming it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,8 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
 
 from archive.errors import RegistryError
 
@@ -82,10 +81,15 @@ def _schema() -> dict[str, Any]:
     return data
 
 
-_VALIDATOR = Draft202012Validator(_schema())
+@functools.cache
+def _validator() -> Any:
+    # jsonschema is imported only when a registry file is read: ad-hoc crawls never need it.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(_schema())
 
 
-def _field_path(error: ValidationError) -> tuple[int | None, str | None]:
+def _field_path(error: Any) -> tuple[int | None, str | None]:
     parts = list(error.absolute_path)
     index = (
         parts[1]
@@ -165,8 +169,10 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
     env = dict(os.environ) if env is None else env
     if not isinstance(doc, dict):
         raise RegistryError(path, None, None, "expected a mapping with a 'sources' list")
-    errors = list(_VALIDATOR.iter_errors(doc))
+    errors = list(_validator().iter_errors(doc))
     if errors:
+        from jsonschema.exceptions import best_match
+
         error = best_match(errors)
         index, field_name = _field_path(error)
         raise RegistryError(path, _entry_name(doc, index), field_name, error.message)
