@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import ParseResult, urlparse, urlunparse
+from urllib.parse import urlsplit
 
 import urlcanon
 import warcprox
@@ -187,21 +187,15 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             host, self.port = target.split(":")
         else:
             self.url = target
-            u = urlparse(target)
+            u = urlsplit(target)
             if u.scheme != "http" or u.netloc == "":
                 raise ValueError(f"unable to parse request {self.requestline!r} as a proxy request")
             host = u.hostname
             self.port = u.port or 80
-            self.path = urlunparse(
-                ParseResult(
-                    scheme="",
-                    netloc="",
-                    params=u.params,
-                    path=u.path or "/",
-                    query=u.query,
-                    fragment=u.fragment,
-                )
-            )
+            # The origin-form request target: what follows scheme://netloc, as the client
+            # sent it (no fragment ever goes on the wire).
+            rest = target[len(u.scheme) + 3 + len(u.netloc) :].split("#", 1)[0]
+            self.path = rest if rest.startswith("/") else "/" + rest
         if host is None:
             raise ValueError(f"no host in {target!r}")
         self.hostname = _normalized_host(host)

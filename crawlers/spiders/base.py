@@ -169,8 +169,10 @@ class CaptureSpider(scrapy.Spider):
         )
 
     def follow_redirect(self, response: Response, item: FetchResult) -> Request | None:
+        if item.outcome != Outcome.REDIRECT:
+            return None
         location = header(response, "Location")
-        if not location or item.outcome != Outcome.REDIRECT:
+        if not location:
             return None
         target = urljoin(response.url, location)
         item.redirect_to = target
@@ -208,7 +210,7 @@ class CaptureSpider(scrapy.Spider):
         redirect = self.follow_redirect(response, item)
         if redirect is not None:
             yield redirect
-        if item.outcome == Outcome.CAPTURED and self._is_html(response):
+        if item.outcome == Outcome.CAPTURED and self._is_html(response, item.content_type):
             yield from self.follow_page(response, item)
         yield item
 
@@ -224,7 +226,7 @@ class CaptureSpider(scrapy.Spider):
                 req = self.requisite_request(url, page, response.meta["attest"]["depth"])
                 if req is not None:
                     yield req
-        elif item.outcome == Outcome.CAPTURED and self._is_html(response):
+        elif item.outcome == Outcome.CAPTURED and self._is_html(response, item.content_type):
             # A framed document: its own requisites belong to the page too.
             links = extract_html(response.body, response.url, getattr(response, "encoding", None))
             for url in links.requisites:
@@ -286,8 +288,10 @@ class CaptureSpider(scrapy.Spider):
         ]
 
     @staticmethod
-    def _is_html(response: Response) -> bool:
-        ctype = (header(response, "Content-Type") or "").lower()
+    def _is_html(response: Response, content_type: str | None = None) -> bool:
+        if content_type is None:
+            content_type = header(response, "Content-Type")
+        ctype = (content_type or "").lower()
         return "html" in ctype or (
             not ctype and response.body.lstrip()[:15].lower().startswith(b"<!doctype html")
         )
