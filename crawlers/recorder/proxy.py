@@ -19,8 +19,8 @@ request goes upstream, so the recorded request is what the origin received.
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import hashlib
 import http.client
 import json
 import logging
@@ -57,6 +57,7 @@ from archive.warc import (
     warc_date,
 )
 from crawlers.egress import GuardedConnector
+from crawlers.recorder.fastheaders import FastMessage
 from crawlers.recorder.protocol import (
     BATCH_CONTENT_TYPE,
     CAPTURE_ID_HEADER,
@@ -67,6 +68,8 @@ from crawlers.recorder.protocol import (
     WARC_DATE_HEADER,
 )
 from crawlers.recorder.tlschain import TlsChainRecorder
+from crawlers.recorder.upstream import OriginPool, Upstream
+from crawlers.recorder.wire import EmptyResponse, ResponseError, WireResponse, read_response
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,18 @@ _FAILURE_STATUS = {
 }
 
 
+_ABSOLUTE_HTTP = re.compile(r"^http://([^/?#]+)(.*)$", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_origin(netloc: str) -> tuple[str, int]:
+    """(normalised host, port) of an ``http://`` netloc; parsed once per origin."""
+    parts = urlsplit("http://" + netloc)
+    if not parts.hostname:
+        raise ValueError(f"no host in {netloc!r}")
+    return _normalized_host(parts.hostname), parts.port or 80
+
+
 @functools.lru_cache(maxsize=4096)
 def _normalized_host(host: str) -> str:
     """urlcanon's host normalisation (percent-decoding, dotted IPs, IDNA), as warcprox does it.
@@ -101,11 +116,6 @@ def _normalized_host(host: str) -> str:
 
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_FOLD = re.compile(r"\r?\n[ \t]+")
-
-
-def _unfold(value: str) -> str:
-    return _FOLD.sub(" ", value) if "\n" in value else value
 
 
 def _drop_headers(message: http.client.HTTPMessage, lowered_names: frozenset[str]) -> None:
@@ -117,33 +127,6 @@ def _drop_headers(message: http.client.HTTPMessage, lowered_names: frozenset[str
         ]
 
 
-class HeldResponse(warcprox.mitmproxy.ProxyingRecordingHTTPResponse):  # type: ignore[misc]
-    """A recorded upstream response that is not relayed until its records are written.
-
-    warcprox streams the body to the client while reading; here nothing is sent during the read
-    (no proxy client is given) and the header block for the client is kept for later.
-    """
-
-    client_head: list[tuple[str, str]]
-    status_line: str
-
-    def begin(self, extra_response_headers: dict[str, str] | None = None) -> None:
-        http.client.HTTPResponse.begin(self)
-        self.status_line = f"HTTP/1.1 {self.status} {self.reason}"
-        # The parsed pairs themselves: .items() would pass each through the email policy, which
-        # returns latin-1 decoded values unchanged.
-        pairs: list[tuple[str, str]] = self.msg._headers
-        # What the client gets must be valid HTTP even when the origin's is not (the WARC keeps
-        # the origin's bytes): names that are not tokens are dropped, folded values unfolded.
-        self.client_head = [
-            (k, _unfold(v)) for k, v in pairs if k.lower() not in _HOP_BY_HOP and _TOKEN.match(k)
-        ]
-        self.recorder.payload_starts_now()
-        import hashlib
-
-        self.payload_digest = hashlib.new(self.digest_algorithm)
-
-
 @dataclass
 class RecorderState:
     """What the proxy's handlers share: writers per source, the guard, counters."""
@@ -152,6 +135,9 @@ class RecorderState:
     connector: GuardedConnector
     tls_chains: TlsChainRecorder
     default_source: str
+    upstreams: OriginPool = field(default_factory=OriginPool)
+    #: Source ids already checked (``is_source_id``): a crawl sends a few, many times.
+    source_ids: set[str] = field(default_factory=set)
     clock: Callable[[], datetime] = utc_now
     disk_full: bool = False
     exchanges: int = 0
@@ -176,73 +162,66 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
     path: str
     port: int | str
     protocol_version = "HTTP/1.1"
+    MessageClass = FastMessage
     disable_nagle_algorithm = True  # socketserver sets TCP_NODELAY on client connections
 
     # --- connecting -------------------------------------------------------------------
     def _determine_host_port(self) -> None:
-        """warcprox's own, with the host normalisation computed once per host."""
+        """warcprox's own, with each origin parsed and its host normalised once."""
         target = self.path
-        host: str | None
         if self.is_connect:
             host, self.port = target.split(":")
-        else:
-            self.url = target
-            u = urlsplit(target)
-            if u.scheme != "http" or u.netloc == "":
-                raise ValueError(f"unable to parse request {self.requestline!r} as a proxy request")
-            host = u.hostname
-            self.port = u.port or 80
-            # The origin-form request target: what follows scheme://netloc, as the client
-            # sent it (no fragment ever goes on the wire).
-            rest = target[len(u.scheme) + 3 + len(u.netloc) :].split("#", 1)[0]
-            self.path = rest if rest.startswith("/") else "/" + rest
-        if host is None:
-            raise ValueError(f"no host in {target!r}")
-        self.hostname = _normalized_host(host)
+            self.hostname = _normalized_host(host)
+            return
+        match = _ABSOLUTE_HTTP.match(target)
+        if match is None:
+            raise ValueError(f"unable to parse request {self.requestline!r} as a proxy request")
+        self.url = target
+        self.hostname, self.port = _http_origin(match[1])
+        # The origin-form request target: what follows scheme://netloc, as the client sent it
+        # (no fragment ever goes on the wire).
+        rest = match[2].split("#", 1)[0]
+        self.path = rest if rest.startswith("/") else "/" + rest
 
     def _connect_to_remote_server(self) -> socket.socket:
-        # The pool of the previous request on this client connection, if it is for the same
-        # origin and still open (the pool manager closes the pools it evicts).
-        key = (self.hostname, int(self.port))
-        cached = getattr(self, "_last_pool", None)
-        if cached is None or cached[0] != key or cached[1].pool is None:
-            pool = self.server.remote_connection_pool.connection_from_host(
-                host=self.hostname,
-                port=int(self.port),
-                scheme="http",
-                pool_kwargs={"maxsize": 12, "timeout": self._socket_timeout},
-            )
-            self._last_pool = cached = (key, pool)
-        self._conn_pool = cached[1]
-        # _get_conn has already closed (sock None) a pooled connection the origin dropped.
-        conn = self._conn_pool._get_conn()
-        self._remote_server_conn = conn
-        self._tls_info: dict[str, Any] | None = None
-        if conn.sock is None:
-            sock = self.state.connector.open(self.hostname, int(self.port), self._socket_timeout)
-            sock.settimeout(self._socket_timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # Kept with the connection: asked of the socket per exchange, it was a syscall.
-            conn.attest_remote_ip = sock.getpeername()[0]
-            if self.is_connect:
-                context = self.server.remote_connection_pool.connection_pool_kw["ssl_context"]
-                try:
-                    sock = context.wrap_socket(sock, server_hostname=self.hostname)
-                except TimeoutError as exc:
-                    sock.close()
-                    raise FetchTimeout(f"TLS handshake with {self.hostname} timed out") from exc
-                except (ssl.SSLError, OSError) as exc:
-                    sock.close()
-                    raise TlsFailure(f"TLS handshake with {self.hostname} failed: {exc}") from exc
-                self._tls_info = self.state.tls_chains.describe(sock, self.hostname, int(self.port))
-            conn.sock = sock
-        return conn.sock  # type: ignore[no-any-return]
+        """An idle connection to the origin from the pool, or a new one through the guard."""
+        key = (self.hostname, int(self.port), bool(self.is_connect))
+        self._origin_key = key
+        upstream = self.state.upstreams.take(key)
+        self._reused_connection = upstream is not None
+        if upstream is None:
+            upstream = self._open_upstream()
+        self._upstream: Upstream | None = upstream
+        self._tls_info: dict[str, Any] | None = upstream.tls_info
+        return upstream.sock
+
+    def _open_upstream(self) -> Upstream:
+        sock = self.state.connector.open(self.hostname, int(self.port), self._socket_timeout)
+        sock.settimeout(self._socket_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        remote_ip = sock.getpeername()[0]
+        tls_info = None
+        if self.is_connect:
+            context = self.server.remote_connection_pool.connection_pool_kw["ssl_context"]
+            try:
+                sock = context.wrap_socket(sock, server_hostname=self.hostname)
+            except TimeoutError as exc:
+                sock.close()
+                raise FetchTimeout(f"TLS handshake with {self.hostname} timed out") from exc
+            except (ssl.SSLError, OSError) as exc:
+                sock.close()
+                raise TlsFailure(f"TLS handshake with {self.hostname} failed: {exc}") from exc
+            tls_info = self.state.tls_chains.describe(sock, self.hostname, int(self.port))
+        return Upstream(sock, remote_ip, tls_info)
 
     # --- the request ------------------------------------------------------------------
     def _take_control_headers(self) -> tuple[str, dict[str, Any]]:
         source = self.headers.get(SOURCE_HEADER) or self.state.default_source
-        if not is_source_id(source):
-            source = self.state.default_source
+        if source not in self.state.source_ids:
+            if not is_source_id(source):
+                source = self.state.default_source
+            else:
+                self.state.source_ids.add(source)
         raw_meta = self.headers.get(META_HEADER)
         _drop_headers(self.headers, _CONTROL_HEADERS)
         meta: dict[str, Any] = {}
@@ -297,11 +276,10 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             )
 
     def _drop_remote(self) -> None:
-        conn = getattr(self, "_remote_server_conn", None)
-        if conn is not None and conn.sock is not None:
-            with contextlib.suppress(OSError):
-                conn.sock.close()
-            conn.sock = None
+        upstream = getattr(self, "_upstream", None)
+        if upstream is not None:
+            upstream.close()
+            self._upstream = None
 
     def _swallow_hop_by_hop_headers(self) -> None:
         _drop_headers(self.headers, _NOT_FORWARDED)
@@ -318,43 +296,40 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         request_bytes = self._build_request()
         if "Content-Length" in self.headers:
             request_bytes += self.rfile.read(int(self.headers["Content-Length"]))
-        conn = self._remote_server_conn
-        remote_ip = getattr(conn, "attest_remote_ip", None) or conn.sock.getpeername()[0]
-        conn.sock.sendall(request_bytes)
-        response = HeldResponse(
-            conn.sock,
-            method=self.command,
-            proxy_client=None,
-            digest_algorithm="sha256",
-            url=self.url,
-            tmp_file_max_memory_size=self._tmp_file_max_memory_size,
-        )
+        while True:
+            upstream = self._upstream
+            assert upstream is not None
+            try:
+                upstream.sock.sendall(request_bytes)
+                response = read_response(
+                    upstream.sock, self.command, max_size=self._max_resource_size
+                )
+            except (EmptyResponse, ConnectionError) as exc:
+                self._drop_remote()
+                if not self._reused_connection:
+                    if isinstance(exc, EmptyResponse):
+                        raise ConnectFailure(
+                            f"{self.hostname} closed the connection without answering"
+                        ) from exc
+                    raise
+                # A kept-alive connection the origin had closed meanwhile: once more, on a new one.
+                self._connect_to_remote_server()
+                self._reused_connection = False
+                continue
+            except ResponseError as exc:
+                raise ConnectFailure(
+                    f"{self.hostname} sent something that is not HTTP: {exc}"
+                ) from exc
+            break
         try:
-            response.begin()
-            truncated: str | None = None
-            while True:
-                try:
-                    buf = response.read(65536)
-                except http.client.IncompleteRead as exc:
-                    response.payload_digest.update(exc.partial)
-                    truncated = "disconnect"
-                    break
-                if not buf:
-                    break
-                if self._max_resource_size and response.recorder.len > self._max_resource_size:
-                    truncated = "length"
-                    break
-            # A connection the origin closes without saying so is found (and replaced) when it
-            # is next taken from the pool, so no poll() is needed here.
-            if truncated is None and not response.will_close:
-                self._conn_pool._put_conn(conn)
+            if response.truncated is None and not response.will_close:
+                self.state.upstreams.give(self._origin_key, upstream)
+                self._upstream = None
             else:
                 self._drop_remote()
-            self._write_and_relay(source, started, request_bytes, response, remote_ip, truncated)
+            self._write_and_relay(source, started, request_bytes, response, upstream.remote_ip)
         finally:
             response.close()
-            if response.recorder.tempfile:
-                response.recorder.tempfile.close()
 
     # --- recording --------------------------------------------------------------------
     def _write_and_relay(
@@ -362,13 +337,10 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         source: str,
         started: datetime,
         request_bytes: bytes,
-        response: HeldResponse,
+        response: WireResponse,
         remote_ip: str,
-        truncated: str | None,
     ) -> None:
-        import hashlib
-
-        recorder = response.recorder
+        truncated = response.truncated
         response_id = new_record_id()
         request_id = new_record_id()
         request_headers_end = request_bytes.find(b"\r\n\r\n") + 4
@@ -392,9 +364,9 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             RecordSpec(
                 record_type="response",
                 block=Block(
-                    length=recorder.len,
-                    stream=_rewound(recorder.tempfile),
-                    block_digest=sha256_label(recorder.block_digest),
+                    length=response.length,
+                    stream=_rewound(response.block),
+                    block_digest=sha256_label(response.block_digest),
                     payload_digest=sha256_label(response.payload_digest),
                 ),
                 target_uri=self.url,
@@ -403,7 +375,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
                 record_id=response_id,
                 date=started,
                 precompressed=is_precompressed(
-                    response.msg.get("Content-Type"), response.msg.get("Content-Encoding")
+                    response.header("Content-Type"), response.header("Content-Encoding")
                 ),
             ),
         ]
@@ -427,8 +399,14 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             return
         self.state.count(failed=False)
         # Acknowledge only now: the records are in the spool file.
-        head = [response.status_line]
-        head.extend(f"{k}: {v}" for k, v in response.client_head)
+        head = [f"HTTP/1.1 {response.status} {response.reason}"]
+        # What the client gets must be valid HTTP even when the origin's is not (the WARC keeps
+        # the origin's bytes): names that are not tokens are dropped, hop-by-hop ones too.
+        head.extend(
+            f"{k}: {v}"
+            for k, v in response.headers
+            if k.lower() not in _HOP_BY_HOP and _TOKEN.match(k)
+        )
         head.append(f"{CAPTURE_ID_HEADER}: {response_id}")
         head.append(f"{WARC_DATE_HEADER}: {warc_date(started)}")
         # The client connection stays open when the body is delimited (the origin's own
@@ -436,14 +414,13 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         if not self._delimited(response, truncated):
             head.append("Connection: close")
             self.close_connection = True
-        payload_start = recorder.payload_offset or 0
         try:
             # Head and first body chunk in one write: on a kept-alive connection two small
             # writes would wait on the client's delayed ACK.
             out = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
             if self.command != "HEAD":
-                stream = recorder.tempfile
-                stream.seek(payload_start)
+                stream = response.block
+                stream.seek(response.body_offset)
                 while chunk := stream.read(256 * 1024):
                     self.connection.sendall(out + chunk if out else chunk)
                     out = b""
@@ -453,15 +430,11 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             log.info("client went away before %s was relayed: %s", self.url, exc)
             self.close_connection = True
 
-    def _delimited(self, response: HeldResponse, truncated: str | None) -> bool:
+    def _delimited(self, response: WireResponse, truncated: str | None) -> bool:
         if truncated or self.close_connection:
             return False
-        if self.command == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200:
-            return True
-        names = {k.lower(): v for k, v in response.client_head}
-        if "chunked" in names.get("transfer-encoding", "").lower():
-            return True
-        return "content-length" in names
+        # The origin's own framing (length, chunks, or none at all) is relayed unchanged.
+        return response.framing != "close"
 
     def _record_failure(self, source: str, started: datetime, exc: CaptureError) -> None:
         outcome = exc.outcome
