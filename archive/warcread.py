@@ -375,6 +375,7 @@ def _http_head_and_payload(
 ) -> int | None:
     """Feed a record block to the digesters, splitting off the HTTP header block.
 
+    Interim (1xx) responses before the final one are part of the block, not of the payload.
     Returns the HTTP status code, if the block starts with a status line.
     """
     head = bytearray()
@@ -385,13 +386,18 @@ def _http_head_and_payload(
         if sink is None:
             head += chunk
             idx = head.find(b"\r\n\r\n")
+            while idx >= 0:
+                status, chunked = _http_status_and_chunking(bytes(head[:idx]))
+                if status is None or not 100 <= status < 200 or status == 101:
+                    break
+                del head[: idx + 4]  # an interim response: the final one follows
+                idx = head.find(b"\r\n\r\n")
             if idx < 0:
                 if len(head) > MAX_HEADER_BYTES:
                     sink = payload  # no header block: treat all as payload
                     if sink is not None:
                         sink.update(head)
                 continue
-            status, chunked = _http_status_and_chunking(bytes(head[:idx]))
             if payload is not None:
                 sink = _Dechunker(payload) if chunked else payload
             else:
