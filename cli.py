@@ -250,7 +250,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"{name}: no such file")
-        verdict = verify_warc(path)
+        verdict = verify_warc(path, keep_records=False)
         results.append(verdict)
         if not verdict.ok:
             failed += 1
@@ -261,7 +261,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     {
                         "file": v.file,
                         "ok": v.ok,
-                        "records": len(v.records),
+                        "records": v.record_count,
                         "problems": [vars(p) for p in v.problems],
                     }
                     for v in results
@@ -272,7 +272,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         for v in results:
             status = "OK" if v.ok else "FAILED"
-            print(f"{status} {v.file}: {len(v.records)} records")
+            print(f"{status} {v.file}: {v.record_count} records")
             for problem in v.problems:
                 print(f"  {problem}")
     return 1 if failed else 0

@@ -88,14 +88,14 @@ def ship_spool(spool: RunSpool, store: Store, *, seal_open: bool = False) -> Shi
 
 
 def ship_file(path: Path, store: Store) -> ShippedWarc:
-    verdict = verify_warc(path)
+    verdict = verify_warc(path, keep_records=False)
     if not verdict.ok:
         raise IntegrityError(f"{path}: {verdict.problems[0]}")
     sha256 = verdict.sha256 or file_sha256(path)
     key = store_key(path.name, source_of(path.name))
     failpoints.failpoint("ship.before-put")
     stored = store.put_file(key, path, sha256)
-    shipped = ShippedWarc(path.name, key, stored.uri, sha256, stored.size, len(verdict.records))
+    shipped = ShippedWarc(path.name, key, stored.uri, sha256, stored.size, verdict.record_count)
     failpoints.failpoint("ship.after-put")
     path.unlink()
     log.info("uploaded %s", stored.uri, extra={"sha256": sha256, "records": shipped.records})

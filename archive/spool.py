@@ -272,7 +272,7 @@ def seal_open_file(path: Path) -> SealResult:
     A record counts as complete when its gzip member is whole and its block is as long as its
     ``Content-Length`` says. A digest mismatch is damage, not an interruption, and raises.
     """
-    verdict = verify_warc(path)
+    verdict = verify_warc(path, keep_records=False)
     size = path.stat().st_size
     keep = verdict.good_until
     # An interrupted write leaves exactly one kind of problem: the file ends inside the last
@@ -281,7 +281,7 @@ def seal_open_file(path: Path) -> SealResult:
     if (
         size > 0
         and damage
-        and not (damage[0].check == "format" and damage[0].offset == 0 and not verdict.records)
+        and not (damage[0].check == "format" and damage[0].offset == 0 and not verdict.record_count)
     ):
         raise IntegrityError(f"{path}: refusing to seal a damaged file: {damage[0]}")
     if keep == 0:
@@ -293,7 +293,7 @@ def seal_open_file(path: Path) -> SealResult:
         os.fsync(handle.fileno())
     final = path.with_name(path.name[: -len(".open")])
     os.rename(path, final)
-    return SealResult(final, len(verdict.records), size - keep)
+    return SealResult(final, verdict.record_count, size - keep)
 
 
 __all__ = [

@@ -96,6 +96,8 @@ class WarcVerdict:
     truncated: bool = False
     #: SHA-256 (hex) of the whole file, when it was read front to back (gzip files).
     sha256: str | None = None
+    #: Records read (also counted when they are not kept).
+    record_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -552,8 +554,12 @@ def iter_records(
             offset += member_len
 
 
-def verify_warc(path: Path) -> WarcVerdict:
-    """Read the whole file and check every record; see :class:`WarcVerdict`."""
+def verify_warc(path: Path, *, keep_records: bool = True) -> WarcVerdict:
+    """Read the whole file and check every record; see :class:`WarcVerdict`.
+
+    With ``keep_records=False`` only the count is kept (``record_count``), so memory stays
+    flat however big the file: the spool's checks before sealing and uploading use that.
+    """
     verdict = WarcVerdict(file=str(path))
     damaged = False
     file_hash: list[str] = []
@@ -565,10 +571,12 @@ def verify_warc(path: Path) -> WarcVerdict:
             if item.check in ("block-digest", "payload-digest"):
                 damaged = True
             continue
-        verdict.records.append(item)
+        verdict.record_count += 1
+        if keep_records:
+            verdict.records.append(item)
         if not damaged:
             verdict.good_until = item.offset + item.length
-    if not verdict.records and not verdict.problems:
+    if not verdict.record_count and not verdict.problems:
         verdict.problems.append(Problem("format", str(path), 0, None, "file holds no WARC record"))
     verdict.sha256 = file_hash[0] if file_hash else None
     return verdict
