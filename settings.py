@@ -50,6 +50,8 @@ COOKIES_ENABLED = False
 REDIRECT_ENABLED = False
 METAREFRESH_ENABLED = False
 CONCURRENT_REQUESTS = 16
+# Scrapy's own, with per-host concurrency enforced (crawlers/downloader.py).
+DOWNLOADER = "crawlers.downloader.PoliteDownloader"
 # Scrapy starts this many asyncio workers for *every* callback's output; the default (100) cost
 # more CPU than the crawl itself (see docs/PERFORMANCE.md). A callback yields a few objects.
 CONCURRENT_ITEMS = 4

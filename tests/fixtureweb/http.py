@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -102,6 +103,10 @@ class FixtureServer:
         self.keep_log = keep_log
         self.sent: list[tuple[str, str, bytes, bytes]] = []  # (method, target, head, body)
         self.requests: list[Request] = []
+        #: Requests being answered right now, the most seen at once, and when each began.
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.started: list[float] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -133,9 +138,15 @@ class FixtureServer:
                 if length:
                     await reader.readexactly(length)
                 request = Request(method, target, headers, headers.get("host", ""))
-                reply = self.handler(request)
-                if reply.delay:
-                    await asyncio.sleep(reply.delay)
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                self.started.append(time.monotonic())
+                try:
+                    reply = self.handler(request)
+                    if reply.delay:
+                        await asyncio.sleep(reply.delay)
+                finally:
+                    self.in_flight -= 1
                 wire_head = reply.wire_head()
                 wire_body = b"" if method == "HEAD" else reply.wire_body()
                 if self.keep_log:
