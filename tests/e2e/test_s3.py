@@ -9,11 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 from fixtureweb import FixtureWeb
+from fixtureweb.http import FixtureServer
+from fixtureweb.news import NewsSite
 from support.seaweed import SeaweedServer
 
 from archive.warcread import verify_warc
@@ -160,3 +163,68 @@ def test_killed_during_upload_then_recovered_once(
         "each WARC stored once, never twice"
     )
     assert not list((home / "spool").rglob("*.warc.gz*"))
+
+
+def data_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def test_store_killed_mid_upload_then_a_later_run_uploads(
+    seaweedfs: SeaweedServer, s3_bucket: str, tmp_path: Path
+) -> None:
+    # Pages with large photos, so the WARC's PUT takes long enough to be cut in the middle.
+    site = NewsSite(articles=12, photos=2, photo_kb=2000)
+    server = FixtureServer(site).start()
+    home = tmp_path / "home"
+    store = f"s3://{s3_bucket}/midput"
+    env = dict(
+        os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8", ATTEST_RETRIES="0"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "crawl",
+            server.origin + "/",
+            "--max-pages",
+            "14",
+            "--store",
+            store,
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Kill the server once the WARC's bytes have started arriving in its volume files.
+        baseline = data_size(seaweedfs.data_dir)
+        deadline = time.monotonic() + 120
+        while data_size(seaweedfs.data_dir) < baseline + 4_000_000 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        seaweedfs.kill()
+        out, err = proc.communicate(timeout=180)
+    finally:
+        seaweedfs.start()
+        server.stop()
+    assert proc.returncode == 1, err[-3000:]
+    summary = json.loads(out)
+    (pending,) = summary["pending"]
+    assert "put " in pending["reason"], "the server died during the upload itself"
+    waiting = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in home.glob("spool/*/*.warc.gz")
+    }
+    assert waiting
+    assert sum(p.stat().st_size for p in home.glob("spool/*/*.warc.gz")) > 20_000_000
+    recovered = attest(["recover", "--store", store], home)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    client = seaweedfs.client()
+    listed = client.list_object_versions(Bucket=s3_bucket, Prefix="midput/warcs/")
+    names = [Path(v["Key"]).name for v in listed.get("Versions", [])]
+    assert sorted(names) == sorted(waiting), "each WARC stored once, whole"
+    for version in listed["Versions"]:
+        body = client.get_object(Bucket=s3_bucket, Key=version["Key"])["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == waiting[Path(version["Key"]).name]

@@ -294,6 +294,15 @@ class SeaweedServer:
         if process is not None:
             self._remove_grpc_sockets()
 
+    def kill(self) -> None:
+        """SIGKILL at once: the server vanishes mid-request, as in a crash."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if process is not None:
+            self._remove_grpc_sockets()
+
     def _remove_grpc_sockets(self) -> None:
         """weed puts a socket per gRPC server in /tmp (no flag moves it) and sometimes leaves
         them behind on SIGTERM. They are named by our ports, which were ours until it exited."""
