@@ -38,4 +38,3 @@ class PoliteDownloader(Downloader):
             if delay:
                 self._process_queue(slot)
                 break
-

@@ -243,12 +243,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             return
         source, _meta = self._take_control_headers()
         if self.state.disk_full:
-            self._send_plain(
-                507,
-                "Insufficient Storage",
-                "recorder spool is full",
-                [(RECORDER_ERROR_HEADER, "disk_full")],
-            )
+            self._refuse_disk_full()
             return
         started = self.state.clock()
         try:
@@ -385,17 +380,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             )
             if chain_spec is not None:
                 specs.append(chain_spec)
-        try:
-            self.state.writer_for(source).write_many(specs)
-        except DiskFull:
-            self.state.disk_full = True
-            log.error("spool disk full; refusing further fetches")
-            self._send_plain(
-                507,
-                "Insufficient Storage",
-                "recorder spool is full; not recorded",
-                [(RECORDER_ERROR_HEADER, "disk_full")],
-            )
+        if not self._write([(source, specs)]):
             return
         self.state.count(failed=False)
         # Acknowledge only now: the records are in the spool file.
@@ -458,16 +443,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             record_id=record_id,
             date=started,
         )
-        try:
-            self.state.writer_for(source).write(spec)
-        except DiskFull:
-            self.state.disk_full = True
-            self._send_plain(
-                507,
-                "Insufficient Storage",
-                "recorder spool is full; not recorded",
-                [(RECORDER_ERROR_HEADER, "disk_full")],
-            )
+        if not self._write([(source, [spec])]):
             return
         self.state.count(failed=True)
         status = _FAILURE_STATUS.get(outcome, 502)
@@ -507,16 +483,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             headers=extra,
             record_id=record_id,
         )
-        try:
-            self.state.writer_for(source).write(spec)
-        except DiskFull:
-            self.state.disk_full = True
-            self._send_plain(
-                507,
-                "Insufficient Storage",
-                "recorder spool is full",
-                [(RECORDER_ERROR_HEADER, "disk_full")],
-            )
+        if not self._write([(source, [spec])]):
             return
         self._send_plain(201, "Created", record_id, [(CAPTURE_ID_HEADER, record_id)], close=False)
 
@@ -560,22 +527,35 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             self._send_plain(400, "Bad Request", f"bad record batch: {exc}", [])
             return
-        try:
-            for source, spec in specs:
-                self.state.writer_for(source).write(spec)
-        except DiskFull:
-            self.state.disk_full = True
-            self._send_plain(
-                507,
-                "Insufficient Storage",
-                "recorder spool is full",
-                [(RECORDER_ERROR_HEADER, "disk_full")],
-            )
+        if not self._write([(source, [spec]) for source, spec in specs]):
             return
         ids = [spec.record_id for _, spec in specs]
         self._send_plain(201, "Created", json.dumps(ids), [], close=False)
 
     # --- plumbing ---------------------------------------------------------------------
+    def _write(self, groups: list[tuple[str, list[RecordSpec]]]) -> bool:
+        """Write each source's records (a group together, or not at all).
+
+        On a full spool, answers 507 (the crawler then stops) and refuses every later fetch.
+        """
+        try:
+            for source, specs in groups:
+                self.state.writer_for(source).write_many(specs)
+        except DiskFull:
+            self.state.disk_full = True
+            log.error("spool disk full; refusing further fetches")
+            self._refuse_disk_full()
+            return False
+        return True
+
+    def _refuse_disk_full(self) -> None:
+        self._send_plain(
+            507,
+            "Insufficient Storage",
+            "recorder spool is full; not recorded",
+            [(RECORDER_ERROR_HEADER, "disk_full")],
+        )
+
     def _send_plain(
         self,
         status: int,

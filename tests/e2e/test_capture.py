@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,22 @@ def run_attest(
         cwd=Path(__file__).resolve().parents[2],
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def fixture_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureWeb]:
+    """A fixture web of this module's own: the busy page answers 503 only to its first request."""
+    web = FixtureWeb(
+        articles=40,
+        releases=25,
+        tls=True,
+        slow=True,
+        keep_log=True,
+        workdir=tmp_path_factory.mktemp("capture-ca"),
+    )
+    web.start()
+    yield web
+    web.stop()
 
 
 @pytest.fixture(scope="module")
