@@ -13,6 +13,7 @@ what), 2 for bad input (nothing was changed).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -173,8 +174,54 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     else:
         if not args.urls:
             raise ConfigError("give at least one URL, or --sources FILE")
-        sources = [adhoc_source(args.urls, max_pages=args.max_pages, max_depth=args.depth)]
+        sources = [
+            adhoc_source(
+                args.urls, max_pages=args.max_pages, max_depth=args.depth, browser=args.browser
+            )
+        ]
     return _do_capture(sources, config, _run_options(config), as_json=args.json)
+
+
+def _print_capture(entry: dict[str, Any]) -> None:
+    out = sys.stdout
+    out.write(f"capture {entry.get('capture_id') or '-'}  {entry['outcome']}")
+    out.write(f"  HTTP {entry['status']}\n" if entry.get("status") else "\n")
+    out.write(f"  url             {entry['url']}\n")
+    out.write(f"  time            {entry.get('warc_date') or '-'}\n")
+    if entry.get("payload_digest"):
+        out.write(f"  payload sha256  {entry['payload_digest'].removeprefix('sha256:')}\n")
+        out.write(f"  record sha256   {entry['block_digest'].removeprefix('sha256:')}\n")
+    for kind, derived in sorted(entry.get("derivatives", {}).items()):
+        out.write(f"  {kind + ' sha256':<15} {derived['sha256']}  ({derived['record_id']})\n")
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    """One page, now: a "save this page" for investigators."""
+    from archive.store import open_store
+    from crawlers.registry import adhoc_source
+    from crawlers.run import run_capture
+
+    config = _config(args.store)
+    source = adhoc_source([args.url], max_pages=1, max_depth=0, browser=args.browser)
+    # One page: the browser renders it as a single post, without following anything.
+    source = dataclasses.replace(source, permalink_pattern=".*", max_posts=1)
+    store = open_store(config.store_uri)
+    json_lines = not sys.stderr.isatty()
+    with _progress_display(json_lines) as progress:
+        summary = run_capture(
+            [source], _run_options(config), store, progress=progress, keep_captures=True
+        )
+    if args.json:
+        _print_summary(summary, as_json=True)
+    else:
+        page = next((c for c in summary.captures if c["url"] == args.url), None)
+        if page is None and summary.captures:
+            page = summary.captures[0]
+        if page is not None:
+            _print_capture(page)
+        _print_summary(summary, as_json=False)
+    page_ok = any(c["outcome"] == "captured" for c in summary.captures)
+    return 0 if summary.ok and page_ok else 1
 
 
 def _demo_sources() -> Path:
@@ -302,8 +349,20 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--max-pages", type=int, default=100)
     crawl.add_argument("--depth", type=int, default=2)
     crawl.add_argument("--store", help="store URI: file:///abs/path or s3://bucket/prefix")
+    crawl.add_argument(
+        "--browser",
+        action="store_true",
+        help="render the seeds in Chromium as profiles/posts (one capture per post)",
+    )
     crawl.add_argument("--json", action="store_true", help="print the summary as JSON")
     crawl.set_defaults(func=cmd_crawl)
+
+    cap = sub.add_parser("capture", help="capture one page now and print its capture id and hashes")
+    cap.add_argument("url", metavar="URL")
+    cap.add_argument("--browser", action="store_true", help="render it in Chromium first")
+    cap.add_argument("--store", help="store URI: file:///abs/path or s3://bucket/prefix")
+    cap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    cap.set_defaults(func=cmd_capture)
 
     rec = sub.add_parser("recover", help="seal and upload WARCs left by dead runs")
     rec.add_argument("--store", help="store URI")

@@ -86,8 +86,8 @@ SPIDER_MIDDLEWARES = {
 }
 # One pool of kept-alive connections as big as the requests in flight (see the class).
 DOWNLOAD_HANDLERS = {
-    "http": "crawlers.middlewares.KeepAliveDownloadHandler",
-    "https": "crawlers.middlewares.KeepAliveDownloadHandler",
+    "http": "crawlers.browser.handler.BrowserDownloadHandler",
+    "https": "crawlers.browser.handler.BrowserDownloadHandler",
 }
 ITEM_PIPELINES = {"crawlers.pipelines.CaptureLedgerPipeline": 100}
 EXTENSIONS = {

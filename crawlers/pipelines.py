@@ -136,6 +136,7 @@ class CaptureLedgerPipeline:
                 "attempts": item.attempts,
                 "outlinks": item.outlinks,
                 "requisites": item.requisites,
+                **item.details,
             }
             self._queue(item, body, PAGE_METADATA_TYPE, item.capture_id)
         return item

@@ -72,6 +72,14 @@ class SourceSpec:
     robots_override_reason: str | None = None
     autothrottle: bool = False
     schedule: str | None = None
+    #: Profile sources (and browser capture): which platform adapter, and its bounds.
+    platform: str = "generic"
+    permalink_pattern: str | None = None
+    api_base: str | None = None
+    max_posts: int = 200
+    max_feed_pages: int = 20
+    screenshot: bool = True
+    pdf: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -200,6 +208,17 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
             problem = _check_cron(raw["schedule"])
             if problem:
                 raise RegistryError(path, sid, "schedule", problem)
+        prof = raw.get("profile", {})
+        if prof and raw["kind"] != "profile":
+            raise RegistryError(path, sid, "profile", "only sources of kind 'profile' take it")
+        pattern = prof.get("permalink_pattern")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise RegistryError(
+                    path, sid, "profile.permalink_pattern", f"not a valid regex: {exc}"
+                ) from exc
         sitemaps = disc.get("sitemaps", False)
         if isinstance(sitemaps, list):
             sitemaps = tuple(
@@ -247,6 +266,15 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
                 robots_override_reason=reason,
                 autothrottle=pol.get("autothrottle", False),
                 schedule=raw.get("schedule"),
+                platform=prof.get("platform", "generic"),
+                permalink_pattern=pattern,
+                api_base=_expand(prof["api_base"], path, sid, "profile.api_base", env)
+                if prof.get("api_base")
+                else None,
+                max_posts=prof.get("max_posts", 200),
+                max_feed_pages=prof.get("max_feed_pages", 20),
+                screenshot=prof.get("screenshot", True),
+                pdf=prof.get("pdf", False),
                 raw=raw,
             )
         )
@@ -287,7 +315,11 @@ def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[
 def adhoc_source(
     seeds: list[str], *, max_pages: int, max_depth: int, browser: bool = False
 ) -> SourceSpec:
-    """A source for ``attest crawl URL...``: the seeds' own origins are the scope."""
+    """A source for ``attest crawl URL...``: the seeds' own origins are the scope.
+
+    With ``browser``, the seeds are profiles or posts captured by the browser with the profile
+    behaviors (one capture per post), as a ``profile`` source of the generic platform.
+    """
     for i, seed in enumerate(seeds):
         parts = urlsplit(seed)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -296,7 +328,7 @@ def adhoc_source(
             )
     return SourceSpec(
         id="adhoc",
-        kind="news",
+        kind="profile" if browser else "news",
         seeds=tuple(seeds),
         max_pages=max_pages,
         max_depth=max_depth,

@@ -51,6 +51,9 @@ class RunOptions:
     retries: int = 2
     retry_backoff: float = 1.0
     recorder_one_cpu: bool = True
+    chromium: str | None = None
+    browser_concurrency: int = 2
+    browser_recycle: int = 200
     airflow: dict[str, str] = field(default_factory=dict)
     scrapy_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -73,6 +76,8 @@ class RunSummary:
     spool: str
     #: CPU seconds: the crawler process while crawling, the recorder process, shipping.
     cpu_s: dict[str, float] = field(default_factory=dict)
+    #: The ledger entries of pages and attachments (when the caller asked for them).
+    captures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -94,6 +99,7 @@ class RunSummary:
             "recovered_runs": [r.as_dict() for r in self.recovered],
             "stopped": self.stopped,
             "cpu_s": self.cpu_s,
+            **({"captures": self.captures} if self.captures else {}),
         }
 
 
@@ -118,6 +124,9 @@ def _scrapy_settings(
             "CONCURRENT_REQUESTS": options.concurrency,
             # The recorder times out first, so a slow origin is recorded as a timeout outcome.
             "DOWNLOAD_TIMEOUT": options.download_timeout + 30,
+            "ATTEST_CHROMIUM": options.chromium,
+            "ATTEST_BROWSER_CONCURRENCY": options.browser_concurrency,
+            "ATTEST_BROWSER_RECYCLE": options.browser_recycle,
         }
     )
     values.update(options.scrapy_settings)
@@ -180,6 +189,7 @@ def run_capture(
     *,
     progress: Callable[[ProgressSnapshot], None] | None = None,
     run_id: str | None = None,
+    keep_captures: bool = False,
 ) -> RunSummary:
     run_id = str(uuid.UUID(run_id)) if run_id else str(uuid.uuid4())
     started = datetime.now(UTC)
@@ -207,6 +217,8 @@ def run_capture(
         egress=egress_ip(options.egress_ip, options.egress_echo_url),
         airflow=options.airflow,
     )
+    if any(s.browser for s in sources):
+        common.extend(_browser_context(options).items())
     config = RecorderConfig(
         spool=str(spool.path),
         run_id=run_id,
@@ -233,6 +245,7 @@ def run_capture(
     finally:
         closed = recorder.stop()
     cpu_crawled = time.process_time()
+    captures = _page_entries(spool.path / "ledger.jsonl") if keep_captures else []
     report = ship_spool(spool, store, seal_open=True)
     spool.release()
     cpu_s = {
@@ -271,4 +284,35 @@ def run_capture(
         stopped=stopped,
         spool=str(spool.path),
         cpu_s=cpu_s,
+        captures=captures,
     )
+
+
+def _browser_context(options: RunOptions) -> dict[str, str]:
+    """How the run's browser renders pages, for its ``warcinfo`` records."""
+    from crawlers.browser.launch import BrowserSettings, find_chromium
+
+    settings = BrowserSettings(
+        executable=find_chromium(options.chromium),
+        proxy_url="",
+        user_agent=options.user_agent,
+        concurrency=options.browser_concurrency,
+    )
+    return settings.capture_context()
+
+
+def _page_entries(ledger: Path) -> list[dict[str, Any]]:
+    import json
+
+    if not ledger.exists():
+        return []
+    entries = []
+    with ledger.open(encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("role") in ("page", "attachment"):
+                entries.append(entry)
+    return entries

@@ -153,9 +153,11 @@ def main(argv: list[str]) -> int:
     while not stop.wait(0.5):
         pass
     proxy.shutdown()
+    state.close_idle_connections()
     deadline = time.monotonic() + 30
     while proxy.active_requests and time.monotonic() < deadline:
         time.sleep(0.05)
+        state.close_idle_connections()
     with writers_lock:
         files = []
         for writer in writers.values():

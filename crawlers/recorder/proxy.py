@@ -19,6 +19,7 @@ request goes upstream, so the recorded request is what the origin received.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.client
@@ -60,9 +61,11 @@ from crawlers.egress import GuardedConnector
 from crawlers.recorder.fastheaders import FastMessage
 from crawlers.recorder.protocol import (
     BATCH_CONTENT_TYPE,
+    BLOCK_DIGEST_HEADER,
     CAPTURE_ID_HEADER,
     META_HEADER,
     OUTCOME_HEADER,
+    PAYLOAD_DIGEST_HEADER,
     RECORDER_ERROR_HEADER,
     SOURCE_HEADER,
     WARC_DATE_HEADER,
@@ -143,6 +146,13 @@ class RecorderState:
     exchanges: int = 0
     failures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Client connections waiting for their next request (none is mid-exchange).
+    idle_connections: set[socket.socket] = field(default_factory=set)
+
+    def close_idle_connections(self) -> None:
+        for conn in list(self.idle_connections):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def count(self, failed: bool) -> None:
         with self.lock:
@@ -164,6 +174,21 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
     protocol_version = "HTTP/1.1"
     MessageClass = FastMessage
     disable_nagle_algorithm = True  # socketserver sets TCP_NODELAY on client connections
+
+    # --- idle keep-alive connections --------------------------------------------------
+    def handle_one_request(self) -> None:
+        # Between requests, a kept-alive client connection waits here for the next request
+        # line; at shutdown such connections are closed at once instead of timing out.
+        idle = self.state.idle_connections
+        idle.add(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            idle.discard(self.connection)
+
+    def parse_request(self) -> bool:
+        self.state.idle_connections.discard(self.connection)
+        return bool(super().parse_request())
 
     # --- connecting -------------------------------------------------------------------
     def _determine_host_port(self) -> None:
@@ -394,6 +419,8 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         )
         head.append(f"{CAPTURE_ID_HEADER}: {response_id}")
         head.append(f"{WARC_DATE_HEADER}: {warc_date(started)}")
+        head.append(f"{PAYLOAD_DIGEST_HEADER}: {specs[1].block.payload_digest}")
+        head.append(f"{BLOCK_DIGEST_HEADER}: {specs[1].block.block_digest}")
         # The client connection stays open when the body is delimited (the origin's own
         # Content-Length or chunked framing is relayed unchanged); otherwise it ends the body.
         if not self._delimited(response, truncated):

@@ -20,7 +20,13 @@ from twisted.python.failure import Failure
 from archive.outcomes import Outcome, outcome_for_status
 from crawlers.items import FetchResult
 from crawlers.links import extract_css, extract_html
-from crawlers.recorder.protocol import CAPTURE_ID_HEADER, OUTCOME_HEADER
+from crawlers.recorder.protocol import (
+    BLOCK_DIGEST_HEADER,
+    CAPTURE_ID_HEADER,
+    OUTCOME_HEADER,
+    PAYLOAD_DIGEST_HEADER,
+    WARC_DATE_HEADER,
+)
 from crawlers.registry import SourceSpec
 from crawlers.scope import Scope
 
@@ -93,6 +99,7 @@ class CaptureSpider(scrapy.Spider):
         via: str,
         referrer: str | None = None,
         role: str = "page",
+        callback: Any = None,
         **extra: Any,
     ) -> Request | None:
         if url in self._page_urls:
@@ -104,7 +111,7 @@ class CaptureSpider(scrapy.Spider):
         self.pages_scheduled += 1
         return Request(
             url,
-            callback=self.parse_page,
+            callback=callback or self.parse_page,
             errback=self.fetch_failed,
             priority=-10 * depth,
             meta=self._meta(role, depth, via, referrer, **extra),
@@ -157,7 +164,9 @@ class CaptureSpider(scrapy.Spider):
             depth=info["depth"],
             status=response.status,
             capture_id=capture_id,
-            warc_date=header(response, "Attest-Warc-Date"),
+            warc_date=header(response, WARC_DATE_HEADER),
+            payload_digest=header(response, PAYLOAD_DIGEST_HEADER),
+            block_digest=header(response, BLOCK_DIGEST_HEADER),
             referrer=info.get("referrer"),
             content_type=header(response, "Content-Type"),
             attempts=list(info.get("attempts", [])),

@@ -1,4 +1,4 @@
-"""The whole fixture web: a news site, an NGO site and an HTTPS host, each on its own port."""
+"""The whole fixture web: news, NGO and social sites and an HTTPS host, each on its own port."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from fixtureweb.http import FixtureServer
 from fixtureweb.news import NewsSite
 from fixtureweb.ngo import NgoSite
+from fixtureweb.social import SocialSite
 from fixtureweb.tlsca import TestCA, make_test_ca
 
 
@@ -24,6 +25,7 @@ class FixtureWeb:
     workdir: Path | None = None
     news: NewsSite = field(init=False)
     ngo: NgoSite = field(init=False)
+    social: SocialSite = field(init=False)
     servers: dict[str, FixtureServer] = field(default_factory=dict)
     ca: TestCA | None = None
 
@@ -32,10 +34,12 @@ class FixtureWeb:
             articles=self.articles, slow=self.slow, photos=self.photos, markup_kb=self.markup_kb
         )
         self.ngo = NgoSite(releases=self.releases)
+        self.social = SocialSite()
 
     def start(self) -> FixtureWeb:
         self.servers["news"] = FixtureServer(self.news, keep_log=self.keep_log).start()
         self.servers["ngo"] = FixtureServer(self.ngo, keep_log=self.keep_log).start()
+        self.servers["social"] = FixtureServer(self.social, keep_log=self.keep_log).start()
         if self.tls:
             workdir = self.workdir or Path(tempfile.mkdtemp(prefix="attest-fixture-ca-"))
             self.ca = make_test_ca(workdir, ["127.0.0.1", "secure.fixture.test", "localhost"])

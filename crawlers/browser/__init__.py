@@ -1,0 +1,1 @@
+"""Browser capture: Chromium through the recorder, behaviors, derivatives."""

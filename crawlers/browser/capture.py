@@ -1,0 +1,259 @@
+"""Render one page in Chromium through the recorder, run its behaviors, take its derivatives.
+
+The WARC request/response records of everything the page loads (document, subresources,
+XHR/fetch and JSON API calls) are written by the recorder as the bytes pass through it, exactly
+as for Scrapy: the browser's own APIs only ever see decoded bodies, so they are never the
+record. What the browser adds is what only it can see, written as derivatives linked to the
+page's response record: a full-page screenshot, the rendered DOM, the visible text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from archive.errors import RecorderError
+from crawlers.browser.behaviors import BehaviorSpec, run_behaviors
+from crawlers.browser.launch import BrowserSettings
+from crawlers.recorder.protocol import CAPTURE_ID_HEADER, OUTCOME_HEADER, WARC_DATE_HEADER
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page, Playwright, Response
+
+log = logging.getLogger(__name__)
+
+_OUTLINKS = """() => {
+  const out = [];
+  for (const a of document.querySelectorAll('a[href], area[href]')) {
+    if (a.href && /^https?:/i.test(a.href)) out.push(a.href.split('#')[0]);
+  }
+  return [...new Set(out)];
+}"""
+_TEXT = "() => document.body ? document.body.innerText : ''"
+_HEIGHT = "() => Math.max(document.body ? document.body.scrollHeight : 0, document.documentElement.scrollHeight)"
+
+
+@dataclass
+class Exchange:
+    """One response the page received, as the browser saw it (its record is the recorder's)."""
+
+    url: str
+    status: int
+    resource_type: str
+    capture_id: str | None
+    outcome: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "status": self.status,
+            "type": self.resource_type,
+            "capture_id": self.capture_id,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass
+class RenderedPage:
+    """What one browser capture produced (the records themselves are in the recorder's WARC)."""
+
+    requested_url: str
+    url: str
+    status: int
+    headers: dict[str, str]
+    capture_id: str | None
+    warc_date: str | None
+    outcome: str | None
+    #: Each hop of the document's redirect chain before the final response.
+    redirects: list[Exchange] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+    dom: str = ""
+    text: str = ""
+    title: str = ""
+    outlinks: list[str] = field(default_factory=list)
+    screenshot: bytes = b""
+    pdf: bytes = b""
+    page_height: int = 0
+    behaviors: list[dict[str, Any]] = field(default_factory=list)
+    extracted: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+async def _exchange(response: Response) -> Exchange:
+    headers = await response.all_headers()
+    return Exchange(
+        url=response.url,
+        status=response.status,
+        resource_type=response.request.resource_type,
+        capture_id=headers.get(CAPTURE_ID_HEADER.lower()),
+        outcome=headers.get(OUTCOME_HEADER.lower()),
+    )
+
+
+class BrowserPool:
+    """One Chromium for the run (restarted every ``recycle_after`` pages), a fresh context per
+    page, at most ``concurrency`` pages at once."""
+
+    def __init__(self, settings: BrowserSettings) -> None:
+        self.settings = settings
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._pages_on_browser = 0
+        self._open_pages = 0
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._lock = asyncio.Lock()
+        self._retired: list[Browser] = []
+        self.pages = 0
+
+    async def _current_browser(self) -> Browser:
+        async with self._lock:
+            if self._playwright is None:
+                from playwright.async_api import async_playwright
+
+                self._playwright = await async_playwright().start()
+            if self._browser is not None and self._pages_on_browser >= self.settings.recycle_after:
+                # Pages still open on the old one finish there; it closes when they are done.
+                self._retired.append(self._browser)
+                self._browser = None
+            if self._browser is None or not self._browser.is_connected():
+                self._browser = await self._playwright.chromium.launch(
+                    **self.settings.launch_options()
+                )
+                self._pages_on_browser = 0
+            self._pages_on_browser += 1
+            return self._browser
+
+    async def _close_retired(self) -> None:
+        if self._open_pages:
+            return
+        retired, self._retired = self._retired, []
+        for browser in retired:
+            with contextlib.suppress(Exception):
+                await browser.close()
+
+    async def render(
+        self,
+        url: str,
+        *,
+        source: str,
+        behaviors: BehaviorSpec,
+        extract: str | tuple[str, Any] | None = None,
+        screenshot: bool = True,
+        pdf: bool = False,
+    ) -> RenderedPage:
+        async with self._slots:
+            browser = await self._current_browser()
+            self._open_pages += 1
+            context = await browser.new_context(**self.settings.context_options(source))
+            try:
+                page = await context.new_page()
+                return await self._render(page, url, behaviors, extract, screenshot, pdf)
+            finally:
+                with contextlib.suppress(Exception):
+                    await context.close()
+                self._open_pages -= 1
+                self.pages += 1
+                await self._close_retired()
+
+    async def _render(
+        self,
+        page: Page,
+        url: str,
+        behaviors: BehaviorSpec,
+        extract: str | tuple[str, Any] | None,
+        screenshot: bool,
+        pdf: bool,
+    ) -> RenderedPage:
+        from playwright.async_api import Error as PlaywrightError
+
+        started = time.monotonic()
+        seen: list[Response] = []
+        page.on("response", lambda response: seen.append(response))
+        timeout_ms = self.settings.page_timeout_s * 1000
+        page.set_default_timeout(timeout_ms)
+        try:
+            main = await page.goto(url, wait_until="load", timeout=timeout_ms)
+        except PlaywrightError as exc:
+            # The document never arrived (the recorder answered with an outcome, or the page
+            # hung): what was recorded stays recorded; the caller reports the failure.
+            return RenderedPage(
+                requested_url=url,
+                url=url,
+                status=0,
+                headers={},
+                capture_id=None,
+                warc_date=None,
+                outcome=None,
+                exchanges=[await _exchange(r) for r in seen],
+                error=str(exc).splitlines()[0],
+                seconds=time.monotonic() - started,
+            )
+        if main is None:
+            raise RecorderError(f"the browser gave no response for {url}")
+        headers = await main.all_headers()
+        redirects: list[Exchange] = []
+        hop = main.request.redirected_from
+        while hop is not None:
+            previous = await hop.response()
+            if previous is not None:
+                redirects.insert(0, await _exchange(previous))
+            hop = hop.redirected_from
+        log_ = await run_behaviors(page, behaviors)
+        extracted = None
+        if extract:
+            try:
+                if isinstance(extract, tuple):
+                    extracted = await page.evaluate(extract[0], extract[1])
+                else:
+                    extracted = await page.evaluate(extract)
+            except PlaywrightError as exc:
+                log.warning("extraction failed on %s: %s", page.url, exc)
+        dom = await page.content()
+        text = str(await page.evaluate(_TEXT))
+        outlinks = list(await page.evaluate(_OUTLINKS))
+        height = int(await page.evaluate(_HEIGHT))
+        shot = b""
+        if screenshot:
+            shot = await page.screenshot(full_page=True, type="png", animations="disabled")
+        printed = await page.pdf(print_background=True) if pdf else b""
+        exchanges = []
+        for response in seen:
+            with contextlib.suppress(PlaywrightError):
+                exchanges.append(await _exchange(response))
+        return RenderedPage(
+            requested_url=url,
+            url=main.url,
+            status=main.status,
+            headers=headers,
+            capture_id=headers.get(CAPTURE_ID_HEADER.lower()),
+            warc_date=headers.get(WARC_DATE_HEADER.lower()),
+            outcome=headers.get(OUTCOME_HEADER.lower()),
+            redirects=redirects,
+            exchanges=exchanges,
+            dom=dom,
+            text=text,
+            title=await page.title(),
+            outlinks=outlinks,
+            screenshot=shot,
+            pdf=printed,
+            page_height=height,
+            behaviors=log_,
+            extracted=extracted,
+            seconds=time.monotonic() - started,
+        )
+
+    async def close(self) -> None:
+        browsers = [b for b in (self._browser, *self._retired) if b is not None]
+        self._browser, self._retired = None, []
+        for browser in browsers:
+            with contextlib.suppress(Exception):
+                await browser.close()
+        if self._playwright is not None:
+            with contextlib.suppress(Exception):
+                await self._playwright.stop()
+            self._playwright = None
