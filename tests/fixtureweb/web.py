@@ -9,6 +9,7 @@ from pathlib import Path
 from fixtureweb.http import FixtureServer
 from fixtureweb.news import NewsSite
 from fixtureweb.ngo import NgoSite
+from fixtureweb.platforms import BlueskySite, MastodonSite, TelegramSite
 from fixtureweb.social import SocialSite
 from fixtureweb.tlsca import TestCA, make_test_ca
 
@@ -26,6 +27,9 @@ class FixtureWeb:
     news: NewsSite = field(init=False)
     ngo: NgoSite = field(init=False)
     social: SocialSite = field(init=False)
+    telegram: TelegramSite = field(init=False)
+    mastodon: MastodonSite = field(init=False)
+    bluesky: BlueskySite = field(init=False)
     servers: dict[str, FixtureServer] = field(default_factory=dict)
     ca: TestCA | None = None
 
@@ -35,11 +39,16 @@ class FixtureWeb:
         )
         self.ngo = NgoSite(releases=self.releases)
         self.social = SocialSite()
+        self.telegram = TelegramSite()
+        self.mastodon = MastodonSite()
+        self.bluesky = BlueskySite()
 
     def start(self) -> FixtureWeb:
         self.servers["news"] = FixtureServer(self.news, keep_log=self.keep_log).start()
         self.servers["ngo"] = FixtureServer(self.ngo, keep_log=self.keep_log).start()
-        self.servers["social"] = FixtureServer(self.social, keep_log=self.keep_log).start()
+        for name in ("social", "telegram", "mastodon", "bluesky"):
+            site = getattr(self, name)
+            self.servers[name] = FixtureServer(site, keep_log=self.keep_log).start()
         if self.tls:
             workdir = self.workdir or Path(tempfile.mkdtemp(prefix="attest-fixture-ca-"))
             self.ca = make_test_ca(workdir, ["127.0.0.1", "secure.fixture.test", "localhost"])
