@@ -137,7 +137,7 @@ def _source_settings(source: SourceSpec) -> dict[str, Any]:
     return {
         "ROBOTSTXT_OBEY": source.obey_robots,
         "DOWNLOAD_DELAY": source.delay,
-        "RANDOMIZE_DOWNLOAD_DELAY": source.delay > 0,
+        "DOWNLOAD_DELAY_JITTER": 0.5 if source.delay > 0 else 0.0,
         "CONCURRENT_REQUESTS_PER_DOMAIN": source.concurrency_per_host,
         "AUTOTHROTTLE_ENABLED": source.autothrottle,
     }

@@ -6,12 +6,20 @@ from typing import TYPE_CHECKING
 
 from archive.errors import ConfigError
 from crawlers.platforms.base import Platform, PostRef
+from crawlers.platforms.bluesky import BlueskyPlatform
 from crawlers.platforms.generic import GenericPlatform
+from crawlers.platforms.mastodon import MastodonPlatform
+from crawlers.platforms.telegram import TelegramPlatform
 
 if TYPE_CHECKING:
     from crawlers.spiders.profile import ProfileSpider
 
-PLATFORMS: dict[str, type[Platform]] = {"generic": GenericPlatform}
+PLATFORMS: dict[str, type[Platform]] = {
+    "generic": GenericPlatform,
+    "telegram": TelegramPlatform,
+    "mastodon": MastodonPlatform,
+    "bluesky": BlueskyPlatform,
+}
 
 
 def platform_for(spider: ProfileSpider) -> Platform:

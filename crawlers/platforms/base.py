@@ -8,12 +8,15 @@ with the same outcomes (``login_wall``, ``suspended``, ``removed``, ``rate_limit
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from archive.errors import ConfigError
 from archive.outcomes import Outcome
 from crawlers.browser.behaviors import BehaviorSpec
 
@@ -21,7 +24,24 @@ if TYPE_CHECKING:
     from scrapy.http import Request, Response
 
     from crawlers.browser.capture import RenderedPage
+    from crawlers.items import FetchResult
     from crawlers.spiders.profile import ProfileSpider
+
+log = logging.getLogger(__name__)
+
+#: Outcomes of content a platform does not show (as opposed to a failed fetch).
+UNAVAILABLE = frozenset(
+    {Outcome.LOGIN_WALL, Outcome.SUSPENDED, Outcome.REMOVED, Outcome.RATE_LIMITED}
+)
+
+#: Request meta: the seed a request's walk started from.
+SEED_META = "attest_seed"
+#: Request meta: which page of a feed or API listing a request is (1 for the first).
+FEED_PAGE_META = "attest_feed_page"
+#: Request meta: more about a post for its page's metadata (the API's ids, ...).
+POST_DETAILS_META = "attest_post_details"
+#: Request meta: the unavailable outcome the API gave for a seed whose page is captured.
+SEED_OUTCOME_META = "attest_seed_outcome"
 
 
 @dataclass
@@ -86,6 +106,119 @@ class Platform:
     @staticmethod
     def path_parts(url: str) -> list[str]:
         return [p for p in urlsplit(url).path.split("/") if p]
+
+    @staticmethod
+    def origin_of(url: str) -> str:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def api_base(self, seed: str, default: str | None = None) -> str:
+        """``profile.api_base``, else ``default``, else the seed's origin (no trailing slash)."""
+        return (self.source.api_base or default or self.origin_of(seed)).rstrip("/")
+
+    def bad_seed(self, seed: str, expected: str) -> ConfigError:
+        return ConfigError(
+            f"{self.source.path}: source {self.source.id!r}: seed {seed!r} is not {expected}"
+        )
+
+    # --- paging -------------------------------------------------------------------------
+    @staticmethod
+    def page_number(response: Response) -> int:
+        number: int = response.meta.get(FEED_PAGE_META, 1)
+        return number
+
+    def may_page_on(self, page: int) -> bool:
+        """Whether a feed whose page ``page`` was just read may fetch the next one."""
+        return (
+            page < self.source.max_feed_pages
+            and self.spider.posts_scheduled < self.source.max_posts
+        )
+
+    # --- results ------------------------------------------------------------------------
+    def api_result(self, response: Response) -> tuple[FetchResult, Any]:
+        """An API response's result (classified) and its JSON, or None when unusable."""
+        item = self.spider.result(response)
+        unavailable = self.classify_response(response)
+        if unavailable is not None and item.outcome in (Outcome.CAPTURED, Outcome.HTTP_ERROR):
+            item.details["classified_from"] = item.outcome
+            item.outcome = unavailable.value
+        if item.outcome != Outcome.CAPTURED:
+            return item, None
+        try:
+            return item, json.loads(response.body)
+        except ValueError:
+            log.warning("%s: the API answered %d with no JSON", response.url, response.status)
+            return item, None
+
+    def parse_api(self, response: Response) -> Iterator[Any]:
+        """An API response that is only captured (its raw answer is the record)."""
+        item, _data = self.api_result(response)
+        yield item
+
+    def post_request(
+        self,
+        ref: PostRef,
+        *,
+        via: str,
+        depth: int,
+        referrer: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> Request | None:
+        """The post's page, with ``details`` (API ids, ...) for its metadata record."""
+        request = self.spider.post_request(
+            ref, via=via, depth=depth, referrer=referrer, platform=self
+        )
+        if request is not None and details:
+            request.meta[POST_DETAILS_META] = details
+        return request
+
+    def parse_post(self, response: Response) -> Iterable[Any]:
+        """A post's page, rendered by the browser or fetched as it is, with the post's fields."""
+        spider = self.spider
+        ref: PostRef = response.meta["attest_post"]
+        item, rendered = spider.rendered_result(response, self)
+        item.details.update(response.meta.get(POST_DETAILS_META, {}))
+        item.details["post"] = ref.as_dict()
+        if rendered is None:
+            yield from spider.requisites_of(response, item)
+        yield item
+
+    # --- unavailable seeds ------------------------------------------------------------------
+    def seed_unavailable(self, seed: str, outcome: str, api_url: str) -> Request | None:
+        """Capture the seed itself as a page when the API says its profile is unavailable.
+
+        The page keeps its own outcome when it shows one; a page that looks fine is reported
+        with the API's outcome (``classified_from`` says so).
+        """
+        spider = self.spider
+        meta = {SEED_OUTCOME_META: {"outcome": outcome, "api": api_url}}
+        if self.source.browser:
+            return spider.browser_request(
+                seed,
+                via="seed",
+                depth=0,
+                behaviors=self.behaviors.for_post(),
+                callback=self.parse_seed,
+                meta=meta,
+            )
+        request = spider.listing_request(
+            seed, callback=self.parse_seed, depth=0, referrer=None, via="seed"
+        )
+        if request is not None:
+            request.meta.update(meta)
+        return request
+
+    def parse_seed(self, response: Response) -> Iterator[Any]:
+        spider = self.spider
+        item, rendered = spider.rendered_result(response, self)
+        api: dict[str, str] = response.meta[SEED_OUTCOME_META]
+        item.details["profile"] = {"unavailable": api["outcome"], "api": api["api"]}
+        if rendered is None:
+            yield from spider.requisites_of(response, item)
+        if item.outcome == Outcome.CAPTURED:
+            item.details["classified_from"] = item.outcome
+            item.outcome = api["outcome"]
+        yield item
 
     # --- outcomes -----------------------------------------------------------------------
     def classify(self, status: int, rendered: RenderedPage | None, text: str) -> Outcome | None:

@@ -1,0 +1,347 @@
+"""Browser capture of the fixture social site, read back record by record.
+
+One real run (``attest crawl --sources``: recorder, Scrapy, Chromium through the recorder, file
+store) over every fixture profile; then the posts, their metadata, the tokens that only exist
+after JavaScript, scrolling or a click, the screenshots, the outcomes of unavailable pages, and
+the records of the browser's own traffic are checked against the WARCs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtureweb import FixtureWeb
+from support.warcs import Rec, read_records, store_warcs
+
+from archive.warcread import verify_warc
+from crawlers.recorder.tlschain import CHAIN_CONTENT_TYPE as CHAIN
+
+pytestmark = pytest.mark.e2e
+
+PROFILES = ("alice", "bob", "carol", "dave", "erin")
+
+
+def run_attest(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureWeb]:
+    fixture = FixtureWeb(
+        articles=5, releases=3, tls=True, keep_log=True, workdir=tmp_path_factory.mktemp("ca")
+    )
+    fixture.start()
+    yield fixture
+    fixture.stop()
+
+
+def _env(home: Path, web: FixtureWeb) -> dict[str, str]:
+    hosts = home / "hosts"
+    hosts.write_text("127.0.0.1 secure.fixture.test\n")
+    env = dict(
+        os.environ,
+        ATTEST_HOME=str(home),
+        ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
+        ATTEST_HOSTS_FILE=str(hosts),
+        ATTEST_CA_BUNDLE=str(web.ca.ca_pem) if web.ca else "",
+    )
+    env.pop("ATTEST_STORE", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def crawl(web: FixtureWeb, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    home = tmp_path_factory.mktemp("browser-home")
+    social = web.url("social", "")
+    registry = home / "sources.yaml"
+    seeds = "\n".join(f'      - "{social}/@{h}"' for h in PROFILES)
+    registry.write_text(
+        f"""
+sources:
+  - id: social
+    kind: profile
+    seeds:
+{seeds}
+    profile: {{platform: generic, max_posts: 100}}
+    politeness: {{concurrency_per_host: 2}}
+"""
+    )
+    proc = run_attest(["crawl", "--sources", str(registry), "--json"], _env(home, web))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    warcs = store_warcs(home / "store")
+    records = read_records(warcs)
+    pages = {}
+    for rec in records:
+        if rec.type == "metadata" and "attest-page" in rec.headers.get("Content-Type", ""):
+            pages[rec.json()["url"]] = (rec, rec.json())
+    return {
+        "home": home,
+        "summary": json.loads(proc.stdout),
+        "warcs": warcs,
+        "records": records,
+        "by_id": {r.id: r for r in records},
+        "pages": pages,
+    }
+
+
+def derivative(crawl: dict[str, Any], page: dict[str, Any], kind: str) -> Rec:
+    record_id = page["capture"]["derivatives"][kind]["record_id"]
+    rec: Rec = crawl["by_id"][record_id]
+    return rec
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_every_post_is_its_own_capture_with_its_platform_metadata(
+    crawl: dict[str, Any], web: FixtureWeb
+) -> None:
+    social = web.url("social", "")
+    for handle in ("alice", "bob"):
+        for post in web.social.posts(handle):
+            url = social + post.permalink_path
+            assert url in crawl["pages"], f"{url} was not captured as a page"
+            rec, page = crawl["pages"][url]
+            meta = page["post"]
+            assert meta["platform"] == "generic"
+            assert meta["account"] == handle
+            assert meta["post_id"] == post.post_id
+            assert meta["found_on"] == f"{social}/@{handle}"
+            if post.removed:
+                assert page["outcome"] == "removed"
+                continue
+            assert page["outcome"] == "captured"
+            # The platform's own timestamp, as the post page shows it.
+            assert meta["platform_time"] == post.created_at
+            assert meta["platform_time_shown"] == post.shown_time
+            response = crawl["by_id"][rec.headers["WARC-Concurrent-To"]]
+            assert response.type == "response"
+            assert response.target == url
+            assert response.headers["WARC-Date"]
+            # The hashes in the metadata are those of the records they name.
+            for kind in ("view", "dom", "text"):
+                derived = derivative(crawl, page, kind)
+                assert (
+                    hashlib.sha256(derived.block).hexdigest()
+                    == (page["capture"]["derivatives"][kind]["sha256"])
+                )
+
+
+def test_tokens_that_need_javascript_scrolling_or_clicks_are_captured(
+    crawl: dict[str, Any], web: FixtureWeb
+) -> None:
+    social = web.url("social", "")
+    for handle in ("alice", "bob"):
+        _rec, feed = crawl["pages"][f"{social}/@{handle}"]
+        dom = derivative(crawl, feed, "dom").block.decode()
+        text = derivative(crawl, feed, "text").block.decode()
+        posts = web.social.posts(handle)
+        # Beyond the first page: only after scrolling (alice) or "Show more" (bob).
+        assert len(posts) > 6
+        for post in posts:
+            assert post.token in dom, f"{post.token} not in the feed's DOM"
+            assert post.token in text, f"{post.token} not in the feed's visible text"
+            if post.long_token:
+                # Only after the post's "more" control was clicked.
+                assert post.long_token in dom, f"{post.long_token} (expanded text) missing"
+        # The shell never holds post text: the tokens came with the API responses.
+        shell = crawl["by_id"][_rec.headers["WARC-Concurrent-To"]]
+        assert posts[0].token.encode() not in shell.block
+        api = b"".join(
+            r.http_body
+            for r in crawl["records"]
+            if r.type == "response" and f"/api/profile/{handle}/posts" in (r.target or "")
+        )
+        for post in posts:
+            assert post.token.encode() in api
+    behaviors = {
+        b["behavior"]: b for b in crawl["pages"][f"{social}/@bob"][1]["capture"]["behaviors"]
+    }
+    assert behaviors["load_more"]["clicks"] >= 2
+    assert behaviors["expand_truncated"]["clicks"] >= 1
+
+
+def test_post_pages_hold_their_full_text(crawl: dict[str, Any], web: FixtureWeb) -> None:
+    social = web.url("social", "")
+    for post in web.social.posts("alice"):
+        _rec, page = crawl["pages"][social + post.permalink_path]
+        dom = derivative(crawl, page, "dom").block.decode()
+        assert post.token in dom
+        if post.long_token:
+            assert post.long_token in dom
+
+
+def test_lazy_images_were_fetched_and_recorded(crawl: dict[str, Any], web: FixtureWeb) -> None:
+    social = web.url("social", "")
+    fetched = {r.target for r in crawl["records"] if r.type == "response"}
+    images = [p.image for p in web.social.posts("alice") if p.image]
+    kinds = {p.lazy_kind for p in web.social.posts("alice") if p.image}
+    assert kinds == {"data-src", "loading"}
+    for image in images:
+        assert f"{social}{image}" in fetched, f"lazy image {image} not captured"
+
+
+def test_screenshots_are_full_page_pngs(crawl: dict[str, Any], web: FixtureWeb) -> None:
+    social = web.url("social", "")
+    _rec, feed = crawl["pages"][f"{social}/@alice"]
+    shot = derivative(crawl, feed, "view")
+    width, height = png_size(shot.block)
+    assert width == 1280
+    assert height == feed["capture"]["page_height"]
+    assert height > 900 * 3, "the whole scrolled feed, not the viewport"
+    assert shot.headers["Content-Type"] == "image/png"
+
+
+def test_derivatives_are_labelled_and_linked_to_the_page_response(
+    crawl: dict[str, Any],
+) -> None:
+    for url, (rec, page) in crawl["pages"].items():
+        if page["outcome"] in ("captured", "removed", "suspended", "login_wall", "rate_limited"):
+            response_id = rec.headers["WARC-Concurrent-To"]
+            for kind, ctype in (
+                ("view", "image/png"),
+                ("dom", "text/html"),
+                ("text", "text/plain"),
+            ):
+                derived = derivative(crawl, page, kind)
+                assert derived.type == "resource"
+                assert derived.target == f"urn:{kind}:{url}"
+                assert derived.headers["Content-Type"].startswith(ctype)
+                assert derived.headers["WARC-Concurrent-To"] == response_id
+
+
+def test_unavailable_pages_are_classified_not_counted_as_content(
+    crawl: dict[str, Any], web: FixtureWeb
+) -> None:
+    social = web.url("social", "")
+    expected = {"carol": "suspended", "dave": "rate_limited", "erin": "login_wall"}
+    for handle, outcome in expected.items():
+        assert crawl["pages"][f"{social}/@{handle}"][1]["outcome"] == outcome
+    removed = [p for p in web.social.posts("bob") if p.removed]
+    assert removed
+    for post in removed:
+        assert crawl["pages"][social + post.permalink_path][1]["outcome"] == "removed"
+    outcomes = crawl["summary"]["outcomes"]
+    assert outcomes["suspended"] == 1
+    assert outcomes["rate_limited"] == 1
+    assert outcomes["login_wall"] == 1
+    assert outcomes["removed"] == len(removed)
+    posts = sum(len(web.social.posts(h)) for h in ("alice", "bob")) - len(removed)
+    # the feeds of alice and bob, and each of their available posts
+    assert outcomes["captured"] == posts + 2
+    # The rate-limited feed's 429 (with its Retry-After) is in the WARC as sent.
+    limited = [
+        r
+        for r in crawl["records"]
+        if r.type == "response" and (r.target or "").endswith("/api/profile/dave/posts?cursor=0")
+    ]
+    assert limited
+    assert limited[0].http_status == 429
+    assert b"Retry-After: 3600" in limited[0].http_head
+
+
+def test_browser_traffic_records_pass_the_same_checks(
+    crawl: dict[str, Any], web: FixtureWeb
+) -> None:
+    for path in crawl["warcs"]:
+        verdict = verify_warc(path)
+        assert verdict.ok, verdict
+    server = web.servers["social"]
+    sent: dict[str, set[tuple[bytes, bytes]]] = {}
+    for _method, target, head, body in server.sent:
+        sent.setdefault(target, set()).add((head, body))
+    origin = server.origin
+    checked = 0
+    for rec in crawl["records"]:
+        if rec.type != "response" or not (rec.target or "").startswith(origin):
+            continue
+        path = rec.target[len(origin) :] if rec.target else ""
+        assert (rec.http_head, rec.http_body) in sent[path], f"{path} differs from the wire"
+        assert rec.headers["WARC-IP-Address"] == "127.0.0.1"
+        checked += 1
+    assert checked > 50
+
+
+def test_warcinfo_says_how_pages_were_rendered(crawl: dict[str, Any]) -> None:
+    infos = [r for r in crawl["records"] if r.type == "warcinfo"]
+    assert infos
+    text = infos[0].block.decode()
+    for field in (
+        "browser: Chromium",
+        "browser-automation: playwright 1.",
+        "browser-viewport: 1280x900",
+        "browser-user-agent:",
+        "browser-profile: fresh context per page",
+        "browser-timezone: UTC",
+        "browser-locale: en-US",
+    ):
+        assert field in text, field
+
+
+def test_capture_one_page_prints_its_id_time_and_hashes(web: FixtureWeb, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    post = web.social.posts("alice")[0]
+    url = web.url("social", post.permalink_path)
+    proc = run_attest(["capture", "--browser", url], _env(home, web))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # "  <label>  <value>": labels and values are separated by two spaces or more.
+    lines = dict(
+        re.split(r"\s{2,}", line.strip(), maxsplit=1)
+        for line in proc.stdout.splitlines()
+        if line.startswith("  ") and re.search(r"\S\s{2,}\S", line.strip())
+    )
+    first = proc.stdout.splitlines()[0].split()
+    assert first[0] == "capture"
+    assert first[2] == "captured"
+    records = read_records(store_warcs(home / "store"))
+    response = next(r for r in records if r.id == first[1])
+    assert response.type == "response"
+    assert response.target == url
+    assert lines["time"] == response.headers["WARC-Date"]
+    payload = lines["payload sha256"]
+    assert response.headers["WARC-Payload-Digest"] == f"sha256:{payload}"
+    assert hashlib.sha256(response.http_body).hexdigest() == payload
+    assert response.headers["WARC-Block-Digest"] == f"sha256:{lines['record sha256']}"
+    shot_hash = lines["view sha256"].split()[0]
+    shot = next(r for r in records if r.target == f"urn:view:{url}")
+    assert hashlib.sha256(shot.block).hexdigest() == shot_hash
+    assert post.token.encode() in next(r for r in records if r.target == f"urn:dom:{url}").block
+
+
+def test_capture_over_https_goes_through_the_recorder(web: FixtureWeb, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    port = web.servers["secure"].port
+    url = f"https://secure.fixture.test:{port}/press/"
+    proc = run_attest(["capture", "--browser", url], _env(home, web))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_records(store_warcs(home / "store"))
+    response = next(r for r in records if r.type == "response" and r.target == url)
+    assert response.http_status == 200
+    assert b"<h1>Press releases</h1>" in response.http_body
+    chain = [r for r in records if r.type == "metadata" and r.headers.get("Content-Type") == CHAIN]
+    assert chain, "the origin's certificate chain is recorded"
+    assert any(r.target == f"urn:view:{url}" for r in records)
