@@ -9,7 +9,7 @@ Subclasses add discovery: :mod:`crawlers.spiders.news` (sitemaps, feeds) and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import scrapy
@@ -18,6 +18,8 @@ from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLook
 from twisted.python.failure import Failure
 
 from archive.outcomes import Outcome, outcome_for_status
+from crawlers.browser.behaviors import BehaviorSpec
+from crawlers.browser.handler import BROWSER_META, DERIVED_META, RENDERED_META
 from crawlers.items import FetchResult
 from crawlers.links import extract_css, extract_html
 from crawlers.recorder.protocol import (
@@ -29,6 +31,9 @@ from crawlers.recorder.protocol import (
 )
 from crawlers.registry import SourceSpec
 from crawlers.scope import Scope
+
+if TYPE_CHECKING:
+    from crawlers.browser.capture import RenderedPage
 
 PAGE_ROLES = ("page", "attachment")
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -109,13 +114,27 @@ class CaptureSpider(scrapy.Spider):
             return None
         self._page_urls.add(url)
         self.pages_scheduled += 1
+        meta = self._meta(role, depth, via, referrer, **extra)
+        if self.source.browser and role == "page":
+            meta[BROWSER_META] = self.browser_meta(BehaviorSpec().for_post())
         return Request(
             url,
             callback=callback or self.parse_page,
             errback=self.fetch_failed,
             priority=-10 * depth,
-            meta=self._meta(role, depth, via, referrer, **extra),
+            meta=meta,
         )
+
+    def browser_meta(
+        self, behaviors: BehaviorSpec, extract: str | tuple[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """What the download handler needs to render a page (see crawlers.browser.handler)."""
+        return {
+            "behaviors": behaviors,
+            "extract": extract,
+            "screenshot": self.source.screenshot,
+            "pdf": self.source.pdf,
+        }
 
     def fetch_request(
         self,
@@ -216,12 +235,44 @@ class CaptureSpider(scrapy.Spider):
 
     def parse_page(self, response: Response) -> Iterator[Request | FetchResult]:
         item = self.result(response)
+        rendered = self.add_browser_details(response, item)
         redirect = self.follow_redirect(response, item)
         if redirect is not None:
             yield redirect
-        if item.outcome == Outcome.CAPTURED and self._is_html(response, item.content_type):
+        if item.outcome == Outcome.CAPTURED and rendered is not None:
+            # The browser loaded the page's requisites itself; only its links are followed.
+            yield from self.follow_links(
+                [o["url"] for o in item.outlinks],
+                response.url,
+                response.meta["attest"]["depth"],
+                item,
+            )
+        elif item.outcome == Outcome.CAPTURED and self._is_html(response, item.content_type):
             yield from self.follow_page(response, item)
         yield item
+
+    def add_browser_details(self, response: Response, item: FetchResult) -> RenderedPage | None:
+        """For a page the browser rendered: its requisites, outlinks, behaviors, derivatives."""
+        rendered: RenderedPage | None = response.meta.get(RENDERED_META)
+        if rendered is None:
+            return None
+        item.url = rendered.requested_url
+        item.requisites = sorted(
+            {e.url for e in rendered.exchanges if e.resource_type != "document"}
+        )
+        item.outlinks = [{"url": u, "in_scope": self.scope.allows(u)} for u in rendered.outlinks]
+        item.details["capture"] = {
+            "method": "browser",
+            "final_url": rendered.url,
+            "title": rendered.title,
+            "page_height": rendered.page_height,
+            "seconds": round(rendered.seconds, 3),
+            "behaviors": rendered.behaviors,
+            "derivatives": response.meta.get(DERIVED_META, {}),
+            "redirects": [e.as_dict() for e in rendered.redirects],
+            "exchanges": [e.as_dict() for e in rendered.exchanges],
+        }
+        return rendered
 
     def parse_requisite(self, response: Response) -> Iterator[Request | FetchResult]:
         item = self.result(response)
@@ -256,7 +307,15 @@ class CaptureSpider(scrapy.Spider):
             req = self.requisite_request(url, response.url, depth)
             if req is not None:
                 yield req
-        for url in links.outlinks:
+        item.outlinks = []
+        yield from self.follow_links(links.outlinks, response.url, depth, item)
+
+    def follow_links(
+        self, urls: list[str], page_url: str, depth: int, item: FetchResult
+    ) -> Iterator[Request]:
+        """In-scope links of a page, within the depth; each noted in ``item.outlinks``."""
+        item.outlinks = []
+        for url in urls:
             in_scope = self.scope.allows(url)
             entry: dict[str, Any] = {"url": url, "in_scope": in_scope}
             if not in_scope:
@@ -264,12 +323,12 @@ class CaptureSpider(scrapy.Spider):
             elif self.is_attachment(url):
                 entry["attachment"] = True
                 req = self.page_request(
-                    url, depth=depth + 1, via="link", referrer=response.url, role="attachment"
+                    url, depth=depth + 1, via="link", referrer=page_url, role="attachment"
                 )
                 if req is not None:
                     yield req
             elif depth < self.scope.max_depth:
-                req = self.page_request(url, depth=depth + 1, via="link", referrer=response.url)
+                req = self.page_request(url, depth=depth + 1, via="link", referrer=page_url)
                 if req is not None:
                     yield req
             else:

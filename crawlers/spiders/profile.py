@@ -15,7 +15,7 @@ from scrapy.http import Request, Response
 
 from archive.outcomes import Outcome
 from crawlers.browser.behaviors import BehaviorSpec
-from crawlers.browser.handler import BROWSER_META, DERIVED_META, RENDERED_META
+from crawlers.browser.handler import BROWSER_META
 from crawlers.items import FetchResult
 from crawlers.links import extract_html
 from crawlers.platforms import platform_for
@@ -61,12 +61,7 @@ class ProfileSpider(CaptureSpider):
         )
         if request is None:
             return None
-        request.meta[BROWSER_META] = {
-            "behaviors": behaviors,
-            "extract": extract,
-            "screenshot": self.source.screenshot,
-            "pdf": self.source.pdf,
-        }
+        request.meta[BROWSER_META] = self.browser_meta(behaviors, extract)
         request.meta.update(meta or {})
         return request
 
@@ -127,29 +122,11 @@ class ProfileSpider(CaptureSpider):
     ) -> tuple[FetchResult, RenderedPage | None]:
         """The page's result, classified, with what the browser did and wrote."""
         item = self.result(response)
-        rendered: RenderedPage | None = response.meta.get(RENDERED_META)
+        rendered = self.add_browser_details(response, item)
         if rendered is None:
             unavailable = platform.classify_response(response)
         else:
             unavailable = platform.classify(rendered.status, rendered, rendered.text)
-            item.url = rendered.requested_url
-            item.requisites = sorted(
-                {e.url for e in rendered.exchanges if e.resource_type != "document"}
-            )
-            item.outlinks = [
-                {"url": u, "in_scope": self.scope.allows(u)} for u in rendered.outlinks
-            ]
-            item.details["capture"] = {
-                "method": "browser",
-                "final_url": rendered.url,
-                "title": rendered.title,
-                "page_height": rendered.page_height,
-                "seconds": round(rendered.seconds, 3),
-                "behaviors": rendered.behaviors,
-                "derivatives": response.meta.get(DERIVED_META, {}),
-                "redirects": [e.as_dict() for e in rendered.redirects],
-                "exchanges": [e.as_dict() for e in rendered.exchanges],
-            }
         if unavailable is not None and item.outcome in (Outcome.CAPTURED, Outcome.HTTP_ERROR):
             item.details["classified_from"] = item.outcome
             item.outcome = unavailable.value

@@ -345,3 +345,37 @@ def test_capture_over_https_goes_through_the_recorder(web: FixtureWeb, tmp_path:
     chain = [r for r in records if r.type == "metadata" and r.headers.get("Content-Type") == CHAIN]
     assert chain, "the origin's certificate chain is recorded"
     assert any(r.target == f"urn:view:{url}" for r in records)
+
+
+def test_a_news_source_marked_browser_is_rendered_and_followed(
+    web: FixtureWeb, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    news = web.url("news", "")
+    registry = home / "sources.yaml"
+    registry.write_text(
+        f"""
+sources:
+  - id: js-news
+    kind: news
+    browser: true
+    seeds: ["{news}/"]
+    scope: {{max_depth: 1, max_pages: 4}}
+"""
+    )
+    proc = run_attest(["crawl", "--sources", str(registry), "--json"], _env(home, web))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_records(store_warcs(home / "store"))
+    pages = [
+        r.json()
+        for r in records
+        if r.type == "metadata" and "attest-page" in r.headers.get("Content-Type", "")
+    ]
+    assert len(pages) == 4, "the seed and the links it led to, up to max_pages"
+    for page in pages:
+        assert page["capture"]["method"] == "browser"
+        assert any(r.target == f"urn:view:{page['url']}" for r in records)
+        # Requisites came with the browser, each recorded once per page load.
+        for url in page["requisites"]:
+            assert any(r.type == "response" and r.target == url for r in records), url

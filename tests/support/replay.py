@@ -26,12 +26,10 @@ and replay fine under their own URNs, and stay in.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -42,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pytest
 from warcio.archiveiterator import ArchiveIterator
@@ -266,17 +264,26 @@ class PywbReplay:
         self, url: str, timestamp: str | datetime | None = None, modifier: str = "id_"
     ) -> str:
         """``<origin>/<coll>/<ts><modifier>/<url>``; no timestamp means the latest capture."""
-        ts = "" if timestamp is None else warc_timestamp(timestamp) if isinstance(
-            timestamp, datetime
-        ) else timestamp
+        if isinstance(timestamp, datetime):
+            timestamp = warc_timestamp(timestamp)
+        ts = timestamp or ""
         prefix = f"{ts}{modifier}/" if ts or modifier else ""
         return f"{self.origin}/{self.collection}/{prefix}{url}"
 
     def get(
-        self, url: str, timestamp: str | datetime | None = None, modifier: str = "id_"
+        self,
+        url: str,
+        timestamp: str | datetime | None = None,
+        modifier: str = "id_",
+        headers: dict[str, str] | None = None,
     ) -> Replayed:
-        """One replay request; redirects are returned, not followed; bodies are not decoded."""
-        return self._request(self.url_for(url, timestamp, modifier)[len(self.origin) :])
+        """One replay request; redirects are returned, not followed.
+
+        Without an ``Accept-Encoding`` header pywb decodes a gzip/br payload for the client
+        (the stored encoding moves to ``X-Archive-Orig-Content-Encoding``); with one that
+        accepts it, ``id_`` returns the stored payload bytes and ``Content-Encoding``.
+        """
+        return self._request(self.url_for(url, timestamp, modifier)[len(self.origin) :], headers)
 
     def cdx(self, url: str, **params: str) -> list[dict[str, Any]]:
         """pywb's CDX server API for one URL (``output=json``), e.g. ``matchType="prefix"``."""
@@ -286,18 +293,18 @@ class PywbReplay:
             raise RuntimeError(f"CDX query for {url} answered {reply.status}: {reply.body[:500]!r}")
         return [json.loads(line) for line in reply.body.decode().splitlines() if line.strip()]
 
-    def _request(self, target: str, timeout: float = REQUEST_TIMEOUT) -> Replayed:
+    def _request(
+        self,
+        target: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> Replayed:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            # The original URL sits in the path as is; only what HTTP forbids is escaped.
-            conn.request("GET", quote(target, safe="/:?&=%@+,;~!$'()*[]#"))
+            # The original URL sits in the path as archived (already percent-encoded).
+            conn.request("GET", target, headers=headers or {})
             response = conn.getresponse()
             body = response.read()
             return Replayed(response.status, response.headers, body)
         finally:
             conn.close()
-
-
-@contextlib.contextmanager
-def _unused() -> Any:  # pragma: no cover - placeholder removed below
-    yield

@@ -1,0 +1,308 @@
+"""Captures replayed with pywb: what attest stores is what a reader of the evidence sees.
+
+Two real runs into one store: Scrapy over a few news pages (with two articles as seeds) and
+the browser over the social profile ``@alice`` and its post pages, whose text only exists after
+the page's script fetched ``/api/post/<id>``. Their WARCs go into a pywb collection served by
+``wayback`` from the replay venv (tests/support/replay.py), and are read back through it: raw
+(``id_``) replay against the stored records, and a real rendering of the rewritten replay in
+Chromium, where pywb's client-side rewriting has to send the page's ``fetch()`` to the archive.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import brotli
+import pytest
+from fixtureweb import FixtureWeb
+from fixtureweb.social import SocialPost
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+from support.replay import PywbReplay, replay_venv, warc_timestamp
+from support.warcs import Rec, read_records, store_warcs
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("ATTEST_CHROMIUM") or "/usr/lib/chromium/chromium"
+NEWS_ARTICLES = (3, 7)
+RENDER_TIMEOUT_MS = 20_000
+
+
+def run_attest(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def pywb_venv() -> Path:
+    """Checked first, so a missing replay venv fails before any crawl is spent."""
+    return replay_venv()
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureWeb]:
+    with FixtureWeb(articles=12, releases=3, workdir=tmp_path_factory.mktemp("replay-web")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def captured(
+    pywb_venv: Path, web: FixtureWeb, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    home = tmp_path_factory.mktemp("replay-home")
+    env = dict(os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8")
+    env.pop("ATTEST_STORE", None)
+    news = web.url("news", "")
+    articles = [f"{news}/article/{n}.html" for n in NEWS_ARTICLES]
+    runs = [
+        ["crawl", f"{news}/", *articles, "--max-pages", "5", "--json"],
+        ["crawl", "--browser", web.url("social", "/@alice"), "--max-pages", "30", "--json"],
+    ]
+    for args in runs:
+        proc = run_attest(args, env)
+        assert proc.returncode == 0, f"attest {' '.join(args)}:\n{proc.stderr[-4000:]}"
+    warcs = store_warcs(home / "store")
+    assert warcs, "the runs stored no WARC"
+    return {"home": home, "warcs": warcs, "records": read_records(warcs)}
+
+
+@pytest.fixture(scope="module")
+def replay(
+    pywb_venv: Path, captured: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PywbReplay]:
+    with PywbReplay(
+        captured["warcs"], tmp_path_factory.mktemp("replay-pywb"), venv=pywb_venv
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def response_for(records: list[Rec], url: str) -> Rec:
+    found = [r for r in records if r.type == "response" and r.target == url]
+    assert found, f"no response record for {url}"
+    return found[0]
+
+
+def decoded(body: bytes, content_encoding: str | None) -> bytes:
+    if content_encoding == "gzip":
+        return gzip.decompress(body)
+    if content_encoding == "br":
+        return bytes(brotli.decompress(body))
+    assert content_encoding in (None, "identity"), content_encoding
+    return body
+
+
+def stored_header(rec: Rec, name: str) -> str | None:
+    for line in rec.http_head.decode("latin-1").split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return None
+
+
+def captured_posts(web: FixtureWeb, records: list[Rec]) -> list[SocialPost]:
+    targets = {r.target for r in records if r.type == "response"}
+    posts = [p for p in web.social.posts("alice") if web.url("social", p.permalink_path) in targets]
+    assert len(posts) >= 3, f"only {len(posts)} of @alice's post pages were captured"
+    return posts
+
+
+# --- the collection -----------------------------------------------------------------------
+def test_pywb_indexes_every_response_and_resource_record(
+    replay: PywbReplay, captured: dict[str, Any]
+) -> None:
+    """WARC/1.1, microsecond WARC-Dates, sha256 digests and urn: resources all index."""
+    index = {(e["filename"], int(e["offset"])): e for e in replay.index()}
+    wanted = [r for r in captured["records"] if r.type in ("response", "resource")]
+    assert any(r.target and r.target.startswith("urn:view:") for r in wanted)
+    for rec in wanted:
+        entry = index.pop((rec.file.name, rec.offset), None)
+        assert entry is not None, f"pywb did not index the {rec.type} record of {rec.target}"
+        assert entry["url"] == rec.target
+        assert entry["timestamp"] == warc_timestamp(rec.headers["WARC-Date"])
+        assert entry["digest"] == rec.headers["WARC-Payload-Digest"]
+        if rec.type == "response":
+            assert entry["status"] == str(rec.http_status)
+    assert not index, f"index entries that are no response or resource: {list(index.values())}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="pywb's indexer lists attest's metadata records (application/json; profile=attest-"
+    "page|attest-outcome) as captures of the page URL; PywbReplay leaves them out",
+)
+def test_unfiltered_pywb_index_lists_only_captures_under_a_page_url(
+    pywb_venv: Path, captured: dict[str, Any], web: FixtureWeb, tmp_path: Path
+) -> None:
+    raw = PywbReplay(captured["warcs"], tmp_path, index_metadata=True, venv=pywb_venv)
+    raw.build()
+    post = web.social.posts("alice")[0]
+    page = web.url("social", post.permalink_path)
+    mimes = {e["mime"] for e in raw.index() if e["url"] == page}
+    assert mimes == {"text/html"}, f"captures of {page} in pywb's own index: {mimes}"
+
+
+# --- raw replay ---------------------------------------------------------------------------
+@pytest.mark.parametrize("n", NEWS_ARTICLES)
+def test_news_article_replays_raw_with_its_captured_payload(
+    replay: PywbReplay, captured: dict[str, Any], web: FixtureWeb, n: int
+) -> None:
+    url = web.url("news", f"/article/{n}.html")
+    rec = response_for(captured["records"], url)
+    encoding = stored_header(rec, "Content-Encoding")
+    ts = warc_timestamp(rec.headers["WARC-Date"])
+
+    status, headers, body = replay.get(url, ts)
+    assert status == 200, replay.log_tail()
+    assert body == decoded(rec.http_body, encoding)
+    assert web.news.article_token(n) in body.decode("utf-8")
+    assert headers["Memento-Datetime"]
+    assert headers.get("X-Archive-Orig-Content-Encoding") == encoding
+
+    # A client that accepts the stored encoding gets the stored bytes themselves.
+    status, headers, body = replay.get(url, ts, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert status == 200
+    assert headers.get("Content-Encoding") == encoding
+    assert body == rec.http_body
+
+    # No timestamp: the latest capture, which is this one (no attest metadata in between).
+    status, _headers, body = replay.get(url)
+    assert status == 200
+    assert web.news.article_token(n) in body.decode("utf-8")
+
+
+def test_news_article_replays_rewritten(
+    replay: PywbReplay, captured: dict[str, Any], web: FixtureWeb
+) -> None:
+    n = NEWS_ARTICLES[0]
+    url = web.url("news", f"/article/{n}.html")
+    ts = warc_timestamp(response_for(captured["records"], url).headers["WARC-Date"])
+    status, headers, body = replay.get(url, ts, modifier="mp_")
+    assert status == 200
+    assert headers.get_content_type() == "text/html"
+    html = body.decode("utf-8")
+    assert web.news.article_token(n) in html
+    # Links now point into the archive, not at the origin.
+    assert f"/{replay.collection}/{ts}mp_/{web.url('news', '/section/')}" in html
+
+
+def test_social_post_page_and_its_xhr_replay_with_the_post_text(
+    replay: PywbReplay, captured: dict[str, Any], web: FixtureWeb
+) -> None:
+    records = captured["records"]
+    for post in captured_posts(web, records):
+        page_url = web.url("social", post.permalink_path)
+        page = response_for(records, page_url)
+        ts = warc_timestamp(page.headers["WARC-Date"])
+
+        status, headers, shell = replay.get(page_url, ts)
+        assert status == 200, page_url
+        assert headers.get_content_type() == "text/html"
+        # The shell names the post; its text only arrives through the script's XHR.
+        assert f'data-post="{post.post_id}"'.encode() in shell
+        assert post.token.encode() not in shell
+
+        # What the replayed page's fetch('/api/post/<id>') gets: the closest capture.
+        api_url = web.url("social", f"/api/post/{post.post_id}")
+        status, headers, body = replay.get(api_url, ts)
+        assert status == 200, api_url
+        assert headers.get_content_type() == "application/json"
+        data = json.loads(body)
+        assert data == web.social.post_json(post)
+        assert post.token in data["text"]
+        assert body == decoded(
+            response_for(records, api_url).http_body,
+            stored_header(response_for(records, api_url), "Content-Encoding"),
+        )
+
+        # The browser's own derivatives replay too, under their urn: URIs.
+        status, _headers, dom = replay.get(f"urn:dom:{page_url}")
+        assert status == 200
+        assert post.token in dom.decode("utf-8")
+        status, headers, _png = replay.get(f"urn:view:{page_url}")
+        assert status == 200
+        assert headers.get_content_type() == "image/png"
+
+        # The latest capture of the page URL is the page, not attest's page metadata.
+        status, headers, _ = replay.get(page_url)
+        assert status == 200
+        assert headers.get_content_type() == "text/html"
+
+
+# --- rendered replay ----------------------------------------------------------------------
+def render(browser: Browser, replay: PywbReplay, url: str, ts: str, selector: str) -> str:
+    """Open the framed replay of ``url`` and return the archived page's text once ``selector``
+    is in it. Every request that is not for the replay server is refused and counted: the live
+    fixture web is still up, and the page must not reach it."""
+    context = browser.new_context()
+    leaked: list[str] = []
+
+    def guard(route: Route) -> None:
+        if route.request.url.startswith(replay.origin + "/"):
+            route.continue_()
+        else:
+            leaked.append(route.request.url)
+            route.abort()
+
+    try:
+        context.route("**/*", guard)
+        page: Page = context.new_page()
+        page.goto(replay.url_for(url, ts, modifier=""), wait_until="load")
+        inner = f"/{replay.collection}/{ts}mp_/{url}"
+        frame = next((f for f in page.frames if f.url.endswith(inner)), None)
+        assert frame is not None, [f.url for f in page.frames]
+        frame.wait_for_selector(selector, timeout=RENDER_TIMEOUT_MS)
+        text = frame.inner_text("body")
+    finally:
+        context.close()
+    assert not leaked, f"replay reached outside the archive: {leaked}"
+    return text
+
+
+def test_rendered_replay_of_a_post_shows_its_text(
+    replay: PywbReplay, captured: dict[str, Any], web: FixtureWeb, browser: Browser
+) -> None:
+    posts = captured_posts(web, captured["records"])
+    # A long post: its permalink shows the full text, both tokens.
+    post = next((p for p in posts if p.long_token), posts[0])
+    url = web.url("social", post.permalink_path)
+    ts = warc_timestamp(response_for(captured["records"], url).headers["WARC-Date"])
+    text = render(browser, replay, url, ts, "article.post p.post-text")
+    assert post.token in text
+    if post.long_token:
+        assert post.long_token in text
+
+
+def test_rendered_replay_of_the_profile_shows_the_first_posts(
+    replay: PywbReplay, captured: dict[str, Any], web: FixtureWeb, browser: Browser
+) -> None:
+    url = web.url("social", "/@alice")
+    ts = warc_timestamp(response_for(captured["records"], url).headers["WARC-Date"])
+    text = render(browser, replay, url, ts, "section.feed article.post")
+    first = web.social.posts("alice")[0]
+    assert first.token in text
