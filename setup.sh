@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up attest on Debian 12 (as root, or with sudo): the few system packages it needs when they
-# are missing, a virtualenv in .venv, and attest itself with its Airflow and development extras.
+# are missing (Chromium among them), a virtualenv in .venv, and attest itself with its Airflow
+# and development extras.
 # Safe to run again: it only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,6 +14,8 @@ python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(
   || missing+=(python3-dev)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v mount >/dev/null || missing+=(mount)
+# Browser capture drives Debian's Chromium (Playwright cannot download its own browser here).
+[ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   as_root apt-get update -qq
