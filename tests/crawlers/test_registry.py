@@ -58,7 +58,9 @@ def test_template_is_valid_once_filled_in() -> None:
     names = sorted(set(__import__("re").findall(r"\$\{([A-Z0-9_]+)\}", text)))
     env = {name: f"https://example.org/{name.lower()}/" for name in names}
     specs = load_registry([ROOT / "sources" / "new-caledonia.yaml"], env)
-    assert {s.kind for s in specs} == {"news", "press"}
+    assert {s.kind for s in specs} == {"news", "press", "profile"}
+    assert {s.platform for s in specs if s.kind == "profile"} == {"generic", "telegram"}
+    assert all(s.browser for s in specs if s.kind == "profile")
 
 
 @pytest.mark.parametrize(
@@ -79,6 +81,22 @@ def test_template_is_valid_once_filled_in() -> None:
             "politeness.robots_override_reason",
             "needs a recorded reason",
         ),
+        (
+            good_source(kind="profile", profile={"platform": "myspace"}),
+            "profile.platform",
+            "is not one of",
+        ),
+        (
+            good_source(kind="profile", profile={"permalink_pattern": "/post/(["}),
+            "profile.permalink_pattern",
+            "not a valid regex",
+        ),
+        (
+            good_source(profile={"platform": "generic"}),
+            "profile",
+            "only sources of kind 'profile'",
+        ),
+        (good_source(kind="profile", profile={"max_posts": 0}), "profile.max_posts", "minimum"),
     ],
 )
 def test_errors_name_the_file_the_source_and_the_field(
@@ -91,6 +109,20 @@ def test_errors_name_the_file_the_source_and_the_field(
     # The entry is named by its id when the id is usable, else by its position.
     assert error.entry in (source.get("id"), "#2")
     assert str(error).startswith("sources/x.yaml: source ")
+
+
+def test_profile_sources_default_to_the_browser_and_the_generic_platform() -> None:
+    (spec,) = parse_registry({"sources": [good_source(kind="profile")]}, "x.yaml", {})
+    assert spec.browser
+    assert spec.platform == "generic"
+    assert spec.max_posts == 200
+    (spec,) = parse_registry(
+        {"sources": [good_source(kind="profile", browser=False, profile={"platform": "telegram"})]},
+        "x.yaml",
+        {},
+    )
+    assert not spec.browser
+    assert spec.platform == "telegram"
 
 
 def test_missing_required_field_is_named() -> None:
