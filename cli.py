@@ -59,6 +59,9 @@ def _run_options(config: Any, *, env: dict[str, str] | None = None) -> Any:
         download_timeout=config.download_timeout,
         retries=config.retries,
         recorder_one_cpu=config.recorder_one_cpu,
+        chromium=config.chromium,
+        browser_concurrency=config.browser_concurrency,
+        browser_recycle=config.browser_recycle,
         airflow=airflow_context(environ),
     )
 

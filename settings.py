@@ -25,6 +25,9 @@ attest's environment settings (all optional):
 ``ATTEST_RETRIES``              retries for 5xx, 429 and transient failures (default 2)
 ``ATTEST_RECORDER_ONE_CPU``     1 (default): keep the recorder's threads on one CPU; set 0 when
                                 several recorders share a machine, so the kernel can spread them
+``ATTEST_CHROMIUM``             the Chromium executable (default: Debian's ``/usr/lib/chromium``)
+``ATTEST_BROWSER_CONCURRENCY``  browser pages rendered at once (default 2)
+``ATTEST_BROWSER_RECYCLE``      pages per browser process before it is restarted (default 200)
 ==============================  ===========================================================
 """
 
@@ -122,6 +125,9 @@ class AttestConfig:
     download_timeout: float = 30.0
     retries: int = 2
     recorder_one_cpu: bool = True
+    chromium: str | None = None
+    browser_concurrency: int = 2
+    browser_recycle: int = 200
     s3_endpoint: str | None = None
     s3_object_lock_days: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -211,6 +217,9 @@ def load_config(env: dict[str, str] | None = None, *, store: str | None = None) 
         download_timeout=_float(env, "ATTEST_DOWNLOAD_TIMEOUT", 30.0, low=1, high=3600),
         retries=_int(env, "ATTEST_RETRIES", 2, low=0, high=10),
         recorder_one_cpu=bool(_int(env, "ATTEST_RECORDER_ONE_CPU", 1, low=0, high=1)),
+        chromium=env.get("ATTEST_CHROMIUM") or None,
+        browser_concurrency=_int(env, "ATTEST_BROWSER_CONCURRENCY", 2, low=1, high=32),
+        browser_recycle=_int(env, "ATTEST_BROWSER_RECYCLE", 200, low=1, high=100_000),
         s3_endpoint=env.get("ATTEST_S3_ENDPOINT") or None,
         s3_object_lock_days=lock,
     )

@@ -21,9 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--releases", type=int, default=25)
     parser.add_argument("--photos", type=int, default=0, help="extra photos per article")
     parser.add_argument("--markup-kb", type=int, default=0, help="inline markup per article")
+    parser.add_argument(
+        "--social-posts", type=int, default=0, help="posts of the social profile @bench"
+    )
     args = parser.parse_args(argv)
     web = FixtureWeb(
-        articles=args.articles, releases=args.releases, photos=args.photos, markup_kb=args.markup_kb
+        articles=args.articles,
+        releases=args.releases,
+        photos=args.photos,
+        markup_kb=args.markup_kb,
+        social_posts=args.social_posts,
     ).start()
     print(json.dumps({name: server.origin for name, server in web.servers.items()}), flush=True)
     done = threading.Event()

@@ -20,6 +20,7 @@ feed whose permalink now says it was removed), ``carol`` (suspended), ``dave`` (
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -220,9 +221,8 @@ class SocialSite:
     @staticmethod
     def _make(profile: Profile, n: int) -> SocialPost:
         created = BASE_TIME - timedelta(hours=7 * n, minutes=n)
-        post_id = str(
-            17_000_000 + 1000 * sorted("abcdefghijklmnopqrstuvwxyz").index(profile.handle[0]) + n
-        )
+        # Distinct per handle and post: the handle's CRC picks a block of a million ids.
+        post_id = str((zlib.crc32(profile.handle.encode()) % 9000 + 1000) * 1_000_000 + n)
         image = f"/media/{profile.handle}/{n}.png" if n % 3 == 0 else None
         return SocialPost(
             handle=profile.handle,

@@ -10,7 +10,7 @@ from fixtureweb.http import FixtureServer
 from fixtureweb.news import NewsSite
 from fixtureweb.ngo import NgoSite
 from fixtureweb.platforms import BlueskySite, MastodonSite, TelegramSite
-from fixtureweb.social import SocialSite
+from fixtureweb.social import DEFAULT_PROFILES, Profile, SocialSite
 from fixtureweb.tlsca import TestCA, make_test_ca
 
 
@@ -23,6 +23,8 @@ class FixtureWeb:
     keep_log: bool = False
     photos: int = 0
     markup_kb: int = 0
+    #: For benchmarks: a social profile ``bench`` with this many posts.
+    social_posts: int = 0
     workdir: Path | None = None
     news: NewsSite = field(init=False)
     ngo: NgoSite = field(init=False)
@@ -38,7 +40,8 @@ class FixtureWeb:
             articles=self.articles, slow=self.slow, photos=self.photos, markup_kb=self.markup_kb
         )
         self.ngo = NgoSite(releases=self.releases)
-        self.social = SocialSite()
+        bench = (Profile("bench", "Bench Example", posts=self.social_posts),)
+        self.social = SocialSite(DEFAULT_PROFILES + (bench if self.social_posts else ()))
         self.telegram = TelegramSite()
         self.mastodon = MastodonSite()
         self.bluesky = BlueskySite()
