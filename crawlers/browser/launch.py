@@ -35,8 +35,16 @@ CHROMIUM_FLAGS = (
     "--disable-domain-reliability",
     "--metrics-recording-only",
     "--hide-scrollbars",
+    "--no-pings",
+    "--disable-breakpad",
+    "--disable-client-side-phishing-detection",
+    "--disable-field-trial-config",
     # zstd bodies cannot be read back by the WARC tools; without it Chromium offers gzip, br.
-    "--disable-features=ZstdContentEncoding,MediaRouter,OptimizationHints,Translate",
+    # The rest are background services that would otherwise call Google through the recorder.
+    "--disable-features=ZstdContentEncoding,MediaRouter,OptimizationHints,Translate,"
+    "OptimizationGuideModelDownloading,AutofillServerCommunication,"
+    "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,"
+    "SafeBrowsing,PrivacySandboxSettings4,IsolateOrigins,site-per-process",
 )
 
 
