@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up attest on Debian 12 (as root, or with sudo): the few system packages it needs when they
 # are missing (Chromium among them), a virtualenv in .venv, and attest itself with its Airflow
-# and development extras.
+# and development extras; and pywb, for replay, in a virtualenv of its own (.venv-replay).
 # Safe to run again: it only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,4 +35,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/attest --help >/dev/null
   touch "$stamp"
 fi
-echo "setup: ready (.venv/bin/attest)" >&2
+# Replay (pywb) lives in its own venv: it cannot share one with Scrapy (a brotli module clash).
+if [ ! -x .venv-replay/bin/wayback ]; then
+  [ -x .venv-replay/bin/python ] || python3 -m venv .venv-replay
+  .venv-replay/bin/python -m pip install -q --upgrade pip 2> >(grep -v "is ignored" >&2)
+  .venv-replay/bin/python -m pip install -q pywb==2.10.0 2> >(grep -v "is ignored" >&2)
+  .venv-replay/bin/python -m pip check
+  .venv-replay/bin/wayback -V >/dev/null
+fi
+echo "setup: ready (.venv/bin/attest, replay in .venv-replay)" >&2

@@ -23,7 +23,7 @@ import brotli
 import pytest
 from fixtureweb import FixtureWeb
 from fixtureweb.social import SocialPost
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Route, sync_playwright
 from support.replay import PywbReplay, replay_venv, warc_timestamp
 from support.warcs import Rec, read_records, store_warcs
 
@@ -271,13 +271,14 @@ def render(browser: Browser, replay: PywbReplay, url: str, ts: str, selector: st
 
     try:
         context.route("**/*", guard)
-        page: Page = context.new_page()
-        page.goto(replay.url_for(url, ts, modifier=""), wait_until="load")
+        page = context.new_page()
+        page.goto(replay.url_for(url, ts, modifier=""))
+        # pywb's frame page loads the rewritten page (mp_) into #replay_iframe.
+        archived = page.frame_locator("#replay_iframe")
+        archived.locator(selector).first.wait_for(timeout=RENDER_TIMEOUT_MS)
+        text = archived.locator("body").inner_text()
         inner = f"/{replay.collection}/{ts}mp_/{url}"
-        frame = next((f for f in page.frames if f.url.endswith(inner)), None)
-        assert frame is not None, [f.url for f in page.frames]
-        frame.wait_for_selector(selector, timeout=RENDER_TIMEOUT_MS)
-        text = frame.inner_text("body")
+        assert any(f.url.endswith(inner) for f in page.frames), [f.url for f in page.frames]
     finally:
         context.close()
     assert not leaked, f"replay reached outside the archive: {leaked}"
