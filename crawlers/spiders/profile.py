@@ -80,7 +80,10 @@ class ProfileSpider(CaptureSpider):
         self, url: str, *, callback: Any, depth: int, referrer: str | None, via: str = "listing"
     ) -> Request | None:
         """A feed or listing page fetched without the browser (server-rendered HTML)."""
-        return self.page_request(url, depth=depth, via=via, referrer=referrer, callback=callback)
+        request = self.page_request(url, depth=depth, via=via, referrer=referrer, callback=callback)
+        if request is not None:
+            request.meta.pop(BROWSER_META, None)  # page_request asks for it on browser sources
+        return request
 
     def post_request(
         self,
