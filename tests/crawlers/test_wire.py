@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import threading
@@ -32,12 +33,15 @@ def serve(
     _open.extend((ours, theirs))
 
     def send() -> None:
-        for i, chunk in enumerate(chunks):
-            if wait is not None and i == len(chunks) - 1:
-                wait.wait(5)
-            theirs.sendall(chunk)
-        if close:
-            theirs.shutdown(socket.SHUT_WR)
+        # A test may end (and close both ends) before this thread is done, e.g. when it never
+        # sets ``wait``: what is left to send no longer matters then.
+        with contextlib.suppress(OSError):
+            for i, chunk in enumerate(chunks):
+                if wait is not None and i == len(chunks) - 1:
+                    wait.wait(5)
+                theirs.sendall(chunk)
+            if close:
+                theirs.shutdown(socket.SHUT_WR)
 
     threading.Thread(target=send, daemon=True).start()
     ours.settimeout(5)
