@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archive.errors import RecorderError
-from crawlers.browser.behaviors import BehaviorSpec, run_behaviors
+from crawlers.browser.behaviors import PAGE_HEIGHT_JS, BehaviorSpec, run_behaviors
 from crawlers.browser.launch import BrowserSettings
 from crawlers.recorder.protocol import CAPTURE_ID_HEADER, OUTCOME_HEADER, WARC_DATE_HEADER
 
@@ -34,7 +34,6 @@ _OUTLINKS = """() => {
   return [...new Set(out)];
 }"""
 _TEXT = "() => document.body ? document.body.innerText : ''"
-_HEIGHT = "() => Math.max(document.body ? document.body.scrollHeight : 0, document.documentElement.scrollHeight)"
 
 
 @dataclass
@@ -104,10 +103,11 @@ class BrowserPool:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._pages_on_browser = 0
-        self._open_pages = 0
+        #: Pages open on each browser; a retired browser closes when its count drops to 0.
+        self._open_pages: dict[Browser, int] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._lock = asyncio.Lock()
-        self._retired: list[Browser] = []
+        self._retired: set[Browser] = set()
         self.pages = 0
 
     async def _current_browser(self) -> Browser:
@@ -118,23 +118,26 @@ class BrowserPool:
                 self._playwright = await async_playwright().start()
             if self._browser is not None and self._pages_on_browser >= self.settings.recycle_after:
                 # Pages still open on the old one finish there; it closes when they are done.
-                self._retired.append(self._browser)
+                self._retired.add(self._browser)
                 self._browser = None
             if self._browser is None or not self._browser.is_connected():
                 self._browser = await self._playwright.chromium.launch(
                     **self.settings.launch_options()
                 )
                 self._pages_on_browser = 0
+                log.info("browser started", extra={"pages_so_far": self.pages})
             self._pages_on_browser += 1
+            self._open_pages[self._browser] = self._open_pages.get(self._browser, 0) + 1
             return self._browser
 
-    async def _close_retired(self) -> None:
-        if self._open_pages:
-            return
-        retired, self._retired = self._retired, []
-        for browser in retired:
+    async def _page_done(self, browser: Browser) -> None:
+        left = self._open_pages[browser] = self._open_pages[browser] - 1
+        if left == 0 and browser in self._retired:
+            self._retired.discard(browser)
+            del self._open_pages[browser]
             with contextlib.suppress(Exception):
                 await browser.close()
+            log.info("retired browser closed", extra={"pages_so_far": self.pages})
 
     async def render(
         self,
@@ -148,17 +151,17 @@ class BrowserPool:
     ) -> RenderedPage:
         async with self._slots:
             browser = await self._current_browser()
-            self._open_pages += 1
-            context = await browser.new_context(**self.settings.context_options(source))
             try:
-                page = await context.new_page()
-                return await self._render(page, url, behaviors, extract, screenshot, pdf)
+                context = await browser.new_context(**self.settings.context_options(source))
+                try:
+                    page = await context.new_page()
+                    return await self._render(page, url, behaviors, extract, screenshot, pdf)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await context.close()
             finally:
-                with contextlib.suppress(Exception):
-                    await context.close()
-                self._open_pages -= 1
                 self.pages += 1
-                await self._close_retired()
+                await self._page_done(browser)
 
     async def _render(
         self,
@@ -216,7 +219,7 @@ class BrowserPool:
         dom = await page.content()
         text = str(await page.evaluate(_TEXT))
         outlinks = list(await page.evaluate(_OUTLINKS))
-        height = int(await page.evaluate(_HEIGHT))
+        height = int(await page.evaluate(PAGE_HEIGHT_JS))
         shot = b""
         if screenshot:
             shot = await page.screenshot(full_page=True, type="png", animations="disabled")
@@ -249,7 +252,7 @@ class BrowserPool:
 
     async def close(self) -> None:
         browsers = [b for b in (self._browser, *self._retired) if b is not None]
-        self._browser, self._retired = None, []
+        self._browser, self._retired, self._open_pages = None, set(), {}
         for browser in browsers:
             with contextlib.suppress(Exception):
                 await browser.close()

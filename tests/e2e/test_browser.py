@@ -13,14 +13,13 @@ import json
 import os
 import re
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fixtureweb import FixtureWeb
+from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
 from archive.warcread import verify_warc
@@ -29,18 +28,6 @@ from crawlers.recorder.tlschain import CHAIN_CONTENT_TYPE as CHAIN
 pytestmark = pytest.mark.e2e
 
 PROFILES = ("alice", "bob", "carol", "dave", "erin")
-
-
-def run_attest(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=Path(__file__).resolve().parents[2],
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -379,3 +366,22 @@ sources:
         # Requisites came with the browser, each recorded once per page load.
         for url in page["requisites"]:
             assert any(r.type == "response" and r.target == url for r in records), url
+
+
+def test_the_browser_is_restarted_and_retired_ones_closed(web: FixtureWeb, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(_env(home, web), ATTEST_BROWSER_RECYCLE="4", ATTEST_BROWSER_CONCURRENCY="2")
+    proc = run_attest(["crawl", "--browser", web.url("social", "/@alice"), "--json"], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    pages = len(web.social.posts("alice")) + 1
+    assert summary["outcomes"] == {"captured": pages}
+    logs = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    started = [e for e in logs if e["message"] == "browser started"]
+    closed = [e for e in logs if e["message"] == "retired browser closed"]
+    # A new browser every 4 pages; each one retired is closed once its last page is done,
+    # while the crawl goes on (memory stays flat), not only at the end.
+    assert len(started) == -(-pages // 4)
+    assert len(closed) == len(started) - 1
+    assert all(e["pages_so_far"] < pages for e in closed)
