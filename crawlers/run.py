@@ -6,6 +6,7 @@ it in a subprocess because Twisted's reactor cannot be restarted in one process.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -302,8 +303,6 @@ def _browser_context(options: RunOptions) -> dict[str, str]:
 
 
 def _page_entries(ledger: Path) -> list[dict[str, Any]]:
-    import json
-
     if not ledger.exists():
         return []
     entries = []

@@ -82,8 +82,14 @@ _VIEW_STEPS = """async (step) => {
   return steps;
 }"""
 
-_HEIGHT = "() => Math.max(document.body ? document.body.scrollHeight : 0, document.documentElement.scrollHeight)"
-_COUNT = "() => document.getElementsByTagName('*').length"
+PAGE_HEIGHT_JS = "() => Math.max(document.body ? document.body.scrollHeight : 0, document.documentElement.scrollHeight)"
+_SIZE = f"() => [({PAGE_HEIGHT_JS})(), document.getElementsByTagName('*').length]"
+
+
+async def _size(page: Page) -> tuple[int, int]:
+    """Page height and element count: either changing means new content came in."""
+    height, count = await page.evaluate(_SIZE)
+    return int(height), int(count)
 
 
 class _Clock:
@@ -112,7 +118,7 @@ async def _grew(page: Page, before: tuple[int, int], wait_s: float) -> bool:
     """Whether height or element count changed within ``wait_s``."""
     deadline = time.monotonic() + wait_s
     while True:
-        now = (await page.evaluate(_HEIGHT), await page.evaluate(_COUNT))
+        now = await _size(page)
         if now != before:
             return True
         if time.monotonic() >= deadline:
@@ -130,7 +136,7 @@ async def scroll_to_end(page: Page, spec: BehaviorSpec, clock: _Clock) -> dict[s
         if clock.left <= 0:
             stopped = "time"
             break
-        before = (await page.evaluate(_HEIGHT), await page.evaluate(_COUNT))
+        before = await _size(page)
         await page.evaluate("() => window.scrollTo(0, document.documentElement.scrollHeight)")
         rounds += 1
         await settle(page, min(spec.settle_s, clock.left))
@@ -162,7 +168,7 @@ async def click_repeatedly(
         if clock.left <= 0:
             stopped = "time"
             break
-        before = (await page.evaluate(_HEIGHT), await page.evaluate(_COUNT))
+        before = await _size(page)
         batch = limit - clicks if once else 1
         n = int(await page.evaluate(_CLICK_MATCHING, [selector, pattern, batch, once]))
         if n == 0:

@@ -85,14 +85,13 @@ def derivative_records(rendered: RenderedPage) -> list[tuple[str, str, bytes]]:
 class BrowserDownloadHandler(KeepAliveDownloadHandler):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
-        self._crawler_ref = crawler
         self._browsers: BrowserPool | None = None
         self._records: RecordClient | None = None
 
     def _browser_pool(self) -> BrowserPool:
         if self._browsers is None:
-            self._browsers = BrowserPool(browser_settings(self._crawler_ref))
-            self._records = RecordClient(self._crawler_ref.settings.getint("ATTEST_RECORDER_PORT"))
+            self._browsers = BrowserPool(browser_settings(self._crawler))
+            self._records = RecordClient(self._crawler.settings.getint("ATTEST_RECORDER_PORT"))
         return self._browsers
 
     async def download_request(self, request: Request) -> Response:
@@ -124,7 +123,7 @@ class BrowserDownloadHandler(KeepAliveDownloadHandler):
                     self._write_derivatives, source, rendered
                 )
             except DiskFull as exc:
-                crawler = self._crawler_ref
+                crawler = self._crawler
                 crawler.stats.set_value("attest/stopped", "disk_full")
                 if crawler.engine is not None and crawler.spider is not None:
                     crawler.engine.close_spider(crawler.spider, "disk_full")
@@ -167,6 +166,4 @@ class BrowserDownloadHandler(KeepAliveDownloadHandler):
         if self._browsers is not None:
             log.info("closing the browser", extra={"pages": self._browsers.pages})
             await self._browsers.close()
-            log.info("browser closed")
         await super().close()
-        log.info("handler closed")

@@ -138,10 +138,7 @@ class Platform:
     def api_result(self, response: Response) -> tuple[FetchResult, Any]:
         """An API response's result (classified) and its JSON, or None when unusable."""
         item = self.spider.result(response)
-        unavailable = self.classify_response(response)
-        if unavailable is not None and item.outcome in (Outcome.CAPTURED, Outcome.HTTP_ERROR):
-            item.details["classified_from"] = item.outcome
-            item.outcome = unavailable.value
+        self.spider.mark_unavailable(item, self.classify_response(response))
         if item.outcome != Outcome.CAPTURED:
             return item, None
         try:
@@ -190,22 +187,16 @@ class Platform:
         The page keeps its own outcome when it shows one; a page that looks fine is reported
         with the API's outcome (``classified_from`` says so).
         """
-        spider = self.spider
-        meta = {SEED_OUTCOME_META: {"outcome": outcome, "api": api_url}}
-        if self.source.browser:
-            return spider.browser_request(
-                seed,
-                via="seed",
-                depth=0,
-                behaviors=self.behaviors.for_post(),
-                callback=self.parse_seed,
-                meta=meta,
-            )
-        request = spider.listing_request(
-            seed, callback=self.parse_seed, depth=0, referrer=None, via="seed"
+        request = self.spider.page_request(
+            seed,
+            depth=0,
+            via="seed",
+            callback=self.parse_seed,
+            browser=self.source.browser,
+            behaviors=self.behaviors.for_post(),
         )
         if request is not None:
-            request.meta.update(meta)
+            request.meta[SEED_OUTCOME_META] = {"outcome": outcome, "api": api_url}
         return request
 
     def parse_seed(self, response: Response) -> Iterator[Any]:

@@ -105,8 +105,13 @@ class CaptureSpider(scrapy.Spider):
         referrer: str | None = None,
         role: str = "page",
         callback: Any = None,
+        browser: bool | None = None,
+        behaviors: BehaviorSpec | None = None,
+        extract: str | tuple[str, Any] | None = None,
         **extra: Any,
     ) -> Request | None:
+        """A page (or attachment) within the page budget. ``browser``: render it in Chromium
+        (default: pages of sources marked ``browser``), with these behaviors and extraction."""
         if url in self._page_urls:
             return None
         if self.pages_scheduled >= self.scope.max_pages:
@@ -115,8 +120,8 @@ class CaptureSpider(scrapy.Spider):
         self._page_urls.add(url)
         self.pages_scheduled += 1
         meta = self._meta(role, depth, via, referrer, **extra)
-        if self.source.browser and role == "page":
-            meta[BROWSER_META] = self.browser_meta(BehaviorSpec().for_post())
+        if browser if browser is not None else (self.source.browser and role == "page"):
+            meta[BROWSER_META] = self.browser_meta(behaviors or BehaviorSpec().for_post(), extract)
         return Request(
             url,
             callback=callback or self.parse_page,

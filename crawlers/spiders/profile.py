@@ -15,7 +15,6 @@ from scrapy.http import Request, Response
 
 from archive.outcomes import Outcome
 from crawlers.browser.behaviors import BehaviorSpec
-from crawlers.browser.handler import BROWSER_META
 from crawlers.items import FetchResult
 from crawlers.links import extract_html
 from crawlers.platforms import platform_for
@@ -57,12 +56,18 @@ class ProfileSpider(CaptureSpider):
         meta: dict[str, Any] | None = None,
     ) -> Request | None:
         request = self.page_request(
-            url, depth=depth, via=via, referrer=referrer, role=role, callback=callback
+            url,
+            depth=depth,
+            via=via,
+            referrer=referrer,
+            role=role,
+            callback=callback,
+            browser=True,
+            behaviors=behaviors,
+            extract=extract,
         )
-        if request is None:
-            return None
-        request.meta[BROWSER_META] = self.browser_meta(behaviors, extract)
-        request.meta.update(meta or {})
+        if request is not None:
+            request.meta.update(meta or {})
         return request
 
     def api_request(
@@ -80,10 +85,9 @@ class ProfileSpider(CaptureSpider):
         self, url: str, *, callback: Any, depth: int, referrer: str | None, via: str = "listing"
     ) -> Request | None:
         """A feed or listing page fetched without the browser (server-rendered HTML)."""
-        request = self.page_request(url, depth=depth, via=via, referrer=referrer, callback=callback)
-        if request is not None:
-            request.meta.pop(BROWSER_META, None)  # page_request asks for it on browser sources
-        return request
+        return self.page_request(
+            url, depth=depth, via=via, referrer=referrer, callback=callback, browser=False
+        )
 
     def post_request(
         self,
@@ -130,10 +134,16 @@ class ProfileSpider(CaptureSpider):
             unavailable = platform.classify_response(response)
         else:
             unavailable = platform.classify(rendered.status, rendered, rendered.text)
+        self.mark_unavailable(item, unavailable)
+        return item, rendered
+
+    @staticmethod
+    def mark_unavailable(item: FetchResult, unavailable: Outcome | None) -> None:
+        """A response that shows no content gets that outcome (``classified_from`` keeps the
+        HTTP one)."""
         if unavailable is not None and item.outcome in (Outcome.CAPTURED, Outcome.HTTP_ERROR):
             item.details["classified_from"] = item.outcome
             item.outcome = unavailable.value
-        return item, rendered
 
     def requisites_of(self, response: Response, item: FetchResult) -> Iterator[Request]:
         """Requisites of a page fetched without the browser (the browser loads its own)."""

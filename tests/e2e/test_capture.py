@@ -11,8 +11,6 @@ import gzip
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,25 +20,12 @@ import brotli
 import pytest
 from fixtureweb import FixtureWeb
 from fixtureweb.http import Request
+from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
 from archive.warcread import verify_warc
 
 pytestmark = pytest.mark.e2e
-
-
-def run_attest(
-    args: list[str], env: dict[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=Path(__file__).resolve().parents[2],
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fixtureweb import FixtureWeb
 from fixtureweb.platforms import BlueskySite, ReplicaPost
+from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
 from archive.warcread import verify_warc
@@ -97,15 +95,7 @@ sources:
         ATTEST_RETRIES="1",
     )
     env.pop("ATTEST_STORE", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "cli", "crawl", "--sources", str(registry), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=540,
-        cwd=Path(__file__).resolve().parents[2],
-        check=False,
-    )
+    proc = run_attest(["crawl", "--sources", str(registry), "--json"], env, timeout=540)
     assert proc.returncode == 0, proc.stderr[-4000:]
     warcs = store_warcs(home / "store")
     ledger = []

@@ -13,8 +13,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pytest
 from fixtureweb import FixtureWeb
 from fixtureweb.social import SocialPost
 from playwright.sync_api import Browser, Route, sync_playwright
+from support.cli import run_attest
 from support.replay import PywbReplay, replay_venv, warc_timestamp
 from support.warcs import Rec, read_records, store_warcs
 
@@ -32,20 +31,6 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = os.environ.get("ATTEST_CHROMIUM") or "/usr/lib/chromium/chromium"
 NEWS_ARTICLES = (3, 7)
 RENDER_TIMEOUT_MS = 20_000
-
-
-def run_attest(
-    args: list[str], env: dict[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=Path(__file__).resolve().parents[2],
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
