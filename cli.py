@@ -148,14 +148,19 @@ def _print_summary(summary: Any, *, as_json: bool) -> None:
         out.write(f"  STOPPED: {summary.stopped}\n")
 
 
-def _do_capture(sources: list[Any], config: Any, options: Any, *, as_json: bool) -> int:
+def _run(sources: list[Any], config: Any, options: Any, *, keep_captures: bool = False) -> Any:
+    """One capture run into the configured store, with progress on stderr."""
     from archive.store import open_store
     from crawlers.run import run_capture
 
     store = open_store(config.store_uri)
     json_lines = not sys.stderr.isatty()
     with _progress_display(json_lines) as progress:
-        summary = run_capture(sources, options, store, progress=progress)
+        return run_capture(sources, options, store, progress=progress, keep_captures=keep_captures)
+
+
+def _do_capture(sources: list[Any], config: Any, options: Any, *, as_json: bool) -> int:
+    summary = _run(sources, config, options)
     _print_summary(summary, as_json=as_json)
     return 0 if summary.ok else 1
 
@@ -200,20 +205,13 @@ def _print_capture(entry: dict[str, Any]) -> None:
 
 def cmd_capture(args: argparse.Namespace) -> int:
     """One page, now: a "save this page" for investigators."""
-    from archive.store import open_store
     from crawlers.registry import adhoc_source
-    from crawlers.run import run_capture
 
     config = _config(args.store)
     source = adhoc_source([args.url], max_pages=1, max_depth=0, browser=args.browser)
     # One page: the browser renders it as a single post, without following anything.
     source = dataclasses.replace(source, permalink_pattern=".*", max_posts=1)
-    store = open_store(config.store_uri)
-    json_lines = not sys.stderr.isatty()
-    with _progress_display(json_lines) as progress:
-        summary = run_capture(
-            [source], _run_options(config), store, progress=progress, keep_captures=True
-        )
+    summary = _run([source], config, _run_options(config), keep_captures=True)
     if args.json:
         _print_summary(summary, as_json=True)
     else:
