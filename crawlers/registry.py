@@ -58,6 +58,8 @@ class SourceSpec:
     path: str = "<ad hoc>"
     title: str = ""
     browser: bool = False
+    #: Seeds marked ``browser: true`` in a source that is not rendered as a whole.
+    browser_seeds: frozenset[str] = frozenset()
     hosts: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
     max_depth: int = 3
@@ -194,7 +196,15 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
         scope = raw.get("scope", {})
         disc = raw.get("discovery", {})
         pol = raw.get("politeness", {})
-        seeds = tuple(_expand(u, path, sid, f"seeds[{i}]", env) for i, u in enumerate(raw["seeds"]))
+        seeds = tuple(
+            _expand(u if isinstance(u, str) else u["url"], path, sid, f"seeds[{i}]", env)
+            for i, u in enumerate(raw["seeds"])
+        )
+        browser_seeds = frozenset(
+            seed
+            for seed, u in zip(seeds, raw["seeds"], strict=True)
+            if isinstance(u, dict) and u["browser"]
+        )
         robots = pol.get("robots", "obey")
         reason = pol.get("robots_override_reason")
         if robots == "ignore" and not reason:
@@ -246,6 +256,7 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
                 path=path,
                 title=raw.get("title", ""),
                 browser=raw.get("browser", raw["kind"] == "profile"),
+                browser_seeds=browser_seeds,
                 hosts=hosts,
                 prefixes=tuple(
                     _expand(u, path, sid, f"scope.prefixes[{i}]", env)

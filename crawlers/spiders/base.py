@@ -111,7 +111,8 @@ class CaptureSpider(scrapy.Spider):
         **extra: Any,
     ) -> Request | None:
         """A page (or attachment) within the page budget. ``browser``: render it in Chromium
-        (default: pages of sources marked ``browser``), with these behaviors and extraction."""
+        (default: pages of sources marked ``browser``, and seeds marked so), with these
+        behaviors and extraction."""
         if url in self._page_urls:
             return None
         if self.pages_scheduled >= self.scope.max_pages:
@@ -120,7 +121,9 @@ class CaptureSpider(scrapy.Spider):
         self._page_urls.add(url)
         self.pages_scheduled += 1
         meta = self._meta(role, depth, via, referrer, **extra)
-        if browser if browser is not None else (self.source.browser and role == "page"):
+        if browser is None:
+            browser = role == "page" and (self.source.browser or url in self.source.browser_seeds)
+        if browser:
             meta[BROWSER_META] = self.browser_meta(behaviors or BehaviorSpec().for_post(), extract)
         return Request(
             url,

@@ -125,6 +125,31 @@ def test_profile_sources_default_to_the_browser_and_the_generic_platform() -> No
     assert spec.platform == "telegram"
 
 
+def test_a_seed_can_ask_for_the_browser_on_its_own() -> None:
+    doc = {
+        "sources": [
+            good_source(
+                seeds=[
+                    "https://example.org/",
+                    {"url": "https://example.org/app", "browser": True},
+                    {"url": "https://example.org/plain", "browser": False},
+                ]
+            )
+        ]
+    }
+    (spec,) = parse_registry(doc, "x.yaml", {})
+    assert spec.seeds == (
+        "https://example.org/",
+        "https://example.org/app",
+        "https://example.org/plain",
+    )
+    assert spec.browser_seeds == {"https://example.org/app"}
+    assert not spec.browser
+    error = error_for({"sources": [good_source(seeds=[{"url": "https://example.org/"}])]})
+    assert error.field == "seeds[0].browser"
+    assert "'browser' is a required property" in str(error)
+
+
 def test_missing_required_field_is_named() -> None:
     error = error_for({"sources": [{"id": "s1", "kind": "news"}]})
     assert error.entry == "s1"

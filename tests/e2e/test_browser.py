@@ -385,3 +385,44 @@ def test_the_browser_is_restarted_and_retired_ones_closed(web: FixtureWeb, tmp_p
     assert len(started) == -(-pages // 4)
     assert len(closed) == len(started) - 1
     assert all(e["pages_so_far"] < pages for e in closed)
+
+
+def test_a_seed_marked_browser_and_a_pdf_print(web: FixtureWeb, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    news = web.url("news", "")
+    post = web.social.posts("alice")[0]
+    post_url = web.url("social", post.permalink_path)
+    registry = home / "sources.yaml"
+    registry.write_text(
+        f"""
+sources:
+  - id: mixed-news
+    kind: news
+    seeds:
+      - {{url: "{news}/article/1.html", browser: true}}
+      - "{news}/article/2.html"
+    scope: {{max_depth: 0}}
+  - id: printed
+    kind: profile
+    seeds: ["{post_url}"]
+    profile: {{pdf: true}}
+"""
+    )
+    proc = run_attest(["crawl", "--sources", str(registry), "--json"], _env(home, web))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_records(store_warcs(home / "store"))
+    pages = {
+        r.json()["url"]: r.json()
+        for r in records
+        if r.type == "metadata" and "attest-page" in r.headers.get("Content-Type", "")
+    }
+    assert pages[f"{news}/article/1.html"]["capture"]["method"] == "browser"
+    assert "capture" not in pages[f"{news}/article/2.html"]
+    assert any(r.target == f"urn:view:{news}/article/1.html" for r in records)
+    assert not any(r.target == f"urn:view:{news}/article/2.html" for r in records)
+    printed = next(r for r in records if r.target == f"urn:pdf:{post_url}")
+    assert printed.type == "resource"
+    assert printed.headers["Content-Type"] == "application/pdf"
+    assert printed.block.startswith(b"%PDF-")
+    assert printed.id == pages[post_url]["capture"]["derivatives"]["pdf"]["record_id"]
