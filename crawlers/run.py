@@ -234,6 +234,7 @@ def run_capture(
         ca_bundles=[str(p) for p in options.ca_bundles],
         socket_timeout=options.download_timeout,
         one_cpu=options.recorder_one_cpu,
+        require_source=True,
     )
     recorder = RecorderProcess(config, lock_fd=spool.lock_fd)
     cpu_start = time.process_time()

@@ -120,6 +120,7 @@ def main(argv: list[str]) -> int:
         connector=GuardedConnector(EgressPolicy.from_setting(config.allow_networks), resolver),
         tls_chains=TlsChainRecorder(load_trust_store([Path(p) for p in config.ca_bundles])),
         default_source=config.default_source,
+        require_source=config.require_source,
     )
     ca_dir = Path(config.ca_dir)
     ca_dir.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,9 @@ class RecorderConfig:
     threads: int = 64
     #: Keep the recorder's threads on one CPU (see ``crawlers.recorder.__main__``).
     one_cpu: bool = True
+    #: Refuse proxied requests that name no source: they are not part of a capture (a
+    #: browser's own background traffic), so they are neither sent upstream nor recorded.
+    require_source: bool = False
     parent_pid: int | None = None
 
     def dump(self, path: Path) -> None:

@@ -142,6 +142,7 @@ class RecorderState:
     #: Source ids already checked (``is_source_id``): a crawl sends a few, many times.
     source_ids: set[str] = field(default_factory=set)
     clock: Callable[[], datetime] = utc_now
+    require_source: bool = False
     disk_full: bool = False
     exchanges: int = 0
     failures: int = 0
@@ -265,6 +266,17 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
                 self._determine_host_port()
         except Exception as exc:  # noqa: BLE001 - any unparsable request is the client's error
             self._send_plain(400, "Bad Request", f"not a proxy request: {exc}", [])
+            return
+        if self.state.require_source and not self.headers.get(SOURCE_HEADER):
+            # Not a capture's request (e.g. the browser's own background services): it goes
+            # nowhere and leaves nothing in the evidence.
+            log.info("refused a request that names no source: %s", self.url)
+            self._send_plain(
+                403,
+                "Forbidden",
+                "attest recorder: requests must name their source",
+                [(RECORDER_ERROR_HEADER, "no_source")],
+            )
             return
         source, _meta = self._take_control_headers()
         if self.state.disk_full:

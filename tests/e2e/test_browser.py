@@ -269,6 +269,14 @@ def test_browser_traffic_records_pass_the_same_checks(
         assert rec.headers["WARC-IP-Address"] == "127.0.0.1"
         checked += 1
     assert checked > 50
+    # Only the pages' own traffic is evidence: the browser's background services (clock sync,
+    # updates) are refused by the recorder and leave no record.
+    foreign = {
+        r.target
+        for r in crawl["records"]
+        if r.target and r.target.startswith("http") and not r.target.startswith(origin)
+    }
+    assert foreign == set()
 
 
 def test_warcinfo_says_how_pages_were_rendered(crawl: dict[str, Any]) -> None:
