@@ -5,6 +5,12 @@
     attest crawl --sources FILE [--only ID]...    capture sources from the registry
     attest recover [--store URI]                  seal and upload what dead runs left in the spool
     attest verify FILE.warc.gz...                 check every record's digests, offline
+    attest index [WARC_URI...] [--rebuild]        index stored WARCs (all not yet indexed)
+    attest find URL [--at DATE | --from D --to D] list captures of a URL
+    attest get URL --at DATE [-o FILE] [--record] write an archived payload or its record
+    attest search WORDS...                        full-text search over captured pages
+    attest serve [--host H] [--port N]            CDX API, Memento, replay, search, web page
+    attest custody verify|seal                    check or seal the custody log
 
 Exit status: 0 when everything worked, 1 when a capture or check failed (the summary says
 what), 2 for bad input (nothing was changed).
@@ -62,6 +68,7 @@ def _run_options(config: Any, *, env: dict[str, str] | None = None) -> Any:
         chromium=config.chromium,
         browser_concurrency=config.browser_concurrency,
         browser_recycle=config.browser_recycle,
+        index_url=config.index_url,
         airflow=airflow_context(environ),
     )
 
@@ -146,6 +153,10 @@ def _print_summary(summary: Any, *, as_json: bool) -> None:
         )
     if summary.stopped:
         out.write(f"  STOPPED: {summary.stopped}\n")
+    if summary.indexed:
+        out.write(f"  indexed {summary.indexed} WARC(s)\n")
+    for key, why in summary.index_pending:
+        out.write(f"  INDEX PENDING {key}: {why} (the WARC is stored; run `attest index`)\n")
 
 
 def _run(sources: list[Any], config: Any, options: Any, *, keep_captures: bool = False) -> Any:
@@ -326,6 +337,227 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _index(config: Any) -> Any:
+    from archive.indexdb import IndexDB
+
+    return IndexDB(config.index_url)
+
+
+def _custody(db: Any, store: Any) -> Any:
+    from archive.custody import CustodyLog
+
+    return CustodyLog(db, store)
+
+
+def _warc_key(store: Any, given: str) -> str:
+    """A store key from a WARC URI (in this store) or a key; ConfigError names a bad one."""
+    from archive.indexer import is_warc_key
+    from archive.store import validate_key
+
+    key = given
+    base = store.uri.rstrip("/") + "/"
+    if given.startswith(base):
+        key = given[len(base) :]
+    elif "://" in given:
+        raise ConfigError(f"{given}: not in the store {store.uri}")
+    try:
+        validate_key(key)
+    except ConfigError:
+        raise ConfigError(f"{given}: not a valid WARC key (no '..', no leading '/')") from None
+    if not is_warc_key(key):
+        raise ConfigError(f"{given}: not a WARC in the store (keys look like warcs/<source>/.../*.warc.gz)")
+    if store.stat(key) is None:
+        raise ConfigError(f"{given}: no such object in {store.uri}")
+    return key
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from archive.indexer import index_keys, rebuild, warc_keys
+    from archive.store import open_store
+
+    config = _config(args.store)
+    store = open_store(config.store_uri)
+    if args.rebuild and args.warcs:
+        raise ConfigError("--rebuild indexes the whole store: give no WARC with it")
+    keys = [_warc_key(store, w) for w in args.warcs]
+    with _index(config) as db:
+        custody = _custody(db, store)
+        if args.rebuild:
+            results = rebuild(db, store, custody=custody)
+        else:
+            results = index_keys(db, store, keys or list(warc_keys(store)), custody=custody)
+        counts = db.counts()
+    failed = [r for r in results if r.error]
+    if args.json:
+        print(json.dumps({"results": [r.as_dict() for r in results], "index": counts}, indent=1))
+    else:
+        done = [r for r in results if not r.error and not r.skipped]
+        skipped = [r for r in results if r.skipped]
+        print(
+            f"indexed {len(done)} WARC(s) ({sum(r.added for r in done)} rows added), "
+            f"{len(skipped)} already indexed, {len(failed)} failed"
+        )
+        for r in failed:
+            print(f"  FAILED {r.key}: {r.error}")
+        print(f"index: {counts['warcs']} WARCs, {counts['records']} records, {counts['texts']} page texts")
+    return 1 if failed else 0
+
+
+def _when(value: str | None, what: str, bound: Any = "exact") -> int | None:
+    from archive.dates import parse_when
+
+    return None if value is None else parse_when(value, bound=bound, what=what)
+
+
+def _find_rows(db: Any, args: argparse.Namespace) -> list[Any]:
+    from archive.cdxquery import CdxQuery, run_query, search_range
+
+    if args.at and (args.date_from or args.date_to):
+        raise ConfigError("give either --at or --from/--to, not both")
+    low, high = search_range(args.url, args.match)
+    query = CdxQuery(
+        url=args.url,
+        match_type=args.match,
+        low=low,
+        high=high,
+        ts_from=_when(args.date_from, "--from", "low"),
+        ts_to=_when(args.date_to, "--to", "high"),
+        closest=_when(args.at, "--at", "exact"),
+        limit=args.limit,
+    )
+    if query.ts_from is not None and query.ts_to is not None and query.ts_from > query.ts_to:
+        raise ConfigError("--from is after --to")
+    if getattr(args, "all_records", False):
+        query.record_types = ("response", "revisit", "resource", "metadata", "request")
+    if getattr(args, "run", None):
+        query.run_ids = [args.run]
+    return list(run_query(db, query))
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    from archive.cdxquery import field_values
+    from archive.dates import iso
+
+    config = _config(args.store)
+    with _index(config) as db:
+        rows = _find_rows(db, args)
+    if args.json:
+        for row in rows:
+            values = field_values(row)
+            values["datetime"] = iso(row.ts)
+            print(json.dumps(values, ensure_ascii=False))
+    else:
+        for row in rows:
+            status = row.status if row.status is not None else "-"
+            print(f"{iso(row.ts)}  {status!s:>3}  {row.record_type:<8} {row.mime:<24} {row.url}")
+            print(f"    {row.record_id}  {row.digest or '-'}  {row.warc_key}@{row.offset}")
+    if not rows:
+        sys.stderr.write(f"attest: no capture of {args.url} matches\n")
+        return 1
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from archive.retrieve import load_payload, raw_record
+    from archive.store import open_store
+
+    config = _config(args.store)
+    if not args.at:
+        raise ConfigError("get: --at DATE is required (ISO 8601 or 14 digits; the closest capture is written)")
+    store = open_store(config.store_uri)
+    args.date_from = args.date_to = None
+    args.limit = 1
+    with _index(config) as db:
+        rows = _find_rows(db, args)
+        if not rows:
+            sys.stderr.write(f"attest: no capture of {args.url} (match {args.match})\n")
+            return 1
+        row = rows[0]
+        if args.record:
+            data = raw_record(store, row)
+            if data[:2] == b"\x1f\x8b":
+                import gzip
+
+                data = gzip.decompress(data)
+        else:
+            data = load_payload(store, row).decoded()
+        _custody(db, store).append(
+            "read",
+            row.record_id,
+            {"url": row.url, "warc": store.object_uri(row.warc_key), "offset": row.offset,
+             "via": "attest get", "as": "record" if args.record else "payload"},
+        )  # fmt: skip
+    if args.output:
+        out = Path(args.output)
+        if out.exists() and not args.force:
+            raise ConfigError(f"{out}: exists (use --force to replace it)")
+        out.write_bytes(data)
+        sys.stderr.write(f"wrote {len(data)} bytes of {row.url} captured {row.ts}\n")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from archive.dates import iso
+
+    config = _config()
+    query = " ".join(args.words)
+    if not query.strip():
+        raise ConfigError("search: give at least one word")
+    with _index(config) as db:
+        hits = db.search(query, limit=args.limit)
+    if args.json:
+        for hit in hits:
+            print(json.dumps({"url": hit.url, "datetime": iso(hit.ts), "snippet": hit.snippet,
+                              "record_id": hit.record_id}, ensure_ascii=False))  # fmt: skip
+    else:
+        for hit in hits:
+            print(f"{iso(hit.ts)}  {hit.url}\n    {hit.snippet}")
+    if not hits:
+        sys.stderr.write(f"attest: no captured page matches {query!r}\n")
+        return 1
+    return 0
+
+
+def cmd_custody(args: argparse.Namespace) -> int:
+    from archive.store import open_store
+
+    config = _config(args.store)
+    with _index(config) as db:
+        custody = _custody(db, open_store(config.store_uri))
+        if args.action == "seal":
+            key = custody.seal()
+            print(f"sealed {key}" if key else "nothing to seal")
+            return 0
+        problems = custody.verify()
+        count = sum(1 for _ in custody.entries())
+    for problem in problems:
+        print(f"BROKEN {problem}")
+    print(f"custody log: {count} entries, {'chain holds' if not problems else 'CHAIN BROKEN'}")
+    return 1 if problems else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from archive.serve.app import ServeOptions, serve
+
+    config = _config(args.store)
+    return serve(
+        ServeOptions(
+            host=args.host,
+            port=args.port,
+            index_url=config.index_url,
+            store_uri=config.store_uri,
+            tokens_file=config.tokens_file,
+            replay=not args.no_replay,
+            replay_venv=config.replay_venv,
+            s3_endpoint=config.s3_endpoint,
+            home=config.home,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attest", description="Capture web evidence as verifiable WARCs."
@@ -373,6 +605,54 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("files", nargs="+", metavar="FILE")
     ver.add_argument("--json", action="store_true")
     ver.set_defaults(func=cmd_verify)
+
+    idx = sub.add_parser("index", help="index stored WARCs (CDXJ beside each, rows in the index DB)")
+    idx.add_argument("warcs", nargs="*", metavar="WARC_URI", help="WARC URIs or keys (default: all not yet indexed)")
+    idx.add_argument("--rebuild", action="store_true", help="empty the index and rebuild it from the store")
+    idx.add_argument("--store", help="store URI")
+    idx.add_argument("--json", action="store_true")
+    idx.set_defaults(func=cmd_index)
+
+    def lookup(p: argparse.ArgumentParser) -> None:
+        p.add_argument("url", metavar="URL")
+        p.add_argument("--match", choices=("exact", "prefix", "host", "domain"), default="exact")
+        p.add_argument("--at", metavar="DATE", help="ISO 8601 or 14 digits: closest first")
+        p.add_argument("--store", help="store URI")
+
+    find = sub.add_parser("find", help="list captures of a URL")
+    lookup(find)
+    find.add_argument("--from", dest="date_from", metavar="DATE")
+    find.add_argument("--to", dest="date_to", metavar="DATE")
+    find.add_argument("--limit", type=int, default=1000)
+    find.add_argument("--run", metavar="RUN_ID", help="only what this attest run captured")
+    find.add_argument("--all-records", action="store_true", help="also metadata and request records")
+    find.add_argument("--json", action="store_true", help="one JSON object per line")
+    find.set_defaults(func=cmd_find)
+
+    get = sub.add_parser("get", help="write the archived payload (decoded) or the raw record")
+    lookup(get)
+    get.add_argument("-o", "--output", metavar="FILE")
+    get.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    get.add_argument("--record", action="store_true", help="the whole WARC record, as stored")
+    get.set_defaults(func=cmd_get)
+
+    search = sub.add_parser("search", help="full-text search over the text of captured pages")
+    search.add_argument("words", nargs="+", metavar="WORD")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=cmd_search)
+
+    srv = sub.add_parser("serve", help="CDX API, Memento, replay (pywb), search and a web page")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8700)
+    srv.add_argument("--no-replay", action="store_true", help="do not start pywb")
+    srv.add_argument("--store", help="store URI")
+    srv.set_defaults(func=cmd_serve)
+
+    cus = sub.add_parser("custody", help="verify or seal the custody log")
+    cus.add_argument("action", choices=("verify", "seal"))
+    cus.add_argument("--store", help="store URI")
+    cus.set_defaults(func=cmd_custody)
     return parser
 
 

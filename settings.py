@@ -28,6 +28,13 @@ attest's environment settings (all optional):
 ``ATTEST_CHROMIUM``             the Chromium executable (default: Debian's ``/usr/lib/chromium``)
 ``ATTEST_BROWSER_CONCURRENCY``  browser pages rendered at once (default 2)
 ``ATTEST_BROWSER_RECYCLE``      pages per browser process before it is restarted (default 200)
+``ATTEST_INDEX``                index database: a path or ``sqlite:///path`` (default
+                                ``<home>/index.sqlite``) or ``postgresql://user@host/db``
+``ATTEST_TOKENS``               JSON file of service tokens (``attest serve``): each entry
+                                ``{"actor", "role", "sha256"}`` (roles: investigator, legal,
+                                admin); with none, the service binds loopback only
+``ATTEST_ACTOR``                who this process acts for, in the custody log (default user@host)
+``ATTEST_REPLAY_VENV``          the venv holding pywb for replay (default ``.venv-replay``)
 ==============================  ===========================================================
 """
 
@@ -130,6 +137,9 @@ class AttestConfig:
     browser_recycle: int = 200
     s3_endpoint: str | None = None
     s3_object_lock_days: int | None = None
+    index_url: str = ""
+    tokens_file: Path | None = None
+    replay_venv: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -222,4 +232,26 @@ def load_config(env: dict[str, str] | None = None, *, store: str | None = None) 
         browser_recycle=_int(env, "ATTEST_BROWSER_RECYCLE", 200, low=1, high=100_000),
         s3_endpoint=env.get("ATTEST_S3_ENDPOINT") or None,
         s3_object_lock_days=lock,
+        index_url=_index_url(env.get("ATTEST_INDEX"), home),
+        tokens_file=_existing(env, "ATTEST_TOKENS"),
+        replay_venv=Path(env["ATTEST_REPLAY_VENV"]) if env.get("ATTEST_REPLAY_VENV") else None,
     )
+
+
+def _index_url(value: str | None, home: Path) -> str:
+    if not value:
+        return str(home / "index.sqlite")
+    if value.startswith(("postgresql://", "postgres://", "sqlite:///")) or "://" not in value:
+        return value
+    raise ConfigError(
+        f"ATTEST_INDEX={value!r}: use a file path, sqlite:///path or postgresql://user@host/db"
+    )
+
+
+def _existing(env: dict[str, str], name: str) -> Path | None:
+    value = env.get(name)
+    if not value:
+        return None
+    if not Path(value).is_file():
+        raise ConfigError(f"{name}={value!r}: no such file")
+    return Path(value)

@@ -15,6 +15,12 @@ caller should do:
   "repair" evidence.
 - :class:`RecorderError`, :class:`CrawlFailed` (the recording proxy or a crawl failed): **stop**
   the run; what was recorded is still shipped.
+- :class:`IndexError_` (the index database failed): **retry** ``attest index``; the WARCs are
+  safe in the store and the index can always be rebuilt from them.
+- :class:`NotFound` (no capture matches a query), :class:`UnsupportedEncoding` (an archived
+  payload cannot be decoded), :class:`AccessDenied` (a service request lacks a valid token or
+  role): **report** to the user; nothing was changed.
+- :class:`CustodyError` (the custody log's hash chain does not verify): **stop** and report.
 """
 
 from __future__ import annotations
@@ -127,3 +133,23 @@ class CrawlFailed(AttestError):
 
 class RecorderError(AttestError):
     """The recording proxy could not start or stopped unexpectedly."""
+
+
+class IndexError_(AttestError):  # noqa: N801 - "IndexError" is a builtin
+    """The index database could not be read or written."""
+
+
+class NotFound(AttestError):
+    """No capture matches the query."""
+
+
+class UnsupportedEncoding(AttestError):
+    """An archived payload uses a Content-Encoding attest cannot decode (or it does not decode)."""
+
+
+class AccessDenied(AttestError):
+    """A request to the retrieval service has no valid token, or its role may not do this."""
+
+
+class CustodyError(AttestError):
+    """The custody log is broken: an entry's hash or its link to the previous one is wrong."""

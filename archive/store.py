@@ -52,6 +52,10 @@ class Store(Protocol):
 
     def open(self, key: str) -> BinaryIO: ...
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of the object from ``offset`` (one WARC record)."""
+        ...
+
     def keys(self, prefix: str = "") -> Iterator[str]: ...
 
     def object_uri(self, key: str) -> str: ...
@@ -151,6 +155,16 @@ class FileStore:
             return open(self._path(key), "rb")
         except OSError as exc:
             raise StorageError(f"{self.object_uri(key)}: {exc}") from exc
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        with self.open(key) as handle:
+            handle.seek(offset)
+            data = handle.read(length)
+        if len(data) != length:
+            raise StorageError(
+                f"{self.object_uri(key)}: asked {length} bytes at {offset}, got {len(data)}"
+            )
+        return data
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

@@ -245,6 +245,19 @@ class S3Store:
         )
         return cast(BinaryIO, resp["Body"])
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        resp = self._call(
+            f"get {key} bytes {offset}+{length}",
+            self.client.get_object,
+            Bucket=self.bucket,
+            Key=self._key(key),
+            Range=f"bytes={offset}-{offset + length - 1}",
+        )
+        data: bytes = resp["Body"].read()
+        if len(data) != length:
+            raise StorageError(f"{self.object_uri(key)}: asked {length} bytes at {offset}, got {len(data)}")
+        return data
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         from botocore.exceptions import BotoCoreError, ClientError
 

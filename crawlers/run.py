@@ -55,6 +55,8 @@ class RunOptions:
     chromium: str | None = None
     browser_concurrency: int = 2
     browser_recycle: int = 200
+    #: The index database (path or URL); None: WARCs are stored but not indexed.
+    index_url: str | None = None
     airflow: dict[str, str] = field(default_factory=dict)
     scrapy_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -79,6 +81,9 @@ class RunSummary:
     cpu_s: dict[str, float] = field(default_factory=dict)
     #: The ledger entries of pages and attachments (when the caller asked for them).
     captures: list[dict[str, Any]] = field(default_factory=list)
+    #: WARCs indexed after upload, and those whose indexing failed (key, why).
+    indexed: int = 0
+    index_pending: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -100,6 +105,8 @@ class RunSummary:
             "recovered_runs": [r.as_dict() for r in self.recovered],
             "stopped": self.stopped,
             "cpu_s": self.cpu_s,
+            "indexed": self.indexed,
+            "index_pending": [{"warc": k, "reason": r} for k, r in self.index_pending],
             **({"captures": self.captures} if self.captures else {}),
         }
 
@@ -250,6 +257,8 @@ def run_capture(
     captures = _page_entries(spool.path / "ledger.jsonl") if keep_captures else []
     report = ship_spool(spool, store, seal_open=True)
     spool.release()
+    shipped = report.shipped + [w for rec in recovered for w in rec.shipped]
+    indexed, index_pending = index_shipped(shipped, options.index_url, store, run_id)
     cpu_s = {
         "crawler": round(cpu_crawled - cpu_start, 3),
         "recorder": float(closed.get("cpu_s", 0.0)),
@@ -287,7 +296,54 @@ def run_capture(
         spool=str(spool.path),
         cpu_s=cpu_s,
         captures=captures,
+        indexed=indexed,
+        index_pending=index_pending,
     )
+
+
+def index_shipped(
+    shipped: list[ShippedWarc], index_url: str | None, store: Store, run_id: str
+) -> tuple[int, list[tuple[str, str]]]:
+    """Log each stored WARC in the custody log and index it; a failure leaves it for later.
+
+    The WARCs are already safe in the store: an index that cannot be reached only delays
+    retrieval (``attest index`` catches up), so it is reported, not raised.
+    """
+    if not index_url or not shipped:
+        return 0, []
+    from archive.custody import CustodyLog
+    from archive.errors import AttestError
+    from archive.indexdb import IndexDB
+    from archive.indexer import index_warc
+
+    pending: list[tuple[str, str]] = []
+    indexed = 0
+    try:
+        db = IndexDB(index_url)
+    except AttestError as exc:
+        return 0, [(w.key, str(exc)) for w in shipped]
+    with db:
+        try:
+            custody = CustodyLog(db, store)
+            for warc in shipped:
+                custody.append(
+                    "capture",
+                    warc.uri,
+                    {"sha256": warc.sha256, "size": warc.size, "records": warc.records,
+                     "run_id": run_id},
+                )  # fmt: skip
+                try:
+                    index_warc(db, store, warc.key, custody=custody, sha256=warc.sha256)
+                    indexed += 1
+                except AttestError as exc:
+                    log.error("cannot index %s: %s", warc.key, exc)
+                    pending.append((warc.key, str(exc)))
+            custody.seal()
+        except AttestError as exc:
+            log.error("custody log or index unavailable: %s", exc)
+            done = {k for k, _ in pending}
+            pending.extend((w.key, str(exc)) for w in shipped[indexed:] if w.key not in done)
+    return indexed, pending
 
 
 def _browser_context(options: RunOptions) -> dict[str, str]:

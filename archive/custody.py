@@ -1,0 +1,300 @@
+"""The custody log: who did what to which evidence, when; append-only and hash-chained.
+
+Each entry holds the SHA-256 of the previous entry, and its own hash covers its sequence
+number, time, actor, action, object, details and that previous hash (canonical JSON), so
+removing, reordering or editing any entry breaks every hash after it. The tables are the
+log's own (an index rebuild never touches them) and refuse UPDATE and DELETE by trigger.
+
+Entries are sealed into the store as immutable JSON-lines segments
+(``custody/segments/<first seq>-<last seq>.jsonl``), so the log outlives the database: a new
+database whose log is empty first restores the sealed segments (checking their chain), then
+appends after them.
+
+Actions: ``capture`` (a WARC reached the store), ``index`` (a WARC's rows were loaded), ``read``
+(someone retrieved a capture); the evidence issue adds ``export`` and ``hold``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from archive.errors import CustodyError
+from archive.indexdb import IndexDB
+from archive.store import Store, file_sha256
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+SEGMENT_PREFIX = "custody/segments/"
+#: Seal once this many entries are unsealed (and at the end of each index or crawl).
+SEAL_EVERY = 1000
+
+_SQLITE = """
+CREATE TABLE IF NOT EXISTS custody_log (
+    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    object TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS custody_seals (
+    last_seq INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, segment_key TEXT NOT NULL,
+    sha256 TEXT NOT NULL, sealed_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS custody_log_no_update BEFORE UPDATE ON custody_log
+BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS custody_log_no_delete BEFORE DELETE ON custody_log
+BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
+"""
+
+_PG = """
+CREATE TABLE IF NOT EXISTS custody_log (
+    seq BIGINT PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    object TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS custody_seals (
+    last_seq BIGINT PRIMARY KEY, first_seq BIGINT NOT NULL, segment_key TEXT NOT NULL,
+    sha256 TEXT NOT NULL, sealed_at TEXT NOT NULL
+);
+CREATE OR REPLACE FUNCTION custody_log_append_only() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION 'the custody log is append-only'; END; $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS custody_log_no_change ON custody_log;
+CREATE TRIGGER custody_log_no_change BEFORE UPDATE OR DELETE ON custody_log
+FOR EACH ROW EXECUTE FUNCTION custody_log_append_only();
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    at: str
+    actor: str
+    action: str
+    object: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "object": self.object,
+            "details": self.details,
+            "prev_hash": self.prev_hash,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.body(), "hash": self.hash}
+
+    def json_line(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def entry_hash(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def default_actor() -> str:
+    """Who runs this process: ATTEST_ACTOR, else user@host."""
+    actor = os.environ.get("ATTEST_ACTOR")
+    if actor:
+        return actor
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def utc_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class CustodyLog:
+    def __init__(self, db: IndexDB, store: Store | None = None) -> None:
+        self.db = db
+        self.store = store
+        with db.transaction():
+            if db.dialect == "postgresql":
+                db.execute("SELECT pg_advisory_xact_lock(7304812)")
+                db.execute(_PG)
+            else:
+                for statement in _SQLITE.split(";\n"):
+                    if statement.strip():
+                        db.execute(statement + (";" if "BEGIN" in statement else ""))
+        if store is not None:
+            self.restore_from_store()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def append(
+        self, action: str, obj: str, details: dict[str, Any] | None = None, *, actor: str | None = None
+    ) -> Entry:
+        db = self.db
+        with db.transaction(exclusive=True):
+            if db.dialect == "postgresql":
+                db.execute("LOCK TABLE custody_log IN SHARE ROW EXCLUSIVE MODE")
+            last = db.rows("SELECT seq, hash FROM custody_log ORDER BY seq DESC LIMIT 1")
+            seq, prev = (int(last[0][0]) + 1, str(last[0][1])) if last else (1, GENESIS)
+            body = {
+                "seq": seq,
+                "at": utc_iso(),
+                "actor": actor or default_actor(),
+                "action": action,
+                "object": obj,
+                "details": details or {},
+                "prev_hash": prev,
+            }
+            entry = Entry(**body, hash=entry_hash(body))
+            self._insert(entry)
+        return entry
+
+    def _insert(self, entry: Entry) -> None:
+        self.db.execute(
+            "INSERT INTO custody_log (seq, at, actor, action, object, details, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.seq, entry.at, entry.actor, entry.action, entry.object,
+                json.dumps(entry.details, sort_keys=True), entry.prev_hash, entry.hash,
+            ),
+        )  # fmt: skip
+
+    # --- reading and checking --------------------------------------------------------------
+
+    def entries(self, *, after: int = 0, until: int | None = None) -> Iterator[Entry]:
+        sql = "SELECT seq, at, actor, action, object, details, prev_hash, hash FROM custody_log WHERE seq > ?"
+        params: list[Any] = [after]
+        if until is not None:
+            sql += " AND seq <= ?"
+            params.append(until)
+        for seq, at, actor, action, obj, details, prev, digest in self.db.rows(
+            sql + " ORDER BY seq", params
+        ):
+            yield Entry(int(seq), at, actor, action, obj, json.loads(details), prev, digest)
+
+    def for_object(self, obj: str) -> list[Entry]:
+        return [
+            Entry(int(s), a, ac, act, o, json.loads(d), p, h)
+            for s, a, ac, act, o, d, p, h in self.db.rows(
+                "SELECT seq, at, actor, action, object, details, prev_hash, hash FROM custody_log "
+                "WHERE object = ? ORDER BY seq",
+                (obj,),
+            )
+        ]
+
+    def verify(self) -> list[str]:
+        """Every break in the chain (empty when it holds), checked against sealed segments too."""
+        problems = check_chain(self.entries())
+        if self.store is not None:
+            for first, last, key, sha256 in self.db.rows(
+                "SELECT first_seq, last_seq, segment_key, sha256 FROM custody_seals ORDER BY last_seq"
+            ):
+                sealed = list(_read_segment(self.store, key))
+                stored = [e.json_line() for e in self.entries(after=int(first) - 1, until=int(last))]
+                if [e.json_line() for e in sealed] != stored:
+                    problems.append(f"{key}: sealed segment differs from the database's entries {first}-{last}")
+        return problems
+
+    # --- sealing ------------------------------------------------------------------------------
+
+    def last_sealed(self) -> int:
+        found = self.db.rows("SELECT max(last_seq) FROM custody_seals")
+        return int(found[0][0] or 0)
+
+    def seal(self, *, minimum: int = 1) -> str | None:
+        """Write unsealed entries to the store as one immutable segment; returns its key."""
+        if self.store is None:
+            return None
+        start = self.last_sealed()
+        entries = list(self.entries(after=start))
+        if len(entries) < minimum or not entries:
+            return None
+        first, last = entries[0].seq, entries[-1].seq
+        key = f"{SEGMENT_PREFIX}{first:012d}-{last:012d}.jsonl"
+        with tempfile.TemporaryDirectory(prefix="attest-custody-") as tmp:
+            path = Path(tmp) / "segment.jsonl"
+            path.write_text("".join(e.json_line() + "\n" for e in entries), encoding="utf-8")
+            sha256 = file_sha256(path)
+            self.store.put_file(key, path, sha256)
+        self.db.execute(
+            "INSERT INTO custody_seals (last_seq, first_seq, segment_key, sha256, sealed_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (last_seq) DO NOTHING",
+            (last, first, key, sha256, utc_iso()),
+        )
+        log.info("custody log sealed", extra={"segment": key, "entries": len(entries)})
+        return key
+
+    def maybe_seal(self) -> str | None:
+        return self.seal(minimum=SEAL_EVERY)
+
+    def restore_from_store(self) -> int:
+        """When the database's log is empty, load the sealed segments from the store."""
+        assert self.store is not None
+        if self.db.rows("SELECT 1 FROM custody_log LIMIT 1"):
+            return 0
+        keys = sorted(k for k in self.store.keys(SEGMENT_PREFIX) if k.endswith(".jsonl"))
+        if not keys:
+            return 0
+        entries: list[Entry] = []
+        for key in keys:
+            entries.extend(_read_segment(self.store, key))
+        problems = check_chain(iter(entries))
+        if problems:
+            raise CustodyError("sealed custody segments do not chain: " + "; ".join(problems[:3]))
+        with self.db.transaction(exclusive=True):
+            for entry in entries:
+                self._insert(entry)
+            for key in keys:
+                first, last = (int(x) for x in key.rsplit("/", 1)[1].removesuffix(".jsonl").split("-"))
+                with self.store.open(key) as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+                self.db.execute(
+                    "INSERT INTO custody_seals (last_seq, first_seq, segment_key, sha256, sealed_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (last, first, key, digest, utc_iso()),
+                )
+        log.warning("custody log restored from %d sealed segment(s) in the store", len(keys))
+        return len(entries)
+
+
+def check_chain(entries: Iterator[Entry]) -> list[str]:
+    problems = []
+    prev = GENESIS
+    expected_seq = None
+    for entry in entries:
+        if expected_seq is not None and entry.seq != expected_seq:
+            problems.append(f"entry {entry.seq}: expected sequence number {expected_seq}")
+        if entry.prev_hash != prev:
+            problems.append(f"entry {entry.seq}: previous hash {entry.prev_hash[:12]}… does not match {prev[:12]}…")
+        if entry_hash(entry.body()) != entry.hash:
+            problems.append(f"entry {entry.seq}: hash does not match its content")
+        prev = entry.hash
+        expected_seq = entry.seq + 1
+    return problems
+
+
+def _read_segment(store: Store, key: str) -> Iterator[Entry]:
+    with store.open(key) as handle:
+        for line in handle.read().decode("utf-8").splitlines():
+            if line.strip():
+                data = json.loads(line)
+                yield Entry(
+                    int(data["seq"]), data["at"], data["actor"], data["action"], data["object"],
+                    data["details"], data["prev_hash"], data["hash"],
+                )  # fmt: skip
+
+
+def segment_sha256(path: Path) -> str:
+    return file_sha256(path)

@@ -1,0 +1,435 @@
+"""The index database: SQLite (embedded default) or PostgreSQL (shared deployments).
+
+One table of records (``captures``), one of indexed WARCs (``warcs``) and one of page texts for
+full-text search (SQLite FTS5 / PostgreSQL ``tsvector``; docs/adr/0002-search.md says why).
+The custody log has tables of its own in the same database (:mod:`archive.custody`), which
+:meth:`IndexDB.drop_index` never touches.
+
+Rows are unique per ``(warc_key, warc_offset)``: loading the same WARC twice changes nothing.
+Times are integer microseconds (UTC). SQL is written once with ``?`` placeholders; the
+PostgreSQL connection rewrites them to ``%s``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archive.cdxj import IndexRow, WarcIndex
+from archive.errors import ConfigError, IndexError_
+
+#: Columns of ``captures`` in order (after ``id``).
+COLUMNS = (
+    "surt", "url", "ts", "status", "mime", "digest", "record_type", "record_id", "warc_key",
+    "warc_offset", "length", "source", "run_id", "ip", "concurrent_to", "platform", "account",
+    "post_id", "block_digest",
+)  # fmt: skip
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS warcs (
+    warc_key TEXT PRIMARY KEY,
+    sha256 TEXT,
+    size INTEGER,
+    records INTEGER NOT NULL,
+    run_id TEXT,
+    source TEXT,
+    warcinfo TEXT,
+    cdxj_key TEXT,
+    indexed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS captures (
+    id INTEGER PRIMARY KEY,
+    surt TEXT NOT NULL, url TEXT NOT NULL, ts INTEGER NOT NULL, status INTEGER,
+    mime TEXT NOT NULL, digest TEXT, record_type TEXT NOT NULL, record_id TEXT NOT NULL,
+    warc_key TEXT NOT NULL, warc_offset INTEGER NOT NULL, length INTEGER NOT NULL,
+    source TEXT, run_id TEXT, ip TEXT, concurrent_to TEXT,
+    platform TEXT, account TEXT, post_id TEXT, block_digest TEXT,
+    UNIQUE (warc_key, warc_offset)
+);
+CREATE INDEX IF NOT EXISTS captures_surt_ts ON captures (surt, ts);
+CREATE INDEX IF NOT EXISTS captures_record_id ON captures (record_id);
+CREATE INDEX IF NOT EXISTS captures_run ON captures (run_id);
+CREATE INDEX IF NOT EXISTS captures_concurrent ON captures (concurrent_to);
+CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
+    body, capture_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS warcs (
+    warc_key TEXT PRIMARY KEY,
+    sha256 TEXT,
+    size BIGINT,
+    records INTEGER NOT NULL,
+    run_id TEXT,
+    source TEXT,
+    warcinfo TEXT,
+    cdxj_key TEXT,
+    indexed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS captures (
+    id BIGSERIAL PRIMARY KEY,
+    surt TEXT COLLATE "C" NOT NULL, url TEXT NOT NULL, ts BIGINT NOT NULL, status INTEGER,
+    mime TEXT NOT NULL, digest TEXT, record_type TEXT NOT NULL, record_id TEXT NOT NULL,
+    warc_key TEXT NOT NULL, warc_offset BIGINT NOT NULL, length BIGINT NOT NULL,
+    source TEXT, run_id TEXT, ip TEXT, concurrent_to TEXT,
+    platform TEXT, account TEXT, post_id TEXT, block_digest TEXT,
+    UNIQUE (warc_key, warc_offset)
+);
+CREATE INDEX IF NOT EXISTS captures_surt_ts ON captures (surt, ts);
+CREATE INDEX IF NOT EXISTS captures_record_id ON captures (record_id);
+CREATE INDEX IF NOT EXISTS captures_run ON captures (run_id);
+CREATE INDEX IF NOT EXISTS captures_concurrent ON captures (concurrent_to);
+CREATE TABLE IF NOT EXISTS texts (
+    capture_id BIGINT PRIMARY KEY REFERENCES captures (id) ON DELETE CASCADE,
+    body TEXT NOT NULL,
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED
+);
+CREATE INDEX IF NOT EXISTS texts_tsv ON texts USING GIN (tsv);
+"""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    capture_id: int
+    url: str
+    ts: int
+    snippet: str
+    record_id: str
+
+
+def _placeholders(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class IndexDB:
+    """A connection to the index database, safe to share between threads (one lock)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        self._lock = threading.RLock()
+        try:
+            if self.dialect == "postgresql":
+                import psycopg
+
+                self._pg = psycopg.connect(url, autocommit=True)
+                self._conn: Any = self._pg
+            else:
+                path = sqlite_path(url)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._sqlite = sqlite3.connect(
+                    path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+                self._sqlite.execute("PRAGMA journal_mode=WAL")
+                self._sqlite.execute("PRAGMA synchronous=NORMAL")
+                self._conn = self._sqlite
+        except (sqlite3.Error, OSError) as exc:
+            raise IndexError_(f"cannot open the index database {url}: {exc}") from exc
+        except Exception as exc:  # psycopg.Error: keep psycopg's import lazy
+            raise IndexError_(f"cannot open the index database {redact(url)}: {exc}") from exc
+        self.ensure_schema()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> IndexDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            try:
+                if self.dialect == "postgresql":
+                    return self._pg.execute(_placeholders(sql), params)  # type: ignore[arg-type]
+                return self._sqlite.execute(sql, params)
+            except (sqlite3.Error, ValueError) as exc:
+                raise IndexError_(f"index database: {exc}") from exc
+            except Exception as exc:
+                if type(exc).__module__.startswith("psycopg"):
+                    raise IndexError_(f"index database: {exc}") from exc
+                raise
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self.execute(sql, params).fetchall())
+
+    @contextmanager
+    def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
+        """One transaction; ``exclusive`` also serialises writers (custody appends)."""
+        with self._lock:
+            if self.dialect == "postgresql":
+                with self._pg.transaction():
+                    yield
+                return
+            self._sqlite.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._sqlite.execute("ROLLBACK")
+                raise
+            self._sqlite.execute("COMMIT")
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._lock:
+            try:
+                if self.dialect == "postgresql":
+                    with self._pg.cursor() as cur:
+                        cur.executemany(_placeholders(sql), list(rows))
+                else:
+                    self._sqlite.executemany(sql, rows)
+            except sqlite3.Error as exc:
+                raise IndexError_(f"index database: {exc}") from exc
+            except Exception as exc:
+                if type(exc).__module__.startswith("psycopg"):
+                    raise IndexError_(f"index database: {exc}") from exc
+                raise
+
+    def ensure_schema(self) -> None:
+        schema = _PG_SCHEMA if self.dialect == "postgresql" else _SQLITE_SCHEMA
+        with self._lock:
+            if self.dialect == "postgresql":
+                with self._pg.transaction():
+                    # Two processes creating the schema at once would collide: serialise them.
+                    self._pg.execute("SELECT pg_advisory_xact_lock(7304811)")
+                    self._pg.execute(schema)
+            else:
+                self._sqlite.executescript(schema)
+
+    # --- loading ----------------------------------------------------------------------------
+
+    def is_indexed(self, warc_key: str) -> bool:
+        return bool(self.rows("SELECT 1 FROM warcs WHERE warc_key = ?", (warc_key,)))
+
+    def load(
+        self, index: WarcIndex, *, sha256: str | None, size: int | None, cdxj_key: str | None,
+        indexed_at: str,
+    ) -> int:
+        """Insert a WARC's rows and texts in one transaction; returns the rows added."""
+        import json
+
+        insert = (
+            f"INSERT INTO captures ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (warc_key, warc_offset) DO NOTHING"
+        )
+        with self.transaction():
+            before = self._count_for(index.key)
+            self.executemany(insert, (_values(row) for row in index.rows))
+            added = self._count_for(index.key) - before
+            if index.texts and added:
+                ids = dict(
+                    self.rows(
+                        "SELECT record_id, id FROM captures WHERE warc_key = ?", (index.key,)
+                    )
+                )
+                texts = [(ids[rid], body) for rid, body in index.texts.items() if rid in ids]
+                if self.dialect == "postgresql":
+                    self.executemany(
+                        "INSERT INTO texts (capture_id, body) VALUES (?, ?) "
+                        "ON CONFLICT (capture_id) DO NOTHING",
+                        texts,
+                    )
+                else:
+                    self.executemany("INSERT INTO texts (capture_id, body) VALUES (?, ?)", texts)
+            self.execute(
+                "INSERT INTO warcs (warc_key, sha256, size, records, run_id, source, warcinfo, "
+                "cdxj_key, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (warc_key) DO NOTHING",
+                (
+                    index.key, sha256, size, len(index.rows), index.run_id, index.source,
+                    json.dumps(index.warcinfo, sort_keys=True), cdxj_key, indexed_at,
+                ),
+            )  # fmt: skip
+        return added
+
+    def _count_for(self, warc_key: str) -> int:
+        return int(self.rows("SELECT count(*) FROM captures WHERE warc_key = ?", (warc_key,))[0][0])
+
+    def drop_index(self) -> None:
+        """Empty the index tables (not the custody log's) before a rebuild."""
+        with self.transaction():
+            self.execute("DELETE FROM texts")
+            self.execute("DELETE FROM captures")
+            self.execute("DELETE FROM warcs")
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def select(
+        self,
+        *,
+        low: str,
+        high: str | None,
+        exact: bool,
+        ts_from: int | None = None,
+        ts_to: int | None = None,
+        record_types: Sequence[str] | None = None,
+        order: str = "asc",
+        closest: int | None = None,
+        limit: int | None = None,
+        run_ids: Sequence[str] | None = None,
+    ) -> list[IndexRow]:
+        """Rows whose key equals ``low`` (``exact``) or lies in ``[low, high)``."""
+        where = ["surt = ?"] if exact else ["surt >= ?", "surt < ?"]
+        params: list[Any] = [low] if exact else [low, high]
+        if ts_from is not None:
+            where.append("ts >= ?")
+            params.append(ts_from)
+        if ts_to is not None:
+            where.append("ts <= ?")
+            params.append(ts_to)
+        if record_types:
+            where.append(f"record_type IN ({', '.join('?' * len(record_types))})")
+            params.extend(record_types)
+        if run_ids:
+            where.append(f"run_id IN ({', '.join('?' * len(run_ids))})")
+            params.extend(run_ids)
+        if closest is not None:
+            order_by = "abs(ts - ?), ts"
+            params.append(closest)
+        elif order == "desc":
+            order_by = "surt DESC, ts DESC, id DESC"
+        else:
+            order_by = "surt, ts, id"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM captures WHERE {' AND '.join(where)} ORDER BY {order_by}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_row(values) for values in self.rows(sql, params)]
+
+    def by_record_id(self, record_id: str) -> IndexRow | None:
+        found = self.rows(
+            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_id = ? ORDER BY id LIMIT 1",
+            (record_id,),
+        )
+        return _row(found[0]) if found else None
+
+    def concurrent_with(self, record_id: str) -> list[IndexRow]:
+        """Records that name this one in WARC-Concurrent-To (metadata, derivatives, request)."""
+        return [
+            _row(v)
+            for v in self.rows(
+                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE concurrent_to = ? ORDER BY id",
+                (record_id,),
+            )
+        ]
+
+    def by_run(self, run_id: str, *, record_types: Sequence[str] = ("response", "resource")) -> list[IndexRow]:
+        marks = ", ".join("?" * len(record_types))
+        return [
+            _row(v)
+            for v in self.rows(
+                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE run_id = ? "
+                f"AND record_type IN ({marks}) ORDER BY ts, id",
+                (run_id, *record_types),
+            )
+        ]
+
+    def tls_chain_for(self, run_id: str | None, surt_host: str) -> IndexRow | None:
+        found = self.rows(
+            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_type = 'metadata' "
+            "AND mime LIKE ? AND run_id IS NOT DISTINCT FROM ? AND surt >= ? AND surt < ? "
+            "ORDER BY ts LIMIT 1",
+            ("%attest-tls-chain%", run_id, surt_host, surt_host + "\U0010ffff"),
+        )
+        return _row(found[0]) if found else None
+
+    def warc(self, warc_key: str) -> dict[str, Any] | None:
+        found = self.rows(
+            "SELECT warc_key, sha256, size, records, run_id, source, warcinfo, cdxj_key, indexed_at "
+            "FROM warcs WHERE warc_key = ?",
+            (warc_key,),
+        )
+        if not found:
+            return None
+        names = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
+                 "cdxj_key", "indexed_at")  # fmt: skip
+        return dict(zip(names, found[0], strict=True))
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "warcs": int(self.rows("SELECT count(*) FROM warcs")[0][0]),
+            "records": int(self.rows("SELECT count(*) FROM captures")[0][0]),
+            "texts": int(self.rows("SELECT count(*) FROM texts")[0][0]),
+        }
+
+    def search(self, query: str, *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
+        """Pages whose visible text matches ``query`` (words, "quoted phrases"), best first."""
+        if self.dialect == "postgresql":
+            sql = (
+                "SELECT c.id, c.url, c.ts, ts_headline('simple', t.body, q, "
+                "'StartSel=[[, StopSel=]], MaxWords=30, MinWords=12, MaxFragments=2'), c.record_id "
+                "FROM texts t JOIN captures c ON c.id = t.capture_id, "
+                "websearch_to_tsquery('simple', ?) q WHERE t.tsv @@ q "
+                "ORDER BY ts_rank(t.tsv, q) DESC, c.ts DESC LIMIT ? OFFSET ?"
+            )
+            params: tuple[Any, ...] = (query, limit, offset)
+        else:
+            match = fts5_query(query)
+            if not match:
+                return []
+            sql = (
+                "SELECT c.id, c.url, c.ts, snippet(texts, 0, '[[', ']]', '…', 24), c.record_id "
+                "FROM texts JOIN captures c ON c.id = texts.capture_id "
+                "WHERE texts MATCH ? ORDER BY rank, c.ts DESC LIMIT ? OFFSET ?"
+            )
+            params = (match, limit, offset)
+        return [SearchHit(int(i), u, int(t), s, r) for i, u, t, s, r in self.rows(sql, params)]
+
+
+_TERM = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def fts5_query(query: str) -> str:
+    """A user's words and "phrases" as an FTS5 query (all must match), with no operators."""
+    terms = []
+    for phrase, word in _TERM.findall(query):
+        text = (phrase or word).replace('"', "")
+        tokens = re.findall(r"\w+", text)
+        if tokens:
+            terms.append('"' + " ".join(tokens) + '"')
+    return " ".join(terms)
+
+
+def _values(row: IndexRow) -> tuple[Any, ...]:
+    return (
+        row.surt, row.url, row.ts, row.status, row.mime, row.digest, row.record_type,
+        row.record_id, row.warc_key, row.offset, row.length, row.source, row.run_id, row.ip,
+        row.concurrent_to, row.platform, row.account, row.post_id, row.block_digest,
+    )  # fmt: skip
+
+
+def _row(values: Sequence[Any]) -> IndexRow:
+    (surt, url, ts, status, mime, digest, rtype, rid, key, offset, length, source, run_id, ip,
+     concurrent_to, platform, account, post_id, block_digest) = values  # fmt: skip
+    return IndexRow(
+        surt=surt, url=url, ts=int(ts), status=status, mime=mime, digest=digest,
+        record_type=rtype, record_id=rid, warc_key=key, offset=int(offset), length=int(length),
+        source=source, run_id=run_id, ip=ip, concurrent_to=concurrent_to, platform=platform,
+        account=account, post_id=post_id, block_digest=block_digest,
+    )  # fmt: skip
+
+
+def sqlite_path(url: str) -> Path:
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") - 1 :]) if url.startswith("sqlite:////") else Path(url[len("sqlite:///") :])
+    if "://" in url:
+        raise ConfigError(
+            f"ATTEST_INDEX={url!r}: use a file path, sqlite:///path or postgresql://user@host/db"
+        )
+    return Path(url)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
