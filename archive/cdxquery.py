@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archive.cdxj import REPLAYABLE, IndexRow, surt_key
-from archive.dates import parse_when, timestamp14
+from archive.dates import Bound, parse_when, timestamp14
 from archive.errors import ConfigError
 from archive.indexdb import IndexDB
 
@@ -33,8 +33,8 @@ MAX_FILTER_LEN = 512
 MATCH_TYPES = ("exact", "prefix", "host", "domain")
 OUTPUTS = ("cdxj", "json", "text")
 PARAMS = frozenset(
-    {"url", "matchType", "from", "to", "closest", "sort", "reverse", "limit", "filter", "fl",
-     "output", "collapse"}
+    {"url", "matchType", "from", "from_ts", "to", "closest", "sort", "reverse", "limit",
+     "filter", "fl", "output", "collapse", "page", "pageSize", "showNumPages"}
 )  # fmt: skip
 
 #: Output field names (pywb's CDXJ names), with attest's extras after them.
@@ -142,6 +142,14 @@ class CdxQuery:
     collapse: tuple[str, int | None] | None = None
     record_types: Sequence[str] = REPLAYABLE
     run_ids: Sequence[str] | None = None
+    #: pywb's paging: rows [page * page_size, (page + 1) * page_size) of the result.
+    page: int = 0
+    page_size: int | None = None
+    show_num_pages: bool = False
+
+    @property
+    def offset(self) -> int:
+        return self.page * self.page_size if self.page_size else 0
 
 
 def _one(params: Mapping[str, Sequence[str]], name: str) -> str | None:
@@ -166,6 +174,15 @@ def search_range(url: str, match_type: str) -> tuple[str, str | None]:
         return host + ")/", host + "*"
     start = host + "," if "," not in host else host + ")/"
     return start, host + "-"
+
+
+def _when(value: str, bound: Bound, name: str) -> int:
+    try:
+        return parse_when(value, bound=bound, what=name)
+    except QueryError:
+        raise
+    except ConfigError as exc:  # a bad date is a bad parameter: 400, naming it
+        raise QueryError(str(exc)) from None
 
 
 def parse_query(params: Mapping[str, Sequence[str]], *, allow_extra: bool = False) -> CdxQuery:
@@ -198,9 +215,9 @@ def parse_query(params: Mapping[str, Sequence[str]], *, allow_extra: bool = Fals
     low, high = search_range(url, match_type)
     query = CdxQuery(url=url, match_type=match_type, low=low, high=high)
     if (value := _one(params, "from")) is not None:
-        query.ts_from = parse_when(value, bound="low", what="from")
+        query.ts_from = _when(value, "low", "from")
     if (value := _one(params, "to")) is not None:
-        query.ts_to = parse_when(value, bound="high", what="to")
+        query.ts_to = _when(value, "high", "to")
     if query.ts_from is not None and query.ts_to is not None and query.ts_from > query.ts_to:
         raise QueryError("from: is after to")
     sort = _one(params, "sort")
@@ -210,7 +227,7 @@ def parse_query(params: Mapping[str, Sequence[str]], *, allow_extra: bool = Fals
     if sort == "closest" and closest is None:
         raise QueryError("sort=closest needs closest=<timestamp>")
     if closest is not None:
-        query.closest = parse_when(closest, bound="low", what="closest")
+        query.closest = _when(closest, "low", "closest")
     reverse = _one(params, "reverse")
     if reverse not in (None, "", "0", "1", "true", "false"):
         raise QueryError(f"reverse: {reverse!r} is not true or false")
@@ -231,6 +248,22 @@ def parse_query(params: Mapping[str, Sequence[str]], *, allow_extra: bool = Fals
         if not names:
             raise QueryError("fl: names no field")
         query.fields = [_field(n, "fl") for n in names]
+    for name in ("page", "pageSize"):
+        if (value := _one(params, name)) is not None:
+            if not re.fullmatch(r"\d{1,6}", value.strip()):
+                raise QueryError(f"{name}: {value[:40]!r} is not a whole number (0-999999)")
+            if name == "page":
+                query.page = int(value)
+            else:
+                query.page_size = int(value)
+                if not 1 <= query.page_size <= MAX_LIMIT:
+                    raise QueryError(f"pageSize: {value!r} is out of range (1-{MAX_LIMIT})")
+    if query.page and not query.page_size:
+        query.page_size = MAX_LIMIT
+    show = _one(params, "showNumPages")
+    if show not in (None, "", "0", "1", "true", "false"):
+        raise QueryError(f"showNumPages: {show!r} is not true or false")
+    query.show_num_pages = show in ("1", "true")
     output = _one(params, "output") or "cdxj"
     if output not in OUTPUTS:
         raise QueryError(f"output: {output!r} is not one of {', '.join(OUTPUTS)}")
@@ -239,7 +272,7 @@ def parse_query(params: Mapping[str, Sequence[str]], *, allow_extra: bool = Fals
         name, _, digits = value.partition(":")
         width = None
         if digits:
-            if not digits.isdigit() or not 0 < int(digits) <= 64:
+            if not (digits.isascii() and digits.isdigit()) or not 0 < int(digits) <= 64:
                 raise QueryError(f"collapse: {value!r}: use field or field:N (N 1-64)")
             width = int(digits)
         query.collapse = (_field(name, "collapse"), width)
@@ -249,7 +282,7 @@ def parse_query(params: Mapping[str, Sequence[str]], *, allow_extra: bool = Fals
 def run_query(db: IndexDB, query: CdxQuery) -> Iterator[IndexRow]:
     """The rows a query selects, in its order, filtered, collapsed and limited."""
     exact = query.match_type == "exact"
-    pushdown = not query.filters and query.collapse is None
+    pushdown = not query.filters and query.collapse is None and not query.offset
     rows = db.select(
         low=query.low,
         high=query.high,
@@ -270,11 +303,16 @@ def run_query(db: IndexDB, query: CdxQuery) -> Iterator[IndexRow]:
         selected = (r for r in selected if all(f(field_values(r)) for f in query.filters))
     if query.collapse is not None:
         selected = _collapse(selected, *query.collapse)
+    skip = query.offset
+    limit = min(query.limit, query.page_size) if query.page_size else query.limit
     count = 0
     for row in selected:
+        if skip:
+            skip -= 1
+            continue
         yield row
         count += 1
-        if count >= query.limit:
+        if count >= limit:
             return
 
 

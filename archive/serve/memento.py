@@ -1,0 +1,84 @@
+"""Memento (RFC 7089) for the default collection, under pywb's URL scheme.
+
+- URI-R: the original URL; URI-M: ``/web/<14 digits>/<url>``; TimeGate: ``/web/<url>``;
+  TimeMap: ``/web/timemap/link/<url>`` (``application/link-format``, RFC 6690).
+- Captures made within the same second share one URI-M (14 digits): the TimeMap lists each
+  URI-M once, with the first capture of that second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from archive.cdxj import IndexRow
+from archive.dates import http_date, timestamp14
+
+PREFIX = "/web"
+
+
+def memento_uri(base: str, row: IndexRow) -> str:
+    return f"{base}{PREFIX}/{timestamp14(row.ts)}/{row.url}"
+
+
+def timegate_uri(base: str, url: str) -> str:
+    return f"{base}{PREFIX}/{url}"
+
+
+def timemap_uri(base: str, url: str) -> str:
+    return f"{base}{PREFIX}/timemap/link/{url}"
+
+
+def distinct_mementos(rows: Sequence[IndexRow]) -> list[IndexRow]:
+    seen: set[str] = set()
+    out = []
+    for row in sorted(rows, key=lambda r: r.ts):
+        stamp = timestamp14(row.ts)
+        if stamp not in seen:
+            seen.add(stamp)
+            out.append(row)
+    return out
+
+
+def _quote(url: str) -> str:
+    # A URI inside <...> of a link header cannot hold '>' or spaces.
+    return url.replace(">", "%3E").replace(" ", "%20")
+
+
+def link_header(base: str, url: str, *, memento: IndexRow | None = None,
+                first: IndexRow | None = None, last: IndexRow | None = None) -> str:  # fmt: skip
+    links = [
+        f'<{_quote(url)}>; rel="original"',
+        f'<{_quote(timegate_uri(base, url))}>; rel="timegate"',
+        f'<{_quote(timemap_uri(base, url))}>; rel="timemap"; type="application/link-format"',
+    ]
+    if memento is not None:
+        rels = ["memento"]
+        if first is not None and timestamp14(first.ts) == timestamp14(memento.ts):
+            rels.insert(0, "first")
+        if last is not None and timestamp14(last.ts) == timestamp14(memento.ts):
+            rels.insert(1 if rels[0] == "first" else 0, "last")
+        links.append(
+            f'<{_quote(memento_uri(base, memento))}>; rel="{" ".join(rels)}"; '
+            f'datetime="{http_date(memento.ts)}"'
+        )
+    return ", ".join(links)
+
+
+def timemap(base: str, url: str, rows: Sequence[IndexRow]) -> str:
+    mementos = distinct_mementos(rows)
+    lines = [
+        f'<{_quote(url)}>; rel="original"',
+        f'<{_quote(timegate_uri(base, url))}>; rel="timegate"',
+    ]
+    self_link = f'<{_quote(timemap_uri(base, url))}>; rel="self"; type="application/link-format"'
+    if mementos:
+        self_link += f'; from="{http_date(mementos[0].ts)}"; until="{http_date(mementos[-1].ts)}"'
+    lines.append(self_link)
+    for i, row in enumerate(mementos):
+        rel = "memento"
+        if i == 0:
+            rel = "first memento"
+        if i == len(mementos) - 1:
+            rel = "last memento" if i else "first last memento"
+        lines.append(f'<{_quote(memento_uri(base, row))}>; rel="{rel}"; datetime="{http_date(row.ts)}"')
+    return ",\n".join(lines) + "\n"

@@ -1,0 +1,78 @@
+"""One captured archive shared by the retrieval tests (CLI, service, web page).
+
+Four real runs into one data home: the news site twice (so URLs have two captures a few
+seconds apart), an HTTPS origin (TLS chain recorded), and the browser over ``@alice`` and her
+post pages (screenshots, rendered text, platform ids). Each run indexes its WARCs as it
+uploads them, the way ``attest crawl`` always does.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtureweb import FixtureWeb
+from support.cli import run_attest
+from support.warcs import Rec, read_records, store_warcs
+
+NEWS_ARTICLES = (3, 7)
+
+
+@dataclass
+class Archive:
+    web: FixtureWeb
+    home: Path
+    env: dict[str, str]
+    warcs: list[Path]
+    records: list[Rec]
+
+    @property
+    def index(self) -> Path:
+        return self.home / "index.sqlite"
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.index) as conn:
+            return list(conn.execute(sql, params).fetchall())
+
+    def responses(self, url: str) -> list[Rec]:
+        found = [r for r in self.records if r.type == "response" and r.target == url]
+        assert found, f"no response record for {url}"
+        return sorted(found, key=lambda r: r.headers["WARC-Date"])
+
+
+@pytest.fixture(scope="session")
+def retrieval(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
+    workdir = tmp_path_factory.mktemp("retrieval-web")
+    with FixtureWeb(articles=12, releases=3, tls=True, workdir=workdir) as web:
+        home = tmp_path_factory.mktemp("retrieval-home")
+        assert web.ca is not None
+        env = dict(
+            os.environ,
+            ATTEST_HOME=str(home),
+            ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
+            ATTEST_CA_BUNDLE=str(web.ca.ca_pem),
+            ATTEST_ACTOR="test-runner",
+        )
+        for name in ("ATTEST_STORE", "ATTEST_INDEX", "ATTEST_TOKENS"):
+            env.pop(name, None)
+        news = web.url("news", "")
+        articles = [f"{news}/article/{n}.html" for n in NEWS_ARTICLES]
+        runs = [
+            ["crawl", f"{news}/", *articles, "--max-pages", "6", "--json"],
+            ["crawl", f"{news}/", *articles, "--max-pages", "6", "--json"],
+            ["crawl", web.url("secure", "/press/"), "--max-pages", "3", "--json"],
+            ["crawl", "--browser", web.url("social", "/@alice"), "--max-pages", "12", "--json"],
+        ]
+        for i, args in enumerate(runs):
+            if i == 1:
+                time.sleep(1.1)  # a later second: a distinct memento of each URL
+            proc = run_attest(args, env)
+            assert proc.returncode == 0, f"attest {' '.join(args)}:\n{proc.stderr[-4000:]}"
+        warcs = store_warcs(home / "store")
+        yield Archive(web, home, env, warcs, read_records(warcs))

@@ -1,0 +1,449 @@
+"""The retrieval service, used by real clients: pywb, cdx_toolkit, a link-format parser.
+
+``attest serve`` runs in a subprocess over the archive of ``archive_fixture`` (two news runs,
+an HTTPS origin, a browser run over @alice), with pywb started from the replay venv reading our
+index through ``/cdx`` and our WARCs from the store.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import brotli
+import cdx_toolkit
+import link_header
+import pytest
+from archive_fixture import NEWS_ARTICLES, Archive
+from support.cli import run_attest
+from support.replay import replay_venv, warc_timestamp
+from support.serve import AttestServer
+from support.warcs import Rec
+
+from archive.cdxj import surt_key
+from archive.cdxquery import search_range
+from archive.dates import warc_date_micros
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(retrieval: Archive, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttestServer]:
+    replay_venv()  # fails clearly when the replay venv is missing
+    with AttestServer(retrieval.env, workdir=tmp_path_factory.mktemp("serve")) as srv:
+        yield srv
+
+
+def decoded(rec: Rec) -> bytes:
+    head = rec.http_head.decode("latin-1").lower()
+    if "content-encoding: gzip" in head:
+        return gzip.decompress(rec.http_body)
+    if "content-encoding: br" in head:
+        return bytes(brotli.decompress(rec.http_body))
+    return rec.http_body
+
+
+def article(retrieval: Archive, n: int) -> str:
+    return retrieval.web.url("news", f"/article/{n}.html")
+
+
+# --- replay through pywb, which reads our index over /cdx ------------------------------------
+
+
+@pytest.mark.parametrize("n", NEWS_ARTICLES)
+def test_pywb_replays_each_capture_from_our_index_and_store(
+    server: AttestServer, retrieval: Archive, n: int
+) -> None:
+    url = article(retrieval, n)
+    for rec in retrieval.responses(url):
+        ts = warc_timestamp(rec.headers["WARC-Date"])
+        answer = server.get(f"/web/{ts}id_/{url}", {"Accept-Encoding": "identity"})
+        assert answer.status == 200, server.log_tail()
+        body = answer.body
+        if answer.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        assert body == decoded(rec)
+        assert retrieval.web.news.article_token(n) in body.decode()
+        assert answer.headers["Memento-Datetime"] == _http_date(rec.headers["WARC-Date"])
+        rewritten = server.get(f"/web/{ts}mp_/{url}")
+        assert rewritten.status == 200
+        assert retrieval.web.news.article_token(n) in _text(rewritten)
+
+
+def test_a_page_replays_as_the_page_never_as_attest_metadata(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    """attest's JSON metadata records name the page's URL; replay must still serve the page.
+
+    (pywb's own indexer lists them as captures of the page: the CDXJ attest writes beside each
+    WARC, which pywb now reads through /cdx, holds only response, revisit and resource records.)
+    """
+    post = retrieval.web.social.posts("alice")[0]
+    page = retrieval.web.url("social", post.permalink_path)
+    rec = retrieval.responses(page)[0]
+    assert any(
+        r.type == "metadata" and r.target == page for r in retrieval.records
+    ), "the browser run wrote no metadata record for the post page"
+    cdx = server.get(f"/cdx?url={quote(page)}&output=json")
+    mimes = {json.loads(line)["mime"] for line in cdx.text.splitlines()}
+    assert mimes == {"text/html"}
+    # A timestamp a little after the capture: the closest capture must be the page itself.
+    later = str(int(warc_timestamp(rec.headers["WARC-Date"])) + 1)
+    answer = server.get(f"/web/{later}id_/{page}")
+    if answer.status == 302:
+        answer = server.get(answer.headers["Location"].replace(server.base, ""))
+    assert answer.status == 200
+    assert answer.headers["Content-Type"].startswith("text/html")
+    listed = set()
+    for cdxj in retrieval.home.joinpath("store").rglob("*.cdxj"):
+        for line in cdxj.read_text().splitlines():
+            entry = json.loads(line.split(" ", 2)[2])
+            listed.add((Path(entry["filename"]).name, int(entry["offset"])))
+    replayable = {
+        (r.file.name, r.offset) for r in retrieval.records if r.type in ("response", "revisit", "resource")
+    }
+    assert listed == replayable
+
+
+def test_rendered_replay_shows_text_the_page_script_fetched(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    """In Chromium, through attest and pywb: the post's text, which the page's script fetched,
+    is answered from the archive; nothing reaches the live fixture web."""
+    from playwright.sync_api import Route, sync_playwright
+
+    post = retrieval.web.social.posts("alice")[0]
+    page_url = retrieval.web.url("social", post.permalink_path)
+    ts = warc_timestamp(retrieval.responses(page_url)[0].headers["WARC-Date"])
+    leaked: list[str] = []
+
+    def guard(route: Route) -> None:
+        if route.request.url.startswith(server.base + "/"):
+            route.continue_()
+        else:
+            leaked.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/lib/chromium/chromium", args=["--no-sandbox"], headless=True
+        )
+        try:
+            context = browser.new_context()
+            context.route("**/*", guard)
+            page = context.new_page()
+            page.goto(f"{server.base}/web/{ts}/{page_url}")
+            archived = page.frame_locator("#replay_iframe")
+            archived.locator("article.post p.post-text").first.wait_for(timeout=20_000)
+            text = archived.locator("body").inner_text()
+        finally:
+            browser.close()
+    assert post.token in text
+    assert not leaked, f"replay reached outside the archive: {leaked}"
+
+
+# --- Memento -------------------------------------------------------------------------------
+
+
+def test_timegate_redirects_to_the_memento_closest_to_accept_datetime(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    url = article(retrieval, NEWS_ARTICLES[0])
+    first, second = retrieval.responses(url)[:2]
+    for rec in (first, second):
+        answer = server.get(f"/web/{url}", {"Accept-Datetime": _http_date(rec.headers["WARC-Date"])})
+        assert answer.status == 302
+        assert answer.headers["Location"] == f"{server.base}/web/{warc_timestamp(rec.headers['WARC-Date'])}/{url}"
+        assert answer.headers["Vary"].lower() == "accept-datetime"
+        rels = {link.rel: link.href for link in link_header.parse(answer.headers["Link"]).links}
+        assert rels["original"] == url
+        assert rels["timegate"] == f"{server.base}/web/{url}"
+        assert rels["timemap"] == f"{server.base}/web/timemap/link/{url}"
+    # No Accept-Datetime: the most recent memento.
+    latest = server.get(f"/web/{url}")
+    assert warc_timestamp(second.headers["WARC-Date"]) in latest.headers["Location"]
+
+
+def test_timemap_parses_as_link_format_and_each_memento_resolves(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    url = article(retrieval, NEWS_ARTICLES[1])
+    answer = server.get(f"/web/timemap/link/{url}")
+    assert answer.status == 200
+    assert answer.headers["Content-Type"].startswith("application/link-format")
+    links = link_header.parse(answer.text.replace("\n", "")).links
+    by_rel = {}
+    mementos = []
+    for link in links:
+        by_rel.setdefault(link.rel, link.href)
+        if "memento" in link.rel.split():
+            mementos.append(link)
+    assert by_rel["original"] == url
+    assert by_rel["self"] == f"{server.base}/web/timemap/link/{url}"
+    expected = sorted({warc_timestamp(r.headers["WARC-Date"]) for r in retrieval.responses(url)})
+    assert [re.search(r"/web/(\d{14})/", m.href).group(1) for m in mementos] == expected  # type: ignore[union-attr]
+    for link in mementos:
+        datetime_attr = dict(link.attr_pairs)["datetime"]
+        stamp = link.href.split("/web/", 1)[1][:14]
+        got = server.get(link.href.removeprefix(server.base).replace(f"/web/{stamp}/", f"/web/{stamp}id_/"))
+        assert got.status == 200
+        assert got.headers["Memento-Datetime"] == datetime_attr
+        assert 'rel="original"' in got.headers["Link"]
+
+
+def test_memento_timestamp_that_is_not_exact_redirects_to_the_exact_memento(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    url = article(retrieval, NEWS_ARTICLES[0])
+    ts = warc_timestamp(retrieval.responses(url)[0].headers["WARC-Date"])
+    answer = server.get(f"/web/{ts[:8]}id_/{url}")
+    assert answer.status == 302
+    assert re.search(r"/web/\d{14}id_/", answer.headers["Location"])
+
+
+# --- the CDX API, through a third-party client ------------------------------------------------
+
+
+def _index_rows(retrieval: Archive, where: str, params: tuple[object, ...] = ()) -> list[tuple[str, str]]:
+    return sorted(
+        (url, str(ts))
+        for url, ts in retrieval.rows(
+            f"SELECT url, ts FROM captures WHERE record_type IN ('response','revisit','resource') AND {where}",
+            params,
+        )
+    )
+
+
+def test_cdx_toolkit_queries_agree_with_the_index(server: AttestServer, retrieval: Archive) -> None:
+    cdx = cdx_toolkit.CDXFetcher(source=f"{server.base}/cdx")
+    url = article(retrieval, NEWS_ARTICLES[0])
+    key = surt_key(url)
+
+    def pairs(caps: list[cdx_toolkit.CaptureObject]) -> list[tuple[str, str]]:
+        return sorted((c["url"], c["timestamp"]) for c in caps)
+
+    def ts14(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        from archive.dates import timestamp14
+
+        return sorted((u, timestamp14(int(t))) for u, t in rows)
+
+    exact = cdx.get(url)
+    assert pairs(exact) == ts14(_index_rows(retrieval, "surt = ?", (key,)))
+    assert len(exact) == 2
+    news = retrieval.web.url("news", "/article/")
+    prefix = cdx.get(news, matchType="prefix")
+    low, high = search_range(news, "prefix")
+    assert pairs(prefix) == ts14(_index_rows(retrieval, "surt >= ? AND surt < ?", (low, high)))
+    assert len(prefix) >= 4
+    first_ts = min(c["timestamp"] for c in exact)
+    assert pairs(cdx.get(url, from_ts=first_ts, to=first_ts)) == [(url, first_ts)]
+    later_ts = max(c["timestamp"] for c in exact)
+    closest = cdx.get(url, closest=later_ts, sort="closest", limit=1)
+    assert [c["timestamp"] for c in closest] == [later_ts]
+    html_only = cdx.get(news, matchType="prefix", filter=["=mime:text/html"])
+    assert html_only and all(c["mime"] == "text/html" for c in html_only)
+    assert len(cdx.get(news, matchType="prefix", limit=3)) == 3
+    assert list(cdx.iter(url)) and len(list(cdx.iter(url))) == 2
+    assert cdx.get(retrieval.web.url("news", "/never-captured.html")) == []
+
+
+def test_cdx_outputs_and_collapse(server: AttestServer, retrieval: Archive) -> None:
+    url = article(retrieval, NEWS_ARTICLES[0])
+    lines = server.get(f"/cdx?url={quote(url)}").text.splitlines()
+    assert len(lines) == 2
+    key, ts, body = lines[0].split(" ", 2)
+    assert key == surt_key(url) and len(ts) == 14
+    assert set(json.loads(body)) >= {"url", "mime", "status", "digest", "length", "offset", "filename"}
+    text = server.get(f"/cdx?url={quote(url)}&output=text&fl=timestamp,status").text.splitlines()
+    assert all(re.fullmatch(r"\d{14} 200", line) for line in text)
+    # The two runs saw the same bytes: collapse=digest keeps one.
+    assert len(server.get(f"/cdx?url={quote(url)}&collapse=digest").text.splitlines()) == 1
+    same_day = server.get(f"/cdx?url={quote(url)}&collapse=timestamp:8").text.splitlines()
+    assert len(same_day) == 1
+    reverse = server.get(f"/cdx?url={quote(url)}&sort=reverse&output=json").text.splitlines()
+    assert [json.loads(x)["timestamp"] for x in reverse] == sorted(
+        (json.loads(x)["timestamp"] for x in reverse), reverse=True
+    )
+
+
+# --- search, metadata, custody ----------------------------------------------------------------
+
+
+def test_search_finds_pages_by_their_visible_text(server: AttestServer, retrieval: Archive) -> None:
+    n = NEWS_ARTICLES[1]
+    token = retrieval.web.news.article_token(n)
+    answer = server.get(f"/search?q={quote(token)}")
+    assert answer.status == 200
+    hits = json.loads(answer.text)["hits"]
+    assert hits and {h["url"] for h in hits} == {article(retrieval, n)}
+    assert all(token.lower() in h["snippet"].lower() for h in hits)
+    # Text only the browser saw (the post's text arrives by script) is searchable too.
+    post = retrieval.web.social.posts("alice")[0]
+    rendered = json.loads(server.get(f"/search?q={quote(post.token)}").text)["hits"]
+    assert retrieval.web.url("social", post.permalink_path) in {h["url"] for h in rendered}
+    cli = run_attest(["search", token, "--json"], retrieval.env)
+    assert cli.returncode == 0, cli.stderr
+    assert {json.loads(x)["url"] for x in cli.stdout.splitlines()} == {article(retrieval, n)}
+
+
+def test_capture_metadata_has_hashes_ip_tls_chain_and_reads_are_logged(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    https = [r for r in retrieval.records if r.type == "response" and (r.target or "").startswith("https://")]
+    rec = https[0]
+    uuid = rec.id.removeprefix("<urn:uuid:").removesuffix(">")
+    answer = server.get(f"/api/capture/{uuid}")
+    assert answer.status == 200, answer.text
+    meta = json.loads(answer.text)
+    assert meta["payload_sha256"] == rec.headers["WARC-Payload-Digest"]
+    assert meta["block_sha256"] == rec.headers["WARC-Block-Digest"]
+    assert meta["ip"] == rec.headers["WARC-IP-Address"]
+    assert meta["tls"]["chain"] and len(meta["tls"]["chain"][0]["sha256"]) == 64
+    assert meta["datetime"] == rec.headers["WARC-Date"]
+    reads = retrieval.rows(
+        "SELECT actor, action, details FROM custody_log WHERE object = ? AND action = 'read'", (rec.id,)
+    )
+    assert reads and reads[-1][0].startswith("local:127.0.0.1")
+    verify = run_attest(["custody", "verify"], retrieval.env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_post_captures_carry_platform_ids_in_the_index(retrieval: Archive) -> None:
+    post = retrieval.web.social.posts("alice")[0]
+    page = retrieval.web.url("social", post.permalink_path)
+    rows = retrieval.rows(
+        "SELECT platform, account, post_id FROM captures WHERE url = ? AND record_type = 'response'",
+        (page,),
+    )
+    assert rows and rows[0][0] == "generic" and rows[0][1] and rows[0][2]
+
+
+def test_find_and_get_from_the_cli(retrieval: Archive, tmp_path: Path) -> None:
+    url = article(retrieval, NEWS_ARTICLES[0])
+    recs = retrieval.responses(url)
+    at = recs[-1].headers["WARC-Date"]
+    found = run_attest(["find", url, "--at", at, "--json"], retrieval.env)
+    assert found.returncode == 0, found.stderr
+    first = json.loads(found.stdout.splitlines()[0])
+    assert first["datetime"] == at and first["recordid"] == recs[-1].id
+    out = tmp_path / "page.html"
+    got = run_attest(["get", url, "--at", warc_timestamp(at), "-o", str(out)], retrieval.env)
+    assert got.returncode == 0, got.stderr
+    assert out.read_bytes() == decoded(recs[-1])
+    record = tmp_path / "record.warc"
+    got = run_attest(["get", url, "--at", at, "--record", "-o", str(record)], retrieval.env)
+    assert got.returncode == 0, got.stderr
+    assert record.read_bytes().startswith(b"WARC/1.1\r\n")
+    assert recs[-1].id.encode() in record.read_bytes()
+    ranged = run_attest(
+        ["find", url, "--from", recs[0].headers["WARC-Date"], "--to", recs[0].headers["WARC-Date"], "--json"],
+        retrieval.env,
+    )
+    assert [json.loads(x)["recordid"] for x in ranged.stdout.splitlines()] == [recs[0].id]
+
+
+def test_rebuild_from_the_store_equals_the_incremental_index(retrieval: Archive, tmp_path: Path) -> None:
+    columns = (
+        "surt, url, ts, status, mime, digest, record_type, record_id, warc_key, warc_offset, length, "
+        "source, run_id, ip, concurrent_to, platform, account, post_id, block_digest"
+    )
+    incremental = sorted(retrieval.rows(f"SELECT {columns} FROM captures"), key=repr)
+    texts_before = sorted(retrieval.rows("SELECT c.record_id, t.body FROM texts t JOIN captures c ON c.id = t.capture_id"))
+    custody_before = retrieval.rows("SELECT seq, hash FROM custody_log ORDER BY seq")
+    assert incremental and texts_before and custody_before
+    # Rebuild into a fresh copy of the database, so the other tests keep their index.
+    copy = tmp_path / "index.sqlite"
+    import sqlite3
+
+    with sqlite3.connect(retrieval.index) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    env = dict(retrieval.env, ATTEST_INDEX=str(copy))
+    proc = run_attest(["index", "--rebuild", "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    with sqlite3.connect(copy) as conn:
+        rebuilt = sorted(conn.execute(f"SELECT {columns} FROM captures").fetchall(), key=repr)
+        texts_after = sorted(conn.execute("SELECT c.record_id, t.body FROM texts t JOIN captures c ON c.id = t.capture_id").fetchall())
+        custody_after = conn.execute("SELECT seq, hash FROM custody_log ORDER BY seq").fetchall()
+    assert rebuilt == incremental
+    assert texts_after == texts_before
+    assert custody_after[: len(custody_before)] == custody_before
+    assert len(custody_after) == len(custody_before) + len(retrieval.warcs)
+    verify = run_attest(["custody", "verify"], env)
+    assert verify.returncode == 0, verify.stdout
+    # Indexing again changes nothing.
+    again = run_attest(["index", "--json"], env)
+    assert all(r["skipped"] for r in json.loads(again.stdout)["results"])
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("", "url: required"),
+        ("url=example.com&limit=1000000000", "limit"),
+        ("url=example.com&limit=0", "limit"),
+        ("url=example.com&from=20261399", "from"),
+        ("url=example.com&from=3000", "from"),
+        ("url=example.com&to=yesterday", "to"),
+        ("url=example.com&matchType=everything", "matchType"),
+        ("url=example.com&sort=random", "sort"),
+        ("url=example.com&filter=~mime:(", "filter"),
+        ("url=example.com&fl=password", "fl"),
+        ("url=example.com&output=xml", "output"),
+        ("url=example.com&collapse=digest:0", "collapse"),
+        ("url=example.com&drop=table", "unknown parameter 'drop'"),
+        ("url=example.com&url=other.com", "url: given 2 times"),
+        ("url=%27%20OR%201%3D1%20--&filter=~%27;DROP%20TABLE%20captures;--(", "filter"),
+    ],
+)
+def test_bad_cdx_queries_get_a_clear_400(server: AttestServer, query: str, reason: str) -> None:
+    answer = server.get(f"/cdx?{query}")
+    assert answer.status == 400, answer.text
+    assert reason in answer.text
+    assert "Traceback" not in answer.text
+
+
+def test_sql_like_and_traversal_strings_are_just_urls(server: AttestServer, retrieval: Archive) -> None:
+    before = retrieval.rows("SELECT count(*) FROM captures")
+    for url in ("' OR 1=1 --", "../../../../etc/passwd", "http://x/%00", "a\"); DROP TABLE captures; --"):
+        answer = server.get(f"/cdx?url={quote(url)}")
+        assert answer.status in (400, 404), answer.text
+        assert "root:" not in answer.text
+    assert server.get("/web/timemap/link/..%2F..%2Fetc%2Fpasswd").status == 404
+    assert server.get("/api/capture/..%2F..%2Fetc%2Fpasswd").status in (400, 404)
+    assert server.get("/search?q=%22%29%20OR%20*&limit=5").status == 200
+    assert server.get("/search?q=x&limit=100000").status == 400
+    assert retrieval.rows("SELECT count(*) FROM captures") == before
+
+
+def test_index_refuses_warc_names_outside_the_store(retrieval: Archive) -> None:
+    before = retrieval.rows("SELECT count(*) FROM warcs")
+    for bad in ("../../etc/passwd", "warcs/../../../etc/passwd", "/etc/passwd", "file:///etc/passwd",
+                "warcs/x/none.warc.gz"):  # fmt: skip
+        proc = run_attest(["index", bad], retrieval.env)
+        assert proc.returncode == 2, (bad, proc.stdout, proc.stderr)
+        assert bad in proc.stderr
+    for bad in ("2026-13-01", "yesterday", "20261"):
+        proc = run_attest(["find", "http://example.com/", "--at", bad], retrieval.env)
+        assert proc.returncode == 2 and bad in proc.stderr
+    assert retrieval.rows("SELECT count(*) FROM warcs") == before
+
+
+def _http_date(warc_date: str) -> str:
+    from archive.dates import http_date
+
+    return http_date(warc_date_micros(warc_date))
+
+
+def _text(answer: object) -> str:
+    body: bytes = answer.body  # type: ignore[attr-defined]
+    if answer.headers.get("Content-Encoding") == "gzip":  # type: ignore[attr-defined]
+        body = gzip.decompress(body)
+    return body.decode("utf-8", "replace")
+
