@@ -365,7 +365,9 @@ def _warc_key(store: Any, given: str) -> str:
     except ConfigError:
         raise ConfigError(f"{given}: not a valid WARC key (no '..', no leading '/')") from None
     if not is_warc_key(key):
-        raise ConfigError(f"{given}: not a WARC in the store (keys look like warcs/<source>/.../*.warc.gz)")
+        raise ConfigError(
+            f"{given}: not a WARC in the store (keys look like warcs/<source>/.../*.warc.gz)"
+        )
     if store.stat(key) is None:
         raise ConfigError(f"{given}: no such object in {store.uri}")
     return key
@@ -399,7 +401,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
         for r in failed:
             print(f"  FAILED {r.key}: {r.error}")
-        print(f"index: {counts['warcs']} WARCs, {counts['records']} records, {counts['texts']} page texts")
+        print(
+            f"index: {counts['warcs']} WARCs, {counts['records']} records, {counts['texts']} page texts"
+        )
     return 1 if failed else 0
 
 
@@ -463,7 +467,9 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     config = _config(args.store)
     if not args.at:
-        raise ConfigError("get: --at DATE is required (ISO 8601 or 14 digits; the closest capture is written)")
+        raise ConfigError(
+            "get: --at DATE is required (ISO 8601 or 14 digits; the closest capture is written)"
+        )
     store = open_store(config.store_uri)
     args.date_from = args.date_to = None
     args.limit = 1
@@ -606,9 +612,18 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--json", action="store_true")
     ver.set_defaults(func=cmd_verify)
 
-    idx = sub.add_parser("index", help="index stored WARCs (CDXJ beside each, rows in the index DB)")
-    idx.add_argument("warcs", nargs="*", metavar="WARC_URI", help="WARC URIs or keys (default: all not yet indexed)")
-    idx.add_argument("--rebuild", action="store_true", help="empty the index and rebuild it from the store")
+    idx = sub.add_parser(
+        "index", help="index stored WARCs (CDXJ beside each, rows in the index DB)"
+    )
+    idx.add_argument(
+        "warcs",
+        nargs="*",
+        metavar="WARC_URI",
+        help="WARC URIs or keys (default: all not yet indexed)",
+    )
+    idx.add_argument(
+        "--rebuild", action="store_true", help="empty the index and rebuild it from the store"
+    )
     idx.add_argument("--store", help="store URI")
     idx.add_argument("--json", action="store_true")
     idx.set_defaults(func=cmd_index)
@@ -625,7 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--to", dest="date_to", metavar="DATE")
     find.add_argument("--limit", type=int, default=1000)
     find.add_argument("--run", metavar="RUN_ID", help="only what this attest run captured")
-    find.add_argument("--all-records", action="store_true", help="also metadata and request records")
+    find.add_argument(
+        "--all-records", action="store_true", help="also metadata and request records"
+    )
     find.add_argument("--json", action="store_true", help="one JSON object per line")
     find.set_defaults(func=cmd_find)
 

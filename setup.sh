@@ -36,10 +36,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 # Replay (pywb) lives in its own venv: it cannot share one with Scrapy (a brotli module clash).
-if [ ! -x .venv-replay/bin/wayback ]; then
+# boto3 there lets pywb read WARCs straight from an s3:// store.
+if [ ! -x .venv-replay/bin/wayback ] || ! .venv-replay/bin/python -c 'import boto3' 2>/dev/null; then
   [ -x .venv-replay/bin/python ] || python3 -m venv .venv-replay
   .venv-replay/bin/python -m pip install -q --upgrade pip 2> >(grep -v "is ignored" >&2)
-  .venv-replay/bin/python -m pip install -q pywb==2.10.0 2> >(grep -v "is ignored" >&2)
+  .venv-replay/bin/python -m pip install -q pywb==2.10.0 "boto3>=1.44,<2" 2> >(grep -v "is ignored" >&2)
   .venv-replay/bin/python -m pip check
   .venv-replay/bin/wayback -V >/dev/null
 fi

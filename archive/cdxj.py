@@ -15,11 +15,12 @@ searchable text of its page.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def surt_key(url: str) -> str:
     """pywb's index key for a URL (SURT form, canonicalised)."""
     try:
         key: str = surtlib.surt(url)
-    except Exception:  # surt raises bare errors on odd URLs (e.g. bad ports): index them as given
+    except Exception:  # noqa: BLE001 - surt raises bare errors on odd URLs: keep them as given
         key = url.lower()
     return key
 
@@ -106,37 +107,40 @@ def surt_key(url: str) -> str:
 # --- reading records -------------------------------------------------------------------------
 
 
-def iter_members(data: bytes | mmap.mmap) -> Iterator[tuple[int, int, bytes]]:
+def iter_members(data: bytes | mmap.mmap) -> Generator[tuple[int, int, bytes], None, None]:
     """(offset, length, inflated bytes) for each gzip member, or each plain record."""
-    view = memoryview(data)
-    size = len(view)
-    pos = 0
-    if size and bytes(view[0:2]) != b"\x1f\x8b":
-        yield from _iter_plain(view)
-        return
-    while pos < size:
-        if bytes(view[pos : pos + 2]) != b"\x1f\x8b":
-            if not bytes(view[pos:]).strip(b"\x00\r\n"):
-                return
-            raise IntegrityError(f"no gzip member at offset {pos}")
-        start = pos
-        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        parts = []
-        window = _FIRST_WINDOW
-        while True:
-            chunk = view[pos : pos + window]
-            if not len(chunk):
-                raise IntegrityError(f"gzip member at offset {start} is truncated")
-            try:
-                parts.append(inflater.decompress(chunk))
-            except zlib.error as exc:
-                raise IntegrityError(f"gzip member at offset {start}: {exc}") from exc
-            if inflater.eof:
-                pos += len(chunk) - len(inflater.unused_data)
-                break
-            pos += len(chunk)
-            window = min(window * 4, 4 * 1024 * 1024)
-        yield start, pos - start, parts[0] if len(parts) == 1 else b"".join(parts)
+    # Views over an mmap must be released, even when an error stops the reading: a view left
+    # alive in a traceback makes closing the mmap fail (BufferError) and hides the error.
+    with memoryview(data) as view:
+        size = len(view)
+        pos = 0
+        if size and bytes(view[0:2]) != b"\x1f\x8b":
+            yield from _iter_plain(view)
+            return
+        while pos < size:
+            if bytes(view[pos : pos + 2]) != b"\x1f\x8b":
+                if not bytes(view[pos:]).strip(b"\x00\r\n"):
+                    return
+                raise IntegrityError(f"no gzip member at offset {pos}")
+            start = pos
+            inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            parts = []
+            window = _FIRST_WINDOW
+            while True:
+                with view[pos : pos + window] as chunk:
+                    taken = len(chunk)
+                    if not taken:
+                        raise IntegrityError(f"gzip member at offset {start} is truncated")
+                    try:
+                        parts.append(inflater.decompress(chunk))
+                    except zlib.error as exc:
+                        raise IntegrityError(f"gzip member at offset {start}: {exc}") from exc
+                if inflater.eof:
+                    pos += taken - len(inflater.unused_data)
+                    break
+                pos += taken
+                window = min(window * 4, 4 * 1024 * 1024)
+            yield start, pos - start, parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _iter_plain(view: memoryview) -> Iterator[tuple[int, int, bytes]]:
@@ -211,7 +215,11 @@ def read_warc_index(path: Path, key: str, *, texts: bool = True) -> WarcIndex:
             raise IntegrityError(f"{key}: empty file")
         handle.seek(0)
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _index(iter_members(data), key, texts=texts)
+            members = iter_members(data)
+            try:
+                return _index(members, key, texts=texts)
+            finally:
+                members.close()  # release its views of the mmap before it is closed
 
 
 def index_bytes(data: bytes, key: str, *, texts: bool = True) -> WarcIndex:
@@ -234,7 +242,9 @@ def _index(members: Iterator[tuple[int, int, bytes]], key: str, *, texts: bool) 
         try:
             content_length = int(headers.get("content-length", ""))
         except ValueError:
-            raise IntegrityError(f"{key}: record at offset {offset} has no Content-Length") from None
+            raise IntegrityError(
+                f"{key}: record at offset {offset} has no Content-Length"
+            ) from None
         block = raw[head_len : head_len + content_length]
         if rtype == "warcinfo":
             info = _warc_fields(block)
@@ -249,8 +259,7 @@ def _index(members: Iterator[tuple[int, int, bytes]], key: str, *, texts: bool) 
             ts = warc_date_micros(headers.get("warc-date", ""))
         except ValueError:
             raise IntegrityError(
-                f"{key}: record at offset {offset} has a bad WARC-Date "
-                f"{headers.get('warc-date')!r}"
+                f"{key}: record at offset {offset} has a bad WARC-Date {headers.get('warc-date')!r}"
             ) from None
         record_id = headers.get("warc-record-id", "")
         content_type = headers.get("content-type")
@@ -286,14 +295,14 @@ def _index(members: Iterator[tuple[int, int, bytes]], key: str, *, texts: bool) 
         )
         result.rows.append(row)
         by_id[record_id] = row
+        if rtype == "metadata" and "attest-page" in mime:
+            # Platform ids are row columns: read them whether or not texts are wanted.
+            with contextlib.suppress(ValueError):
+                page_meta.append((row.concurrent_to or "", json.loads(block)))
+            continue
         if not texts:
             continue
-        if rtype == "metadata" and "attest-page" in mime:
-            try:
-                page_meta.append((row.concurrent_to or "", json.loads(block)))
-            except ValueError:
-                pass
-        elif (
+        if (
             http is not None
             and rtype == "response"
             and status is not None

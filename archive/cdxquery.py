@@ -189,9 +189,7 @@ def parse_query(params: Mapping[str, Sequence[str]], *, allow_extra: bool = Fals
     """A CdxQuery from request parameters (name -> values), or QueryError naming the problem."""
     unknown = sorted(set(params) - PARAMS)
     if unknown and not allow_extra:
-        raise QueryError(
-            f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(PARAMS))})"
-        )
+        raise QueryError(f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(PARAMS))})")
     url = _one(params, "url")
     if not url or not url.strip():
         raise QueryError("url: required (the URL to look up, e.g. url=example.com/page)")

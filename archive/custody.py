@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from archive.errors import CustodyError
+from archive.errors import AttestError, CustodyError
 from archive.indexdb import IndexDB
 from archive.store import Store, file_sha256
 
@@ -140,7 +140,12 @@ class CustodyLog:
     # --- writing ----------------------------------------------------------------------------
 
     def append(
-        self, action: str, obj: str, details: dict[str, Any] | None = None, *, actor: str | None = None
+        self,
+        action: str,
+        obj: str,
+        details: dict[str, Any] | None = None,
+        *,
+        actor: str | None = None,
     ) -> Entry:
         db = self.db
         with db.transaction(exclusive=True):
@@ -157,7 +162,10 @@ class CustodyLog:
                 "details": details or {},
                 "prev_hash": prev,
             }
-            entry = Entry(**body, hash=entry_hash(body))
+            entry = Entry(
+                seq, str(body["at"]), str(body["actor"]), action, obj, details or {}, prev,
+                entry_hash(body),
+            )  # fmt: skip
             self._insert(entry)
         return entry
 
@@ -201,10 +209,24 @@ class CustodyLog:
             for first, last, key, sha256 in self.db.rows(
                 "SELECT first_seq, last_seq, segment_key, sha256 FROM custody_seals ORDER BY last_seq"
             ):
-                sealed = list(_read_segment(self.store, key))
-                stored = [e.json_line() for e in self.entries(after=int(first) - 1, until=int(last))]
+                try:
+                    with self.store.open(key) as handle:
+                        data = handle.read()
+                    sealed = list(_parse_segment(data))
+                except (AttestError, ValueError, KeyError, TypeError) as exc:
+                    problems.append(f"{key}: sealed segment cannot be read: {exc}")
+                    continue
+                if hashlib.sha256(data).hexdigest() != sha256:
+                    problems.append(
+                        f"{key}: sealed segment's SHA-256 is not the one recorded when sealed"
+                    )
+                stored = [
+                    e.json_line() for e in self.entries(after=int(first) - 1, until=int(last))
+                ]
                 if [e.json_line() for e in sealed] != stored:
-                    problems.append(f"{key}: sealed segment differs from the database's entries {first}-{last}")
+                    problems.append(
+                        f"{key}: sealed segment differs from the database's entries {first}-{last}"
+                    )
         return problems
 
     # --- sealing ------------------------------------------------------------------------------
@@ -249,7 +271,10 @@ class CustodyLog:
             return 0
         entries: list[Entry] = []
         for key in keys:
-            entries.extend(_read_segment(self.store, key))
+            try:
+                entries.extend(_read_segment(self.store, key))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CustodyError(f"sealed custody segment {key} cannot be read: {exc}") from exc
         problems = check_chain(iter(entries))
         if problems:
             raise CustodyError("sealed custody segments do not chain: " + "; ".join(problems[:3]))
@@ -257,7 +282,9 @@ class CustodyLog:
             for entry in entries:
                 self._insert(entry)
             for key in keys:
-                first, last = (int(x) for x in key.rsplit("/", 1)[1].removesuffix(".jsonl").split("-"))
+                first, last = (
+                    int(x) for x in key.rsplit("/", 1)[1].removesuffix(".jsonl").split("-")
+                )
                 with self.store.open(key) as handle:
                     digest = hashlib.sha256(handle.read()).hexdigest()
                 self.db.execute(
@@ -277,7 +304,9 @@ def check_chain(entries: Iterator[Entry]) -> list[str]:
         if expected_seq is not None and entry.seq != expected_seq:
             problems.append(f"entry {entry.seq}: expected sequence number {expected_seq}")
         if entry.prev_hash != prev:
-            problems.append(f"entry {entry.seq}: previous hash {entry.prev_hash[:12]}… does not match {prev[:12]}…")
+            problems.append(
+                f"entry {entry.seq}: previous hash {entry.prev_hash[:12]}… does not match {prev[:12]}…"
+            )
         if entry_hash(entry.body()) != entry.hash:
             problems.append(f"entry {entry.seq}: hash does not match its content")
         prev = entry.hash
@@ -287,14 +316,16 @@ def check_chain(entries: Iterator[Entry]) -> list[str]:
 
 def _read_segment(store: Store, key: str) -> Iterator[Entry]:
     with store.open(key) as handle:
-        for line in handle.read().decode("utf-8").splitlines():
-            if line.strip():
-                data = json.loads(line)
-                yield Entry(
-                    int(data["seq"]), data["at"], data["actor"], data["action"], data["object"],
-                    data["details"], data["prev_hash"], data["hash"],
-                )  # fmt: skip
+        data = handle.read()
+    return _parse_segment(data)
 
 
-def segment_sha256(path: Path) -> str:
-    return file_sha256(path)
+def _parse_segment(data: bytes) -> Iterator[Entry]:
+    for line in data.decode("utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            yield Entry(
+                int(item["seq"]), item["at"], item["actor"], item["action"], item["object"],
+                item["details"], item["prev_hash"], item["hash"],
+            )  # fmt: skip
+

@@ -23,9 +23,9 @@ MIN_YEAR = 1991
 MAX_YEAR = 2999
 
 _DIGITS = re.compile(r"\d{4,14}")
-_WARC_DATE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z\Z"
-)
+_WARC_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z\Z")
+
+_MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 Bound = Literal["low", "high", "exact"]
 
@@ -46,6 +46,15 @@ def warc_date_micros(value: str) -> int:
     if not match:
         raise ValueError(f"not a WARC-Date: {value!r}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    if not (
+        1 <= month <= 12
+        and 1 <= day <= _MONTH_DAYS[month]
+        and (day < 29 or month != 2 or calendar.isleap(year))
+        and hour < 24
+        and minute < 60
+        and second < 61  # a leap second
+    ):
+        raise ValueError(f"not a WARC-Date: {value!r}")
     frac = match.group(7) or ""
     micros = int((frac + "000000")[:6])
     days = _days_from_civil(year, month, day)
@@ -103,13 +112,20 @@ def parse_when(value: str, *, bound: Bound = "exact", what: str = "date") -> int
         moment = moment.replace(tzinfo=UTC)
     date_only = len(text) == 10
     if date_only and bound == "high":
-        moment = moment + timedelta(days=1) - timedelta(microseconds=1)
+        try:
+            moment = moment + timedelta(days=1) - timedelta(microseconds=1)
+        except OverflowError:  # 9999-12-31: out of range anyway
+            raise ConfigError(
+                f"{what}: {value!r} is out of range ({MIN_YEAR}-{MAX_YEAR})"
+            ) from None
     return _checked(moment, value, what)
 
 
 def _parse_digits(text: str, bound: Bound, value: str, what: str) -> int:
     if len(text) % 2:
-        raise ConfigError(f"{what}: {value!r} has an odd number of digits (use YYYY[MM[DD[hh[mm[ss]]]]])")
+        raise ConfigError(
+            f"{what}: {value!r} has an odd number of digits (use YYYY[MM[DD[hh[mm[ss]]]]])"
+        )
     parts = [int(text[0:4])] + [int(text[i : i + 2]) for i in range(4, len(text), 2)]
     year = parts[0]
     if not MIN_YEAR <= year <= MAX_YEAR:
@@ -132,6 +148,10 @@ def _parse_digits(text: str, bound: Bound, value: str, what: str) -> int:
 
 
 def _checked(moment: datetime, value: str, what: str) -> int:
-    if not MIN_YEAR <= moment.astimezone(UTC).year <= MAX_YEAR:
+    try:
+        year = moment.astimezone(UTC).year
+    except OverflowError:  # 0001-01-01T00:00+01:00, 9999-12-31T23:00-02:00
+        year = moment.year
+    if not MIN_YEAR <= year <= MAX_YEAR:
         raise ConfigError(f"{what}: {value!r} is out of range ({MIN_YEAR}-{MAX_YEAR})")
     return to_micros(moment)

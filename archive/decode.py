@@ -47,7 +47,10 @@ def _inflate(data: bytes, wbits: int) -> bytes:
     out = inflater.decompress(data, MAX_DECODED)
     if inflater.unconsumed_tail:
         raise UnsupportedEncoding(f"decoded payload exceeds {MAX_DECODED} bytes")
-    return out + inflater.flush()
+    out += inflater.flush()
+    if not inflater.eof:
+        raise zlib.error("deflate stream ends early")
+    return out
 
 
 def _gunzip(data: bytes) -> bytes:
@@ -79,6 +82,8 @@ def _unbrotli(data: bytes) -> bytes:
     out: bytes = decompressor.process(data)
     if len(out) > MAX_DECODED:
         raise UnsupportedEncoding(f"decoded payload exceeds {MAX_DECODED} bytes")
+    if not decompressor.is_finished():
+        raise brotli.error("br stream ends early")
     return out
 
 
@@ -101,6 +106,8 @@ def decode_body(body: bytes, content_encoding: str | None, *, chunked: bool = Fa
     for name in reversed(encodings(content_encoding)):
         if name == "identity":
             continue
+        if not body and name in _DECODERS:
+            continue  # no body at all (HEAD, 204, 304) under a Content-Encoding header
         decoder = _DECODERS.get(name)
         if decoder is None:
             raise UnsupportedEncoding(
@@ -112,7 +119,5 @@ def decode_body(body: bytes, content_encoding: str | None, *, chunked: bool = Fa
         except UnsupportedEncoding:
             raise
         except Exception as exc:  # zlib.error, brotli.error: the archived bytes are not valid
-            raise UnsupportedEncoding(
-                f"the payload does not decode as {name}: {exc}"
-            ) from exc
+            raise UnsupportedEncoding(f"the payload does not decode as {name}: {exc}") from exc
     return body

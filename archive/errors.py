@@ -135,7 +135,7 @@ class RecorderError(AttestError):
     """The recording proxy could not start or stopped unexpectedly."""
 
 
-class IndexError_(AttestError):  # noqa: N801 - "IndexError" is a builtin
+class IndexError_(AttestError):
     """The index database could not be read or written."""
 
 

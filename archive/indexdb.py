@@ -113,7 +113,9 @@ class IndexDB:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.dialect = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        self.dialect = (
+            "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        )
         self._lock = threading.RLock()
         try:
             if self.dialect == "postgresql":
@@ -152,7 +154,7 @@ class IndexDB:
         with self._lock:
             try:
                 if self.dialect == "postgresql":
-                    return self._pg.execute(_placeholders(sql), params)  # type: ignore[arg-type]
+                    return self._pg.execute(_placeholders(sql), params)
                 return self._sqlite.execute(sql, params)
             except (sqlite3.Error, ValueError) as exc:
                 raise IndexError_(f"index database: {exc}") from exc
@@ -213,14 +215,19 @@ class IndexDB:
         return bool(self.rows("SELECT 1 FROM warcs WHERE warc_key = ?", (warc_key,)))
 
     def load(
-        self, index: WarcIndex, *, sha256: str | None, size: int | None, cdxj_key: str | None,
+        self,
+        index: WarcIndex,
+        *,
+        sha256: str | None,
+        size: int | None,
+        cdxj_key: str | None,
         indexed_at: str,
     ) -> int:
         """Insert a WARC's rows and texts in one transaction; returns the rows added."""
         import json
 
         insert = (
-            f"INSERT INTO captures ({', '.join(COLUMNS)}) "
+            f"INSERT INTO captures ({', '.join(COLUMNS)}) "  # noqa: S608 - constant columns; values are bound
             f"VALUES ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (warc_key, warc_offset) DO NOTHING"
         )
         with self.transaction():
@@ -229,9 +236,7 @@ class IndexDB:
             added = self._count_for(index.key) - before
             if index.texts and added:
                 ids = dict(
-                    self.rows(
-                        "SELECT record_id, id FROM captures WHERE warc_key = ?", (index.key,)
-                    )
+                    self.rows("SELECT record_id, id FROM captures WHERE warc_key = ?", (index.key,))
                 )
                 texts = [(ids[rid], body) for rid, body in index.texts.items() if rid in ids]
                 if self.dialect == "postgresql":
@@ -301,7 +306,7 @@ class IndexDB:
             order_by = "surt DESC, ts DESC, id DESC"
         else:
             order_by = "surt, ts, id"
-        sql = f"SELECT {', '.join(COLUMNS)} FROM captures WHERE {' AND '.join(where)} ORDER BY {order_by}"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM captures WHERE {' AND '.join(where)} ORDER BY {order_by}"  # noqa: S608 - constant columns; values are bound
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -309,7 +314,7 @@ class IndexDB:
 
     def by_record_id(self, record_id: str) -> IndexRow | None:
         found = self.rows(
-            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_id = ? ORDER BY id LIMIT 1",
+            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_id = ? ORDER BY id LIMIT 1",  # noqa: S608 - constant columns; values are bound
             (record_id,),
         )
         return _row(found[0]) if found else None
@@ -319,17 +324,19 @@ class IndexDB:
         return [
             _row(v)
             for v in self.rows(
-                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE concurrent_to = ? ORDER BY id",
+                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE concurrent_to = ? ORDER BY id",  # noqa: S608 - constant columns; values are bound
                 (record_id,),
             )
         ]
 
-    def by_run(self, run_id: str, *, record_types: Sequence[str] = ("response", "resource")) -> list[IndexRow]:
+    def by_run(
+        self, run_id: str, *, record_types: Sequence[str] = ("response", "resource")
+    ) -> list[IndexRow]:
         marks = ", ".join("?" * len(record_types))
         return [
             _row(v)
             for v in self.rows(
-                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE run_id = ? "
+                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE run_id = ? "  # noqa: S608 - constant columns; values are bound
                 f"AND record_type IN ({marks}) ORDER BY ts, id",
                 (run_id, *record_types),
             )
@@ -337,7 +344,7 @@ class IndexDB:
 
     def tls_chain_for(self, run_id: str | None, surt_host: str) -> IndexRow | None:
         found = self.rows(
-            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_type = 'metadata' "
+            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_type = 'metadata' "  # noqa: S608 - constant columns; values are bound
             "AND mime LIKE ? AND run_id IS NOT DISTINCT FROM ? AND surt >= ? AND surt < ? "
             "ORDER BY ts LIMIT 1",
             ("%attest-tls-chain%", run_id, surt_host, surt_host + "\U0010ffff"),
@@ -422,7 +429,11 @@ def _row(values: Sequence[Any]) -> IndexRow:
 
 def sqlite_path(url: str) -> Path:
     if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") - 1 :]) if url.startswith("sqlite:////") else Path(url[len("sqlite:///") :])
+        return (
+            Path(url[len("sqlite:///") - 1 :])
+            if url.startswith("sqlite:////")
+            else Path(url[len("sqlite:///") :])
+        )
     if "://" in url:
         raise ConfigError(
             f"ATTEST_INDEX={url!r}: use a file path, sqlite:///path or postgresql://user@host/db"

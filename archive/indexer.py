@@ -146,4 +146,6 @@ def rebuild(
 ) -> list[IndexResult]:
     """Empty the index and index every WARC in the store again (the custody log stays)."""
     db.drop_index()
-    return index_keys(db, store, list(warc_keys(store)), custody=custody, force=True, progress=progress)
+    return index_keys(
+        db, store, list(warc_keys(store)), custody=custody, force=True, progress=progress
+    )

@@ -12,7 +12,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 
-from archive.cdxj import HttpHead, IndexRow, header_map, split_head, parse_http_head
+from archive.cdxj import HttpHead, IndexRow, header_map, parse_http_head, split_head
 from archive.decode import decode_body
 from archive.errors import DigestMismatch, IntegrityError
 from archive.store import Store

@@ -255,7 +255,9 @@ class S3Store:
         )
         data: bytes = resp["Body"].read()
         if len(data) != length:
-            raise StorageError(f"{self.object_uri(key)}: asked {length} bytes at {offset}, got {len(data)}")
+            raise StorageError(
+                f"{self.object_uri(key)}: asked {length} bytes at {offset}, got {len(data)}"
+            )
         return data
 
     def keys(self, prefix: str = "") -> Iterator[str]:

@@ -124,7 +124,9 @@ class Service:
             actor=principal.actor,
         )  # fmt: skip
 
-    def render(self, name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(
+        self, name: str, request: Request, status: int = 200, **context: Any
+    ) -> HTMLResponse:
         principal = request.scope.get("attest.principal")
         page = self.jinja.get_template(name).render(
             request=request, principal=principal, open=self.gate.open, **context
@@ -144,7 +146,9 @@ def _principal(request: Request) -> Principal:
 
 def _error(request: Request, status: int, message: str) -> Response:
     if _wants_html(request):
-        return _service(request).render("error.html", request, status, status_code=status, message=message)
+        return _service(request).render(
+            "error.html", request, status, status_code=status, message=message
+        )
     return PlainTextResponse(message + "\n", status_code=status)
 
 
@@ -169,7 +173,8 @@ class GateMiddleware(BaseHTTPMiddleware):
             if _wants_html(request) and not request.headers.get("authorization"):
                 return RedirectResponse(f"/login?next={quote(str(request.url.path))}", 303)
             return PlainTextResponse(
-                f"{exc}\n", status_code=401 if "required" in str(exc) or "unknown" in str(exc) else 403,
+                f"{exc}\n",
+                status_code=401 if "required" in str(exc) or "unknown" in str(exc) else 403,
                 headers={"WWW-Authenticate": 'Bearer realm="attest"'},
             )
         return await call_next(request)
@@ -182,11 +187,15 @@ def _params(request: Request) -> dict[str, list[str]]:
     return parse_qs(request.url.query, keep_blank_values=True, max_num_fields=64)
 
 
-def _cdx_response(db: IndexDB, params: dict[str, list[str]], *, allow_extra: bool = False) -> Response:
+def _cdx_response(
+    db: IndexDB, params: dict[str, list[str]], *, allow_extra: bool = False
+) -> Response:
     query = parse_query(params, allow_extra=allow_extra)
     if query.show_num_pages:
         size = query.page_size or MAX_LIMIT
-        total = sum(1 for _ in run_query(db, replace(query, limit=MAX_LIMIT, page=0, page_size=None)))
+        total = sum(
+            1 for _ in run_query(db, replace(query, limit=MAX_LIMIT, page=0, page_size=None))
+        )
         pages = max(1, -(-total // size))
         return JSONResponse({"pages": pages, "pageSize": size, "blocks": pages})
     content_type, line = formatter(query)
@@ -248,7 +257,9 @@ async def timemap(request: Request) -> Response:
     rows = _rows_for(service.db, url)
     if not rows:
         return PlainTextResponse(f"no capture of {url}\n", status_code=404)
-    return Response(memento.timemap(_base(request), url, rows), media_type="application/link-format")
+    return Response(
+        memento.timemap(_base(request), url, rows), media_type="application/link-format"
+    )
 
 
 async def web(request: Request) -> Response:
@@ -279,7 +290,9 @@ async def _timegate(request: Request, url: str) -> Response:
         headers={
             "Location": memento.memento_uri(base, best),
             "Vary": "accept-datetime",
-            "Link": memento.link_header(base, url, memento=best, first=mementos[0], last=mementos[-1]),
+            "Link": memento.link_header(
+                base, url, memento=best, first=mementos[0], last=mementos[-1]
+            ),
         },
     )
 
@@ -310,11 +323,15 @@ async def _memento(request: Request, stamp: str, modifier: str, rest: str) -> Re
         return await _plain_memento(request, best, headers, modifier)
     response = await _proxy(request, headers)
     if response.status_code == 200:
-        await asyncio.to_thread(service.read_event, _principal(request), best, f"replay {modifier or 'frame'}")
+        await asyncio.to_thread(
+            service.read_event, _principal(request), best, f"replay {modifier or 'frame'}"
+        )
     return response
 
 
-async def _plain_memento(request: Request, row: IndexRow, headers: dict[str, str], modifier: str) -> Response:
+async def _plain_memento(
+    request: Request, row: IndexRow, headers: dict[str, str], modifier: str
+) -> Response:
     """Without pywb: the archived payload as it was sent (``id_`` replay), no rewriting."""
     service = _service(request)
     payload = await asyncio.to_thread(load_payload, service.store, row)
@@ -335,12 +352,20 @@ async def _proxy(request: Request, extra: dict[str, str] | None = None) -> Respo
     service = _service(request)
     assert service.pywb_url is not None
     client = await service.client()
-    url = service.pywb_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP | {"authorization", "cookie"}]
+    url = (
+        service.pywb_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    )
+    headers = [
+        (k, v)
+        for k, v in request.headers.items()
+        if k.lower() not in _HOP | {"authorization", "cookie"}
+    ]
+    import httpx
+
     upstream = client.build_request(request.method, url, headers=headers)
     try:
         resp = await client.send(upstream, stream=True)
-    except Exception as exc:  # httpx.HTTPError: pywb is down
+    except httpx.HTTPError as exc:  # pywb is down
         log.error("replay backend unreachable: %s", exc)
         return PlainTextResponse("replay backend unavailable\n", status_code=502)
     out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in _HOP}
@@ -352,7 +377,10 @@ async def _proxy(request: Request, extra: dict[str, str] | None = None) -> Respo
             yield chunk
 
     return StreamingResponse(
-        body(), status_code=resp.status_code, headers=out_headers, background=BackgroundTask(resp.aclose)
+        body(),
+        status_code=resp.status_code,
+        headers=out_headers,
+        background=BackgroundTask(resp.aclose),
     )
 
 
@@ -487,7 +515,9 @@ async def home(request: Request) -> Response:
 
 def timeline(rows: list[IndexRow]) -> list[dict[str, Any]]:
     """Captures grouped by year, month and day, for the lookup page's calendar."""
-    years: dict[str, dict[str, dict[str, list[IndexRow]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    years: dict[str, dict[str, dict[str, list[IndexRow]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     for row in sorted(rows, key=lambda r: r.ts):
         stamp = timestamp14(row.ts)
         years[stamp[:4]][stamp[4:6]][stamp[6:8]].append(row)
@@ -536,7 +566,9 @@ async def login(request: Request) -> Response:
     except AccessDenied:
         return service.render("login.html", request, status=401, next=nxt, failed=True)
     response = RedirectResponse(nxt, 303)
-    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict", max_age=12 * 3600)
+    response.set_cookie(
+        SESSION_COOKIE, session, httponly=True, samesite="strict", max_age=12 * 3600
+    )
     return response
 
 

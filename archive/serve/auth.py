@@ -60,9 +60,17 @@ def load_tokens(path: Path | None) -> dict[str, Principal]:
         if not isinstance(actor, str) or not actor.strip():
             raise ConfigError(f"{where}: field 'actor' must be a non-empty string")
         if role not in ROLES:
-            raise ConfigError(f"{where}: field 'role' must be one of {', '.join(ROLES)}, not {role!r}")
-        if not isinstance(digest, str) or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-            raise ConfigError(f"{where}: field 'sha256' must be the token's SHA-256 in lowercase hex")
+            raise ConfigError(
+                f"{where}: field 'role' must be one of {', '.join(ROLES)}, not {role!r}"
+            )
+        if (
+            not isinstance(digest, str)
+            or len(digest) != 64
+            or not all(c in "0123456789abcdef" for c in digest)
+        ):
+            raise ConfigError(
+                f"{where}: field 'sha256' must be the token's SHA-256 in lowercase hex"
+            )
         tokens[digest] = Principal(actor.strip(), role)
     if not tokens:
         raise ConfigError(f"{path}: holds no token")
@@ -109,7 +117,12 @@ class Gate:
             self._sessions.pop(session, None)
 
     def principal(
-        self, authorization: str | None, session: str | None, client: str, *, role: str = "investigator"
+        self,
+        authorization: str | None,
+        session: str | None,
+        client: str,
+        *,
+        role: str = "investigator",
     ) -> Principal:
         """The caller, or AccessDenied saying what is missing."""
         if self.open:

@@ -80,5 +80,7 @@ def timemap(base: str, url: str, rows: Sequence[IndexRow]) -> str:
             rel = "first memento"
         if i == len(mementos) - 1:
             rel = "last memento" if i else "first last memento"
-        lines.append(f'<{_quote(memento_uri(base, row))}>; rel="{rel}"; datetime="{http_date(row.ts)}"')
+        lines.append(
+            f'<{_quote(memento_uri(base, row))}>; rel="{rel}"; datetime="{http_date(row.ts)}"'
+        )
     return ",\n".join(lines) + "\n"

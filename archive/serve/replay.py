@@ -106,7 +106,10 @@ class PywbProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise ConfigError(f"pywb exited at start: {self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.5),
+            ):
                 log.info("pywb replay on %s", self.base_url)
                 return
             time.sleep(0.1)

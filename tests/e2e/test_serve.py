@@ -85,9 +85,9 @@ def test_a_page_replays_as_the_page_never_as_attest_metadata(
     post = retrieval.web.social.posts("alice")[0]
     page = retrieval.web.url("social", post.permalink_path)
     rec = retrieval.responses(page)[0]
-    assert any(
-        r.type == "metadata" and r.target == page for r in retrieval.records
-    ), "the browser run wrote no metadata record for the post page"
+    assert any(r.type == "metadata" and r.target == page for r in retrieval.records), (
+        "the browser run wrote no metadata record for the post page"
+    )
     cdx = server.get(f"/cdx?url={quote(page)}&output=json")
     mimes = {json.loads(line)["mime"] for line in cdx.text.splitlines()}
     assert mimes == {"text/html"}
@@ -104,7 +104,9 @@ def test_a_page_replays_as_the_page_never_as_attest_metadata(
             entry = json.loads(line.split(" ", 2)[2])
             listed.add((Path(entry["filename"]).name, int(entry["offset"])))
     replayable = {
-        (r.file.name, r.offset) for r in retrieval.records if r.type in ("response", "revisit", "resource")
+        (r.file.name, r.offset)
+        for r in retrieval.records
+        if r.type in ("response", "revisit", "resource")
     }
     assert listed == replayable
 
@@ -155,9 +157,14 @@ def test_timegate_redirects_to_the_memento_closest_to_accept_datetime(
     url = article(retrieval, NEWS_ARTICLES[0])
     first, second = retrieval.responses(url)[:2]
     for rec in (first, second):
-        answer = server.get(f"/web/{url}", {"Accept-Datetime": _http_date(rec.headers["WARC-Date"])})
+        answer = server.get(
+            f"/web/{url}", {"Accept-Datetime": _http_date(rec.headers["WARC-Date"])}
+        )
         assert answer.status == 302
-        assert answer.headers["Location"] == f"{server.base}/web/{warc_timestamp(rec.headers['WARC-Date'])}/{url}"
+        assert (
+            answer.headers["Location"]
+            == f"{server.base}/web/{warc_timestamp(rec.headers['WARC-Date'])}/{url}"
+        )
         assert answer.headers["Vary"].lower() == "accept-datetime"
         rels = {link.rel: link.href for link in link_header.parse(answer.headers["Link"]).links}
         assert rels["original"] == url
@@ -189,7 +196,9 @@ def test_timemap_parses_as_link_format_and_each_memento_resolves(
     for link in mementos:
         datetime_attr = dict(link.attr_pairs)["datetime"]
         stamp = link.href.split("/web/", 1)[1][:14]
-        got = server.get(link.href.removeprefix(server.base).replace(f"/web/{stamp}/", f"/web/{stamp}id_/"))
+        got = server.get(
+            link.href.removeprefix(server.base).replace(f"/web/{stamp}/", f"/web/{stamp}id_/")
+        )
         assert got.status == 200
         assert got.headers["Memento-Datetime"] == datetime_attr
         assert 'rel="original"' in got.headers["Link"]
@@ -208,7 +217,9 @@ def test_memento_timestamp_that_is_not_exact_redirects_to_the_exact_memento(
 # --- the CDX API, through a third-party client ------------------------------------------------
 
 
-def _index_rows(retrieval: Archive, where: str, params: tuple[object, ...] = ()) -> list[tuple[str, str]]:
+def _index_rows(
+    retrieval: Archive, where: str, params: tuple[object, ...] = ()
+) -> list[tuple[str, str]]:
     return sorted(
         (url, str(ts))
         for url, ts in retrieval.rows(
@@ -245,9 +256,10 @@ def test_cdx_toolkit_queries_agree_with_the_index(server: AttestServer, retrieva
     closest = cdx.get(url, closest=later_ts, sort="closest", limit=1)
     assert [c["timestamp"] for c in closest] == [later_ts]
     html_only = cdx.get(news, matchType="prefix", filter=["=mime:text/html"])
-    assert html_only and all(c["mime"] == "text/html" for c in html_only)
+    assert html_only
+    assert all(c["mime"] == "text/html" for c in html_only)
     assert len(cdx.get(news, matchType="prefix", limit=3)) == 3
-    assert list(cdx.iter(url)) and len(list(cdx.iter(url))) == 2
+    assert len(list(cdx.iter(url))) == 2
     assert cdx.get(retrieval.web.url("news", "/never-captured.html")) == []
 
 
@@ -256,8 +268,17 @@ def test_cdx_outputs_and_collapse(server: AttestServer, retrieval: Archive) -> N
     lines = server.get(f"/cdx?url={quote(url)}").text.splitlines()
     assert len(lines) == 2
     key, ts, body = lines[0].split(" ", 2)
-    assert key == surt_key(url) and len(ts) == 14
-    assert set(json.loads(body)) >= {"url", "mime", "status", "digest", "length", "offset", "filename"}
+    assert key == surt_key(url)
+    assert len(ts) == 14
+    assert set(json.loads(body)) >= {
+        "url",
+        "mime",
+        "status",
+        "digest",
+        "length",
+        "offset",
+        "filename",
+    }
     text = server.get(f"/cdx?url={quote(url)}&output=text&fl=timestamp,status").text.splitlines()
     assert all(re.fullmatch(r"\d{14} 200", line) for line in text)
     # The two runs saw the same bytes: collapse=digest keeps one.
@@ -279,7 +300,8 @@ def test_search_finds_pages_by_their_visible_text(server: AttestServer, retrieva
     answer = server.get(f"/search?q={quote(token)}")
     assert answer.status == 200
     hits = json.loads(answer.text)["hits"]
-    assert hits and {h["url"] for h in hits} == {article(retrieval, n)}
+    assert hits
+    assert {h["url"] for h in hits} == {article(retrieval, n)}
     assert all(token.lower() in h["snippet"].lower() for h in hits)
     # Text only the browser saw (the post's text arrives by script) is searchable too.
     post = retrieval.web.social.posts("alice")[0]
@@ -293,7 +315,11 @@ def test_search_finds_pages_by_their_visible_text(server: AttestServer, retrieva
 def test_capture_metadata_has_hashes_ip_tls_chain_and_reads_are_logged(
     server: AttestServer, retrieval: Archive
 ) -> None:
-    https = [r for r in retrieval.records if r.type == "response" and (r.target or "").startswith("https://")]
+    https = [
+        r
+        for r in retrieval.records
+        if r.type == "response" and (r.target or "").startswith("https://")
+    ]
     rec = https[0]
     uuid = rec.id.removeprefix("<urn:uuid:").removesuffix(">")
     answer = server.get(f"/api/capture/{uuid}")
@@ -302,12 +328,15 @@ def test_capture_metadata_has_hashes_ip_tls_chain_and_reads_are_logged(
     assert meta["payload_sha256"] == rec.headers["WARC-Payload-Digest"]
     assert meta["block_sha256"] == rec.headers["WARC-Block-Digest"]
     assert meta["ip"] == rec.headers["WARC-IP-Address"]
-    assert meta["tls"]["chain"] and len(meta["tls"]["chain"][0]["sha256"]) == 64
+    assert meta["tls"]["chain"]
+    assert len(meta["tls"]["chain"][0]["sha256"]) == 64
     assert meta["datetime"] == rec.headers["WARC-Date"]
     reads = retrieval.rows(
-        "SELECT actor, action, details FROM custody_log WHERE object = ? AND action = 'read'", (rec.id,)
+        "SELECT actor, action, details FROM custody_log WHERE object = ? AND action = 'read'",
+        (rec.id,),
     )
-    assert reads and reads[-1][0].startswith("local:127.0.0.1")
+    assert reads
+    assert reads[-1][0].startswith("local:127.0.0.1")
     verify = run_attest(["custody", "verify"], retrieval.env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -319,7 +348,10 @@ def test_post_captures_carry_platform_ids_in_the_index(retrieval: Archive) -> No
         "SELECT platform, account, post_id FROM captures WHERE url = ? AND record_type = 'response'",
         (page,),
     )
-    assert rows and rows[0][0] == "generic" and rows[0][1] and rows[0][2]
+    assert rows
+    assert rows[0][0] == "generic"
+    assert rows[0][1]
+    assert rows[0][2]
 
 
 def test_find_and_get_from_the_cli(retrieval: Archive, tmp_path: Path) -> None:
@@ -329,7 +361,8 @@ def test_find_and_get_from_the_cli(retrieval: Archive, tmp_path: Path) -> None:
     found = run_attest(["find", url, "--at", at, "--json"], retrieval.env)
     assert found.returncode == 0, found.stderr
     first = json.loads(found.stdout.splitlines()[0])
-    assert first["datetime"] == at and first["recordid"] == recs[-1].id
+    assert first["datetime"] == at
+    assert first["recordid"] == recs[-1].id
     out = tmp_path / "page.html"
     got = run_attest(["get", url, "--at", warc_timestamp(at), "-o", str(out)], retrieval.env)
     assert got.returncode == 0, got.stderr
@@ -340,21 +373,37 @@ def test_find_and_get_from_the_cli(retrieval: Archive, tmp_path: Path) -> None:
     assert record.read_bytes().startswith(b"WARC/1.1\r\n")
     assert recs[-1].id.encode() in record.read_bytes()
     ranged = run_attest(
-        ["find", url, "--from", recs[0].headers["WARC-Date"], "--to", recs[0].headers["WARC-Date"], "--json"],
+        [
+            "find",
+            url,
+            "--from",
+            recs[0].headers["WARC-Date"],
+            "--to",
+            recs[0].headers["WARC-Date"],
+            "--json",
+        ],
         retrieval.env,
     )
     assert [json.loads(x)["recordid"] for x in ranged.stdout.splitlines()] == [recs[0].id]
 
 
-def test_rebuild_from_the_store_equals_the_incremental_index(retrieval: Archive, tmp_path: Path) -> None:
+def test_rebuild_from_the_store_equals_the_incremental_index(
+    retrieval: Archive, tmp_path: Path
+) -> None:
     columns = (
         "surt, url, ts, status, mime, digest, record_type, record_id, warc_key, warc_offset, length, "
         "source, run_id, ip, concurrent_to, platform, account, post_id, block_digest"
     )
     incremental = sorted(retrieval.rows(f"SELECT {columns} FROM captures"), key=repr)
-    texts_before = sorted(retrieval.rows("SELECT c.record_id, t.body FROM texts t JOIN captures c ON c.id = t.capture_id"))
+    texts_before = sorted(
+        retrieval.rows(
+            "SELECT c.record_id, t.body FROM texts t JOIN captures c ON c.id = t.capture_id"
+        )
+    )
     custody_before = retrieval.rows("SELECT seq, hash FROM custody_log ORDER BY seq")
-    assert incremental and texts_before and custody_before
+    assert incremental
+    assert texts_before
+    assert custody_before
     # Rebuild into a fresh copy of the database, so the other tests keep their index.
     copy = tmp_path / "index.sqlite"
     import sqlite3
@@ -366,7 +415,11 @@ def test_rebuild_from_the_store_equals_the_incremental_index(retrieval: Archive,
     assert proc.returncode == 0, proc.stderr
     with sqlite3.connect(copy) as conn:
         rebuilt = sorted(conn.execute(f"SELECT {columns} FROM captures").fetchall(), key=repr)
-        texts_after = sorted(conn.execute("SELECT c.record_id, t.body FROM texts t JOIN captures c ON c.id = t.capture_id").fetchall())
+        texts_after = sorted(
+            conn.execute(
+                "SELECT c.record_id, t.body FROM texts t JOIN captures c ON c.id = t.capture_id"
+            ).fetchall()
+        )
         custody_after = conn.execute("SELECT seq, hash FROM custody_log ORDER BY seq").fetchall()
     assert rebuilt == incremental
     assert texts_after == texts_before
@@ -409,9 +462,16 @@ def test_bad_cdx_queries_get_a_clear_400(server: AttestServer, query: str, reaso
     assert "Traceback" not in answer.text
 
 
-def test_sql_like_and_traversal_strings_are_just_urls(server: AttestServer, retrieval: Archive) -> None:
+def test_sql_like_and_traversal_strings_are_just_urls(
+    server: AttestServer, retrieval: Archive
+) -> None:
     before = retrieval.rows("SELECT count(*) FROM captures")
-    for url in ("' OR 1=1 --", "../../../../etc/passwd", "http://x/%00", "a\"); DROP TABLE captures; --"):
+    for url in (
+        "' OR 1=1 --",
+        "../../../../etc/passwd",
+        "http://x/%00",
+        'a"); DROP TABLE captures; --',
+    ):
         answer = server.get(f"/cdx?url={quote(url)}")
         assert answer.status in (400, 404), answer.text
         assert "root:" not in answer.text
@@ -431,7 +491,8 @@ def test_index_refuses_warc_names_outside_the_store(retrieval: Archive) -> None:
         assert bad in proc.stderr
     for bad in ("2026-13-01", "yesterday", "20261"):
         proc = run_attest(["find", "http://example.com/", "--at", bad], retrieval.env)
-        assert proc.returncode == 2 and bad in proc.stderr
+        assert proc.returncode == 2
+        assert bad in proc.stderr
     assert retrieval.rows("SELECT count(*) FROM warcs") == before
 
 
@@ -446,4 +507,3 @@ def _text(answer: object) -> str:
     if answer.headers.get("Content-Encoding") == "gzip":  # type: ignore[attr-defined]
         body = gzip.decompress(body)
     return body.decode("utf-8", "replace")
-
