@@ -135,23 +135,6 @@ def test_pywb_indexes_every_response_and_resource_record(
     assert not index, f"index entries that are no response or resource: {list(index.values())}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="pywb's indexer lists attest's metadata records (application/json; profile=attest-"
-    "page|attest-outcome) as captures of the page URL; PywbReplay leaves them out",
-)
-def test_unfiltered_pywb_index_lists_only_captures_under_a_page_url(
-    pywb_venv: Path, captured: dict[str, Any], web: FixtureWeb, tmp_path: Path
-) -> None:
-    raw = PywbReplay(captured["warcs"], tmp_path, index_metadata=True, venv=pywb_venv)
-    raw.build()
-    post = web.social.posts("alice")[0]
-    page = web.url("social", post.permalink_path)
-    mimes = {e["mime"] for e in raw.index() if e["url"] == page}
-    assert mimes == {"text/html"}, f"captures of {page} in pywb's own index: {mimes}"
-
-
 # --- raw replay ---------------------------------------------------------------------------
 @pytest.mark.parametrize("n", NEWS_ARTICLES)
 def test_news_article_replays_raw_with_its_captured_payload(
