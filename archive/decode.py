@@ -79,9 +79,18 @@ def _unbrotli(data: bytes) -> bytes:
     import brotli  # Google's Brotli (a Scrapy dependency)
 
     decompressor = brotli.Decompressor()
-    out: bytes = decompressor.process(data)
-    if len(out) > MAX_DECODED:
-        raise UnsupportedEncoding(f"decoded payload exceeds {MAX_DECODED} bytes")
+    # Bounded output: a small hostile payload cannot inflate without limit in memory.
+    parts = [decompressor.process(data, output_buffer_limit=1024 * 1024)]
+    size = len(parts[0])
+    while not decompressor.is_finished():
+        chunk = decompressor.process(b"", output_buffer_limit=1024 * 1024)
+        if not chunk and decompressor.can_accept_more_data():
+            break  # it wants more input than there is: truncated
+        parts.append(chunk)
+        size += len(chunk)
+        if size > MAX_DECODED:
+            raise UnsupportedEncoding(f"decoded payload exceeds {MAX_DECODED} bytes")
+    out = b"".join(parts)
     if not decompressor.is_finished():
         raise brotli.error("br stream ends early")
     return out

@@ -300,7 +300,7 @@ class IndexDB:
             where.append(f"run_id IN ({', '.join('?' * len(run_ids))})")
             params.extend(run_ids)
         if closest is not None:
-            order_by = "abs(ts - ?), ts"
+            order_by = "abs(ts - ?), ts, id"
             params.append(closest)
         elif order == "desc":
             order_by = "surt DESC, ts DESC, id DESC"

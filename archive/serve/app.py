@@ -171,10 +171,13 @@ class GateMiddleware(BaseHTTPMiddleware):
             )
         except AccessDenied as exc:
             if _wants_html(request) and not request.headers.get("authorization"):
-                return RedirectResponse(f"/login?next={quote(str(request.url.path))}", 303)
+                # Back to the page asked for, query included (a lookup's URL, a search's words).
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(target, safe='/')}", 303)
+            # 403 only for a known caller whose role falls short; no or a bad credential is 401.
             return PlainTextResponse(
                 f"{exc}\n",
-                status_code=401 if "required" in str(exc) or "unknown" in str(exc) else 403,
+                status_code=403 if "may not" in str(exc) else 401,
                 headers={"WWW-Authenticate": 'Bearer realm="attest"'},
             )
         return await call_next(request)
