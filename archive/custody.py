@@ -328,4 +328,3 @@ def _parse_segment(data: bytes) -> Iterator[Entry]:
                 int(item["seq"]), item["at"], item["actor"], item["action"], item["object"],
                 item["details"], item["prev_hash"], item["hash"],
             )  # fmt: skip
-
