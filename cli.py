@@ -272,7 +272,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"serving the demo web: {origins['news']} (news), {origins['ngo']} (NGO)\n"
         )
         code = _do_capture(sources, config, options, as_json=args.json)
-        print(f"data home: {config.home}  (store: {config.store_uri})")
+        print(f"data home: {config.home}  (store: {config.store_uri}, index: {config.index_url})")
+        print("next: `attest serve` and open http://127.0.0.1:8700/ to search, look up and replay")
         return code
     finally:
         web.terminate()
