@@ -11,6 +11,7 @@ The service proxies ``/web/...`` and ``/static/...`` to it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import secrets
@@ -28,6 +29,12 @@ log = logging.getLogger(__name__)
 
 COLLECTION = "web"
 START_TIMEOUT = 60.0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the service dies, however it dies (Linux)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -100,6 +107,7 @@ class PywbProcess:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
         )
         log_file.close()
         deadline = time.monotonic() + START_TIMEOUT
