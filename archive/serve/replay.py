@@ -107,7 +107,7 @@ class PywbProcess:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
+            preexec_fn=_die_with_parent,  # only prctl, before exec
         )
         log_file.close()
         deadline = time.monotonic() + START_TIMEOUT
