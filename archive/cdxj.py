@@ -95,8 +95,33 @@ class WarcIndex:
         return "".join(line + "\n" for *_, line in lines).encode("utf-8")
 
 
+# A host name whose last label starts with a letter (never read as a number), or a dotted quad.
+_SIMPLE_URL = re.compile(
+    r"https?://((?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*|"
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))"
+    r"(?::([1-9][0-9]{0,4}))?((?:/[a-z0-9_~-][a-z0-9._~-]*)*/?)\Z",
+    re.I,
+)
+_WWW = re.compile(r"www\d*\.")
+
+
 def surt_key(url: str) -> str:
-    """pywb's index key for a URL (SURT form, canonicalised)."""
+    """pywb's index key for a URL (SURT form, canonicalised, as ``surt.surt`` gives it).
+
+    Plain URLs (http/https, a host name or IPv4 address, an optional non-default port, a path of
+    unreserved characters, no query) take a fast path that gives the same key as the ``surt``
+    library (checked against it in the tests); every other URL goes to the library.
+    """
+    match = _SIMPLE_URL.match(url)
+    if match and match.group(2) not in ("80", "443"):
+        host = match.group(1).lower()
+        if www := _WWW.match(host):
+            host = host[www.end() :]
+        path = match.group(3).lower()
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]
+        port = f":{match.group(2)}" if match.group(2) else ""
+        return ",".join(reversed(host.split("."))) + port + ")" + (path or "/")
     try:
         key: str = surtlib.surt(url)
     except Exception:  # noqa: BLE001 - surt raises bare errors on odd URLs: keep them as given
