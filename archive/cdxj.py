@@ -30,6 +30,7 @@ import surt as surtlib
 from archive.dates import timestamp14, warc_date_micros
 from archive.errors import IntegrityError
 
+_JSON = json.JSONEncoder(ensure_ascii=False)
 #: Record types a replay tool serves; they go into the CDXJ file and the CDX API.
 REPLAYABLE = ("response", "revisit", "resource")
 #: Text kept per page for full-text search (characters).
@@ -71,7 +72,7 @@ class IndexRow:
         fields["length"] = str(self.length)
         fields["offset"] = str(self.offset)
         fields["filename"] = self.warc_key
-        return f"{self.surt} {timestamp14(self.ts)} {json.dumps(fields, ensure_ascii=False)}"
+        return f"{self.surt} {timestamp14(self.ts)} {_JSON.encode(fields)}"
 
 
 @dataclass
@@ -197,14 +198,22 @@ def split_head(raw: bytes, limit: int = _MAX_HEAD) -> tuple[list[bytes], int] | 
     return raw[:end].split(b"\r\n"), end + 4
 
 
+_HEADER_LINE = re.compile(r"^([^:\r\n]+):[ \t]*([^\r\n]*?)[ \t]*\r?$", re.M)
+
+
 def header_map(lines: list[bytes]) -> dict[str, str]:
+    """Header names (lowercased) to values; the first of repeated headers wins."""
+    if len(lines) < 2:
+        return {}
+    return header_text_map(b"\r\n".join(lines[1:]).decode("utf-8", "replace"))
+
+
+def header_text_map(text: str) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if sep:
-            key = name.strip().lower().decode("latin-1")
-            if key not in headers:
-                headers[key] = value.strip().decode("utf-8", "replace")
+    for name, value in _HEADER_LINE.findall(text):
+        key = name.strip().lower()
+        if key not in headers:
+            headers[key] = value
     return headers
 
 
@@ -258,11 +267,12 @@ def _index(members: Iterator[tuple[int, int, bytes]], key: str, *, texts: bool) 
     html: dict[str, tuple[bytes, str | None, bool, str | None]] = {}
     rendered: dict[str, str] = {}
     for offset, length, raw in members:
-        split = split_head(raw)
-        if split is None or not split[0][0].startswith(b"WARC/"):
+        head_end = raw.find(b"\r\n\r\n", 0, _MAX_HEAD)
+        first_end = raw.find(b"\r\n", 0, head_end)
+        if head_end < 0 or not raw.startswith(b"WARC/"):
             raise IntegrityError(f"{key}: no WARC record at offset {offset}")
-        lines, head_len = split
-        headers = header_map(lines)
+        head_len = head_end + 4
+        headers = header_text_map(raw[first_end + 2 : head_end].decode("utf-8", "replace"))
         rtype = headers.get("warc-type", "").lower()
         try:
             content_length = int(headers.get("content-length", ""))

@@ -73,7 +73,25 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
 
 def timestamp14(micros: int) -> str:
     """The 14-digit form (``YYYYMMDDhhmmss``) of a time, as CDX lines and replay URLs use."""
-    return from_micros(micros).strftime("%Y%m%d%H%M%S")
+    days, rest = divmod(micros // 1_000_000, 86_400)
+    year, month, day = _civil_from_days(days)
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{year:04d}{month:02d}{day:02d}{hour:02d}{minute:02d}{second:02d}"
+
+
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    # The inverse of _days_from_civil (Howard Hinnant's algorithm).
+    days += 719468
+    era = (days if days >= 0 else days - 146096) // 146097
+    doe = days - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    year = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return year + (month <= 2), month, day
 
 
 def iso(micros: int) -> str:

@@ -241,3 +241,15 @@ def test_http_dates_for_memento() -> None:
     assert parse_http_date("Thu, 26 Nov 2026 10:00:00 GMT") == value
     with pytest.raises(ConfigError, match="'26/11/2026'"):
         parse_http_date("26/11/2026")
+
+
+def test_timestamp14_matches_strftime_across_the_calendar() -> None:
+    import random
+
+    from archive.dates import from_micros, timestamp14
+
+    rnd = random.Random(14)
+    for micros in [0, 951_782_400_000_000, 4_107_542_399_999_999] + [
+        rnd.randint(0, 32_503_680_000_000_000) for _ in range(20_000)
+    ]:
+        assert timestamp14(micros) == from_micros(micros).strftime("%Y%m%d%H%M%S")
