@@ -374,6 +374,19 @@ def _warc_key(store: Any, given: str) -> str:
     return key
 
 
+@contextmanager
+def _index_progress(total: int) -> Iterator[Callable[[Any], None]]:
+    """A progress bar over the WARCs on a terminal; elsewhere each WARC is logged as it is done."""
+    if not sys.stderr.isatty() or total < 2:
+        yield lambda result: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("indexing WARCs", total=total)
+        yield lambda result: bar.advance(task)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from archive.indexer import index_keys, rebuild, warc_keys
     from archive.store import open_store
@@ -383,12 +396,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.rebuild and args.warcs:
         raise ConfigError("--rebuild indexes the whole store: give no WARC with it")
     keys = [_warc_key(store, w) for w in args.warcs]
+    if args.workers is not None and not 1 <= args.workers <= 64:
+        raise ConfigError(f"--workers {args.workers}: use 1 to 64")
+    workers = args.workers or min(os.cpu_count() or 1, 8)
     with _index(config) as db:
         custody = _custody(db, store)
-        if args.rebuild:
-            results = rebuild(db, store, custody=custody)
-        else:
-            results = index_keys(db, store, keys or list(warc_keys(store)), custody=custody)
+        todo = list(warc_keys(store)) if args.rebuild or not keys else keys
+        with _index_progress(len(todo)) as progress:
+            if args.rebuild:
+                results = rebuild(db, store, custody=custody, progress=progress, workers=workers)
+            else:
+                results = index_keys(
+                    db, store, todo, custody=custody, progress=progress, workers=workers
+                )
         counts = db.counts()
     failed = [r for r in results if r.error]
     if args.json:
@@ -626,6 +646,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rebuild", action="store_true", help="empty the index and rebuild it from the store"
     )
     idx.add_argument("--store", help="store URI")
+    idx.add_argument(
+        "--workers", type=int, help="processes reading WARCs (default: the CPUs, at most 8)"
+    )
     idx.add_argument("--json", action="store_true")
     idx.set_defaults(func=cmd_index)
 

@@ -54,8 +54,9 @@ CREATE TABLE IF NOT EXISTS captures (
 );
 CREATE INDEX IF NOT EXISTS captures_surt_ts ON captures (surt, ts);
 CREATE INDEX IF NOT EXISTS captures_record_id ON captures (record_id);
-CREATE INDEX IF NOT EXISTS captures_run ON captures (run_id);
-CREATE INDEX IF NOT EXISTS captures_concurrent ON captures (concurrent_to);
+CREATE INDEX IF NOT EXISTS captures_concurrent ON captures (concurrent_to)
+    WHERE concurrent_to IS NOT NULL;
+CREATE INDEX IF NOT EXISTS warcs_run ON warcs (run_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
     body, capture_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
 );
@@ -84,8 +85,9 @@ CREATE TABLE IF NOT EXISTS captures (
 );
 CREATE INDEX IF NOT EXISTS captures_surt_ts ON captures (surt, ts);
 CREATE INDEX IF NOT EXISTS captures_record_id ON captures (record_id);
-CREATE INDEX IF NOT EXISTS captures_run ON captures (run_id);
-CREATE INDEX IF NOT EXISTS captures_concurrent ON captures (concurrent_to);
+CREATE INDEX IF NOT EXISTS captures_concurrent ON captures (concurrent_to)
+    WHERE concurrent_to IS NOT NULL;
+CREATE INDEX IF NOT EXISTS warcs_run ON warcs (run_id);
 CREATE TABLE IF NOT EXISTS texts (
     capture_id BIGINT PRIMARY KEY REFERENCES captures (id) ON DELETE CASCADE,
     body TEXT NOT NULL,
@@ -131,6 +133,8 @@ class IndexDB:
                 )
                 self._sqlite.execute("PRAGMA journal_mode=WAL")
                 self._sqlite.execute("PRAGMA synchronous=NORMAL")
+                # Index pages stay in memory while a large WARC loads (default: 2 MB).
+                self._sqlite.execute("PRAGMA cache_size=-262144")
                 self._conn = self._sqlite
         except (sqlite3.Error, OSError) as exc:
             raise IndexError_(f"cannot open the index database {url}: {exc}") from exc
@@ -224,6 +228,23 @@ class IndexDB:
         indexed_at: str,
     ) -> int:
         """Insert a WARC's rows and texts in one transaction; returns the rows added."""
+        return self.load_values(
+            index.key,
+            [row_values(row) for row in index.rows],
+            index.texts,
+            warc={"sha256": sha256, "size": size, "run_id": index.run_id, "source": index.source,
+                  "warcinfo": index.warcinfo, "cdxj_key": cdxj_key, "indexed_at": indexed_at},
+        )  # fmt: skip
+
+    def load_values(
+        self,
+        key: str,
+        values: list[tuple[Any, ...]],
+        texts: dict[str, str],
+        *,
+        warc: dict[str, Any],
+    ) -> int:
+        """:meth:`load` for rows given as :func:`row_values` tuples (as worker processes send)."""
         import json
 
         insert = (
@@ -231,29 +252,30 @@ class IndexDB:
             f"VALUES ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (warc_key, warc_offset) DO NOTHING"
         )
         with self.transaction():
-            before = self._count_for(index.key)
-            self.executemany(insert, (_values(row) for row in index.rows))
-            added = self._count_for(index.key) - before
-            if index.texts and added:
+            before = self._count_for(key)
+            self.executemany(insert, values)
+            added = self._count_for(key) - before
+            if texts and added:
                 ids = dict(
-                    self.rows("SELECT record_id, id FROM captures WHERE warc_key = ?", (index.key,))
+                    self.rows("SELECT record_id, id FROM captures WHERE warc_key = ?", (key,))
                 )
-                texts = [(ids[rid], body) for rid, body in index.texts.items() if rid in ids]
+                pairs = [(ids[rid], body) for rid, body in texts.items() if rid in ids]
                 if self.dialect == "postgresql":
                     self.executemany(
                         "INSERT INTO texts (capture_id, body) VALUES (?, ?) "
                         "ON CONFLICT (capture_id) DO NOTHING",
-                        texts,
+                        pairs,
                     )
                 else:
-                    self.executemany("INSERT INTO texts (capture_id, body) VALUES (?, ?)", texts)
+                    self.executemany("INSERT INTO texts (capture_id, body) VALUES (?, ?)", pairs)
             self.execute(
                 "INSERT INTO warcs (warc_key, sha256, size, records, run_id, source, warcinfo, "
                 "cdxj_key, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (warc_key) DO NOTHING",
                 (
-                    index.key, sha256, size, len(index.rows), index.run_id, index.source,
-                    json.dumps(index.warcinfo, sort_keys=True), cdxj_key, indexed_at,
+                    key, warc.get("sha256"), warc.get("size"), len(values), warc.get("run_id"),
+                    warc.get("source"), json.dumps(warc.get("warcinfo") or {}, sort_keys=True),
+                    warc.get("cdxj_key"), warc["indexed_at"],
                 ),
             )  # fmt: skip
         return added
@@ -336,7 +358,8 @@ class IndexDB:
         return [
             _row(v)
             for v in self.rows(
-                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE run_id = ? "  # noqa: S608 - constant columns; values are bound
+                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE warc_key IN "  # noqa: S608 - constant columns; values are bound
+                f"(SELECT warc_key FROM warcs WHERE run_id = ?) "
                 f"AND record_type IN ({marks}) ORDER BY ts, id",
                 (run_id, *record_types),
             )
@@ -408,7 +431,7 @@ def fts5_query(query: str) -> str:
     return " ".join(terms)
 
 
-def _values(row: IndexRow) -> tuple[Any, ...]:
+def row_values(row: IndexRow) -> tuple[Any, ...]:
     return (
         row.surt, row.url, row.ts, row.status, row.mime, row.digest, row.record_type,
         row.record_id, row.warc_key, row.offset, row.length, row.source, row.run_id, row.ip,

@@ -603,3 +603,27 @@ def test_one_bad_warc_does_not_stop_the_others(
     assert [r.added for r in results[1:]] == [12, 4]
     assert not db.is_indexed(bad_key)
     assert db.counts()["warcs"] == 2
+
+
+def test_worker_processes_index_exactly_as_one_process(
+    sample: Sample, db: IndexDB, loaded: tuple[FileStore, list[str]], tmp_path: Path
+) -> None:
+    store, keys = loaded
+    broken = tmp_path / "broken.warc.gz"
+    broken.write_bytes(sample.path.read_bytes()[:-30])
+    bad_key = "warcs/src/2026/11/28/broken.warc.gz"
+    store.put_file(bad_key, broken, file_sha256(broken))
+    single = index_keys(db, store, [bad_key, *keys])
+    rows, texts = all_rows(db), all_texts(db)
+    other = IndexDB(str(tmp_path / "parallel.sqlite"))
+    try:
+        parallel = index_keys(other, store, [bad_key, *keys], workers=2)
+        assert (all_rows(other), all_texts(other)) == (rows, texts)
+        by_key = {r.key: r for r in parallel}
+        assert by_key[bad_key].error is not None
+        assert "truncated" in by_key[bad_key].error
+        assert sorted((r.key, r.rows, r.added) for r in parallel if not r.error) == sorted(
+            (r.key, r.rows, r.added) for r in single if not r.error
+        )
+    finally:
+        other.close()
