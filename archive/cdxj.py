@@ -89,7 +89,7 @@ class WarcIndex:
 
     def cdxj(self) -> bytes:
         lines = sorted(
-            (row.surt, timestamp14(row.ts), row.offset, row.cdxj_line())
+            (row.surt, row.ts // 1_000_000, row.offset, row.cdxj_line())
             for row in self.rows
             if row.record_type in REPLAYABLE
         )
