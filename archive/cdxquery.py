@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,9 @@ MAX_LIMIT = 100_000
 MAX_URL = 4096
 MAX_FILTERS = 16
 MAX_FILTER_LEN = 512
+#: Time all regular-expression filters of one query may take together (a hostile pattern
+#: backtracks without end; the ``regex`` module can stop it, ``re`` cannot).
+REGEX_BUDGET_S = 2.0
 MATCH_TYPES = ("exact", "prefix", "host", "domain")
 OUTPUTS = ("cdxj", "json", "text")
 PARAMS = frozenset(
@@ -88,7 +92,9 @@ class Filter:
     value: str
     mode: str  # contains | exact | regex
     invert: bool
-    regex: re.Pattern[str] | None = None
+    regex: Any = None  # a compiled ``regex`` pattern (it can time out; ``re`` cannot)
+    #: monotonic time by which every match of this query must be done (set per query).
+    deadline: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> Filter:
@@ -106,9 +112,11 @@ class Filter:
             raise QueryError(f"filter {text!r}: use [!][=|~]field:value")
         flt = cls(_field(name, f"filter {text!r}"), value, mode, invert)
         if mode == "regex":
+            import regex
+
             try:
-                flt.regex = re.compile(value)
-            except re.error as exc:
+                flt.regex = regex.compile(value, regex.VERSION0)
+            except (regex.error, ValueError, OverflowError) as exc:
                 raise QueryError(f"filter {text!r}: bad regular expression: {exc}") from None
         return flt
 
@@ -119,7 +127,16 @@ class Filter:
             hit = text == self.value
         elif self.mode == "regex":
             assert self.regex is not None
-            hit = self.regex.match(text) is not None
+            left = None if self.deadline is None else self.deadline - time.monotonic()
+            try:
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                hit = self.regex.match(text, timeout=left) is not None
+            except TimeoutError:
+                raise QueryError(
+                    f"filter ~{self.field}:{self.value[:60]}: the regular expression takes too "
+                    f"long (over {REGEX_BUDGET_S:g} s for this query); simplify it"
+                ) from None
         else:
             hit = self.value in text
         return hit != self.invert
@@ -298,6 +315,9 @@ def run_query(db: IndexDB, query: CdxQuery) -> Iterator[IndexRow]:
         target = query.closest
         selected = sorted(rows, key=lambda r: (abs(r.ts - target), r.ts))
     if query.filters:
+        deadline = time.monotonic() + REGEX_BUDGET_S
+        for flt in query.filters:
+            flt.deadline = deadline
         selected = (r for r in selected if all(f(field_values(r)) for f in query.filters))
     if query.collapse is not None:
         selected = _collapse(selected, *query.collapse)

@@ -542,3 +542,23 @@ def test_any_parsed_query_runs_within_its_limit(
             assert row.ts <= query.ts_to
     # Nothing the query said changed the index.
     assert index_db.counts() == {"warcs": 2, "records": 24, "texts": 10}
+
+
+def test_hostile_regex_filters_cannot_hold_the_service() -> None:
+    """Classic catastrophic-backtracking patterns finish at once, and a query whose regular
+    expressions run past the time budget stops with a QueryError, not a busy server."""
+    import time
+
+    from archive.cdxquery import Filter
+
+    started = time.monotonic()
+    for pattern in ("(x+x+)+y", "(.*a){25}", "(a|a?)+b", r"(\w+\s?)*$!"):
+        flt = Filter.parse(f"~url:{pattern}")
+        flt.deadline = time.monotonic() + 5
+        assert flt({"url": "a" * 60 + "!"}) in (True, False)
+        assert flt({"url": "x" * 60}) is False
+    assert time.monotonic() - started < 2
+    expired = Filter.parse("~url:http")
+    expired.deadline = time.monotonic() - 1
+    with pytest.raises(QueryError, match="takes too long"):
+        expired({"url": "http://example.com/"})
