@@ -397,6 +397,11 @@ class IndexDB:
             "texts": int(self.rows("SELECT count(*) FROM texts")[0][0]),
         }
 
+    def summary(self) -> dict[str, int]:
+        """WARCs and records indexed, from the ``warcs`` table (cheap on any size of index)."""
+        warcs, records = self.rows("SELECT count(*), coalesce(sum(records), 0) FROM warcs")[0]
+        return {"warcs": int(warcs), "records": int(records)}
+
     def search(self, query: str, *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
         """Pages whose visible text matches ``query`` (words, "quoted phrases"), best first."""
         if self.dialect == "postgresql":

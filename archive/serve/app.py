@@ -513,7 +513,7 @@ async def ui_screenshot(request: Request) -> Response:
 
 async def home(request: Request) -> Response:
     service = _service(request)
-    return service.render("home.html", request, counts=service.db.counts())
+    return service.render("home.html", request, counts=service.db.summary())
 
 
 def timeline(rows: list[IndexRow]) -> list[dict[str, Any]]:
