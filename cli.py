@@ -11,6 +11,8 @@
     attest search WORDS...                        full-text search over captured pages
     attest serve [--host H] [--port N]            CDX API, Memento, replay, search, web page
     attest custody verify|seal                    check or seal the custody log
+    attest claims CASE                            a case's claims, their captures and gaps
+    attest claim link CASE CLAIM CAPTURE_ID       link a capture to a claim
 
 Exit status: 0 when everything worked, 1 when a capture or check failed (the summary says
 what), 2 for bad input (nothing was changed).
@@ -566,6 +568,77 @@ def cmd_custody(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _case(name: str) -> Any:
+    from archive.cases import find_case
+
+    dirs = []
+    for base in (Path.cwd(), Path(__file__).resolve().parent):
+        if (base / "cases").is_dir() and (base / "cases").resolve() not in dirs:
+            dirs.append((base / "cases").resolve())
+    return find_case(name, dirs)
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    from archive.cases import resolve
+    from archive.dates import iso
+
+    case = _case(args.case)
+    config = _config()
+    with _index(config) as db:
+        results = [resolve(db, case, claim) for claim in case.claims]
+    if args.json:
+        print(json.dumps({
+            "case": case.id, "title": case.title,
+            "claims": [{
+                "id": r.claim.id, "kind": r.claim.kind, "text": r.claim.text,
+                "source": r.claim.source, "gap": r.is_gap, "unmatched": r.unmatched,
+                "captures": [{"capture": f.row.record_id, "url": f.row.url,
+                              "datetime": iso(f.row.ts), "status": f.row.status,
+                              "record_type": f.row.record_type, "via": f.via,
+                              "quote_found": f.quote_found} for f in r.found],
+            } for r in results],
+        }, indent=1, ensure_ascii=False))  # fmt: skip
+    else:
+        print(f"case {case.id}: {case.title}")
+        for r in results:
+            label = "GAP" if r.is_gap else f"{len(r.found)} capture(s)"
+            kind = " (counter-statement)" if r.claim.kind == "counter-statement" else ""
+            print(f"\n{r.claim.id}{kind}  {label}\n  {r.claim.text}")
+            for f in r.found:
+                quote = {True: "  quote shown", False: "  QUOTE NOT SHOWN", None: ""}[f.quote_found]
+                print(f"    {iso(f.row.ts)}  {f.row.status or '-'}  {f.row.url}{quote}")
+                print(f"      {f.row.record_id}  via {f.via}")
+            for miss in r.unmatched:
+                print(f"    no capture yet: {miss}")
+    gaps = sum(1 for r in results if r.is_gap)
+    if not args.json:
+        print(f"\n{len(results) - gaps} of {len(results)} claims have captures; {gaps} gap(s)")
+    return 0
+
+
+def cmd_claim_link(args: argparse.Namespace) -> int:
+    from archive.cases import link_capture
+    from archive.custody import default_actor
+    from archive.store import open_store
+
+    case = _case(args.case)
+    config = _config()
+    annotator = args.annotator or default_actor()
+    with _index(config) as db:
+        row, new = link_capture(
+            db, case, args.claim, args.capture, annotator=annotator, note=args.note
+        )
+        if new:
+            _custody(db, open_store(config.store_uri)).append(
+                "link", row.record_id,
+                {"case": case.id, "claim": args.claim, "url": row.url, "note": args.note},
+                actor=annotator,
+            )  # fmt: skip
+    state = "linked" if new else "already linked"
+    print(f"{state}: {row.record_id} ({row.url}) -> {case.id} claim {args.claim}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from archive.serve.app import ServeOptions, serve
 
@@ -689,6 +762,21 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--no-replay", action="store_true", help="do not start pywb")
     srv.add_argument("--store", help="store URI")
     srv.set_defaults(func=cmd_serve)
+
+    claims = sub.add_parser("claims", help="a case's claims with their captures, and the gaps")
+    claims.add_argument("case", metavar="CASE", help="case file path or case id")
+    claims.add_argument("--json", action="store_true")
+    claims.set_defaults(func=cmd_claims)
+
+    claim = sub.add_parser("claim", help="link a capture to a claim")
+    claim_sub = claim.add_subparsers(dest="claim_command", required=True)
+    link = claim_sub.add_parser("link", help="record that a capture is evidence of a claim")
+    link.add_argument("case", metavar="CASE", help="case file path or case id")
+    link.add_argument("claim", metavar="CLAIM", help="claim id")
+    link.add_argument("capture", metavar="CAPTURE_ID", help="capture id (UUID or record id)")
+    link.add_argument("--annotator", help="who links it (default: ATTEST_ACTOR or user@host)")
+    link.add_argument("--note")
+    link.set_defaults(func=cmd_claim_link)
 
     cus = sub.add_parser("custody", help="verify or seal the custody log")
     cus.add_argument("action", choices=("verify", "seal"))

@@ -117,6 +117,8 @@ def parse_http_date(value: str, *, what: str = "Accept-Datetime") -> int:
 def parse_when(value: str, *, bound: Bound = "exact", what: str = "date") -> int:
     """Microseconds for a date given as ISO 8601 or 4 to 14 digits; ConfigError names the value."""
     text = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}", text):  # a month, ISO style: 2026-05
+        text = text.replace("-", "")
     if _DIGITS.fullmatch(text):
         return _parse_digits(text, bound, value, what)
     try:

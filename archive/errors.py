@@ -49,6 +49,21 @@ class RegistryError(ConfigError):
         super().__init__(f"{where}: {message}")
 
 
+class CaseError(ConfigError):
+    """A case file is invalid; names the file, the claim and the field."""
+
+    def __init__(self, path: str, claim: str | None, field: str | None, message: str) -> None:
+        self.path = path
+        self.claim = claim
+        self.field = field
+        where = path
+        if claim is not None:
+            where += f": claim {claim!r}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
 class CaptureError(AttestError):
     """A single fetch could not be captured; the URL gets the failure outcome named here."""
 

@@ -143,7 +143,6 @@ def test_fourteen_digits_round_trip_through_timestamp14() -> None:
         "2026-13-01",
         "2026-02-30",
         "2026-11-28T25:00:00Z",
-        "2026-11",
         "yesterday",
         "",
         "   ",
@@ -253,3 +252,10 @@ def test_timestamp14_matches_strftime_across_the_calendar() -> None:
         rnd.randint(0, 32_503_680_000_000_000) for _ in range(20_000)
     ]:
         assert timestamp14(micros) == from_micros(micros).strftime("%Y%m%d%H%M%S")
+
+
+def test_an_iso_month_is_the_whole_month() -> None:
+    from archive.dates import iso, parse_when
+
+    assert iso(parse_when("2026-05", bound="low")) == "2026-05-01T00:00:00.000000Z"
+    assert iso(parse_when("2026-02", bound="high")) == "2026-02-28T23:59:59.999999Z"
