@@ -13,6 +13,7 @@
     attest custody verify|seal                    check or seal the custody log
     attest claims CASE                            a case's claims, their captures and gaps
     attest claim link CASE CLAIM CAPTURE_ID       link a capture to a claim
+    attest export CASE [--claim ID]... -o B.wacz  a case's evidence as a WACZ bundle
 
 Exit status: 0 when everything worked, 1 when a capture or check failed (the summary says
 what), 2 for bad input (nothing was changed).
@@ -639,6 +640,32 @@ def cmd_claim_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from archive.bundle import export_bundle
+    from archive.custody import default_actor
+    from archive.store import open_store
+
+    case = _case(args.case)
+    config = _config(args.store)
+    store = open_store(config.store_uri)
+    output = Path(args.output)
+    if output.suffix != ".wacz":
+        raise ConfigError(f"-o {output}: a bundle's name ends in .wacz")
+    with _index(config) as db:
+        custody = _custody(db, store)
+        report = export_bundle(
+            db, store, case, output, claim_ids=args.claim or (), custody=custody,
+            actor=default_actor(),
+        )  # fmt: skip
+        custody.seal()
+    print(f"wrote {report.path} ({report.records} records, WARC {report.warc_bytes:,} bytes)")
+    print(f"  sha256 {report.sha256}")
+    print(f"  claims: {', '.join(report.claims)}")
+    for gap in report.gaps:
+        print(f"  GAP: claim {gap} has no capture (listed in the manifest as a gap)")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from archive.serve.app import ServeOptions, serve
 
@@ -777,6 +804,13 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--annotator", help="who links it (default: ATTEST_ACTOR or user@host)")
     link.add_argument("--note")
     link.set_defaults(func=cmd_claim_link)
+
+    exp = sub.add_parser("export", help="write a case's evidence as a WACZ bundle")
+    exp.add_argument("case", metavar="CASE", help="case file path or case id")
+    exp.add_argument("--claim", action="append", metavar="ID", help="only this claim (repeatable)")
+    exp.add_argument("-o", "--output", required=True, metavar="BUNDLE.wacz")
+    exp.add_argument("--store", help="store URI")
+    exp.set_defaults(func=cmd_export)
 
     cus = sub.add_parser("custody", help="verify or seal the custody log")
     cus.add_argument("action", choices=("verify", "seal"))
