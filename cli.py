@@ -305,39 +305,46 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """WARC files and WACZ bundles, offline; a bundle is checked whole (see archive/bundleverify)."""
+    from archive.bundleverify import verify_bundle
     from archive.warcread import verify_warc
 
     failed = 0
-    results = []
+    out: list[dict[str, Any]] = []
     for name in args.files:
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"{name}: no such file")
+        if path.suffix == ".wacz":
+            bundle = verify_bundle(path)
+            failed += not bundle.ok
+            out.append({"file": str(path), "ok": bundle.ok, "checked": bundle.checked,
+                        "problems": [vars(f) for f in bundle.failures]})  # fmt: skip
+            continue
         verdict = verify_warc(path, keep_records=False)
-        results.append(verdict)
-        if not verdict.ok:
-            failed += 1
+        failed += not verdict.ok
+        out.append({"file": verdict.file, "ok": verdict.ok, "records": verdict.record_count,
+                    "problems": [vars(p) for p in verdict.problems],
+                    "_text": [str(p) for p in verdict.problems]})  # fmt: skip
     if args.json:
         print(
             json.dumps(
-                [
-                    {
-                        "file": v.file,
-                        "ok": v.ok,
-                        "records": v.record_count,
-                        "problems": [vars(p) for p in v.problems],
-                    }
-                    for v in results
-                ],
-                indent=1,
+                [{k: v for k, v in o.items() if not k.startswith("_")} for o in out], indent=1
             )
         )
     else:
-        for v in results:
-            status = "OK" if v.ok else "FAILED"
-            print(f"{status} {v.file}: {v.record_count} records")
-            for problem in v.problems:
-                print(f"  {problem}")
+        for o in out:
+            status = "OK" if o["ok"] else "FAILED"
+            if "checked" in o:
+                summary = ", ".join(f"{k} {v}" for k, v in o["checked"].items())
+                print(f"{status} {o['file']}: {summary}")
+                for f in o["problems"]:
+                    rid = f" record {f['record_id']}" if f["record_id"] else ""
+                    print(f"  {f['check']}: {f['file']}{rid}: {f['detail']}")
+            else:
+                print(f"{status} {o['file']}: {o['records']} records")
+                for line in o["_text"]:
+                    print(f"  {line}")
     return 1 if failed else 0
 
 
@@ -728,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--store", help="store URI")
     rec.set_defaults(func=cmd_recover)
 
-    ver = sub.add_parser("verify", help="verify WARC files offline")
+    ver = sub.add_parser("verify", help="verify WARC files and WACZ bundles offline")
     ver.add_argument("files", nargs="+", metavar="FILE")
     ver.add_argument("--json", action="store_true")
     ver.set_defaults(func=cmd_verify)

@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,122 @@ def test_export_refuses_to_overwrite_and_names_bad_claims(
     assert "no capture" in proc.stderr
     assert not (tmp_path / "c.wacz").exists()
     assert not (tmp_path / "d.wacz").exists()
+
+
+# --- known-bad bundles: each rejected with its exact verdict --------------------------------
+
+
+@pytest.fixture(scope="module")
+def good_bundle(
+    retrieval: Archive, case_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    bundle = tmp_path_factory.mktemp("good") / "good.wacz"
+    proc = run_attest(["export", str(case_file), "--claim", "C1", "-o", str(bundle)], retrieval.env)
+    assert proc.returncode == 0, proc.stderr
+    return bundle
+
+
+def rewrite(bundle: Path, target: Path, change: dict[str, bytes | None]) -> Path:
+    """A copy of ``bundle`` with members replaced (bytes) or removed (None)."""
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(target, "w") as dst:
+        for info in src.infolist():
+            if info.filename in change:
+                data = change[info.filename]
+                if data is None:
+                    continue
+            else:
+                data = src.read(info.filename)
+            dst.writestr(info, data)
+    return target
+
+
+def verdict(bundle: Path, env: dict[str, str]) -> tuple[int, list[dict[str, str]]]:
+    proc = run_attest(["verify", str(bundle), "--json"], env)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)[0]["problems"]
+
+
+def test_a_good_bundle_verifies(good_bundle: Path, retrieval: Archive) -> None:
+    code, problems = verdict(good_bundle, retrieval.env)
+    assert (code, problems) == (0, [])
+
+
+def test_a_flipped_payload_byte_names_the_record(
+    good_bundle: Path, retrieval: Archive, tmp_path: Path
+) -> None:
+    import gzip as gz
+
+    with zipfile.ZipFile(good_bundle) as archive:
+        data = archive.read("archive/data.warc.gz")
+    manifest = json.loads(zipfile.ZipFile(good_bundle).read("evidence/manifest.json"))
+    target_id = manifest["claims"][0]["captures"][0]["record_id"]
+    out = bytearray()
+    pos = 0
+    # Rewrite the page's own gzip member with one payload byte changed (still valid gzip).
+    while pos < len(data):
+        inflater = zlib.decompressobj(31)
+        record = inflater.decompress(data[pos:])
+        end = len(data) - len(inflater.unused_data)
+        if (
+            target_id.encode() in record.split(b"\r\n\r\n", 1)[0]
+            and b"WARC-Type: response" in record
+        ):
+            cut = len(record) - 5  # the payload's last byte, before the closing CRLF CRLF
+            record = record[:cut] + bytes([record[cut] ^ 0x20]) + record[cut + 1 :]
+            out += gz.compress(record)
+        else:
+            out += data[pos:end]
+        pos = end
+    code, problems = verdict(
+        rewrite(good_bundle, tmp_path / "flipped.wacz", {"archive/data.warc.gz": bytes(out)}),
+        retrieval.env,
+    )
+    assert code == 1
+    record_problems = [p for p in problems if p["check"] == "record"]
+    assert {p["record_id"] for p in record_problems} == {target_id}
+    details = " ".join(p["detail"] for p in record_problems)
+    assert "block-digest" in details
+    assert "payload-digest" in details
+    assert any(p["check"] == "package" and p["file"] == "archive/data.warc.gz" for p in problems)
+
+
+def test_an_edited_datapackage_is_caught(
+    good_bundle: Path, retrieval: Archive, tmp_path: Path
+) -> None:
+    package = json.loads(zipfile.ZipFile(good_bundle).read("datapackage.json"))
+    package["title"] = "Something else"
+    edited = rewrite(
+        good_bundle, tmp_path / "edited.wacz", {"datapackage.json": json.dumps(package).encode()}
+    )
+    code, problems = verdict(edited, retrieval.env)
+    assert code == 1
+    assert [(p["check"], p["file"]) for p in problems] == [("package", "datapackage-digest.json")]
+
+
+def test_a_removed_file_is_caught(good_bundle: Path, retrieval: Archive, tmp_path: Path) -> None:
+    removed = rewrite(good_bundle, tmp_path / "removed.wacz", {"pages/pages.jsonl": None})
+    code, problems = verdict(removed, retrieval.env)
+    assert code == 1
+    assert [(p["check"], p["file"], p["detail"]) for p in problems] == [
+        ("package", "pages/pages.jsonl", "listed in datapackage.json but missing")
+    ]
+
+
+def test_a_broken_custody_chain_is_caught(
+    good_bundle: Path, retrieval: Archive, tmp_path: Path
+) -> None:
+    lines = zipfile.ZipFile(good_bundle).read("evidence/custody.jsonl").decode().splitlines()
+    assert len(lines) >= 2
+    entry = json.loads(lines[1])
+    entry["actor"] = "someone else"
+    lines[1] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+    broken = rewrite(
+        good_bundle,
+        tmp_path / "custody.wacz",
+        {"evidence/custody.jsonl": ("\n".join(lines) + "\n").encode()},
+    )
+    code, problems = verdict(broken, retrieval.env)
+    assert code == 1
+    custody = [p for p in problems if p["check"] == "custody"]
+    assert [p["file"] for p in custody] == ["evidence/custody.jsonl line 2"]
+    assert "hash does not match" in custody[0]["detail"]
