@@ -124,7 +124,9 @@ def _first_member(store: Store, key: str) -> bytes:
             try:
                 inflater.decompress(chunk)
             except zlib.error as exc:
-                raise IntegrityError(f"{key}: the first record is not a gzip member: {exc}") from exc
+                raise IntegrityError(
+                    f"{key}: the first record is not a gzip member: {exc}"
+                ) from exc
             taken += chunk
             if len(taken) > 64 * 1024 * 1024:
                 raise IntegrityError(f"{key}: the first record is larger than 64 MB")
