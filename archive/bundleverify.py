@@ -20,18 +20,18 @@ file and, where there is one, the record id.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archive.cdxj import header_text_map
+from archive.cdxj import parse_head
 from archive.custody import Entry, entry_hash
+from archive.errors import IntegrityError
+from archive.retrieve import inflate_record
 from archive.warcread import verify_warc
 
 EXEMPT = ("datapackage.json", "datapackage-digest.json")
@@ -189,14 +189,14 @@ def _check_index(raw: bytes, copies: dict[str, Path], verdict: BundleVerdict) ->
             entry = json.loads(line.split(" ", 2)[2])
             data = blobs[entry["filename"]]
             offset, length = int(entry["offset"]), int(entry["length"])
-            member = data[offset : offset + length]
-            record = gzip.decompress(member) if member[:2] == b"\x1f\x8b" else member
-        except (ValueError, KeyError, IndexError, OSError, EOFError, zlib.error) as exc:
+            record = inflate_record(data[offset : offset + length], where)
+            head = parse_head(record)
+            if head is None:
+                raise ValueError("no record head there")
+        except (ValueError, KeyError, IndexError, IntegrityError) as exc:
             verdict.fail("index", where, f"does not point at a record: {exc}")
             continue
-        head_end = record.find(b"\r\n\r\n")
-        first_end = record.find(b"\r\n")
-        headers = header_text_map(record[first_end + 2 : head_end].decode("utf-8", "replace"))
+        headers = head[1]
         rid = headers.get("warc-record-id")
         if headers.get("warc-target-uri") != entry.get("url"):
             verdict.fail(

@@ -191,18 +191,22 @@ def _iter_plain(view: memoryview) -> Iterator[tuple[int, int, bytes]]:
         pos = end
 
 
-def split_head(raw: bytes, limit: int = _MAX_HEAD) -> tuple[list[bytes], int] | None:
-    end = raw.find(b"\r\n\r\n", 0, limit)
+def parse_head(data: bytes) -> tuple[bytes, dict[str, str], int] | None:
+    """A WARC or HTTP head: (first line, headers by lowercased name, length with the blank line).
+
+    None when no blank line ends a head within the first 64 KB.
+    """
+    end = data.find(b"\r\n\r\n", 0, _MAX_HEAD)
     if end < 0:
         return None
-    return raw[:end].split(b"\r\n"), end + 4
-
-
-def header_map(lines: list[bytes]) -> dict[str, str]:
-    """Header names (lowercased) to values; the first of repeated headers wins."""
-    if len(lines) < 2:
-        return {}
-    return header_text_map(b"\r\n".join(lines[1:]).decode("utf-8", "replace"))
+    first_end = data.find(b"\r\n", 0, end)
+    if first_end < 0:
+        first_end = end
+    return (
+        data[:first_end],
+        header_text_map(data[first_end + 2 : end].decode("utf-8", "replace")),
+        end + 4,
+    )
 
 
 def header_text_map(text: str) -> dict[str, str]:
@@ -225,15 +229,15 @@ class HttpHead:
 
 
 def parse_http_head(block: bytes) -> HttpHead:
-    split = split_head(block)
-    if split is None:
+    head = parse_head(block)
+    if head is None:
         return HttpHead(None, {}, len(block))
-    lines, body_offset = split
+    first, headers, body_offset = head
     status = None
-    parts = lines[0].split(None, 2)
+    parts = first.split(None, 2)
     if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
         status = int(parts[1])
-    return HttpHead(status, header_map(lines), body_offset)
+    return HttpHead(status, headers, body_offset)
 
 
 def _mime(content_type: str | None) -> str:
@@ -267,12 +271,10 @@ def _index(members: Iterator[tuple[int, int, bytes]], key: str, *, texts: bool) 
     html: dict[str, tuple[bytes, str | None, bool, str | None]] = {}
     rendered: dict[str, str] = {}
     for offset, length, raw in members:
-        head_end = raw.find(b"\r\n\r\n", 0, _MAX_HEAD)
-        first_end = raw.find(b"\r\n", 0, head_end)
-        if head_end < 0 or not raw.startswith(b"WARC/"):
+        head = parse_head(raw)
+        if head is None or not raw.startswith(b"WARC/"):
             raise IntegrityError(f"{key}: no WARC record at offset {offset}")
-        head_len = head_end + 4
-        headers = header_text_map(raw[first_end + 2 : head_end].decode("utf-8", "replace"))
+        _, headers, head_len = head
         rtype = headers.get("warc-type", "").lower()
         try:
             content_length = int(headers.get("content-length", ""))

@@ -12,7 +12,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 
-from archive.cdxj import HttpHead, IndexRow, header_map, parse_http_head, split_head
+from archive.cdxj import HttpHead, IndexRow, parse_head, parse_http_head
 from archive.decode import decode_body
 from archive.errors import DigestMismatch, IntegrityError
 from archive.store import Store
@@ -60,11 +60,10 @@ def inflate_record(raw: bytes, where: str) -> bytes:
 def load_payload(store: Store, row: IndexRow) -> Payload:
     where = f"{row.warc_key} at offset {row.offset}"
     data = inflate_record(raw_record(store, row), where)
-    split = split_head(data)
-    if split is None or not split[0][0].startswith(b"WARC/"):
+    head = parse_head(data)
+    if head is None or not head[0].startswith(b"WARC/"):
         raise IntegrityError(f"{where}: not a WARC record")
-    lines, head_len = split
-    headers = header_map(lines)
+    _, headers, head_len = head
     if headers.get("warc-record-id") != row.record_id:
         raise IntegrityError(
             f"{where}: holds record {headers.get('warc-record-id')}, the index says {row.record_id}"
