@@ -33,6 +33,7 @@ from archive.custody import utc_iso
 from archive.dates import parse_when
 from archive.errors import CaseError, ConfigError, NotFound
 from archive.indexdb import IndexDB
+from archive.schemaerrors import error_location
 
 #: Record types that are a claim's evidence in themselves (pages, API answers, derivatives).
 EVIDENCE_TYPES = ("response", "revisit", "resource")
@@ -102,27 +103,6 @@ def _validator() -> Any:
     return Draft202012Validator(yaml.safe_load(text))
 
 
-def _where(error: Any, doc: dict[str, Any]) -> tuple[str | None, str | None]:
-    parts = list(error.absolute_path)
-    claim = None
-    if len(parts) >= 2 and parts[0] == "claims" and isinstance(parts[1], int):
-        raw = doc["claims"][parts[1]]
-        claim = (
-            raw.get("id")
-            if isinstance(raw, dict) and isinstance(raw.get("id"), str)
-            else f"#{parts[1] + 1}"
-        )
-        parts = parts[2:]
-    name = ""
-    for part in parts:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    if error.validator == "required" and isinstance(error.validator_value, list):
-        missing = re.findall(r"'([^']+)' is a required property", error.message)
-        if missing:
-            name = f"{name}.{missing[0]}" if name else missing[0]
-    return claim, name or None
-
-
 def parse_case(doc: Any, path: str) -> Case:
     if not isinstance(doc, dict):
         raise CaseError(path, None, None, "expected a mapping with id, title and claims")
@@ -131,7 +111,7 @@ def parse_case(doc: Any, path: str) -> Case:
         from jsonschema.exceptions import best_match
 
         error = best_match(errors)
-        claim, name = _where(error, doc)
+        claim, name = error_location(error, doc, "claims")
         message = error.message
         if error.validator == "oneOf":
             message = "give exactly one of url (with optional match/from/to), capture or query"

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from archive.errors import RegistryError
+from archive.schemaerrors import error_location
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _CRON_ALIASES = {
@@ -99,43 +100,6 @@ def _validator() -> Any:
     return Draft202012Validator(_schema())
 
 
-def _field_path(error: Any) -> tuple[int | None, str | None]:
-    parts = list(error.absolute_path)
-    index = (
-        parts[1]
-        if len(parts) >= 2 and parts[0] == "sources" and isinstance(parts[1], int)
-        else None
-    )
-    rest = parts[2:] if index is not None else parts
-    if error.validator == "required" and isinstance(error.validator_value, list):
-        missing = [
-            name
-            for name in error.validator_value
-            if isinstance(error.instance, dict) and name not in error.instance
-        ]
-        if missing:
-            rest = [*rest, missing[0]]
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in allowed]
-        if extra:
-            rest = [*rest, extra[0]]
-    text = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in rest).replace(".[", "[")
-    return index, text or None
-
-
-def _entry_name(doc: dict[str, Any], index: int | None) -> str | None:
-    if index is None:
-        return None
-    try:
-        entry = doc["sources"][index]
-        if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"]:
-            return str(entry["id"])
-    except (KeyError, IndexError, TypeError):
-        pass
-    return f"#{index + 1}"
-
-
 def _check_cron(expr: str) -> str | None:
     expr = expr.strip()
     if expr in _CRON_ALIASES:
@@ -184,8 +148,8 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
         from jsonschema.exceptions import best_match
 
         error = best_match(errors)
-        index, field_name = _field_path(error)
-        raise RegistryError(path, _entry_name(doc, index), field_name, error.message)
+        entry, field_name = error_location(error, doc, "sources")
+        raise RegistryError(path, entry, field_name, error.message)
     specs: list[SourceSpec] = []
     seen: set[str] = set()
     for raw in doc["sources"]:

@@ -45,7 +45,7 @@ def case_doc(**claim: Any) -> dict[str, Any]:
          "evidence[0].from", "2026-13-01"),
         (case_doc(evidence=[{"url": "http://x/", "from": "2026-06", "to": "2026-05"}]), "C1",
          "evidence[0].from", "after"),
-        (case_doc(evidence=[{"url": "http://x/", "colour": "red"}]), "C1", "evidence[0]",
+        (case_doc(evidence=[{"url": "http://x/", "colour": "red"}]), "C1", "evidence[0].colour",
          "colour"),
     ],
 )  # fmt: skip
