@@ -31,11 +31,12 @@ COLUMNS = (
     "post_id", "block_digest",
 )  # fmt: skip
 
-_SQLITE_SCHEMA = """
+# One schema for both databases; only types and the full-text table differ.
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS warcs (
     warc_key TEXT PRIMARY KEY,
     sha256 TEXT,
-    size INTEGER,
+    size {big},
     records INTEGER NOT NULL,
     run_id TEXT,
     source TEXT,
@@ -44,10 +45,10 @@ CREATE TABLE IF NOT EXISTS warcs (
     indexed_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS captures (
-    id INTEGER PRIMARY KEY,
-    surt TEXT NOT NULL, url TEXT NOT NULL, ts INTEGER NOT NULL, status INTEGER,
+    id {id_column},
+    surt TEXT{collate} NOT NULL, url TEXT NOT NULL, ts {big} NOT NULL, status INTEGER,
     mime TEXT NOT NULL, digest TEXT, record_type TEXT NOT NULL, record_id TEXT NOT NULL,
-    warc_key TEXT NOT NULL, warc_offset INTEGER NOT NULL, length INTEGER NOT NULL,
+    warc_key TEXT NOT NULL, warc_offset {big} NOT NULL, length {big} NOT NULL,
     source TEXT, run_id TEXT, ip TEXT, concurrent_to TEXT,
     platform TEXT, account TEXT, post_id TEXT, block_digest TEXT,
     UNIQUE (warc_key, warc_offset)
@@ -57,44 +58,29 @@ CREATE INDEX IF NOT EXISTS captures_record_id ON captures (record_id);
 CREATE INDEX IF NOT EXISTS captures_concurrent ON captures (concurrent_to)
     WHERE concurrent_to IS NOT NULL;
 CREATE INDEX IF NOT EXISTS warcs_run ON warcs (run_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
-    body, capture_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
-);
+{texts}
 """
 
-_PG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS warcs (
-    warc_key TEXT PRIMARY KEY,
-    sha256 TEXT,
-    size BIGINT,
-    records INTEGER NOT NULL,
-    run_id TEXT,
-    source TEXT,
-    warcinfo TEXT,
-    cdxj_key TEXT,
-    indexed_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS captures (
-    id BIGSERIAL PRIMARY KEY,
-    surt TEXT COLLATE "C" NOT NULL, url TEXT NOT NULL, ts BIGINT NOT NULL, status INTEGER,
-    mime TEXT NOT NULL, digest TEXT, record_type TEXT NOT NULL, record_id TEXT NOT NULL,
-    warc_key TEXT NOT NULL, warc_offset BIGINT NOT NULL, length BIGINT NOT NULL,
-    source TEXT, run_id TEXT, ip TEXT, concurrent_to TEXT,
-    platform TEXT, account TEXT, post_id TEXT, block_digest TEXT,
-    UNIQUE (warc_key, warc_offset)
-);
-CREATE INDEX IF NOT EXISTS captures_surt_ts ON captures (surt, ts);
-CREATE INDEX IF NOT EXISTS captures_record_id ON captures (record_id);
-CREATE INDEX IF NOT EXISTS captures_concurrent ON captures (concurrent_to)
-    WHERE concurrent_to IS NOT NULL;
-CREATE INDEX IF NOT EXISTS warcs_run ON warcs (run_id);
-CREATE TABLE IF NOT EXISTS texts (
+_SQLITE_SCHEMA = _SCHEMA.format(
+    big="INTEGER",
+    id_column="INTEGER PRIMARY KEY",  # SQLite's rowid
+    collate="",
+    texts="""CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
+    body, capture_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+);""",
+)
+
+_PG_SCHEMA = _SCHEMA.format(
+    big="BIGINT",
+    id_column="BIGSERIAL PRIMARY KEY",
+    collate=' COLLATE "C"',  # byte order, as SURT range queries need
+    texts="""CREATE TABLE IF NOT EXISTS texts (
     capture_id BIGINT PRIMARY KEY REFERENCES captures (id) ON DELETE CASCADE,
     body TEXT NOT NULL,
     tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED
 );
-CREATE INDEX IF NOT EXISTS texts_tsv ON texts USING GIN (tsv);
-"""
+CREATE INDEX IF NOT EXISTS texts_tsv ON texts USING GIN (tsv);""",
+)
 
 
 @dataclass(frozen=True)
