@@ -59,6 +59,13 @@ class _Selection:
 
     rows: dict[str, IndexRow] = field(default_factory=dict)
     role: dict[str, str] = field(default_factory=dict)
+    _linked: dict[str, list[IndexRow]] = field(default_factory=dict)
+
+    def linked(self, db: IndexDB, record_id: str) -> list[IndexRow]:
+        """Records written with this one (WARC-Concurrent-To), looked up once."""
+        if record_id not in self._linked:
+            self._linked[record_id] = db.concurrent_with(record_id)
+        return self._linked[record_id]
 
     def add(self, row: IndexRow, role: str) -> bool:
         if row.record_id in self.rows:
@@ -78,7 +85,8 @@ def _role(row: IndexRow) -> str:
 
 def _dependencies(db: IndexDB, store: Store, row: IndexRow, chosen: _Selection) -> None:
     """Add what a capture needs to be checked and replayed."""
-    for linked in db.concurrent_with(row.record_id):
+    linked_rows = chosen.linked(db, row.record_id)
+    for linked in linked_rows:
         chosen.add(linked, _role(linked))
     if row.record_type == "revisit" and row.concurrent_to:
         original = db.by_record_id(row.concurrent_to)
@@ -88,7 +96,7 @@ def _dependencies(db: IndexDB, store: Store, row: IndexRow, chosen: _Selection) 
         chain = db.tls_chain_for(row.run_id, row.surt.split(")/")[0] + ")/")
         if chain is not None:
             chosen.add(chain, "metadata")
-    for linked in db.concurrent_with(row.record_id):
+    for linked in linked_rows:
         if linked.record_type == "metadata" and "attest-page" in linked.mime:
             try:
                 page = json.loads(load_payload(store, linked).body)
@@ -103,7 +111,7 @@ def _add_requisite(db: IndexDB, page: IndexRow, url: str, chosen: _Selection) ->
                      run_ids=[page.run_id] if page.run_id else None, closest=page.ts, limit=1)  # fmt: skip
     for row in rows:
         if chosen.add(row, "original"):
-            for linked in db.concurrent_with(row.record_id):
+            for linked in chosen.linked(db, row.record_id):
                 if linked.record_type == "request":
                     chosen.add(linked, "original")
             if row.record_type == "revisit" and row.concurrent_to:
@@ -235,7 +243,7 @@ def _manifest(
             linked = [
                 {"record_id": r.record_id, "type": r.record_type, "url": r.url,
                  "block_sha256": r.block_digest, "role": chosen.role.get(r.record_id, "")}
-                for r in db.concurrent_with(row.record_id)
+                for r in chosen.linked(db, row.record_id)
             ]  # fmt: skip
             captures.append({
                 "url": row.url,
