@@ -21,14 +21,14 @@ import brotli
 import pytest
 from fixtureweb import FixtureWeb
 from fixtureweb.social import SocialPost
-from playwright.sync_api import Browser, Route, sync_playwright
+from playwright.sync_api import Browser
+from support.browser import chromium, guarded_page
 from support.cli import run_attest
 from support.replay import PywbReplay, replay_venv, warc_timestamp
 from support.warcs import Rec, read_records, store_warcs
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = os.environ.get("ATTEST_CHROMIUM") or "/usr/lib/chromium/chromium"
 NEWS_ARTICLES = (3, 7)
 RENDER_TIMEOUT_MS = 20_000
 
@@ -78,12 +78,8 @@ def replay(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def response_for(records: list[Rec], url: str) -> Rec:
@@ -227,19 +223,7 @@ def render(browser: Browser, replay: PywbReplay, url: str, ts: str, selector: st
     """Open the framed replay of ``url`` and return the archived page's text once ``selector``
     is in it. Every request that is not for the replay server is refused and counted: the live
     fixture web is still up, and the page must not reach it."""
-    context = browser.new_context()
-    leaked: list[str] = []
-
-    def guard(route: Route) -> None:
-        if route.request.url.startswith(replay.origin + "/"):
-            route.continue_()
-        else:
-            leaked.append(route.request.url)
-            route.abort()
-
-    try:
-        context.route("**/*", guard)
-        page = context.new_page()
+    with guarded_page(browser, replay.origin) as (page, leaked):
         page.goto(replay.url_for(url, ts, modifier=""))
         # pywb's frame page loads the rewritten page (mp_) into #replay_iframe.
         archived = page.frame_locator("#replay_iframe")
@@ -247,8 +231,6 @@ def render(browser: Browser, replay: PywbReplay, url: str, ts: str, selector: st
         text = archived.locator("body").inner_text()
         inner = f"/{replay.collection}/{ts}mp_/{url}"
         assert any(f.url.endswith(inner) for f in page.frames), [f.url for f in page.frames]
-    finally:
-        context.close()
     assert not leaked, f"replay reached outside the archive: {leaked}"
     return text
 

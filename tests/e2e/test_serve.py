@@ -19,6 +19,7 @@ import cdx_toolkit
 import link_header
 import pytest
 from archive_fixture import NEWS_ARTICLES, Archive
+from support.browser import chromium, guarded_page
 from support.cli import run_attest
 from support.replay import replay_venv, warc_timestamp
 from support.serve import AttestServer
@@ -116,34 +117,14 @@ def test_rendered_replay_shows_text_the_page_script_fetched(
 ) -> None:
     """In Chromium, through attest and pywb: the post's text, which the page's script fetched,
     is answered from the archive; nothing reaches the live fixture web."""
-    from playwright.sync_api import Route, sync_playwright
-
     post = retrieval.web.social.posts("alice")[0]
     page_url = retrieval.web.url("social", post.permalink_path)
     ts = warc_timestamp(retrieval.responses(page_url)[0].headers["WARC-Date"])
-    leaked: list[str] = []
-
-    def guard(route: Route) -> None:
-        if route.request.url.startswith(server.base + "/"):
-            route.continue_()
-        else:
-            leaked.append(route.request.url)
-            route.abort()
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/lib/chromium/chromium", args=["--no-sandbox"], headless=True
-        )
-        try:
-            context = browser.new_context()
-            context.route("**/*", guard)
-            page = context.new_page()
-            page.goto(f"{server.base}/web/{ts}/{page_url}")
-            archived = page.frame_locator("#replay_iframe")
-            archived.locator("article.post p.post-text").first.wait_for(timeout=20_000)
-            text = archived.locator("body").inner_text()
-        finally:
-            browser.close()
+    with chromium() as browser, guarded_page(browser, server.base) as (page, leaked):
+        page.goto(f"{server.base}/web/{ts}/{page_url}")
+        archived = page.frame_locator("#replay_iframe")
+        archived.locator("article.post p.post-text").first.wait_for(timeout=20_000)
+        text = archived.locator("body").inner_text()
     assert post.token in text
     assert not leaked, f"replay reached outside the archive: {leaked}"
 

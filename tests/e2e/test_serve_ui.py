@@ -23,7 +23,9 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from archive_fixture import NEWS_ARTICLES, Archive
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
+from support.browser import chromium
+from support.browser import guarded_page as support_guarded_page
 from support.cli import run_attest
 from support.replay import replay_venv, warc_timestamp
 from support.serve import AttestServer, free_port
@@ -33,7 +35,6 @@ from archive.dates import http_date, warc_date_micros
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/lib/chromium/chromium"
 WAIT_MS = 20_000
 
 
@@ -99,36 +100,15 @@ def guarded_server(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @contextlib.contextmanager
 def guarded_page(browser: Browser, server: AttestServer) -> Iterator[tuple[Page, list[str]]]:
     """A fresh context whose requests may only reach ``server``; others are aborted and listed."""
-    leaked: list[str] = []
-    allowed: list[str] = []
-
-    def guard(route: Route) -> None:
-        if route.request.url.startswith(server.base + "/"):
-            allowed.append(route.request.url)
-            route.continue_()
-        else:
-            leaked.append(route.request.url)
-            route.abort()
-
-    context = browser.new_context()
-    try:
-        context.set_default_timeout(WAIT_MS)
-        context.route("**/*", guard)
-        yield context.new_page(), leaked
-    finally:
-        context.close()
-    assert allowed, "the guard saw no request: it is not in the way"
+    with support_guarded_page(browser, server.base, timeout_ms=WAIT_MS) as guarded:
+        yield guarded
 
 
 # --- helpers --------------------------------------------------------------------------------
