@@ -282,8 +282,7 @@ async def _timegate(request: Request, url: str) -> Response:
         return PlainTextResponse(f"no capture of {url}\n", status_code=404)
     wanted = request.headers.get("accept-datetime")
     if wanted:
-        target = parse_http_date(wanted)
-        best = min(rows, key=lambda r: (abs(r.ts - target), r.ts))
+        best = memento.closest(rows, parse_http_date(wanted))
     else:
         best = max(rows, key=lambda r: r.ts)
     base = _base(request)
@@ -310,7 +309,7 @@ async def _memento(request: Request, stamp: str, modifier: str, rest: str) -> Re
     rows = _rows_for(service.db, url)
     if not rows:
         return PlainTextResponse(f"no capture of {url}\n", status_code=404)
-    best = min(rows, key=lambda r: (abs(r.ts - target), r.ts))
+    best = memento.closest(rows, target)
     base = _base(request)
     exact = timestamp14(best.ts)
     if exact != stamp:
@@ -323,7 +322,7 @@ async def _memento(request: Request, stamp: str, modifier: str, rest: str) -> Re
         "Link": memento.link_header(base, url, memento=best, first=mementos[0], last=mementos[-1]),
     }
     if service.pywb_url is None:
-        return await _plain_memento(request, best, headers, modifier)
+        return await _plain_memento(request, best, headers)
     response = await _proxy(request, headers)
     if response.status_code == 200:
         await asyncio.to_thread(
@@ -332,9 +331,7 @@ async def _memento(request: Request, stamp: str, modifier: str, rest: str) -> Re
     return response
 
 
-async def _plain_memento(
-    request: Request, row: IndexRow, headers: dict[str, str], modifier: str
-) -> Response:
+async def _plain_memento(request: Request, row: IndexRow, headers: dict[str, str]) -> Response:
     """Without pywb: the archived payload as it was sent (``id_`` replay), no rewriting."""
     service = _service(request)
     payload = await asyncio.to_thread(load_payload, service.store, row)

@@ -39,6 +39,11 @@ def distinct_mementos(rows: Sequence[IndexRow]) -> list[IndexRow]:
     return out
 
 
+def closest(rows: Sequence[IndexRow], target: int) -> IndexRow:
+    """The capture nearest in time to ``target`` (microseconds); the earlier one on a tie."""
+    return min(rows, key=lambda r: (abs(r.ts - target), r.ts))
+
+
 def _quote(url: str) -> str:
     # A URI inside <...> of a link header cannot hold '>' or spaces.
     return url.replace(">", "%3E").replace(" ", "%20")
