@@ -35,6 +35,15 @@ attest's environment settings (all optional):
                                 admin); with none, the service binds loopback only
 ``ATTEST_ACTOR``                who this process acts for, in the custody log (default user@host)
 ``ATTEST_REPLAY_VENV``          the venv holding pywb for replay (default ``.venv-replay``)
+``ATTEST_SIGNING_KEY``          ECDSA private key (PEM) that signs evidence bundles (default
+                                ``<home>/keys/signing.pem`` when it exists; ``attest keygen``)
+``ATTEST_SIGNING_CERT``         its certificate chain (PEM), to sign as a domain (optional)
+``ATTEST_TSA_URLS``             RFC 3161 timestamp authorities, comma-separated; each export
+                                gets a token from every one
+``ATTEST_TSA_CHAINS``           PEM chain files of those TSAs, comma-separated, same order
+                                (optional: tokens carry the TSA's own certificate)
+``ATTEST_TRUST``                trust anchors for ``attest verify`` (PEM files of trusted
+                                public keys and root certificates, separated by ``:``)
 ==============================  ===========================================================
 """
 
@@ -140,6 +149,11 @@ class AttestConfig:
     index_url: str = ""
     tokens_file: Path | None = None
     replay_venv: Path | None = None
+    signing_key: Path | None = None
+    signing_cert: Path | None = None
+    tsa_urls: tuple[str, ...] = ()
+    tsa_chains: tuple[str, ...] = ()
+    trust: tuple[Path, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -235,7 +249,24 @@ def load_config(env: dict[str, str] | None = None, *, store: str | None = None) 
         index_url=_index_url(env.get("ATTEST_INDEX"), home),
         tokens_file=_existing(env, "ATTEST_TOKENS"),
         replay_venv=Path(env["ATTEST_REPLAY_VENV"]) if env.get("ATTEST_REPLAY_VENV") else None,
+        signing_key=_existing(env, "ATTEST_SIGNING_KEY"),
+        signing_cert=_existing(env, "ATTEST_SIGNING_CERT"),
+        tsa_urls=_list(env, "ATTEST_TSA_URLS"),
+        tsa_chains=tuple(c.strip() for c in (env.get("ATTEST_TSA_CHAINS") or "").split(",")),
+        trust=tuple(Path(p) for p in _split_paths(env, "ATTEST_TRUST")),
     )
+
+
+def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
+
+
+def _split_paths(env: dict[str, str], name: str) -> list[str]:
+    paths = [p for p in (env.get(name) or "").split(os.pathsep) if p]
+    for path in paths:
+        if not Path(path).is_file():
+            raise ConfigError(f"{name}: {path!r} is not a file")
+    return paths
 
 
 def _index_url(value: str | None, home: Path) -> str:

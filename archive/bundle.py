@@ -20,25 +20,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import shutil
 import tempfile
+import threading
+import time
 import zipfile
 import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from archive.cases import Case, Claim, ClaimEvidence, resolve
-from archive.cdxj import IndexRow, read_warc_index, surt_key
+from archive.cdxj import IndexRow, WarcIndex, index_bytes, surt_key
 from archive.custody import CustodyLog
 from archive.dates import iso
 from archive.errors import ConfigError, IntegrityError
 from archive.indexdb import IndexDB
+from archive.report import print_pdf, render_report
 from archive.retrieve import load_payload
+from archive.signing import Signer, fingerprint, sign
 from archive.store import Store
+from archive.timestamps import Authority
+from archive.timestamps import request as request_timestamp
 
 WACZ_VERSION = "1.1.1"
+SOFTWARE = f"attest {version('attest')}"
 BUNDLE_WARC = "data.warc.gz"
 _DERIVED_PREFIXES = ("urn:view:", "urn:dom:", "urn:text:", "urn:pdf:")
 
@@ -60,12 +71,19 @@ class _Selection:
     rows: dict[str, IndexRow] = field(default_factory=dict)
     role: dict[str, str] = field(default_factory=dict)
     _linked: dict[str, list[IndexRow]] = field(default_factory=dict)
+    _chains: dict[tuple[str | None, str], IndexRow | None] = field(default_factory=dict)
 
     def linked(self, db: IndexDB, record_id: str) -> list[IndexRow]:
         """Records written with this one (WARC-Concurrent-To), looked up once."""
         if record_id not in self._linked:
             self._linked[record_id] = db.concurrent_with(record_id)
         return self._linked[record_id]
+
+    def chain(self, db: IndexDB, run_id: str | None, surt_host: str) -> IndexRow | None:
+        """The TLS-chain record of an origin in a run, looked up once (it was 2 ms a page)."""
+        if (run_id, surt_host) not in self._chains:
+            self._chains[run_id, surt_host] = db.tls_chain_for(run_id, surt_host)
+        return self._chains[run_id, surt_host]
 
     def add(self, row: IndexRow, role: str) -> bool:
         if row.record_id in self.rows:
@@ -93,7 +111,7 @@ def _dependencies(db: IndexDB, store: Store, row: IndexRow, chosen: _Selection) 
         if original is not None and chosen.add(original, "original"):
             _dependencies(db, store, original, chosen)
     if row.url.startswith("https://"):
-        chain = db.tls_chain_for(row.run_id, row.surt.split(")/")[0] + ")/")
+        chain = chosen.chain(db, row.run_id, row.surt.split(")/")[0] + ")/")
         if chain is not None:
             chosen.add(chain, "metadata")
     for linked in linked_rows:
@@ -149,6 +167,175 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Bytes read from the store at once while copying: neighbouring records are read together.
+_COPY_CHUNK = 4 * 1024 * 1024
+
+
+class _Sha256Thread:
+    """SHA-256 of the bytes given, in order, computed in a second thread while this one reads
+    and writes (hashlib releases the GIL on large buffers). At most 8 pieces wait."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="bundle-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            self.hash.update(data)
+
+    def update(self, data: bytes) -> None:
+        self._queue.put(data)
+
+    def __enter__(self) -> _Sha256Thread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+def _pieces(rows: list[IndexRow]) -> Iterator[tuple[str, int, int, list[IndexRow]]]:
+    """``(key, offset, length, rows starting there)``: records that follow each other in a WARC
+    read as one range of at most ``_COPY_CHUNK`` bytes; a larger record in pieces of that size."""
+    group: list[IndexRow] = []
+
+    def flush() -> Iterator[tuple[str, int, int, list[IndexRow]]]:
+        key, start = group[0].warc_key, group[0].offset
+        end = group[-1].offset + group[-1].length
+        for at in range(start, end, _COPY_CHUNK):
+            yield key, at, min(_COPY_CHUNK, end - at), list(group) if at == start else []
+
+    for row in rows:
+        if group and (
+            row.warc_key != group[0].warc_key
+            or row.offset != group[-1].offset + group[-1].length
+            or row.offset + row.length - group[0].offset > _COPY_CHUNK
+        ):
+            yield from flush()
+            group = []
+        group.append(row)
+    if group:
+        yield from flush()
+
+
+def _copy_records(
+    store: Store, firsts: list[bytes], rows: list[IndexRow], warc: BinaryIO
+) -> tuple[list[IndexRow], str]:
+    """Write the bundle's WARC: the first record (warcinfo) of each WARC, then ``rows`` (in
+    store order), each as stored. Returns index rows for what was written, pointing into the
+    bundle's WARC (its CDXJ is made from them, not by reading the WARC again), and the WARC's
+    SHA-256, computed while writing."""
+    written: list[IndexRow] = []
+    position = 0
+    with _Sha256Thread() as digest:
+        for member in firsts:
+            # A warcinfo record has no index row; any other first record is indexed as stored.
+            for row in index_bytes(member, BUNDLE_WARC, texts=False).rows:
+                written.append(replace(row, offset=position + row.offset))
+            warc.write(member)
+            digest.update(member)
+            position += len(member)
+        for key, offset, length, starting in _pieces(rows):
+            data = store.read_range(key, offset, length)
+            for row in starting:
+                if data[row.offset - offset : row.offset - offset + 2] != b"\x1f\x8b":
+                    raise IntegrityError(f"{key}: no gzip member at offset {row.offset}")
+                written.append(replace(row, surt=surt_key(row.url), warc_key=BUNDLE_WARC,
+                                       offset=position + row.offset - offset))  # fmt: skip
+            warc.write(data)
+            digest.update(data)
+            position += len(data)
+    return written, digest.hash.hexdigest()
+
+
+@dataclass
+class _Written:
+    """A file already written into the bundle (its WARC), with its SHA-256 and size."""
+
+    sha256: str
+    size: int
+
+
+class _PrefixHash:
+    """SHA-256 of a file being written: its first ``end`` bytes, final already, are hashed in a
+    second thread while the rest is written; :meth:`finish` adds the rest once it is."""
+
+    def __init__(self, path: Path, end: int) -> None:
+        self.path, self.end = path, end
+        self.hash = hashlib.sha256()
+        self._done = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bundle-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with open(self.path, "rb") as handle:
+                while self._done < self.end:
+                    chunk = handle.read(min(1024 * 1024, self.end - self._done))
+                    if not chunk:
+                        break
+                    self.hash.update(chunk)
+                    self._done += len(chunk)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by finish()
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def finish(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._done != self.end:  # the file was shorter than said: hash it all again
+            return _sha256(self.path)
+        with open(self.path, "rb") as handle:
+            handle.seek(self.end)
+            while chunk := handle.read(1024 * 1024):
+                self.hash.update(chunk)
+        return self.hash.hexdigest()
+
+
+class _PartialBundle:
+    """The bundle being written, as ``.<name>.part`` beside ``output``: renamed into place
+    when complete, removed otherwise. The WARC goes in first, straight from the store (no
+    temporary copy); that part of the file is then hashed while the rest is made."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.path = output.with_name(f".{output.name}.part")
+        try:
+            self.archive = zipfile.ZipFile(self.path, "x")
+        except FileExistsError:
+            raise ConfigError(f"{self.path}: a partial bundle is in the way; remove it") from None
+        self.prefix: _PrefixHash | None = None
+
+    def add_warc(
+        self, name: str, store: Store, warc_keys: list[str], rows: list[IndexRow]
+    ) -> tuple[list[IndexRow], _Written]:
+        firsts = [_first_member(store, key) for key in warc_keys]
+        # As ZipFile.write would store a file of that size just written (ZIP64 if it is large).
+        info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+        info.compress_type = zipfile.ZIP_STORED
+        info.external_attr = 0o100644 << 16
+        info.file_size = sum(len(m) for m in firsts) + sum(r.length for r in rows)
+        with self.archive.open(info, "w") as dest:
+            written, digest = _copy_records(store, firsts, rows, dest)  # type: ignore[arg-type]
+        assert self.archive.fp is not None
+        self.archive.fp.flush()
+        self.prefix = _PrefixHash(self.path, self.archive.fp.tell())
+        return written, _Written(digest, info.file_size)
+
+    def discard(self) -> None:
+        """Remove the partial file (after a failure; a no-op once renamed into place)."""
+        self.archive.close()
+        if self.prefix is not None:
+            self.prefix.join()
+        self.path.unlink(missing_ok=True)
+
+
 def export_bundle(
     db: IndexDB,
     store: Store,
@@ -158,6 +345,9 @@ def export_bundle(
     claim_ids: Iterable[str] = (),
     custody: CustodyLog | None = None,
     actor: str | None = None,
+    signer: Signer | None = None,
+    tsas: list[Authority] | None = None,
+    chromium: str | None = None,
 ) -> BundleReport:
     wanted = list(claim_ids)
     claims: list[Claim] = [case.claim(c) for c in wanted] if wanted else list(case.claims)
@@ -179,31 +369,76 @@ def export_bundle(
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     with tempfile.TemporaryDirectory(prefix="attest-bundle-") as tmp:
         work = Path(tmp)
-        warc_path = work / BUNDLE_WARC
-        with open(warc_path, "wb") as warc:
-            for key in warc_keys:
-                warc.write(_first_member(store, key))
-            for row in sorted(chosen.rows.values(), key=lambda r: (r.warc_key, r.offset)):
-                warc.write(store.read_range(row.warc_key, row.offset, row.length))
-        index = read_warc_index(warc_path, BUNDLE_WARC, texts=False)
-        files: dict[str, bytes | Path] = {f"archive/{BUNDLE_WARC}": warc_path}
-        files["indexes/index.cdxj"] = index.cdxj()
-        files["pages/pages.jsonl"] = _pages(evidence, case)
-        files["evidence/manifest.json"] = _manifest(db, case, evidence, chosen, created)
-        files["evidence/custody.jsonl"] = _custody_excerpt(custody, store, chosen, warc_keys)
-        report = _write_wacz(output, files, case, created)
+        warc_name, cdxj_name = f"archive/{BUNDLE_WARC}", "indexes/index.cdxj"
+        pages = _pages(evidence, case)
+        manifest = _manifest(db, case, evidence, chosen, created)
+        html = render_report(
+            json.loads(manifest),
+            files=[warc_name, cdxj_name, "pages/pages.jsonl", "evidence/manifest.json",
+                   "evidence/custody.jsonl", "evidence/report.html", "evidence/report.pdf"],
+            screenshots=_screenshots(store, chosen),
+            signing=_signing_view(signer),
+            tsas=[t.url for t in tsas or []],
+        )  # fmt: skip
+        bundle = _PartialBundle(output)
+        try:
+            # Chromium prints the report (it needs nothing of the WARC) while the WARC is copied.
+            with ThreadPoolExecutor(1, thread_name_prefix="bundle-report") as pool:
+                printing = pool.submit(print_pdf, html, work / "report.pdf", chromium=chromium)
+                rows = sorted(chosen.rows.values(), key=lambda r: (r.warc_key, r.offset))
+                written, warc = bundle.add_warc(warc_name, store, warc_keys, rows)
+                files: dict[str, bytes | Path | _Written] = {warc_name: warc}
+                files[cdxj_name] = WarcIndex(BUNDLE_WARC, rows=written).cdxj()
+                files["pages/pages.jsonl"] = pages
+                files["evidence/manifest.json"] = manifest
+                files["evidence/custody.jsonl"] = _custody_excerpt(custody, store, chosen,
+                                                                   warc_keys)  # fmt: skip
+                files["evidence/report.html"] = html.encode("utf-8")
+                printing.result()
+            files["evidence/report.pdf"] = work / "report.pdf"
+            report = _write_wacz(bundle, files, case, created, signer, list(tsas or []))
+        finally:
+            bundle.discard()
         if custody is not None:
             custody.append(
                 "export",
                 f"{case.id}:{','.join(e.claim.id for e in evidence)}",
                 {"bundle": output.name, "sha256": report, "records": len(chosen.rows) + len(warc_keys),
-                 "claims": [e.claim.id for e in evidence], "gaps": gaps},
+                 "claims": [e.claim.id for e in evidence], "gaps": gaps,
+                 "signer": _signer_name(signer), "timestamps": [t.url for t in tsas or []]},
                 actor=actor,
             )  # fmt: skip
     return BundleReport(
         output, report, [e.claim.id for e in evidence], len(chosen.rows) + len(warc_keys),
         warc_path_size(output), gaps,
     )  # fmt: skip
+
+
+def _screenshots(store: Store, chosen: _Selection) -> dict[str, bytes]:
+    """The full-page screenshots (``urn:view:`` records) in the bundle, for the report."""
+    shots = {}
+    for row in chosen.rows.values():
+        if row.url.startswith("urn:view:") and row.record_type == "resource":
+            shots[row.record_id] = load_payload(store, row).body
+    return shots
+
+
+def _signing_view(signer: Signer | None) -> dict[str, Any]:
+    if signer is None:
+        return {"mode": "none"}
+    view: dict[str, Any] = {"mode": signer.mode,
+                            "public_key_sha256": fingerprint(signer.public_der())}  # fmt: skip
+    if signer.mode == "domain":
+        view["domain"] = signer.domain
+    return view
+
+
+def _signer_name(signer: Signer | None) -> str | None:
+    if signer is None:
+        return None
+    if signer.mode == "domain":
+        return f"domain {signer.domain}"
+    return f"key {fingerprint(signer.public_der())}"
 
 
 def warc_path_size(bundle: Path) -> int:
@@ -290,46 +525,86 @@ def _custody_excerpt(
     return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
-def _write_wacz(output: Path, files: dict[str, bytes | Path], case: Case, created: str) -> str:
+def _package_json(resources: list[dict[str, Any]], fields: dict[str, Any]) -> bytes:
+    """``datapackage.json`` with one resource per line (``"path": P, "hash": H`` adjacent), so
+    the report's shell steps can find a file's stated hash with plain pattern matching."""
+    lines = ["{", ' "profile": "data-package",', ' "resources": [']
+    lines.append(",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in resources))
+    lines.append(" ],")
+    lines.append(",\n".join(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
+                             for k, v in fields.items()))  # fmt: skip
+    lines.append("}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _digest_doc(
+    package_bytes: bytes, created: str, signer: Signer | None, tsas: list[Authority]
+) -> bytes:
+    """``datapackage-digest.json``: the hash, its signature and the TSAs' tokens over it."""
+    digest = f"sha256:{hashlib.sha256(package_bytes).hexdigest()}"
+    doc: dict[str, Any] = {"path": "datapackage.json", "hash": digest}
+    if signer is not None:
+        signed = sign(signer, digest, created, SOFTWARE)
+        if signer.mode == "domain":
+            if not tsas:
+                raise ConfigError(
+                    "a domain-certificate signature needs a timestamp authority (ATTEST_TSA_URLS)"
+                )
+            stamp = request_timestamp(tsas[0], signed["signature"].encode("ascii"))
+            signed["timeSignature"] = stamp["token"]
+            signed["timestampCert"] = stamp["chain"]
+        doc["signedData"] = signed
+    doc["timestamps"] = [request_timestamp(tsa, package_bytes) for tsa in tsas]
+    return (json.dumps(doc, indent=1) + "\n").encode("ascii")
+
+
+def _write_wacz(
+    bundle: _PartialBundle,
+    files: dict[str, bytes | Path | _Written],
+    case: Case,
+    created: str,
+    signer: Signer | None,
+    tsas: list[Authority],
+) -> str:
+    """Complete the bundle (``_Written`` files are in it already) and put it in place; returns
+    its SHA-256."""
     resources = []
     for name, content in files.items():
-        if isinstance(content, Path):
+        if isinstance(content, _Written):
+            digest, size = content.sha256, content.size
+        elif isinstance(content, Path):
             digest, size = _sha256(content), content.stat().st_size
         else:
             digest, size = hashlib.sha256(content).hexdigest(), len(content)
-        resources.append({"name": Path(name).name.lower(), "path": name,
-                          "hash": f"sha256:{digest}", "bytes": size})  # fmt: skip
-    package = {
-        "profile": "data-package",
-        "resources": resources,
-        "wacz_version": WACZ_VERSION,
-        "software": "attest",
-        "title": case.title,
-        "description": f"Evidence for case {case.id}",
-        "created": created,
-        "modified": created,
-    }
-    package_bytes = json.dumps(package, indent=2).encode("utf-8")
-    package_sha = hashlib.sha256(package_bytes).hexdigest()
-    digest_doc = json.dumps({"path": "datapackage.json", "hash": f"sha256:{package_sha}"}, indent=2)
-    partial = output.with_name(f".{output.name}.part")
-    try:
-        with zipfile.ZipFile(partial, "x") as archive:
-            for name, content in files.items():
-                compress = (
-                    zipfile.ZIP_STORED if name.startswith("archive/") else zipfile.ZIP_DEFLATED
-                )
-                if isinstance(content, Path):
-                    archive.write(content, name, compress_type=compress)
-                else:
-                    archive.writestr(name, content, compress_type=compress)
-            archive.writestr("datapackage.json", package_bytes, compress_type=zipfile.ZIP_DEFLATED)
-            archive.writestr(
-                "datapackage-digest.json", digest_doc, compress_type=zipfile.ZIP_DEFLATED
-            )
-        partial.rename(output)
-    except FileExistsError:
-        raise ConfigError(f"{partial}: a partial bundle is in the way; remove it") from None
-    finally:
-        partial.unlink(missing_ok=True)
-    return _sha256(output)
+        resources.append({"path": name, "hash": f"sha256:{digest}", "bytes": size,
+                          "name": Path(name).name.lower()})  # fmt: skip
+    package_bytes = _package_json(
+        resources,
+        {
+            "wacz_version": WACZ_VERSION,
+            "software": SOFTWARE,
+            "title": case.title,
+            "description": f"Evidence for case {case.id}",
+            "created": created,
+            "modified": created,
+        },
+    )
+    digest_doc = _digest_doc(package_bytes, created, signer, tsas)
+    with bundle.archive as archive:
+        for name, content in files.items():
+            compress = zipfile.ZIP_STORED if name.startswith("archive/") else zipfile.ZIP_DEFLATED
+            if isinstance(content, _Written):
+                continue
+            if isinstance(content, Path):
+                # As ZipFile.write does, in 1 MB pieces instead of its 8 KB ones.
+                info = zipfile.ZipInfo.from_file(content, name)
+                info.compress_type = compress
+                with open(content, "rb") as src, archive.open(info, "w") as dest:
+                    shutil.copyfileobj(src, dest, 1024 * 1024)
+            else:
+                archive.writestr(name, content, compress_type=compress)
+        archive.writestr("datapackage.json", package_bytes, compress_type=zipfile.ZIP_DEFLATED)
+        archive.writestr("datapackage-digest.json", digest_doc, compress_type=zipfile.ZIP_DEFLATED)
+    digest = bundle.prefix.finish() if bundle.prefix is not None else _sha256(bundle.path)
+    bundle.path.rename(bundle.output)
+    return digest

@@ -4,7 +4,9 @@ Every error attest raises on purpose derives from :class:`AttestError`; third-pa
 wrapped with ``raise ... from exc`` so the cause stays visible. Each branch maps to what the
 caller should do:
 
-- :class:`ConfigError` (bad settings, registry, arguments): **stop** before anything changes.
+- :class:`ConfigError` (bad settings, registry, arguments): **stop** before anything changes;
+  :class:`HoldUnsupported` is one: the store has no legal holds (a file store, or a bucket
+  without Object Lock), so none was placed or recorded.
 - :class:`CaptureError` (one fetch could not be made): **skip** the URL; it is recorded as an
   outcome, never dropped.
 - :class:`StorageError` (the store failed or is unreachable): **retry later**; WARCs stay in
@@ -21,6 +23,10 @@ caller should do:
   payload cannot be decoded), :class:`AccessDenied` (a service request lacks a valid token or
   role): **report** to the user; nothing was changed.
 - :class:`CustodyError` (the custody log's hash chain does not verify): **stop** and report.
+- :class:`ReportError` (the human report could not be printed: Chromium failed or timed out):
+  **stop** the export; a missing Chromium is a :class:`ConfigError` naming the executable.
+- :class:`TimestampError` (a timestamp authority failed or answered wrongly): **stop** the
+  export; no bundle is written without the tokens it was configured to carry.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ class AttestError(Exception):
 
 class ConfigError(AttestError):
     """Settings, arguments or input files are invalid. Nothing has been changed."""
+
+
+class HoldUnsupported(ConfigError):
+    """The store cannot place legal holds (a file store, or a bucket without Object Lock)."""
 
 
 class RegistryError(ConfigError):
@@ -168,3 +178,11 @@ class AccessDenied(AttestError):
 
 class CustodyError(AttestError):
     """The custody log is broken: an entry's hash or its link to the previous one is wrong."""
+
+
+class TimestampError(AttestError):
+    """A timestamp authority could not be reached, refused, or answered with a wrong token."""
+
+
+class ReportError(AttestError):
+    """The bundle's human report could not be rendered or printed to PDF."""

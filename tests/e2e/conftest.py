@@ -1,5 +1,6 @@
 """Fixtures shared by the end-to-end modules."""
 
-from archive_fixture import retrieval
+from archive_fixture import case_file, retrieval
+from signing_fixture import signing
 
-__all__ = ["retrieval"]
+__all__ = ["case_file", "retrieval", "signing"]

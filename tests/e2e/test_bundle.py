@@ -1,58 +1,36 @@
 """Claims and evidence bundles over a real captured archive (issue 5, first part).
 
-A case file links claims to the archive of ``archive_fixture``: a news article by URL and date
-(two captures), a browser-captured post by capture id, a counter-statement that was never
-captured (a gap). ``attest claims`` shows them; ``attest export`` writes a WACZ that the
+A case file (``case_file`` of ``archive_fixture``) links claims to its archive: a news article
+by URL and date (two captures), a browser-captured post by capture id, a counter-statement that
+was never captured (a gap). ``attest claims`` shows them; ``attest export`` writes a WACZ that the
 reference validator (PyPI ``wacz``) accepts, whose WARC holds the records byte for byte with
 every digest intact, and whose index points at the right records.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shutil
 import subprocess
 import zipfile
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
-from archive_fixture import NEWS_ARTICLES, Archive
+from archive_fixture import Archive
+from cryptography.hazmat.primitives import serialization
+from signing_fixture import Signing
 from support.cli import run_attest
 from support.warcs import read_records
 
+from archive.cdxj import read_warc_index
 from archive.warcread import verify_warc
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def case_file(retrieval: Archive, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    post = retrieval.web.social.posts("alice")[0]
-    post_rec = retrieval.responses(retrieval.web.url("social", post.permalink_path))[0]
-    article = retrieval.web.url("news", f"/article/{NEWS_ARTICLES[0]}.html")
-    day = retrieval.responses(article)[0].headers["WARC-Date"][:10]
-    path = tmp_path_factory.mktemp("cases") / "test-case.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "id": "test-case",
-                "title": "A test case",
-                "claims": [
-                    {"id": "C1", "text": "The article reports it.", "source": "news",
-                     "evidence": [{"url": article, "from": day, "to": day,
-                                   "selector": {"quote": retrieval.web.news.article_token(NEWS_ARTICLES[0])}}]},
-                    {"id": "C2", "text": "Alice posted it.", "source": "social",
-                     "evidence": [{"capture": post_rec.id}]},
-                    {"id": "C3", "text": "It was denied.", "source": "a statement",
-                     "kind": "counter-statement",
-                     "evidence": [{"url": retrieval.web.url("news", "/never.html")}]},
-                ],
-            }
-        )
-    )  # fmt: skip
-    return path
 
 
 def test_claims_show_captures_and_gaps(retrieval: Archive, case_file: Path) -> None:
@@ -66,10 +44,10 @@ def test_claims_show_captures_and_gaps(retrieval: Archive, case_file: Path) -> N
 
 
 def test_export_writes_a_valid_wacz_with_intact_records(
-    retrieval: Archive, case_file: Path, tmp_path: Path
+    retrieval: Archive, case_file: Path, signing: Signing, tmp_path: Path
 ) -> None:
     bundle = tmp_path / "evidence.wacz"
-    proc = run_attest(["export", str(case_file), "-o", str(bundle)], retrieval.env)
+    proc = run_attest(["export", str(case_file), "-o", str(bundle)], signing.env)
     assert proc.returncode == 0, proc.stderr
     assert "GAP: claim C3" in proc.stdout
     wacz = shutil.which("wacz", path=str(Path(__file__).resolve().parents[2] / ".venv" / "bin"))
@@ -91,6 +69,10 @@ def test_export_writes_a_valid_wacz_with_intact_records(
     root = tmp_path / "x"
     warc = root / "archive" / "data.warc.gz"
     assert verify_warc(warc).ok
+    # The CDXJ is made from the index rows while the records are copied: byte for byte what
+    # reading the bundle's WARC back gives.
+    cdxj = (root / "indexes" / "index.cdxj").read_bytes()
+    assert cdxj == read_warc_index(warc, "data.warc.gz", texts=False).cdxj()
     records = {r.id: r for r in read_records([warc])}
     manifest = json.loads((root / "evidence" / "manifest.json").read_text())
     by_claim = {c["id"]: c for c in manifest["claims"]}
@@ -131,21 +113,21 @@ def records_at(data: bytes, offset: int, length: int) -> bytes:
 
 
 def test_export_refuses_to_overwrite_and_names_bad_claims(
-    retrieval: Archive, case_file: Path, tmp_path: Path
+    retrieval: Archive, case_file: Path, signing: Signing, tmp_path: Path
 ) -> None:
     bundle = tmp_path / "b.wacz"
     bundle.write_bytes(b"keep me")
-    proc = run_attest(["export", str(case_file), "-o", str(bundle)], retrieval.env)
+    proc = run_attest(["export", str(case_file), "-o", str(bundle)], signing.env)
     assert proc.returncode == 2
     assert "never overwritten" in proc.stderr
     assert bundle.read_bytes() == b"keep me"
     proc = run_attest(
-        ["export", str(case_file), "--claim", "C9", "-o", str(tmp_path / "c.wacz")], retrieval.env
+        ["export", str(case_file), "--claim", "C9", "-o", str(tmp_path / "c.wacz")], signing.env
     )
     assert proc.returncode == 2
     assert "claim 'C9'" in proc.stderr
     proc = run_attest(
-        ["export", str(case_file), "--claim", "C3", "-o", str(tmp_path / "d.wacz")], retrieval.env
+        ["export", str(case_file), "--claim", "C3", "-o", str(tmp_path / "d.wacz")], signing.env
     )
     assert proc.returncode == 2
     assert "no capture" in proc.stderr
@@ -158,10 +140,10 @@ def test_export_refuses_to_overwrite_and_names_bad_claims(
 
 @pytest.fixture(scope="module")
 def good_bundle(
-    retrieval: Archive, case_file: Path, tmp_path_factory: pytest.TempPathFactory
+    signing: Signing, case_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     bundle = tmp_path_factory.mktemp("good") / "good.wacz"
-    proc = run_attest(["export", str(case_file), "--claim", "C1", "-o", str(bundle)], retrieval.env)
+    proc = run_attest(["export", str(case_file), "--claim", "C1", "-o", str(bundle)], signing.env)
     assert proc.returncode == 0, proc.stderr
     return bundle
 
@@ -186,13 +168,47 @@ def verdict(bundle: Path, env: dict[str, str]) -> tuple[int, list[dict[str, str]
     return proc.returncode, json.loads(proc.stdout)[0]["problems"]
 
 
-def test_a_good_bundle_verifies(good_bundle: Path, retrieval: Archive) -> None:
-    code, problems = verdict(good_bundle, retrieval.env)
+def test_a_good_bundle_verifies(good_bundle: Path, signing: Signing) -> None:
+    code, problems = verdict(good_bundle, signing.env)
     assert (code, problems) == (0, [])
+    # Nothing trusted, nothing proven: the same bundle fails for a verifier with no anchors.
+    proc = run_attest(["verify", str(good_bundle), "--json"], dict(signing.env, ATTEST_TRUST=""))
+    assert proc.returncode == 1
+    assert {p["check"] for p in json.loads(proc.stdout)[0]["problems"]} == {
+        "signature",
+        "timestamp",
+    }
+
+
+def test_verify_reads_the_warc_in_place_and_writes_nothing(
+    good_bundle: Path, signing: Signing, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from archive.bundleverify import verify_bundle
+    from archive.signing import load_trust
+
+    trust = load_trust([Path(signing.env["ATTEST_TRUST"])])
+    # A WARC compressed inside the ZIP (attest never writes one) is checked from a temporary copy.
+    deflated = tmp_path / "deflated.wacz"
+    with zipfile.ZipFile(good_bundle) as src, zipfile.ZipFile(deflated, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(info, data)
+    verdict = verify_bundle(deflated, trust)
+    assert verdict.ok, verdict.failures
+    # attest's own bundles store it uncompressed: read where it lies, no temporary file at all.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    in_place = verify_bundle(good_bundle, trust)
+    assert in_place.ok, in_place.failures
+    assert in_place.checked == verdict.checked
+    assert in_place.checked["records"] > 0
+    assert in_place.checked["index_lines"] > 0
 
 
 def test_a_flipped_payload_byte_names_the_record(
-    good_bundle: Path, retrieval: Archive, tmp_path: Path
+    good_bundle: Path, signing: Signing, tmp_path: Path
 ) -> None:
     import gzip as gz
 
@@ -219,7 +235,7 @@ def test_a_flipped_payload_byte_names_the_record(
         pos = end
     code, problems = verdict(
         rewrite(good_bundle, tmp_path / "flipped.wacz", {"archive/data.warc.gz": bytes(out)}),
-        retrieval.env,
+        signing.env,
     )
     assert code == 1
     record_problems = [p for p in problems if p["check"] == "record"]
@@ -231,21 +247,28 @@ def test_a_flipped_payload_byte_names_the_record(
 
 
 def test_an_edited_datapackage_is_caught(
-    good_bundle: Path, retrieval: Archive, tmp_path: Path
+    good_bundle: Path, signing: Signing, tmp_path: Path
 ) -> None:
     package = json.loads(zipfile.ZipFile(good_bundle).read("datapackage.json"))
     package["title"] = "Something else"
     edited = rewrite(
         good_bundle, tmp_path / "edited.wacz", {"datapackage.json": json.dumps(package).encode()}
     )
-    code, problems = verdict(edited, retrieval.env)
+    code, problems = verdict(edited, signing.env)
     assert code == 1
-    assert [(p["check"], p["file"]) for p in problems] == [("package", "datapackage-digest.json")]
+    # The digest file, the signature and the timestamp all covered the original datapackage.
+    assert [(p["check"], p["file"]) for p in problems] == [
+        ("package", "datapackage-digest.json"),
+        ("signature", "datapackage-digest.json"),
+        ("timestamp", "datapackage-digest.json"),
+    ]
+    assert "datapackage.json hashes to" in problems[1]["detail"]
+    assert "stamps digest" in problems[2]["detail"]
 
 
-def test_a_removed_file_is_caught(good_bundle: Path, retrieval: Archive, tmp_path: Path) -> None:
+def test_a_removed_file_is_caught(good_bundle: Path, signing: Signing, tmp_path: Path) -> None:
     removed = rewrite(good_bundle, tmp_path / "removed.wacz", {"pages/pages.jsonl": None})
-    code, problems = verdict(removed, retrieval.env)
+    code, problems = verdict(removed, signing.env)
     assert code == 1
     assert [(p["check"], p["file"], p["detail"]) for p in problems] == [
         ("package", "pages/pages.jsonl", "listed in datapackage.json but missing")
@@ -253,7 +276,7 @@ def test_a_removed_file_is_caught(good_bundle: Path, retrieval: Archive, tmp_pat
 
 
 def test_a_broken_custody_chain_is_caught(
-    good_bundle: Path, retrieval: Archive, tmp_path: Path
+    good_bundle: Path, signing: Signing, tmp_path: Path
 ) -> None:
     lines = zipfile.ZipFile(good_bundle).read("evidence/custody.jsonl").decode().splitlines()
     assert len(lines) >= 2
@@ -265,8 +288,253 @@ def test_a_broken_custody_chain_is_caught(
         tmp_path / "custody.wacz",
         {"evidence/custody.jsonl": ("\n".join(lines) + "\n").encode()},
     )
-    code, problems = verdict(broken, retrieval.env)
+    code, problems = verdict(broken, signing.env)
     assert code == 1
     custody = [p for p in problems if p["check"] == "custody"]
     assert [p["file"] for p in custody] == ["evidence/custody.jsonl line 2"]
     assert "hash does not match" in custody[0]["detail"]
+
+
+# --- signature and timestamps ---------------------------------------------------------------
+
+
+def digest_doc(bundle: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(zipfile.ZipFile(bundle).read("datapackage-digest.json"))
+    return doc
+
+
+def test_the_signature_and_timestamp_hold_and_name_their_signer(
+    good_bundle: Path, signing: Signing
+) -> None:
+    doc = digest_doc(good_bundle)
+    package = zipfile.ZipFile(good_bundle).read("datapackage.json")
+    signed = doc["signedData"]
+    assert signed["hash"] == doc["hash"] == f"sha256:{hashlib.sha256(package).hexdigest()}"
+    # The WACZ signing spec: `created` equals the datapackage's own.
+    assert signed["created"] == json.loads(package)["created"]
+    assert [t["tsa"] for t in doc["timestamps"]] == [signing.tsa.url]
+    proc = run_attest(["verify", str(good_bundle)], signing.env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    public = serialization.load_pem_public_key(signing.pki.org_public.read_bytes())
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert f"signed by key {hashlib.sha256(der).hexdigest()} (trusted)" in proc.stdout
+    assert f"timestamp 1 by {signing.tsa.url}: " in proc.stdout
+
+
+def test_openssl_verifies_our_timestamp_token(
+    good_bundle: Path, signing: Signing, tmp_path: Path
+) -> None:
+    """A third-party check: OpenSSL's own RFC 3161 verifier, given only the trusted root."""
+    doc = digest_doc(good_bundle)
+    token = tmp_path / "token.tsr"
+    token.write_bytes(base64.b64decode(doc["timestamps"][0]["token"]))
+    digest = doc["hash"].removeprefix("sha256:")
+    ok = subprocess.run(
+        ["openssl", "ts", "-verify", "-digest", digest, "-in", str(token),
+         "-CAfile", str(signing.pki.root)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "Verification: OK" in ok.stdout
+    other = hashlib.sha256(b"another datapackage").hexdigest()
+    bad = subprocess.run(
+        ["openssl", "ts", "-verify", "-digest", other, "-in", str(token),
+         "-CAfile", str(signing.pki.root)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert bad.returncode != 0
+
+
+def test_a_bundle_signed_by_an_untrusted_key_fails(
+    signing: Signing, case_file: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "stranger.wacz"
+    env = dict(signing.env, ATTEST_SIGNING_KEY=str(signing.pki.stranger_key))
+    proc = run_attest(["export", str(case_file), "--claim", "C1", "-o", str(bundle)], env)
+    assert proc.returncode == 0, proc.stderr
+    code, problems = verdict(bundle, signing.env)
+    assert code == 1
+    assert [(p["check"], p["file"]) for p in problems] == [("signature", "datapackage-digest.json")]
+    assert "signed by an untrusted key" in problems[0]["detail"]
+    assert "the signature is valid" in problems[0]["detail"]
+    # The same bundle verifies for someone who does trust that key.
+    stranger_public = tmp_path / "stranger.pub.pem"
+    key = serialization.load_pem_private_key(signing.pki.stranger_key.read_bytes(), None)
+    stranger_public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    proc = run_attest(
+        ["verify", str(bundle), "--trust", str(stranger_public), "--trust", str(signing.pki.root)],
+        signing.env,
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_a_timestamp_over_another_digest_fails(
+    good_bundle: Path, signing: Signing, tmp_path: Path
+) -> None:
+    doc = digest_doc(good_bundle)
+    from archive.timestamps import Authority, request
+
+    doc["timestamps"][0] = request(Authority(signing.tsa.url), b"some other datapackage")
+    swapped = rewrite(
+        good_bundle,
+        tmp_path / "swapped.wacz",
+        {"datapackage-digest.json": json.dumps(doc, indent=1).encode()},
+    )
+    code, problems = verdict(swapped, signing.env)
+    assert code == 1
+    assert [(p["check"], p["file"]) for p in problems] == [("timestamp", "datapackage-digest.json")]
+    other = hashlib.sha256(b"some other datapackage").hexdigest()
+    assert f"token 1 ({signing.tsa.url}): stamps digest {other}" in problems[0]["detail"]
+
+
+def test_unsigned_and_unstamped_bundles_fail_verification(
+    signing: Signing, case_file: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bare.wacz"
+    env = dict(signing.env, ATTEST_TSA_URLS="")
+    proc = run_attest(
+        ["export", str(case_file), "--claim", "C1", "--unsigned", "-o", str(bundle)], env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "no timestamp authority configured" in proc.stderr
+    code, problems = verdict(bundle, signing.env)
+    assert code == 1
+    assert [(p["check"], p["detail"]) for p in problems] == [
+        ("signature", "the bundle is not signed (no signedData in datapackage-digest.json)"),
+        ("timestamp", "no RFC 3161 timestamp token: nothing shows when the bundle existed"),
+    ]
+
+
+def test_export_without_a_key_says_how_to_make_one(
+    signing: Signing, case_file: Path, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in signing.env.items() if k != "ATTEST_SIGNING_KEY"}
+    env["ATTEST_HOME"] = str(tmp_path / "home")
+    proc = run_attest(
+        ["export", str(case_file), "--claim", "C1", "-o", str(tmp_path / "x.wacz")], env
+    )
+    assert proc.returncode == 2
+    assert "attest keygen" in proc.stderr
+    assert not (tmp_path / "x.wacz").exists()
+    made = run_attest(["keygen"], env)
+    assert made.returncode == 0, made.stderr
+    key = tmp_path / "home" / "keys" / "signing.pem"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert (tmp_path / "home" / "keys" / "signing.pub.pem").is_file()
+    again = run_attest(["keygen"], env)
+    assert again.returncode == 2
+    assert "never overwritten" in again.stderr
+
+
+def test_a_domain_certificate_signature_with_its_time_signature(
+    signing: Signing, case_file: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "domain.wacz"
+    env = dict(
+        signing.env,
+        ATTEST_SIGNING_KEY=str(signing.pki.domain_key),
+        ATTEST_SIGNING_CERT=str(signing.pki.domain_chain),
+    )
+    proc = run_attest(["export", str(case_file), "--claim", "C1", "-o", str(bundle)], env)
+    assert proc.returncode == 0, proc.stderr
+    signed = digest_doc(bundle)["signedData"]
+    assert signed["domain"] == signing.pki.domain
+    assert {"domainCert", "timeSignature", "timestampCert"} <= set(signed)
+    assert "publicKey" not in signed
+    proc = run_attest(["verify", str(bundle)], signing.env)
+    assert proc.returncode == 0, proc.stdout
+    assert f"signed by domain {signing.pki.domain} (trusted)" in proc.stdout
+    # Without the root among the trust anchors, neither the domain nor the TSA is trusted.
+    proc = run_attest(
+        ["verify", str(bundle), "--trust", str(signing.pki.org_public), "--json"], signing.env
+    )
+    problems = json.loads(proc.stdout)[0]["problems"]
+    assert proc.returncode == 1
+    assert {p["check"] for p in problems} == {"signature", "timestamp"}
+    assert any("no trusted root certificate is configured" in p["detail"] for p in problems)
+
+
+# --- the report's "how to verify" steps, followed literally ---------------------------------
+
+
+class _ScriptText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.script = ""
+        self._inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._inside = self._inside or dict(attrs).get("id") == "verify-script"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "pre":
+            self._inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self._inside:
+            self.script += data
+
+
+def follow_the_report(
+    bundle: Path, signing: Signing, workdir: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run the report's script as a stranger would: in an empty directory holding the bundle,
+    the organisation's public key and the TSA root, with only sh, unzip, sha256sum, openssl."""
+    html = zipfile.ZipFile(bundle).read("evidence/report.html").decode("utf-8")
+    parser = _ScriptText()
+    parser.feed(html)
+    assert "openssl ts -verify" in parser.script
+    tools = workdir / "bin"
+    tools.mkdir(parents=True)
+    for tool in ("sh", "unzip", "sha256sum", "openssl"):
+        found = shutil.which(tool)
+        assert found, f"{tool} is not installed"
+        (tools / tool).symlink_to(found)
+    run = workdir / "run"
+    run.mkdir()
+    shutil.copyfile(bundle, run / "bundle.wacz")
+    shutil.copyfile(signing.pki.org_public, run / "organisation-public-key.pem")
+    shutil.copyfile(signing.pki.root, run / "tsa-roots.pem")
+    (run / "verify.sh").write_text(parser.script)
+    return subprocess.run(
+        [str(tools / "sh"), "verify.sh"], cwd=run, env={"PATH": str(tools)},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_the_reports_steps_pass_a_good_bundle_with_common_tools_only(
+    good_bundle: Path, signing: Signing, tmp_path: Path
+) -> None:
+    done = follow_the_report(good_bundle, signing, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ALL CHECKS PASSED" in done.stdout
+    assert "FAILED" not in done.stdout
+    with zipfile.ZipFile(good_bundle) as archive:
+        pdf = archive.read("evidence/report.pdf")
+        html = archive.read("evidence/report.html").decode()
+    assert pdf.startswith(b"%PDF-")
+    manifest = json.loads(zipfile.ZipFile(good_bundle).read("evidence/manifest.json"))
+    for capture in manifest["claims"][0]["captures"]:
+        assert capture["url"] in html
+        assert capture["payload_sha256"] in html
+
+
+def test_the_reports_steps_fail_a_tampered_bundle(
+    good_bundle: Path, signing: Signing, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(good_bundle) as archive:
+        pages = archive.read("pages/pages.jsonl")
+    tampered = rewrite(
+        good_bundle, tmp_path / "tampered.wacz", {"pages/pages.jsonl": pages.replace(b"C1", b"C9")}
+    )
+    done = follow_the_report(tampered, signing, tmp_path / "check")
+    assert done.returncode == 1, done.stdout
+    failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1, done.stdout
+    assert "pages/pages.jsonl" in failed[0]
