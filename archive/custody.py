@@ -11,7 +11,10 @@ database whose log is empty first restores the sealed segments (checking their c
 appends after them.
 
 Actions: ``capture`` (a WARC reached the store), ``index`` (a WARC's rows were loaded), ``read``
-(someone retrieved a capture); the evidence issue adds ``export`` and ``hold``.
+(someone retrieved a capture), ``link`` (a capture was linked to a claim), ``export`` (a bundle
+was written), ``hold`` / ``release`` (a legal hold was placed on a WARC / lifted:
+:mod:`archive.holds`), ``verify`` (the pipeline re-read a stored WARC and checked it:
+:mod:`archive.audit`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ existing key raise :class:`~archive.errors.ObjectExists`.
 Every put is verified before it returns: the S3 store compares the server's SHA-256 checksum of
 the whole object with ours, the file store re-reads what it stored. (When the file is on the
 store's filesystem, as the spool usually is, storing it is a hard link rather than a copy.)
+
+Legal holds (:meth:`Store.set_legal_hold`) are S3 Object Lock's: a held object version cannot
+be deleted or replaced until the hold is lifted, whatever its retention. A file store has no
+such thing and says so (:class:`~archive.errors.HoldUnsupported`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NoReturn, Protocol
 from urllib.parse import unquote, urlparse
 
 from archive import failpoints
-from archive.errors import ConfigError, DigestMismatch, ObjectExists, StorageError
+from archive.errors import (
+    ConfigError,
+    DigestMismatch,
+    HoldUnsupported,
+    ObjectExists,
+    StorageError,
+)
 
 COPY_CHUNK = 1024 * 1024
 PART_SUFFIX = ".part"
@@ -37,6 +47,17 @@ class StoredObject:
     size: int
     sha256: str  # lowercase hex
     uri: str
+
+
+@dataclass(frozen=True)
+class LegalHold:
+    """A legal hold's state on one object version, as the store reported it after the change."""
+
+    key: str
+    uri: str
+    version_id: str | None
+    status: str  # "ON" or "OFF", read back from the store
+    previous: str  # the status before: "ON" or "OFF" (never set counts as OFF)
 
 
 class Store(Protocol):
@@ -59,6 +80,15 @@ class Store(Protocol):
     def keys(self, prefix: str = "") -> Iterator[str]: ...
 
     def object_uri(self, key: str) -> str: ...
+
+    def require_legal_holds(self) -> None:
+        """:class:`~archive.errors.HoldUnsupported` unless this store can hold objects."""
+        ...
+
+    def set_legal_hold(self, key: str, *, on: bool = True) -> LegalHold:
+        """Place (``on``) or lift a legal hold on the object's current version, read back;
+        :class:`~archive.errors.HoldUnsupported` when the store has no legal holds."""
+        ...
 
 
 def file_sha256(path: Path, *, fsync: bool = False) -> str:
@@ -165,6 +195,15 @@ class FileStore:
                 f"{self.object_uri(key)}: asked {length} bytes at {offset}, got {len(data)}"
             )
         return data
+
+    def require_legal_holds(self) -> NoReturn:
+        raise HoldUnsupported(
+            f"{self.uri} is a file store, which has no legal holds: use an S3 store whose "
+            f"bucket has Object Lock enabled (s3://bucket/prefix)"
+        )
+
+    def set_legal_hold(self, key: str, *, on: bool = True) -> LegalHold:
+        self.require_legal_holds()
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

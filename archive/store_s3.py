@@ -8,6 +8,10 @@ retention date. These are read by the entry point (see ``settings.py``) and pass
 Uploads are single-part PUTs with a SHA-256 checksum of the whole object (multipart checksums
 are composites, which no one can compare with ``sha256sum``), so objects are limited to 5 GB;
 WARCs rotate at 1 GB by default.
+
+Legal holds need a bucket with Object Lock enabled, and that is checked first: SeaweedFS (4.48)
+accepts and reports a legal hold on any versioned bucket, yet only enforces it where Object
+Lock is on, so a hold that was merely accepted would be a false assurance.
 """
 
 from __future__ import annotations
@@ -18,11 +22,18 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 from urllib.parse import urlparse
 
-from archive.errors import ConfigError, DigestMismatch, StorageError, StoreUnavailable
-from archive.store import StoredObject, _same_or_raise, validate_key
+from archive.errors import (
+    ConfigError,
+    DigestMismatch,
+    HoldUnsupported,
+    NotFound,
+    StorageError,
+    StoreUnavailable,
+)
+from archive.store import LegalHold, StoredObject, _same_or_raise, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -67,6 +78,8 @@ class S3Store:
         self.object_lock_days = object_lock_days
         self.endpoint = endpoint
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        # Object Lock, once enabled on a bucket, cannot be disabled: a "yes" is kept.
+        self._object_lock = False
 
     @classmethod
     def from_uri(
@@ -259,6 +272,73 @@ class S3Store:
                 f"{self.object_uri(key)}: asked {length} bytes at {offset}, got {len(data)}"
             )
         return data
+
+    def require_legal_holds(self) -> None:
+        """:class:`HoldUnsupported`, naming the bucket, unless Object Lock is enabled on it."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._object_lock:
+            return
+        unsupported = (
+            f"bucket {self.bucket!r} ({self.uri}) does not have Object Lock enabled, so it "
+            f"cannot hold objects: legal holds need a bucket created with Object Lock"
+        )
+        try:
+            config = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest"):
+                raise HoldUnsupported(unsupported) from exc
+            raise StorageError(
+                f"{self.uri}: reading the bucket's Object Lock configuration failed: {code or exc}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(
+                f"{self.uri}: reading the bucket's Object Lock configuration failed: {exc}"
+            ) from exc
+        if config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
+            raise HoldUnsupported(unsupported)
+        self._object_lock = True
+
+    def set_legal_hold(self, key: str, *, on: bool = True) -> LegalHold:
+        """Set the legal hold of the key's current version, then read it back."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self.require_legal_holds()
+        head = self._head(key)
+        if head is None:
+            raise NotFound(f"{self.object_uri(key)}: no such object in the store")
+        version = head.get("VersionId") or None
+        previous = head.get("ObjectLockLegalHoldStatus") or "OFF"
+        status: Literal["ON", "OFF"] = "ON" if on else "OFF"
+        where: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if version is not None:
+            where["VersionId"] = version
+        self._call(
+            f"legal hold {status} on {key}",
+            self.client.put_object_legal_hold,
+            LegalHold={"Status": status},
+            **where,
+        )
+        try:
+            found = self.client.get_object_legal_hold(**where)["LegalHold"].get("Status", "OFF")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchObjectLegalHold":
+                code = exc.response.get("Error", {}).get("Code", "")
+                raise StorageError(
+                    f"{self.object_uri(key)}: reading the legal hold back failed: {code or exc}"
+                ) from exc
+            found = "OFF"
+        except BotoCoreError as exc:
+            raise StoreUnavailable(
+                f"{self.object_uri(key)}: reading the legal hold back failed: {exc}"
+            ) from exc
+        if found != status:
+            raise StorageError(
+                f"{self.object_uri(key)} (version {version}): the store reports legal hold "
+                f"{found} after it was set {status}"
+            )
+        return LegalHold(key, self.object_uri(key), version, found, previous)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -1,0 +1,148 @@
+"""Legal holds on the WARCs behind captures or claims, each one recorded in the custody log.
+
+A hold is asked for captures (their ids, as ``attest find`` prints them) or for a case's claims
+(their captures, as :func:`archive.cases.resolve` finds them). Either way, the WARCs held are
+those that hold the records and everything an evidence bundle would take with them
+(:mod:`archive.bundle`): the request, metadata and derivatives written with each capture, the
+page's subresources captured in the same run, a revisit's original, the origin's TLS chain.
+The bytes a court may ask for are then all under hold, not just the page.
+
+Everything is resolved before anything is held, so an unknown capture or claim changes nothing.
+Each WARC's hold is set on its current version, read back from the store, and then appended to
+the custody log (action ``hold``, or ``release`` when a hold is lifted), its object the WARC's
+store URI, its details what asked for it. Holding again is harmless and recorded again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from archive.cases import Case, capture_record_id, resolve
+from archive.cdxj import IndexRow
+from archive.custody import CustodyLog
+from archive.errors import AttestError, ConfigError, NotFound
+from archive.indexdb import IndexDB
+from archive.store import LegalHold, Store
+
+
+@dataclass
+class HoldPlan:
+    """Which WARCs to hold, and for each one which of the asked captures or claims need it."""
+
+    #: WARC key -> record ids of the asked captures whose evidence is in it
+    captures: dict[str, set[str]] = field(default_factory=dict)
+    #: WARC key -> ids of the asked claims whose evidence is in it (a hold for a case)
+    claims: dict[str, set[str]] = field(default_factory=dict)
+    case: str | None = None
+    #: asked claims that have no capture (nothing of theirs can be held)
+    gaps: list[str] = field(default_factory=list)
+
+    @property
+    def warc_keys(self) -> list[str]:
+        return sorted(self.captures)
+
+    def add(self, key: str, capture: str, claim: str | None = None) -> None:
+        self.captures.setdefault(key, set()).add(capture)
+        if claim is not None:
+            self.claims.setdefault(key, set()).add(claim)
+
+    def details(self, key: str) -> dict[str, Any]:
+        """What asked for this WARC's hold, for its custody entry."""
+        out: dict[str, Any] = {"captures": sorted(self.captures.get(key, ()))}
+        if self.case is not None:
+            out["case"] = self.case
+            out["claims"] = sorted(self.claims.get(key, ()))
+        return out
+
+
+def evidence_rows(db: IndexDB, store: Store, rows: Iterable[IndexRow]) -> list[IndexRow]:
+    """The rows and every record they depend on, exactly as ``attest export`` selects them."""
+    # archive.bundle's selection, used as is so a hold covers what a bundle would hold.
+    from archive.bundle import _dependencies, _role, _Selection
+
+    chosen = _Selection()
+    for row in rows:
+        chosen.add(row, _role(row))
+    for row in list(chosen.rows.values()):
+        _dependencies(db, store, row, chosen)
+    return list(chosen.rows.values())
+
+
+def plan_for_captures(db: IndexDB, store: Store, capture_ids: Sequence[str]) -> HoldPlan:
+    """The WARCs behind captures; :class:`NotFound` names the first id the index lacks."""
+    if not capture_ids:
+        raise ConfigError("give at least one capture id (or --case CASE with claim ids)")
+    rows: list[IndexRow] = []
+    for given in capture_ids:
+        row = db.by_record_id(capture_record_id(given))
+        if row is None:
+            raise NotFound(f"no capture {given} in the index: nothing was held")
+        rows.append(row)
+    plan = HoldPlan()
+    for row in rows:
+        for needed in evidence_rows(db, store, [row]):
+            plan.add(needed.warc_key, row.record_id)
+    return plan
+
+
+def plan_for_claims(
+    db: IndexDB, store: Store, case: Case, claim_ids: Sequence[str] = ()
+) -> HoldPlan:
+    """The WARCs behind a case's claims (all of them when none is named)."""
+    claims = [case.claim(c) for c in claim_ids] if claim_ids else list(case.claims)
+    plan = HoldPlan(case=case.id)
+    for claim in claims:
+        found = resolve(db, case, claim).found
+        if not found:
+            plan.gaps.append(claim.id)
+            continue
+        for hit in found:
+            for needed in evidence_rows(db, store, [hit.row]):
+                plan.add(needed.warc_key, hit.row.record_id, claim.id)
+    if not plan.captures:
+        raise ConfigError(
+            f"{case.path}: no capture for the selected claims ({', '.join(plan.gaps)}): "
+            f"nothing to hold"
+        )
+    return plan
+
+
+def apply_holds(
+    store: Store,
+    custody: CustodyLog,
+    plan: HoldPlan,
+    *,
+    on: bool = True,
+    actor: str | None = None,
+    note: str | None = None,
+) -> list[LegalHold]:
+    """Place (or lift) the plan's holds, one custody entry per WARC, and seal the log.
+
+    A store without legal holds fails on the first WARC, before anything is recorded; a
+    failure part way leaves the holds already placed recorded (they are real).
+    """
+    store.require_legal_holds()
+    done: list[LegalHold] = []
+    try:
+        for key in plan.warc_keys:
+            hold = store.set_legal_hold(key, on=on)
+            details: dict[str, Any] = {
+                "legal_hold": hold.status,
+                "previous": hold.previous,
+                "version_id": hold.version_id,
+                **plan.details(key),
+            }
+            if note:
+                details["note"] = note
+            custody.append("hold" if on else "release", hold.uri, details, actor=actor)
+            done.append(hold)
+    except AttestError:
+        if done:
+            with contextlib.suppress(AttestError):
+                custody.seal()
+        raise
+    custody.seal()
+    return done
