@@ -11,7 +11,11 @@ from archive.errors import RegistryError
 from crawlers.registry import adhoc_source, load_registry, parse_registry
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_ENV = {"DEMO_NEWS": "http://127.0.0.1:8001", "DEMO_NGO": "http://127.0.0.1:8002"}
+DEMO_ENV = {
+    "DEMO_NEWS": "http://127.0.0.1:8001",
+    "DEMO_NGO": "http://127.0.0.1:8002",
+    "DEMO_SOCIAL": "http://127.0.0.1:8003",
+}
 
 
 def good_source(**overrides: object) -> dict[str, object]:
@@ -28,8 +32,8 @@ def error_for(doc: object, env: dict[str, str] | None = None) -> RegistryError:
 
 def test_demo_registry_loads_with_its_variables() -> None:
     specs = load_registry([ROOT / "sources" / "demo.yaml"], DEMO_ENV)
-    assert [s.id for s in specs] == ["demo-news", "demo-ngo"]
-    news, ngo = specs
+    assert [s.id for s in specs] == ["demo-news", "demo-ngo", "demo-social"]
+    news, ngo, social = specs
     assert news.seeds == ("http://127.0.0.1:8001/",)
     assert news.sitemaps is True
     assert news.feeds == ("http://127.0.0.1:8001/rss.xml",)
@@ -41,6 +45,10 @@ def test_demo_registry_loads_with_its_variables() -> None:
         "http://127.0.0.1:8002/fr/communiques/",
     ]
     assert ngo.attachments == ("pdf",)
+    assert social.kind == "profile"
+    assert social.browser
+    assert social.seeds[0] == "http://127.0.0.1:8003/@az_foreign_ministry_demo/post/7520000001"
+    assert all("/post/" in seed for seed in social.seeds)
 
 
 def test_template_refuses_to_run_until_its_urls_are_filled_in() -> None:

@@ -21,12 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_captures_the_bundled_web_into_the_data_home(tmp_path: Path) -> None:
+    """On free ports here (``--random-ports``); test_demo_case.py runs it on its fixed ones."""
     home = tmp_path / "data"
     env = dict(os.environ, ATTEST_HOME=str(home))
     for name in ("ATTEST_STORE", "ATTEST_ALLOW_NETWORKS"):
         env.pop(name, None)
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "demo", "--articles", "12"],
+        [sys.executable, "-m", "cli", "demo", "--articles", "12", "--random-ports"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -36,20 +37,22 @@ def test_demo_captures_the_bundled_web_into_the_data_home(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "sources: demo-news, demo-ngo" in out
+    assert "sources: demo-news, demo-ngo, demo-social" in out
+    assert "serving the demo web: http://127.0.0.1:" in result.stderr
+    assert ":8781 (news)" not in result.stderr
     for words in ("pages ", "records ", "WARC bytes ", "outcomes: captured "):
         assert words in out
     stored = [line for line in out.splitlines() if line.strip().startswith("stored file://")]
-    assert len(stored) == 2
+    assert len(stored) == 3
     warcs = sorted((home / "store" / "warcs").rglob("*.warc.gz"))
-    assert {w.parts[-5] for w in warcs} == {"demo-news", "demo-ngo"}
+    assert {w.parts[-5] for w in warcs} == {"demo-news", "demo-ngo", "demo-social"}
     for warc in warcs:
         assert str(warc) in out
         assert verify_warc(warc).ok
     # Not on a terminal: progress arrives as structured log lines.
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     progress = [e for e in events if e.get("message") == "progress"]
-    assert {e["source"] for e in progress} == {"demo-news", "demo-ngo"}
+    assert {e["source"] for e in progress} == {"demo-news", "demo-ngo", "demo-social"}
     assert all({"pages", "fetches", "errors", "pages_per_s"} <= set(e) for e in progress)
     assert any(e["finished"] for e in progress)
 

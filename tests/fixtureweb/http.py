@@ -111,6 +111,7 @@ class FixtureServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._ready = threading.Event()
+        self._failed: OSError | None = None
 
     @property
     def origin(self) -> str:
@@ -178,16 +179,27 @@ class FixtureServer:
             await self._server.serve_forever()
 
     def start(self) -> FixtureServer:
-        """Serve from a daemon thread; returns once listening."""
+        """Serve from a daemon thread; returns once listening. Raises the :class:`OSError` of a
+        port that cannot be listened on (one in use, say)."""
 
         def run() -> None:
-            with contextlib.suppress(asyncio.CancelledError):
-                asyncio.run(self.serve())
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    asyncio.run(self.serve())
+            except OSError as exc:
+                if self._ready.is_set():
+                    raise
+                self._failed = exc
+                self._ready.set()
 
         self._thread = threading.Thread(target=run, name=f"fixture-{self.port}", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("fixture server did not start")
+        if self._failed is not None:
+            self._thread.join(5)
+            self._thread = None
+            raise self._failed
         return self
 
     def stop(self) -> None:

@@ -10,6 +10,9 @@ Named edge cases (each linked from the home page unless said otherwise):
 - ``/big.html``: a multi-MB page
 - gzip-encoded articles (when asked for), a brotli stylesheet, chunked section pages
 - ``/slow.html`` (only with ``slow=True``): answers after ``slow_delay`` seconds
+
+With ``case_articles`` (the demo case's, :mod:`fixtureweb.case`), the home page lists them in a
+"New Caledonia" box, and the RSS feed and the first sitemap name them too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from html import escape
 import brotli
 
 from fixtureweb.assets import font_stub, png, sentences, token
+from fixtureweb.case import NOTICE_EN, CaseArticle
 from fixtureweb.http import Reply, Request
 
 SECTIONS = ("politics", "world", "pacific", "media")
@@ -56,6 +60,8 @@ class NewsSite:
     photos: int = 0
     photo_kb: int = 40
     markup_kb: int = 0
+    #: The demo case's articles (see :mod:`fixtureweb.case`); none by default.
+    case_articles: tuple[CaseArticle, ...] = ()
     _busy_served: set[str] = field(default_factory=set)
     _bodies: dict[tuple[int, bool], bytes] = field(default_factory=dict, repr=False)
 
@@ -105,6 +111,19 @@ class NewsSite:
             i += 1
         return f'<nav class="mega-menu"><ul>{"".join(rows)}</ul></nav>'
 
+    def case_article_html(self, article: CaseArticle) -> bytes:
+        paras = "".join(f"<p>{escape(p)}</p>" for p in article.paragraphs)
+        body = (
+            f'<article class="case"><p class="demo-notice"><strong>{escape(NOTICE_EN)}</strong></p>'
+            f"<h1>{escape(article.title)}</h1>"
+            f'<p class="byline">Fixture News, <time datetime="{article.date}">{article.date}</time>'
+            f' &middot; Section <a href="/section/pacific/">pacific</a></p>{paras}</article>'
+        )
+        return _html(article.title, body).encode("utf-8")
+
+    def case_article(self, path: str) -> CaseArticle | None:
+        return next((a for a in self.case_articles if a.path == path), None)
+
     def photo(self, n: int, k: int) -> bytes:
         # Photos are already compressed: random bytes, seeded so every fetch gets the same ones.
         rng = random.Random(f"photo-{n}-{k}")
@@ -145,9 +164,18 @@ class NewsSite:
         if self.slow:
             specials.append(("/slow.html", "Slow page"))
         links = "".join(f'<li><a href="{h}">{escape(t)}</a></li>' for h, t in specials)
+        dossier = ""
+        if self.case_articles:
+            stories = "".join(
+                f'<li><a href="{a.path}">{escape(a.title)}</a> ({a.date})</li>'
+                for a in self.case_articles
+            )
+            dossier = (
+                f'<h2>New Caledonia (demo reproductions)</h2><ul class="dossier">{stories}</ul>'
+            )
         body = (
             '<h1>Fixture News</h1><p><a href="/rss.xml">RSS</a></p>'
-            f'<h2>Latest</h2><ul class="latest">{items}</ul><h2>Also</h2><ul>{links}</ul>'
+            f'{dossier}<h2>Latest</h2><ul class="latest">{items}</ul><h2>Also</h2><ul>{links}</ul>'
         )
         return _html("Fixture News", body).encode()
 
@@ -163,6 +191,10 @@ class NewsSite:
 
     def rss(self, origin: str) -> bytes:
         items = "".join(
+            f"<item><title>{escape(a.title)}</title>"
+            f"<link>{origin}{a.path}</link><guid>{origin}{a.path}</guid></item>"
+            for a in self.case_articles
+        ) + "".join(
             f"<item><title>{escape(self.article_title(n))}</title>"
             f"<link>{origin}/article/{n}.html</link><guid>{origin}/article/{n}.html</guid></item>"
             for n in range(self.articles, max(0, self.articles - 50), -1)
@@ -174,6 +206,8 @@ class NewsSite:
 
     def sitemap_index(self, origin: str) -> bytes:
         count = (self.articles + SITEMAP_CHUNK - 1) // SITEMAP_CHUNK
+        if self.case_articles:
+            count = max(count, 1)
         maps = "".join(
             f"<sitemap><loc>{origin}/sitemap-{i}.xml</loc></sitemap>" for i in range(1, count + 1)
         )
@@ -188,6 +222,8 @@ class NewsSite:
         urls = "".join(
             f"<url><loc>{origin}/article/{n}.html</loc></url>" for n in range(first, last + 1)
         )
+        if i == 1:
+            urls += "".join(f"<url><loc>{origin}{a.path}</loc></url>" for a in self.case_articles)
         return (
             '<?xml version="1.0" encoding="UTF-8"?>'
             f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
@@ -228,6 +264,7 @@ class NewsSite:
             "/big.html",
             "/legacy/bad-header.html",
         ]
+        paths += [a.path for a in self.case_articles]
         return paths
 
     # --- routing ----------------------------------------------------------------------
@@ -319,6 +356,9 @@ class NewsSite:
             return Reply(headers=[("Content-Type", "image/png")], body=png(len(path)))
         if path == "/static/fixture.woff2":
             return Reply(headers=[("Content-Type", "font/woff2")], body=font_stub())
+        article = self.case_article(path)
+        if article is not None:
+            return Reply(headers=html, body=self.case_article_html(article))
         return self.special(req)
 
     def special(self, req: Request) -> Reply:

@@ -3,6 +3,10 @@
 - ``/press/`` (``?page=N``, ``rel=next`` links): English releases ``/press/<n>.html``
 - ``/fr/communiques/`` (``?page=N``): French releases with accents, ``/fr/communiques/<n>.html``
 - ``/files/<n>.pdf``: the PDF attached to release ``n`` (linked from both languages)
+
+With ``case_releases`` (the demo case's, :mod:`fixtureweb.case`), the site stands in for the
+press pages of the case's NGO: its releases come first on page 1 of both listings, at
+``/press/big-<slug>.html`` and ``/fr/communiques/big-<slug>.html``, with ``/files/big-<slug>.pdf``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from html import escape
 
 from fixtureweb.assets import pdf, png, sentences, token
+from fixtureweb.case import NOTICE_EN, NOTICE_FR, CaseRelease
 from fixtureweb.http import Reply, Request
 
 PER_PAGE = 10
@@ -36,6 +41,8 @@ def _page(title: str, body: str, lang: str) -> bytes:
 @dataclass
 class NgoSite:
     releases: int = 25
+    #: The demo case's releases (see :mod:`fixtureweb.case`); none by default.
+    case_releases: tuple[CaseRelease, ...] = ()
 
     def release_token(self, n: int, lang: str = "en") -> str:
         return token(f"ngo-{lang}", n)
@@ -57,15 +64,44 @@ class NgoSite:
         )
         return _page(self.title(n, lang), body, lang)
 
+    def case_release(self, r: CaseRelease, lang: str) -> bytes:
+        fr = lang == "fr"
+        title = r.title_fr if fr else r.title_en
+        paras = "".join(f"<p>{escape(p)}</p>" for p in (r.fr if fr else r.en))
+        other = (
+            f'<a hreflang="en" href="{r.en_path}">English</a>'
+            if fr
+            else f'<a hreflang="fr" href="{r.fr_path}">Français</a>'
+        )
+        body = (
+            f'<article class="case"><p class="demo-notice"><strong>'
+            f"{escape(NOTICE_FR if fr else NOTICE_EN)}</strong></p>"
+            f"<h1>{escape(title)}</h1>"
+            f'<p class="dateline">Baku Initiative Group (BIG), <time datetime="{r.date}">'
+            f"{r.date}</time> &middot; {other}</p>{paras}"
+            f'<p><a href="{r.pdf_path}">{"Télécharger le PDF" if fr else "Download PDF"}</a></p>'
+            "</article>"
+        )
+        return _page(title, body, lang)
+
     def listing(self, base: str, lang: str, page: int) -> bytes | None:
         numbers = list(range(self.releases, 0, -1))
         chunk = numbers[(page - 1) * PER_PAGE : page * PER_PAGE]
-        if not chunk:
+        if not chunk and not (page == 1 and self.case_releases):
             return None
         prefix = "/fr/communiques/" if lang == "fr" else "/press/"
         items = "".join(
             f'<li><a href="{prefix}{n}.html">{escape(self.title(n, lang))}</a></li>' for n in chunk
         )
+        if page == 1:
+            items = (
+                "".join(
+                    f'<li><a href="{r.fr_path if lang == "fr" else r.en_path}">'
+                    f"{escape(r.title_fr if lang == 'fr' else r.title_en)}</a> ({r.date})</li>"
+                    for r in sorted(self.case_releases, key=lambda r: r.date, reverse=True)
+                )
+                + items
+            )
         nav = ""
         if len(numbers) > page * PER_PAGE:
             nav = f'<a rel="next" class="next" href="{base}?page={page + 1}">{"Suivant" if lang == "fr" else "Next"}</a>'
@@ -88,6 +124,8 @@ class NgoSite:
         paths += [f"/fr/communiques/?page={p}" for p in range(2, pages + 1)]
         for n in range(1, self.releases + 1):
             paths += [f"/press/{n}.html", f"/fr/communiques/{n}.html", f"/files/{n}.pdf"]
+        for r in self.case_releases:
+            paths += [r.en_path, r.fr_path, r.pdf_path]
         return paths
 
     def __call__(self, req: Request) -> Reply:
@@ -98,6 +136,12 @@ class NgoSite:
                 "<h1>Fixture NGO</h1><p>An organisation that publishes press releases.</p>"
                 '<p><a href="/press/">Press releases</a> | <a href="/fr/communiques/">Communiqués</a></p>'
             )
+            if self.case_releases:
+                body += (
+                    '<p class="demo-notice">In attest\'s demo case this site stands in for the '
+                    "press pages of the Baku Initiative Group (BIG); every BIG release on it is "
+                    "a fictional demo reproduction.</p>"
+                )
             return Reply(headers=html, body=_page("Fixture NGO", body, "en"))
         if path == "/robots.txt":
             return Reply(
@@ -123,6 +167,16 @@ class NgoSite:
                     break
                 if 1 <= n <= self.releases:
                     return Reply(headers=html, body=self.release(n, lang))
+        for r in self.case_releases:
+            if path in (r.en_path, r.fr_path):
+                return Reply(
+                    headers=html, body=self.case_release(r, "fr" if path == r.fr_path else "en")
+                )
+            if path == r.pdf_path:
+                text = f"{r.title_en} ({r.date}). Fictional demo reproduction."
+                return Reply(
+                    headers=[("Content-Type", "application/pdf")], body=pdf(r.title_en, text)
+                )
         if path.startswith("/files/") and path.endswith(".pdf"):
             try:
                 n = int(path[len("/files/") : -4])

@@ -15,11 +15,17 @@ is proven by a token that exists nowhere else:
 Profiles: ``alice`` (infinite scroll), ``bob`` (a "Show more" button, and one post listed in the
 feed whose permalink now says it was removed), ``carol`` (suspended), ``dave`` (the feed answers
 429 with Retry-After), ``erin`` (behind a login wall).
+
+A profile may instead hold posts with given texts and times (:class:`Authored`, as the demo
+case's accounts do, :mod:`fixtureweb.case`). Hashtags in those texts make tag pages:
+``/tag/<name>`` lists every post carrying ``#<name>``, newest first, as an infinite-scroll feed
+(``/api/tag/<name>/posts``) with each post's permalink.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +39,18 @@ BASE_TIME = datetime(2024, 5, 13, 8, 0, tzinfo=UTC)
 PAGE_SIZE = 6
 
 
+HASHTAG = re.compile(r"#(\w+)")
+
+
+@dataclass(frozen=True)
+class Authored:
+    """A post with a given text and time (instead of a generated one)."""
+
+    text: str
+    created_at: datetime
+    image: bool = False
+
+
 @dataclass(frozen=True)
 class Profile:
     handle: str
@@ -41,6 +59,8 @@ class Profile:
     mode: str = "scroll"  # scroll | button
     state: str = "active"  # active | suspended | rate_limited | login
     removed: tuple[int, ...] = ()
+    #: Posts with given texts, newest first (``posts`` is then ignored).
+    authored: tuple[Authored, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,9 @@ class SocialPost:
     image: str | None
     lazy_kind: str | None
     removed: bool
+    #: The text of an authored post (generated posts build theirs from the token).
+    text: str | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def permalink_path(self) -> str:
@@ -75,7 +98,7 @@ SHELL = """<!doctype html>
 <link rel="stylesheet" href="/static/social.css">
 <script src="/static/social.js" defer></script></head>
 <body><header><a href="/">Fixture Social</a></header>
-<main id="app" data-view="{view}" data-handle="{handle}" data-post="{post}">Loading&#8230;</main>
+<main id="app" data-view="{view}" data-handle="{handle}" data-post="{post}" data-tag="{tag}">Loading&#8230;</main>
 <noscript>This site needs JavaScript.</noscript>
 </body></html>
 """
@@ -90,6 +113,7 @@ SCRIPT = r"""
 (function () {
   const app = document.getElementById('app');
   const view = app.dataset.view, handle = app.dataset.handle, postId = app.dataset.post;
+  const tagName = app.dataset.tag;
   const el = (tag, attrs, text) => {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
@@ -163,6 +187,17 @@ SCRIPT = r"""
     document.title = info.name + ' (@' + info.handle + ') - Fixture Social';
     app.replaceChildren(el('h1', {class: 'profile-name'}, info.name),
                         el('div', {class: 'handle'}, '@' + info.handle));
+    await feedOf('/api/profile/' + handle + '/posts', info.mode);
+  }
+  async function tag() {
+    const res = await getJSON('/api/tag/' + encodeURIComponent(tagName));
+    if (res.status !== 200) return failure(res);
+    document.title = '#' + res.data.tag + ' - Fixture Social';
+    app.replaceChildren(el('h1', {class: 'tag-name'}, '#' + res.data.tag),
+                        el('div', {class: 'tag-count'}, res.data.posts + ' posts'));
+    await feedOf('/api/tag/' + encodeURIComponent(tagName) + '/posts', 'scroll');
+  }
+  async function feedOf(pagesUrl, mode) {
     const feed = el('section', {class: 'feed'});
     app.append(feed);
     let cursor = '0', loading = false;
@@ -170,14 +205,14 @@ SCRIPT = r"""
     async function more() {
       if (loading || cursor === null) return;
       loading = true;
-      const page = await getJSON('/api/profile/' + handle + '/posts?cursor=' + cursor);
+      const page = await getJSON(pagesUrl + '?cursor=' + cursor);
       loading = false;
       if (page.status !== 200) { failure(page); cursor = null; return; }
       for (const p of page.data.posts) feed.append(renderPost(p, false));
       cursor = page.data.next;
       if (cursor === null) { button.remove(); app.append(el('div', {class: 'end'}, 'No more posts.')); }
     }
-    if (info.mode === 'button') {
+    if (mode === 'button') {
       button.addEventListener('click', more);
       app.append(button);
     } else {
@@ -203,7 +238,7 @@ SCRIPT = r"""
     }
     app.replaceChildren(el('h1', {}, 'Fixture Social'), list);
   }
-  ({profile: profile, post: post, index: index})[view]();
+  ({profile: profile, post: post, index: index, tag: tag})[view]();
 })();
 """
 
@@ -213,16 +248,47 @@ class SocialSite:
         self.profiles = {p.handle: p for p in profiles}
         self._posts: dict[str, list[SocialPost]] = {}
         self._by_id: dict[str, SocialPost] = {}
+        self._tags: dict[str, list[SocialPost]] = {}
         for p in profiles:
-            posts = [self._make(p, n) for n in range(1, p.posts + 1)]
+            if p.authored:
+                posts = [self._authored(p, n, a) for n, a in enumerate(p.authored, start=1)]
+            else:
+                posts = [self._make(p, n) for n in range(1, p.posts + 1)]
             self._posts[p.handle] = posts
             self._by_id.update({post.post_id: post for post in posts})
+            for post in posts:
+                for tag in post.tags:
+                    self._tags.setdefault(tag, []).append(post)
+        for tagged in self._tags.values():
+            tagged.sort(key=lambda post: (post.created_at, post.post_id), reverse=True)
 
     @staticmethod
-    def _make(profile: Profile, n: int) -> SocialPost:
-        created = BASE_TIME - timedelta(hours=7 * n, minutes=n)
+    def _post_id(profile: Profile, n: int) -> str:
         # Distinct per handle and post: the handle's CRC picks a block of a million ids.
-        post_id = str((zlib.crc32(profile.handle.encode()) % 9000 + 1000) * 1_000_000 + n)
+        return str((zlib.crc32(profile.handle.encode()) % 9000 + 1000) * 1_000_000 + n)
+
+    @classmethod
+    def _authored(cls, profile: Profile, n: int, authored: Authored) -> SocialPost:
+        created = authored.created_at.astimezone(UTC)
+        return SocialPost(
+            handle=profile.handle,
+            n=n,
+            post_id=cls._post_id(profile, n),
+            token=token(f"social-{profile.handle}", n),
+            long_token=None,
+            created_at=created.isoformat().replace("+00:00", "Z"),
+            shown_time=created.strftime("%-d %b %Y, %H:%M"),
+            image=f"/media/{profile.handle}/{n}.png" if authored.image else None,
+            lazy_kind="loading" if authored.image else None,
+            removed=False,
+            text=authored.text,
+            tags=tuple(dict.fromkeys(HASHTAG.findall(authored.text))),
+        )
+
+    @classmethod
+    def _make(cls, profile: Profile, n: int) -> SocialPost:
+        created = BASE_TIME - timedelta(hours=7 * n, minutes=n)
+        post_id = cls._post_id(profile, n)
         image = f"/media/{profile.handle}/{n}.png" if n % 3 == 0 else None
         return SocialPost(
             handle=profile.handle,
@@ -242,8 +308,12 @@ class SocialSite:
         """Every post the profile's feed lists, newest first (removed ones included)."""
         return list(self._posts.get(handle, []))
 
+    def tagged(self, tag: str) -> list[SocialPost]:
+        """Every post carrying ``#tag``, newest first (what ``/tag/<tag>`` lists)."""
+        return list(self._tags.get(tag, []))
+
     def post_json(self, post: SocialPost) -> dict[str, Any]:
-        text = (
+        text = post.text or (
             f"Post {post.n} by @{post.handle}: {post.token} statement relayed from the press office"
         )
         data: dict[str, Any] = {
@@ -277,6 +347,8 @@ class SocialSite:
         if path == "/":
             return self._shell("index")
         parts = path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "tag" and parts[1] in self._tags:
+            return self._shell("tag", tag=parts[1])
         if parts[0].startswith("@") and parts[0][1:] in self.profiles:
             handle = parts[0][1:]
             if len(parts) == 1:
@@ -287,8 +359,8 @@ class SocialSite:
             404, "Not Found", [("Content-Type", "text/html; charset=utf-8")], b"<h1>Not found</h1>"
         )
 
-    def _shell(self, view: str, handle: str = "", post: str = "") -> Reply:
-        body = SHELL.format(view=view, handle=escape(handle), post=escape(post))
+    def _shell(self, view: str, handle: str = "", post: str = "", tag: str = "") -> Reply:
+        body = SHELL.format(view=view, handle=escape(handle), post=escape(post), tag=escape(tag))
         return Reply(headers=[("Content-Type", "text/html; charset=utf-8")], body=body.encode())
 
     def _media(self, path: str) -> Reply:
@@ -316,6 +388,18 @@ class SocialSite:
             json.dumps(data).encode(),
         )
 
+    def _page(self, posts: list[SocialPost], req: Request) -> Reply:
+        """One page of a feed (``?cursor=<offset>``), and the cursor of the next."""
+        start = int(req.query.get("cursor", ["0"])[0] or 0)
+        page = posts[start : start + PAGE_SIZE]
+        following = start + PAGE_SIZE
+        return self._json(
+            {
+                "posts": [self.post_json(p) for p in page],
+                "next": str(following) if following < len(posts) else None,
+            }
+        )
+
     def _api(self, req: Request) -> Reply:
         parts = req.path.strip("/").split("/")[1:]
         if parts == ["profiles"]:
@@ -337,16 +421,15 @@ class SocialSite:
                     return self._json(
                         {"error": "rate_limited"}, 429, "Too Many Requests", Retry_After="3600"
                     )
-                start = int(req.query.get("cursor", ["0"])[0] or 0)
-                posts = self._posts[profile.handle]
-                page = posts[start : start + PAGE_SIZE]
-                following = start + PAGE_SIZE
-                return self._json(
-                    {
-                        "posts": [self.post_json(p) for p in page],
-                        "next": str(following) if following < len(posts) else None,
-                    }
-                )
+                return self._page(self._posts[profile.handle], req)
+        if len(parts) in (2, 3) and parts[0] == "tag":
+            tagged = self._tags.get(parts[1])
+            if tagged is None:
+                return self._json({"error": "not_found"}, 404, "Not Found")
+            if len(parts) == 2:
+                return self._json({"tag": parts[1], "posts": len(tagged)})
+            if parts[2] == "posts":
+                return self._page(tagged, req)
         if len(parts) == 2 and parts[0] == "post":
             post = self._by_id.get(parts[1])
             if post is None:

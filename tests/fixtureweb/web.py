@@ -1,17 +1,29 @@
-"""The whole fixture web: news, NGO and social sites and an HTTPS host, each on its own port."""
+"""The whole fixture web: news, NGO and social sites and an HTTPS host, each on its own port.
+
+Ports are free ones the system picks unless ``ports`` names some (``{"news": 8781}``): the
+demo serves on fixed ports so that its case file can name the pages' URLs. A port that is
+taken stops :meth:`FixtureWeb.start` with an :class:`OSError` naming the site and the port.
+With ``case=True`` the sites also serve the demo case's pages (:mod:`fixtureweb.case`).
+"""
 
 from __future__ import annotations
 
+import os
+import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fixtureweb.http import FixtureServer
+from fixtureweb.case import CASE_ARTICLES, CASE_PROFILES, CASE_RELEASES
+from fixtureweb.http import FixtureServer, Handler
 from fixtureweb.news import NewsSite
 from fixtureweb.ngo import NgoSite
 from fixtureweb.platforms import BlueskySite, MastodonSite, TelegramSite
 from fixtureweb.social import DEFAULT_PROFILES, Profile, SocialSite
 from fixtureweb.tlsca import TestCA, make_test_ca
+
+#: The plain-HTTP sites, in the order they start.
+SITES = ("news", "ngo", "social", "telegram", "mastodon", "bluesky")
 
 
 @dataclass
@@ -26,6 +38,10 @@ class FixtureWeb:
     #: For benchmarks: a social profile ``bench`` with this many posts.
     social_posts: int = 0
     workdir: Path | None = None
+    #: The demo case's pages (news articles, NGO releases, social accounts and a tag page).
+    case: bool = False
+    #: Fixed ports by site name (news, ngo, social, telegram, mastodon, bluesky, secure).
+    ports: dict[str, int] = field(default_factory=dict)
     news: NewsSite = field(init=False)
     ngo: NgoSite = field(init=False)
     social: SocialSite = field(init=False)
@@ -37,28 +53,49 @@ class FixtureWeb:
 
     def __post_init__(self) -> None:
         self.news = NewsSite(
-            articles=self.articles, slow=self.slow, photos=self.photos, markup_kb=self.markup_kb
+            articles=self.articles,
+            slow=self.slow,
+            photos=self.photos,
+            markup_kb=self.markup_kb,
+            case_articles=CASE_ARTICLES if self.case else (),
         )
-        self.ngo = NgoSite(releases=self.releases)
+        self.ngo = NgoSite(releases=self.releases, case_releases=CASE_RELEASES if self.case else ())
         bench = (Profile("bench", "Bench Example", posts=self.social_posts),)
-        self.social = SocialSite(DEFAULT_PROFILES + (bench if self.social_posts else ()))
+        self.social = SocialSite(
+            DEFAULT_PROFILES
+            + (bench if self.social_posts else ())
+            + (CASE_PROFILES if self.case else ())
+        )
         self.telegram = TelegramSite()
         self.mastodon = MastodonSite()
         self.bluesky = BlueskySite()
 
     def start(self) -> FixtureWeb:
-        self.servers["news"] = FixtureServer(self.news, keep_log=self.keep_log).start()
-        self.servers["ngo"] = FixtureServer(self.ngo, keep_log=self.keep_log).start()
-        for name in ("social", "telegram", "mastodon", "bluesky"):
-            site = getattr(self, name)
-            self.servers[name] = FixtureServer(site, keep_log=self.keep_log).start()
-        if self.tls:
-            workdir = self.workdir or Path(tempfile.mkdtemp(prefix="attest-fixture-ca-"))
-            self.ca = make_test_ca(workdir, ["127.0.0.1", "secure.fixture.test", "localhost"])
-            self.servers["secure"] = FixtureServer(
-                NgoSite(releases=3), tls=self.ca.server_context(), keep_log=self.keep_log
-            ).start()
+        unknown = set(self.ports) - {*SITES, "secure"}
+        if unknown:
+            raise ValueError(f"no fixture site named {', '.join(sorted(unknown))}")
+        try:
+            for name in SITES:
+                self._serve(name, getattr(self, name))
+            if self.tls:
+                workdir = self.workdir or Path(tempfile.mkdtemp(prefix="attest-fixture-ca-"))
+                self.ca = make_test_ca(workdir, ["127.0.0.1", "secure.fixture.test", "localhost"])
+                self._serve("secure", NgoSite(releases=3), tls=self.ca.server_context())
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _serve(self, name: str, site: Handler, tls: ssl.SSLContext | None = None) -> None:
+        port = self.ports.get(name, 0)
+        server = FixtureServer(site, port=port, tls=tls, keep_log=self.keep_log)
+        try:
+            self.servers[name] = server.start()
+        except OSError as exc:
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise OSError(
+                exc.errno, f"the {name} site cannot listen on {server.host}:{port}: {why}"
+            ) from exc
 
     def stop(self) -> None:
         for server in self.servers.values():

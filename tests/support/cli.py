@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,3 +26,18 @@ def run_attest(
         cwd=ROOT,
         check=False,
     )
+
+
+@contextmanager
+def demo_ports() -> Iterator[None]:
+    """Hold the demo web's fixed ports (127.0.0.1:8781-8783) for one ``attest demo`` at a time.
+
+    Test sessions running side by side on one machine take turns (a lock file in the temporary
+    directory); anything else holding a port makes ``attest demo`` fail with its name.
+    """
+    with open(Path(tempfile.gettempdir()) / "attest-demo-ports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
