@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up attest on Debian 12 (as root, or with sudo): the few system packages it needs when they
 # are missing (Chromium among them), a virtualenv in .venv, and attest itself with its Airflow
-# and development extras; and pywb, for replay, in a virtualenv of its own (.venv-replay).
+# and development extras; pywb, for replay, in a virtualenv of its own (.venv-replay); and the
+# ReplayWeb.page viewer's files (npm package, pinned) in .replayweb, for the bundle tests.
 # Safe to run again: it only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,6 +17,15 @@ command -v gcc >/dev/null || missing+=(gcc)
 command -v mount >/dev/null || missing+=(mount)
 # Browser capture drives Debian's Chromium (Playwright cannot download its own browser here).
 [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null || missing+=(chromium)
+# ReplayWeb.page (npm `replaywebpage`), the viewer an exported bundle is opened in by the tests,
+# comes through npm: needed only while .replayweb/ lacks the pinned version.
+RWP_VERSION=2.5.3
+RWP_INTEGRITY=sha512-nCj2PSON3BxeSJKE8AsYPyULv0XPZKJWfy4l9PyQre9SqwLZ+WKZVs/sfLqPOQ4GrH+0YkjbwOhr8cSTH08gsQ==
+rwp_installed() {
+  [ -f .replayweb/replaywebpage/ui.js ] && [ -f .replayweb/replaywebpage/sw.js ] \
+    && grep -qs "\"version\": \"$RWP_VERSION\"" .replayweb/replaywebpage/package.json
+}
+rwp_installed || command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   as_root apt-get update -qq
@@ -44,4 +54,19 @@ if [ ! -x .venv-replay/bin/wayback ] || ! .venv-replay/bin/python -c 'import bot
   .venv-replay/bin/python -m pip check
   .venv-replay/bin/wayback -V >/dev/null
 fi
-echo "setup: ready (.venv/bin/attest, replay in .venv-replay)" >&2
+# ReplayWeb.page's prebuilt files (ui.js, sw.js) into .replayweb/replaywebpage (git-ignored).
+# `npm pack` fetches the package alone, checked against the pinned integrity: its dependencies
+# only build it, and not all of the versions they name are on the registry.
+if ! rwp_installed; then
+  rm -rf .replayweb/unpack && mkdir -p .replayweb/unpack
+  (cd .replayweb/unpack && npm pack --silent --no-audit --no-fund "replaywebpage@$RWP_VERSION" >/dev/null)
+  tarball=.replayweb/unpack/replaywebpage-$RWP_VERSION.tgz
+  got=$(python3 -c 'import base64, hashlib, sys; print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tarball")
+  [ "$got" = "$RWP_INTEGRITY" ] \
+    || { echo "setup: replaywebpage-$RWP_VERSION.tgz has integrity $got, not $RWP_INTEGRITY" >&2; exit 1; }
+  tar -xzf "$tarball" -C .replayweb/unpack --no-same-owner
+  rm -rf .replayweb/replaywebpage && mv .replayweb/unpack/package .replayweb/replaywebpage
+  rm -rf .replayweb/unpack
+  rwp_installed
+fi
+echo "setup: ready (.venv/bin/attest, replay in .venv-replay, ReplayWeb.page in .replayweb)" >&2

@@ -4,6 +4,10 @@ Four real runs into one data home: the news site twice (so URLs have two capture
 seconds apart), an HTTPS origin (TLS chain recorded), and the browser over ``@alice`` and her
 post pages (screenshots, rendered text, platform ids). Each run indexes its WARCs as it
 uploads them, the way ``attest crawl`` always does.
+
+``case_file`` is a case over that archive for the bundle tests: claim C1 cites a news article by
+URL and day (two captures), C2 a browser-captured post by capture id, C3 a counter-statement that
+was never captured (a gap).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fixtureweb import FixtureWeb
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
@@ -76,3 +81,31 @@ def retrieval(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
             assert proc.returncode == 0, f"attest {' '.join(args)}:\n{proc.stderr[-4000:]}"
         warcs = store_warcs(home / "store")
         yield Archive(web, home, env, warcs, read_records(warcs))
+
+
+@pytest.fixture(scope="session")
+def case_file(retrieval: Archive, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    post = retrieval.web.social.posts("alice")[0]
+    post_rec = retrieval.responses(retrieval.web.url("social", post.permalink_path))[0]
+    article = retrieval.web.url("news", f"/article/{NEWS_ARTICLES[0]}.html")
+    day = retrieval.responses(article)[0].headers["WARC-Date"][:10]
+    path = tmp_path_factory.mktemp("cases") / "test-case.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "id": "test-case",
+                "title": "A test case",
+                "claims": [
+                    {"id": "C1", "text": "The article reports it.", "source": "news",
+                     "evidence": [{"url": article, "from": day, "to": day,
+                                   "selector": {"quote": retrieval.web.news.article_token(NEWS_ARTICLES[0])}}]},
+                    {"id": "C2", "text": "Alice posted it.", "source": "social",
+                     "evidence": [{"capture": post_rec.id}]},
+                    {"id": "C3", "text": "It was denied.", "source": "a statement",
+                     "kind": "counter-statement",
+                     "evidence": [{"url": retrieval.web.url("news", "/never.html")}]},
+                ],
+            }
+        )
+    )  # fmt: skip
+    return path
