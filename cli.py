@@ -13,7 +13,13 @@
     attest custody verify|seal                    check or seal the custody log
     attest claims CASE                            a case's claims, their captures and gaps
     attest claim link CASE CLAIM CAPTURE_ID       link a capture to a claim
-    attest export CASE [--claim ID]... -o B.wacz  a case's evidence as a WACZ bundle
+    attest export CASE [--claim ID]... -o B.wacz  a case's evidence as a signed WACZ bundle
+    attest verify B.wacz [--trust FILE]...        check a bundle offline: files, records,
+                                                  signature, timestamps, custody, claims
+    attest keygen [-o KEY.pem]                    make an organisation signing key
+    attest hold CAPTURE_ID... [--release]         S3 legal hold on the WARCs behind captures
+    attest hold --case CASE [CLAIM_ID]...         ... behind a case's claims (all if none named)
+    attest audit [WARC_URI...]                    re-verify stored WARCs (all indexed ones), logged
 
 Exit status: 0 when everything worked, 1 when a capture or check failed (the summary says
 what), 2 for bad input (nothing was changed).
@@ -248,11 +254,15 @@ def _demo_sources() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from fixtureweb.case import DEMO_PORTS
+
     from crawlers.registry import load_registry
 
     config = _config(args.store)
+    # Fixed ports: cases/new-caledonia.yaml names the demo pages' URLs (127.0.0.1:8781-8783).
+    ports = [] if args.random_ports else [f"--port={s}={p}" for s, p in DEMO_PORTS.items()]
     web = subprocess.Popen(
-        [sys.executable, "-m", "fixtureweb", "--articles", str(args.articles)],
+        [sys.executable, "-m", "fixtureweb", "--articles", str(args.articles), "--case", *ports],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -263,7 +273,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
             origins = json.loads(line)
         except ValueError:
             raise CrawlFailed(f"the demo web did not start (it said {line[:200]!r})") from None
-        env = dict(os.environ, DEMO_NEWS=origins["news"], DEMO_NGO=origins["ngo"])
+        if "error" in origins:
+            raise ConfigError(
+                f"the demo web cannot start: {origins['error']}; stop what uses that port, or "
+                "run `attest demo --random-ports` (cases/new-caledonia.yaml then matches nothing)"
+            )
+        env = dict(
+            os.environ,
+            DEMO_NEWS=origins["news"],
+            DEMO_NGO=origins["ngo"],
+            DEMO_SOCIAL=origins["social"],
+        )
         sources = load_registry([_demo_sources()], env)
         options = _run_options(config)
         # The demo web is on loopback, which the egress guard refuses unless allowed.
@@ -271,8 +291,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             options.allow_networks = ",".join(
                 x for x in (options.allow_networks, "127.0.0.0/8") if x
             )
+        # The social posts are rendered in the browser, all at once: the demo stays quick.
+        if "ATTEST_BROWSER_CONCURRENCY" not in os.environ:
+            options.browser_concurrency = max(options.browser_concurrency, 8)
         sys.stderr.write(
-            f"serving the demo web: {origins['news']} (news), {origins['ngo']} (NGO)\n"
+            f"serving the demo web: {origins['news']} (news), {origins['ngo']} (NGO), "
+            f"{origins['social']} (social)\n"
         )
         code = _do_capture(sources, config, options, as_json=args.json)
         print(f"data home: {config.home}  (store: {config.store_uri}, index: {config.index_url})")
@@ -307,8 +331,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """WARC files and WACZ bundles, offline; a bundle is checked whole (see archive/bundleverify)."""
     from archive.bundleverify import verify_bundle
+    from archive.signing import load_trust
     from archive.warcread import verify_warc
 
+    trust_files = [Path(t) for t in args.trust] if args.trust else list(_config().trust)
+    trust = load_trust(trust_files)
     failed = 0
     out: list[dict[str, Any]] = []
     for name in args.files:
@@ -316,9 +343,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ConfigError(f"{name}: no such file")
         if path.suffix == ".wacz":
-            bundle = verify_bundle(path)
+            bundle = verify_bundle(path, trust)
             failed += not bundle.ok
             out.append({"file": str(path), "ok": bundle.ok, "checked": bundle.checked,
+                        "notes": bundle.notes,
                         "problems": [vars(f) for f in bundle.failures]})  # fmt: skip
             continue
         verdict = verify_warc(path, keep_records=False)
@@ -338,6 +366,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if "checked" in o:
                 summary = ", ".join(f"{k} {v}" for k, v in o["checked"].items())
                 print(f"{status} {o['file']}: {summary}")
+                for note in o["notes"]:
+                    print(f"  {note}")
                 for f in o["problems"]:
                     rid = f" record {f['record_id']}" if f["record_id"] else ""
                     print(f"  {f['check']}: {f['file']}{rid}: {f['detail']}")
@@ -658,11 +688,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix != ".wacz":
         raise ConfigError(f"-o {output}: a bundle's name ends in .wacz")
+    signer, tsas = _signing(config, unsigned=args.unsigned)
     with _index(config) as db:
         custody = _custody(db, store)
         report = export_bundle(
             db, store, case, output, claim_ids=args.claim or (), custody=custody,
-            actor=default_actor(),
+            actor=default_actor(), signer=signer, tsas=tsas, chromium=config.chromium,
         )  # fmt: skip
         custody.seal()
     print(f"wrote {report.path} ({report.records} records, WARC {report.warc_bytes:,} bytes)")
@@ -671,6 +702,120 @@ def cmd_export(args: argparse.Namespace) -> int:
     for gap in report.gaps:
         print(f"  GAP: claim {gap} has no capture (listed in the manifest as a gap)")
     return 0
+
+
+def _signing(config: Any, *, unsigned: bool) -> tuple[Any, list[Any]]:
+    """The bundle signer and the timestamp authorities, from settings."""
+    from archive.signing import load_signer
+    from archive.timestamps import authorities
+
+    tsas = authorities(list(config.tsa_urls), [c for c in config.tsa_chains if c])
+    if not tsas:
+        sys.stderr.write(
+            "warning: no timestamp authority configured (ATTEST_TSA_URLS): the bundle carries "
+            "no independent time, and `attest verify` will report it\n"
+        )
+    if unsigned:
+        sys.stderr.write("warning: --unsigned: `attest verify` will report the bundle unsigned\n")
+        return None, tsas
+    key = config.signing_key or config.home / "keys" / "signing.pem"
+    if not key.is_file():
+        raise ConfigError(
+            f"no signing key ({key} does not exist): set ATTEST_SIGNING_KEY, or run "
+            "`attest keygen` to make an organisation key, or pass --unsigned"
+        )
+    return load_signer(key, config.signing_cert), tsas
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """A new organisation signing key; its public key is what verifiers are given."""
+    from cryptography.hazmat.primitives import serialization
+
+    from archive.signing import fingerprint, generate_key
+
+    config = _config()
+    path = Path(args.output) if args.output else config.home / "keys" / "signing.pem"
+    public = generate_key(path)
+    der = serialization.load_pem_public_key(public.read_bytes()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    print(f"private key: {path} (keep it secret; never share it)")
+    print(
+        f"public key:  {public} (give it to whoever verifies your bundles: attest verify --trust)"
+    )
+    print(f"fingerprint: SHA-256 {fingerprint(der)}")
+    return 0
+
+
+def cmd_hold(args: argparse.Namespace) -> int:
+    """Legal holds on the WARCs behind captures, or behind a case's claims; each one logged."""
+    from archive.custody import default_actor
+    from archive.holds import apply_holds, plan_for_captures, plan_for_claims
+    from archive.store import open_store
+
+    if not args.ids and not args.case:
+        raise ConfigError("hold: give capture ids, or --case CASE [CLAIM_ID]...")
+    config = _config(args.store)
+    store = open_store(config.store_uri)
+    store.require_legal_holds()  # before anything else: a store without holds changes nothing
+    case = _case(args.case) if args.case else None
+    with _index(config) as db:
+        if case is not None:
+            plan = plan_for_claims(db, store, case, args.ids)
+        else:
+            plan = plan_for_captures(db, store, args.ids)
+        holds = apply_holds(
+            store, _custody(db, store), plan, on=not args.release,
+            actor=args.actor or default_actor(), note=args.note,
+        )  # fmt: skip
+    if args.json:
+        print(json.dumps({"holds": [{**vars(h), **plan.details(h.key)} for h in holds],
+                          "gaps": plan.gaps}, indent=1))  # fmt: skip
+        return 0
+    verb = "released" if args.release else "held"
+    for hold in holds:
+        asked = plan.details(hold.key)
+        named = asked["claims"] if case is not None else asked["captures"]
+        kind = "claim" if case is not None else "capture"
+        why = f"{kind}{'s' if len(named) > 1 else ''} {', '.join(named)}"
+        print(f"{verb} {hold.uri}  version {hold.version_id or '-'} (was {hold.previous})  {why}")
+    for gap in plan.gaps:
+        print(f"  GAP: claim {gap} has no capture; nothing held for it")
+    action = "release" if args.release else "hold"
+    print(f"legal hold {'OFF' if args.release else 'ON'} on {len(holds)} WARC(s); "
+          f"custody log: one '{action}' entry each")  # fmt: skip
+    return 0
+
+
+def _audit_progress(result: Any) -> None:
+    status = "OK" if result.ok else "FAILED"
+    print(f"{status} {result.uri}: {result.records} records, sha256 {result.sha256 or '-'}"
+          + (f" (as recorded at {result.expected_from})" if result.ok else ""))  # fmt: skip
+    for problem in result.problems:
+        print(f"  {problem}")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The pipeline's own check of stored WARCs (the DAG's verify task), logged per WARC."""
+    from archive.audit import audit_warcs
+    from archive.custody import default_actor
+    from archive.store import open_store
+
+    config = _config(args.store)
+    store = open_store(config.store_uri)
+    keys = [_warc_key(store, w) for w in args.warcs] or None
+    with _index(config) as db:
+        results = audit_warcs(
+            store, db, _custody(db, store), keys, actor=args.actor or default_actor(),
+            context={"via": "attest audit"}, progress=None if args.json else _audit_progress,
+        )  # fmt: skip
+    failed = [r for r in results if not r.ok]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=1))
+    else:
+        print(f"verified {len(results)} WARC(s): {len(results) - len(failed)} ok, "
+              f"{len(failed)} FAILED; custody log: one 'verify' entry each")  # fmt: skip
+    return 1 if failed else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -703,6 +848,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--articles", type=int, default=60, help="size of the demo news site")
     demo.add_argument("--store", help="store URI (default: the data home's store/)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument(
+        "--random-ports",
+        action="store_true",
+        help="serve the demo web on free ports, not 127.0.0.1:8781-8783 (the demo case's "
+        "URLs then match nothing)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     crawl = sub.add_parser("crawl", help="capture URLs or registry sources")
@@ -737,6 +888,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ver = sub.add_parser("verify", help="verify WARC files and WACZ bundles offline")
     ver.add_argument("files", nargs="+", metavar="FILE")
+    ver.add_argument("--trust", action="append", metavar="FILE",
+                     help="PEM trust anchors: trusted public keys and root certificates "
+                          "(repeatable; default ATTEST_TRUST)")  # fmt: skip
     ver.add_argument("--json", action="store_true")
     ver.set_defaults(func=cmd_verify)
 
@@ -816,8 +970,43 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("case", metavar="CASE", help="case file path or case id")
     exp.add_argument("--claim", action="append", metavar="ID", help="only this claim (repeatable)")
     exp.add_argument("-o", "--output", required=True, metavar="BUNDLE.wacz")
+    exp.add_argument("--unsigned", action="store_true",
+                     help="write the bundle without a signature (verify will fail it)")  # fmt: skip
     exp.add_argument("--store", help="store URI")
     exp.set_defaults(func=cmd_export)
+    key = sub.add_parser("keygen", help="make an organisation key that signs bundles")
+    key.add_argument("-o", "--output", metavar="KEY.pem",
+                     help="where to write the private key (default <home>/keys/signing.pem)")  # fmt: skip
+    key.set_defaults(func=cmd_keygen)
+
+    hold = sub.add_parser(
+        "hold", help="place (or --release) an S3 legal hold on the WARCs behind captures or claims"
+    )
+    hold.add_argument(
+        "ids", nargs="*", metavar="ID",
+        help="capture ids (UUID or record id); with --case, claim ids (default: all its claims)",
+    )  # fmt: skip
+    hold.add_argument("--case", metavar="CASE", help="case file path or case id: IDs are claims")
+    hold.add_argument(
+        "--release", action="store_true",
+        help="lift the hold (one flag per WARC, whatever asked for it; recorded too)",
+    )  # fmt: skip
+    hold.add_argument("--note", help="why (a court order, a matter number), kept in the log")
+    hold.add_argument("--actor", help="who asks (default: ATTEST_ACTOR or user@host)")
+    hold.add_argument("--store", help="store URI (s3://bucket/prefix with Object Lock)")
+    hold.add_argument("--json", action="store_true")
+    hold.set_defaults(func=cmd_hold)
+
+    aud = sub.add_parser(
+        "audit", help="re-read stored WARCs, check them, record the result in the custody log"
+    )
+    aud.add_argument(
+        "warcs", nargs="*", metavar="WARC_URI", help="WARC URIs or keys (default: all indexed)"
+    )
+    aud.add_argument("--actor", help="who checks (default: ATTEST_ACTOR or user@host)")
+    aud.add_argument("--store", help="store URI")
+    aud.add_argument("--json", action="store_true")
+    aud.set_defaults(func=cmd_audit)
 
     cus = sub.add_parser("custody", help="verify or seal the custody log")
     cus.add_argument("action", choices=("verify", "seal"))
