@@ -18,6 +18,7 @@ replay tools can read records by range. Signing and RFC 3161 timestamps come nex
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import queue
@@ -330,7 +331,8 @@ class _PartialBundle:
 
     def discard(self) -> None:
         """Remove the partial file (after a failure; a no-op once renamed into place)."""
-        self.archive.close()
+        with contextlib.suppress(OSError):  # the failure that brought us here is the one to see
+            self.archive.close()
         if self.prefix is not None:
             self.prefix.join()
         self.path.unlink(missing_ok=True)

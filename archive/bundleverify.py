@@ -28,7 +28,7 @@ says who signed and when each authority stamped.
 The record check (every record inflated, its block and payload hashed) runs in a second thread
 while this one hashes the files for the package check and checks the index: both spend their
 time in zlib and hashlib, which release the GIL, so a bundle is checked on two cores. Failures
-are reported in the order of the checks above all the same.
+are still reported in the order of the checks above.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ not hold, so only its block digest is checked.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import zlib
 from collections.abc import Iterator
@@ -417,16 +418,19 @@ def _http_head_and_payload(
 
 
 class _HashingReader:
-    """A file read front to back, hashed on the way (the whole-file SHA-256, for free)."""
+    """A file read front to back, hashed on the way (the whole-file SHA-256, for free), unless
+    nobody asked for that hash."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, *, hashing: bool = True) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
+        self.hashing = hashing
         self.sequential = True
 
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size)
-        self.hash.update(data)
+        if self.hashing:
+            self.hash.update(data)
         return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -436,19 +440,25 @@ class _HashingReader:
 
 
 def iter_records(
-    path: Path, *, verify: bool = True, file_hash: list[str] | None = None
+    path: Path,
+    *,
+    verify: bool = True,
+    file_hash: list[str] | None = None,
+    handle: BinaryIO | None = None,
 ) -> Iterator[RecordInfo | Problem]:
     """Yield each record's info, or a :class:`Problem` where reading or a digest check failed.
 
     Stops at the first structural problem (corrupt gzip, truncated record), since nothing after
     it can be located reliably; digest mismatches do not stop the walk. When ``file_hash`` is
     given and the whole file was read in order, the file's SHA-256 (hex) is appended to it.
+    With ``handle`` (readable and seekable, at offset 0 the file's start), the WARC is read from
+    it, not opened; ``path`` only names it in problems.
     """
     name = str(path)
-    with open(path, "rb") as plain:
+    with open(path, "rb") if handle is None else contextlib.nullcontext(handle) as plain:
         magic = plain.read(2)
         plain.seek(0)
-        raw: Any = _HashingReader(plain)
+        raw: Any = _HashingReader(plain, hashing=file_hash is not None)
         gzipped = magic == b"\x1f\x8b"
         offset = 0
         pushback: bytes | memoryview = b""
@@ -554,16 +564,19 @@ def iter_records(
             offset += member_len
 
 
-def verify_warc(path: Path, *, keep_records: bool = True) -> WarcVerdict:
+def verify_warc(
+    path: Path, *, keep_records: bool = True, handle: BinaryIO | None = None
+) -> WarcVerdict:
     """Read the whole file and check every record; see :class:`WarcVerdict`.
 
     With ``keep_records=False`` only the count is kept (``record_count``), so memory stays
     flat however big the file: the spool's checks before sealing and uploading use that.
+    ``handle``: read the WARC from it, as :func:`iter_records` does.
     """
     verdict = WarcVerdict(file=str(path))
     damaged = False
     file_hash: list[str] = []
-    for item in iter_records(path, file_hash=file_hash):
+    for item in iter_records(path, file_hash=file_hash, handle=handle):
         if isinstance(item, Problem):
             verdict.problems.append(item)
             if item.check == "truncated":
