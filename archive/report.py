@@ -140,9 +140,24 @@ def _when(value: Any) -> str:
     return text or "-"
 
 
+#: Captures of one claim shown in full (screenshot, provenance, linked records); the rest are
+#: listed one line each, so a claim backed by thousands of posts stays a readable (and quickly
+#: printed) report. The manifest holds every capture's full details either way.
+DETAILED_CAPTURES = 20
+
+
 def _claim_view(claim: dict[str, Any], screenshots: dict[str, bytes]) -> dict[str, Any]:
-    captures = [_capture_view(c, screenshots) for c in claim.get("captures") or []]
+    listed = claim.get("captures") or []
+    captures = [_capture_view(c, screenshots) for c in listed[:DETAILED_CAPTURES]]
+    brief = [
+        {"url": str(c.get("url", "")), "captured": _when(c.get("captured")),
+         "status": c.get("status"), "payload_sha256": str(c.get("payload_sha256") or "-"),
+         "record_id": str(c.get("record_id", ""))}
+        for c in listed[DETAILED_CAPTURES:]
+    ]  # fmt: skip
     return {
+        "brief": brief,
+        "count": len(listed),
         "id": str(claim.get("id", "")),
         "kind": str(claim.get("kind") or "claim"),
         "text": str(claim.get("text", "")),

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from archive.errors import ConfigError, ReportError
-from archive.report import find_chromium, print_pdf, render_report, verify_script
+from archive.report import DETAILED_CAPTURES, find_chromium, print_pdf, render_report, verify_script
 from archive.signing import Signer, sign
 
 HOSTILE = (
@@ -225,6 +225,26 @@ def test_report_is_self_contained_and_escapes_hostile_text() -> None:
     assert page.script == verify_script(FILES, signing=_signing(key),
                                         tsas=["https://tsa.example/tsr"], case="nc-referendum",
                                         signed_at=CREATED)  # fmt: skip
+
+
+def test_a_claim_with_many_captures_lists_the_rest_in_brief() -> None:
+    manifest = _manifest()
+    claim = next(c for c in manifest["claims"] if c["captures"])
+    first = claim["captures"][0]
+    claim["captures"] = [
+        {**first, "url": f"https://social.example/post/{n}", "record_id": f"<urn:uuid:{n:08d}>",
+         "payload_sha256": f"sha256:{n:064x}"}
+        for n in range(DETAILED_CAPTURES + 5)
+    ]  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    html = render_report(manifest, files=FILES, screenshots={VIEW_ID: PNG},
+                         signing=_signing(key), tsas=[])  # fmt: skip
+    assert f"{DETAILED_CAPTURES + 5} captures" in html
+    assert html.count('<div class="capture">') == DETAILED_CAPTURES
+    assert f"Captures {DETAILED_CAPTURES + 1} to {DETAILED_CAPTURES + 5}, in brief" in html
+    for n in range(DETAILED_CAPTURES + 5):  # every capture is named, in full or in brief
+        assert f"https://social.example/post/{n}<" in html
+        assert f"sha256:{n:064x}" in html
 
 
 def test_a_screenshot_that_is_not_the_records_bytes_is_flagged() -> None:
