@@ -41,6 +41,7 @@ from archive.cdxj import IndexRow, WarcIndex, index_bytes, surt_key
 from archive.custody import CustodyLog
 from archive.dates import iso
 from archive.errors import ConfigError, IntegrityError
+from archive.evidence import Selection, select
 from archive.indexdb import IndexDB
 from archive.report import print_pdf, render_report
 from archive.retrieve import load_payload
@@ -52,7 +53,6 @@ from archive.timestamps import request as request_timestamp
 WACZ_VERSION = "1.1.1"
 SOFTWARE = f"attest {version('attest')}"
 BUNDLE_WARC = "data.warc.gz"
-_DERIVED_PREFIXES = ("urn:view:", "urn:dom:", "urn:text:", "urn:pdf:")
 
 
 @dataclass
@@ -63,80 +63,6 @@ class BundleReport:
     records: int
     warc_bytes: int
     gaps: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Selection:
-    """Records chosen for the bundle, by record id, with why each is there."""
-
-    rows: dict[str, IndexRow] = field(default_factory=dict)
-    role: dict[str, str] = field(default_factory=dict)
-    _linked: dict[str, list[IndexRow]] = field(default_factory=dict)
-    _chains: dict[tuple[str | None, str], IndexRow | None] = field(default_factory=dict)
-
-    def linked(self, db: IndexDB, record_id: str) -> list[IndexRow]:
-        """Records written with this one (WARC-Concurrent-To), looked up once."""
-        if record_id not in self._linked:
-            self._linked[record_id] = db.concurrent_with(record_id)
-        return self._linked[record_id]
-
-    def chain(self, db: IndexDB, run_id: str | None, surt_host: str) -> IndexRow | None:
-        """The TLS-chain record of an origin in a run, looked up once (it was 2 ms a page)."""
-        if (run_id, surt_host) not in self._chains:
-            self._chains[run_id, surt_host] = db.tls_chain_for(run_id, surt_host)
-        return self._chains[run_id, surt_host]
-
-    def add(self, row: IndexRow, role: str) -> bool:
-        if row.record_id in self.rows:
-            return False
-        self.rows[row.record_id] = row
-        self.role[row.record_id] = role
-        return True
-
-
-def _role(row: IndexRow) -> str:
-    if row.url.startswith(_DERIVED_PREFIXES):
-        return "derivative"
-    if row.record_type == "metadata":
-        return "metadata"
-    return "original"
-
-
-def _dependencies(db: IndexDB, store: Store, row: IndexRow, chosen: _Selection) -> None:
-    """Add what a capture needs to be checked and replayed."""
-    linked_rows = chosen.linked(db, row.record_id)
-    for linked in linked_rows:
-        chosen.add(linked, _role(linked))
-    if row.record_type == "revisit" and row.concurrent_to:
-        original = db.by_record_id(row.concurrent_to)
-        if original is not None and chosen.add(original, "original"):
-            _dependencies(db, store, original, chosen)
-    if row.url.startswith("https://"):
-        chain = chosen.chain(db, row.run_id, row.surt.split(")/")[0] + ")/")
-        if chain is not None:
-            chosen.add(chain, "metadata")
-    for linked in linked_rows:
-        if linked.record_type == "metadata" and "attest-page" in linked.mime:
-            try:
-                page = json.loads(load_payload(store, linked).body)
-            except (ValueError, IntegrityError):
-                continue
-            for url in page.get("requisites") or []:
-                _add_requisite(db, row, str(url), chosen)
-
-
-def _add_requisite(db: IndexDB, page: IndexRow, url: str, chosen: _Selection) -> None:
-    rows = db.select(low=surt_key(url), high=None, exact=True, record_types=("response", "revisit"),
-                     run_ids=[page.run_id] if page.run_id else None, closest=page.ts, limit=1)  # fmt: skip
-    for row in rows:
-        if chosen.add(row, "original"):
-            for linked in chosen.linked(db, row.record_id):
-                if linked.record_type == "request":
-                    chosen.add(linked, "original")
-            if row.record_type == "revisit" and row.concurrent_to:
-                original = db.by_record_id(row.concurrent_to)
-                if original is not None:
-                    chosen.add(original, "original")
 
 
 def _first_member(store: Store, key: str) -> bytes:
@@ -359,12 +285,7 @@ def export_bundle(
         raise ConfigError(
             f"{case.path}: no capture for the selected claims ({', '.join(gaps)}): nothing to export"
         )
-    chosen = _Selection()
-    for item in evidence:
-        for found in item.found:
-            chosen.add(found.row, _role(found.row))
-    for found_row in list(chosen.rows.values()):
-        _dependencies(db, store, found_row, chosen)
+    chosen = select(db, store, (found.row for item in evidence for found in item.found))
     warc_keys = sorted({row.warc_key for row in chosen.rows.values()})
     if output.exists():
         raise ConfigError(f"{output}: exists; bundles are never overwritten")
@@ -416,7 +337,7 @@ def export_bundle(
     )  # fmt: skip
 
 
-def _screenshots(store: Store, chosen: _Selection) -> dict[str, bytes]:
+def _screenshots(store: Store, chosen: Selection) -> dict[str, bytes]:
     """The full-page screenshots (``urn:view:`` records) in the bundle, for the report."""
     shots = {}
     for row in chosen.rows.values():
@@ -464,7 +385,7 @@ def _pages(evidence: list[ClaimEvidence], case: Case) -> bytes:
 
 
 def _manifest(
-    db: IndexDB, case: Case, evidence: list[ClaimEvidence], chosen: _Selection, created: str
+    db: IndexDB, case: Case, evidence: list[ClaimEvidence], chosen: Selection, created: str
 ) -> bytes:
     warcinfo: dict[str, dict[str, Any]] = {}
     for row in chosen.rows.values():
@@ -518,7 +439,7 @@ def _manifest(
 
 
 def _custody_excerpt(
-    custody: CustodyLog | None, store: Store, chosen: _Selection, warc_keys: list[str]
+    custody: CustodyLog | None, store: Store, chosen: Selection, warc_keys: list[str]
 ) -> bytes:
     if custody is None:
         return b""

@@ -3,7 +3,7 @@
 A hold is asked for captures (their ids, as ``attest find`` prints them) or for a case's claims
 (their captures, as :func:`archive.cases.resolve` finds them). Either way, the WARCs held are
 those that hold the records and everything an evidence bundle would take with them
-(:mod:`archive.bundle`): the request, metadata and derivatives written with each capture, the
+(:mod:`archive.evidence`): the request, metadata and derivatives written with each capture, the
 page's subresources captured in the same run, a revisit's original, the origin's TLS chain.
 The bytes a court may ask for are then all under hold, not just the page.
 
@@ -24,6 +24,7 @@ from archive.cases import Case, capture_record_id, resolve
 from archive.cdxj import IndexRow
 from archive.custody import CustodyLog
 from archive.errors import AttestError, ConfigError, NotFound
+from archive.evidence import select
 from archive.indexdb import IndexDB
 from archive.store import LegalHold, Store
 
@@ -60,15 +61,7 @@ class HoldPlan:
 
 def evidence_rows(db: IndexDB, store: Store, rows: Iterable[IndexRow]) -> list[IndexRow]:
     """The rows and every record they depend on, exactly as ``attest export`` selects them."""
-    # archive.bundle's selection, used as is so a hold covers what a bundle would hold.
-    from archive.bundle import _dependencies, _role, _Selection
-
-    chosen = _Selection()
-    for row in rows:
-        chosen.add(row, _role(row))
-    for row in list(chosen.rows.values()):
-        _dependencies(db, store, row, chosen)
-    return list(chosen.rows.values())
+    return list(select(db, store, rows).rows.values())
 
 
 def plan_for_captures(db: IndexDB, store: Store, capture_ids: Sequence[str]) -> HoldPlan:
