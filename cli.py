@@ -1027,6 +1027,10 @@ def main(argv: list[str] | None = None) -> int:
     except AttestError as exc:
         sys.stderr.write(f"attest: failed: {exc}\n")
         return 1
+    except BrokenPipeError:
+        # The reader went away (`attest claims X | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code
 
 
