@@ -294,7 +294,7 @@ def export_bundle(
         work = Path(tmp)
         warc_name, cdxj_name = f"archive/{BUNDLE_WARC}", "indexes/index.cdxj"
         pages = _pages(evidence, case)
-        manifest = _manifest(db, case, evidence, chosen, created)
+        manifest = _manifest(db, store, case, evidence, chosen, created)
         html = render_report(
             json.loads(manifest),
             files=[warc_name, cdxj_name, "pages/pages.jsonl", "evidence/manifest.json",
@@ -384,9 +384,38 @@ def _pages(evidence: list[ClaimEvidence], case: Case) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def _tls(
+    db: IndexDB, store: Store, chosen: Selection, row: IndexRow,
+    cache: dict[str, dict[str, Any] | None],
+) -> dict[str, Any] | None:  # fmt: skip
+    """The origin's TLS chain as the recorder saw it in that run: fingerprints, not PEM."""
+    if not row.url.startswith("https://"):
+        return None
+    chain = chosen.chain(db, row.run_id, row.surt.split(")/")[0] + ")/")
+    if chain is None:
+        return None
+    if chain.record_id not in cache:
+        try:
+            info = json.loads(load_payload(store, chain).body)
+            cache[chain.record_id] = {
+                "record_id": chain.record_id,
+                "host": info.get("host"),
+                "tls_version": info.get("tls_version"),
+                "verified": info.get("verified"),
+                "verify_error": info.get("verify_error"),
+                "chain_sha256": [c.get("sha256") for c in info.get("chain") or []],
+                "subjects": [c.get("subject") for c in info.get("chain") or []],
+            }
+        except (ValueError, IntegrityError):
+            cache[chain.record_id] = {"record_id": chain.record_id, "error": "unreadable"}
+    return cache[chain.record_id]
+
+
 def _manifest(
-    db: IndexDB, case: Case, evidence: list[ClaimEvidence], chosen: Selection, created: str
-) -> bytes:
+    db: IndexDB, store: Store, case: Case, evidence: list[ClaimEvidence], chosen: Selection,
+    created: str,
+) -> bytes:  # fmt: skip
+    tls_cache: dict[str, dict[str, Any] | None] = {}
     warcinfo: dict[str, dict[str, Any]] = {}
     for row in chosen.rows.values():
         if row.warc_key not in warcinfo:
@@ -425,6 +454,7 @@ def _manifest(
                 "post": {"platform": row.platform, "account": row.account, "post_id": row.post_id}
                 if row.platform else None,
                 "role": chosen.role.get(row.record_id, "original"),
+                "tls": _tls(db, store, chosen, row, tls_cache),
                 "linked_records": linked,
                 "found_by": found.via,
                 "quote_shown": found.quote_found,

@@ -11,11 +11,13 @@ records; a hold covers the WARCs holding them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urljoin
 
 from archive.cdxj import IndexRow, surt_key
-from archive.errors import IntegrityError
+from archive.errors import AttestError, IntegrityError
 from archive.indexdb import IndexDB
 from archive.retrieve import load_payload
 from archive.store import Store
@@ -80,21 +82,50 @@ def add_dependencies(db: IndexDB, store: Store, row: IndexRow, chosen: Selection
             except (ValueError, IntegrityError):
                 continue
             for url in page.get("requisites") or []:
-                _add_requisite(db, row, str(url), chosen)
+                _add_requisite(db, store, row, str(url), chosen)
 
 
-def _add_requisite(db: IndexDB, page: IndexRow, url: str, chosen: Selection) -> None:
+def _add_requisite(
+    db: IndexDB, store: Store, page: IndexRow, url: str, chosen: Selection, depth: int = 0
+) -> None:
     rows = db.select(low=surt_key(url), high=None, exact=True, record_types=("response", "revisit"),
                      run_ids=[page.run_id] if page.run_id else None, closest=page.ts, limit=1)  # fmt: skip
     for row in rows:
-        if chosen.add(row, "original"):
-            for linked in chosen.linked(db, row.record_id):
-                if linked.record_type == "request":
-                    chosen.add(linked, "original")
-            if row.record_type == "revisit" and row.concurrent_to:
-                original = db.by_record_id(row.concurrent_to)
-                if original is not None:
-                    chosen.add(original, "original")
+        if not chosen.add(row, "original"):
+            continue
+        for linked in chosen.linked(db, row.record_id):
+            if linked.record_type == "request":
+                chosen.add(linked, "original")
+        body_row = row
+        if row.record_type == "revisit" and row.concurrent_to:
+            original = db.by_record_id(row.concurrent_to)
+            if original is not None:
+                chosen.add(original, "original")
+                body_row = original
+        # A stylesheet's own subresources (fonts, backgrounds, @imports) belong to the page too.
+        if "css" in row.mime and depth < _CSS_DEPTH:
+            for ref in _stylesheet_refs(store, body_row):
+                _add_requisite(db, store, page, ref, chosen, depth + 1)
+
+
+_CSS_DEPTH = 3
+_CSS_REF = re.compile(
+    r"""url\(\s*(['"]?)([^'")\s]+)\1\s*\)|@import\s+(['"])([^'"]+)\3""", re.IGNORECASE
+)
+
+
+def _stylesheet_refs(store: Store, row: IndexRow) -> list[str]:
+    """The absolute URLs a captured stylesheet refers to (``url(...)``, ``@import``)."""
+    try:
+        text = load_payload(store, row).decoded().decode("utf-8", "replace")
+    except (AttestError, ValueError):
+        return []
+    refs = []
+    for match in _CSS_REF.finditer(text):
+        ref = (match.group(2) or match.group(4) or "").strip()
+        if ref and not ref.startswith(("data:", "#")):
+            refs.append(urljoin(row.url, ref))
+    return refs
 
 
 def select(db: IndexDB, store: Store, rows: Iterable[IndexRow]) -> Selection:

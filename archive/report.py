@@ -202,7 +202,23 @@ def _capture_view(capture: dict[str, Any], screenshots: dict[str, bytes]) -> dic
         "quote_shown": capture.get("quote_shown"),
         "linked": linked,
         "screenshots": shots,
+        "tls": _tls_view(capture.get("tls")),
     }  # fmt: skip
+
+
+def _tls_view(tls: Any) -> dict[str, Any] | None:
+    """The origin's certificate chain, as fingerprints: what the recorder saw and checked."""
+    if not isinstance(tls, dict):
+        return None
+    return {
+        "version": str(tls.get("tls_version") or "-"),
+        "verified": tls.get("verified"),
+        "error": str(tls.get("verify_error") or ""),
+        "chain": [
+            (str(s or "-"), str(f or "-"))
+            for s, f in zip(tls.get("subjects") or [], tls.get("chain_sha256") or [], strict=False)
+        ],
+    }
 
 
 def _software(info: dict[str, Any]) -> list[tuple[str, str]]:

@@ -538,3 +538,51 @@ def test_the_reports_steps_fail_a_tampered_bundle(
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1, done.stdout
     assert "pages/pages.jsonl" in failed[0]
+
+
+def test_an_https_capture_carries_its_tls_chain_fingerprints(
+    retrieval: Archive, signing: Signing, tmp_path: Path
+) -> None:
+    https = next(
+        r
+        for r in retrieval.records
+        if r.type == "response" and (r.target or "").startswith("https://")
+    )
+    case = tmp_path / "tls-case.yaml"
+    claim = {"id": "T1", "text": "Served over HTTPS.", "source": "test",
+             "evidence": [{"capture": https.id}]}  # fmt: skip
+    case.write_text(json.dumps({"id": "tls-case", "title": "TLS", "claims": [claim]}))
+    bundle = tmp_path / "tls.wacz"
+    proc = run_attest(["export", str(case), "-o", str(bundle)], signing.env)
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(bundle) as archive:
+        manifest = json.loads(archive.read("evidence/manifest.json"))
+        html = archive.read("evidence/report.html").decode()
+    tls = manifest["claims"][0]["captures"][0]["tls"]
+    chains = [
+        r for r in retrieval.records
+        if r.type == "metadata" and "attest-tls-chain" in r.headers.get("Content-Type", "")
+    ]  # fmt: skip
+    seen = [c["sha256"] for r in chains for c in r.json()["chain"]]
+    assert tls["chain_sha256"]
+    assert set(tls["chain_sha256"]) <= set(seen)
+    assert all(len(f) == 64 for f in tls["chain_sha256"])
+    for fingerprint in tls["chain_sha256"]:
+        assert fingerprint in html
+
+
+def test_a_stylesheets_own_subresources_travel_with_the_page(
+    good_bundle: Path, tmp_path: Path
+) -> None:
+    """The article's stylesheet pulls a web font and a background image: a bundle without them
+    would replay the page with holes (ReplayWeb.page showed 404s for both)."""
+    with zipfile.ZipFile(good_bundle) as archive:
+        archive.extract("archive/data.warc.gz", tmp_path)
+    targets = {
+        r.target
+        for r in read_records([tmp_path / "archive" / "data.warc.gz"])
+        if r.type in ("response", "revisit")
+    }
+    assert any(t and t.endswith(".css") for t in targets), targets
+    assert any(t and t.endswith("/static/fixture.woff2") for t in targets), targets
+    assert any(t and t.endswith("/static/bg.png") for t in targets), targets
