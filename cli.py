@@ -20,6 +20,7 @@
     attest hold CAPTURE_ID... [--release]         S3 legal hold on the WARCs behind captures
     attest hold --case CASE [CLAIM_ID]...         ... behind a case's claims (all if none named)
     attest audit [WARC_URI...]                    re-verify stored WARCs (all indexed ones), logged
+    attest airflow-pools [--sources PATH]...      create the registry's Airflow pools (politeness)
 
 Exit status: 0 when everything worked, 1 when a capture or check failed (the summary says
 what), 2 for bad input (nothing was changed).
@@ -28,7 +29,6 @@ what), 2 for bad input (nothing was changed).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -53,33 +53,11 @@ def _config(store: str | None = None, env: dict[str, str] | None = None) -> Any:
 
 
 def _run_options(config: Any, *, env: dict[str, str] | None = None) -> Any:
-    from crawlers.run import RunOptions
+    from crawlers.run import options_from_config
     from crawlers.warcinfo import airflow_context
 
     environ = dict(os.environ) if env is None else env
-    return RunOptions(
-        home=config.home,
-        spool_root=config.spool_root,
-        ca_dir=config.ca_dir,
-        allow_networks=config.allow_networks,
-        user_agent=config.user_agent,
-        settings_hash=config.settings_hash(),
-        hosts_file=config.hosts_file,
-        ca_bundles=config.ca_bundles,
-        egress_ip=config.egress_ip,
-        egress_echo_url=config.egress_echo_url,
-        warc_max_size=config.warc_max_size,
-        gzip_level=config.gzip_level,
-        concurrency=config.concurrency,
-        download_timeout=config.download_timeout,
-        retries=config.retries,
-        recorder_one_cpu=config.recorder_one_cpu,
-        chromium=config.chromium,
-        browser_concurrency=config.browser_concurrency,
-        browser_recycle=config.browser_recycle,
-        index_url=config.index_url,
-        airflow=airflow_context(environ),
-    )
+    return options_from_config(config, airflow=airflow_context(environ))
 
 
 @contextmanager
@@ -225,12 +203,10 @@ def _print_capture(entry: dict[str, Any]) -> None:
 
 def cmd_capture(args: argparse.Namespace) -> int:
     """One page, now: a "save this page" for investigators."""
-    from crawlers.registry import adhoc_source
+    from crawlers.registry import snapshot_source
 
     config = _config(args.store)
-    source = adhoc_source([args.url], max_pages=1, max_depth=0, browser=args.browser)
-    # One page: the browser renders it as a single post, without following anything.
-    source = dataclasses.replace(source, permalink_pattern=".*", max_posts=1)
+    source = snapshot_source([args.url], browser=args.browser)
     summary = _run([source], config, _run_options(config), keep_captures=True)
     if args.json:
         _print_summary(summary, as_json=True)
@@ -818,6 +794,41 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_airflow_pools(args: argparse.Namespace) -> int:
+    """One Airflow pool per registry source (slots: its per-host concurrency), created or
+    updated in Airflow's metadata database (``AIRFLOW_HOME``), or written as JSON."""
+    import settings
+    from crawlers.plan import POOL_PREFIX, pool_specs
+    from crawlers.registry import outline_registry
+
+    default = Path(__file__).resolve().parent / "sources"
+    paths = (
+        [Path(p) for p in args.sources]
+        if args.sources
+        else settings.path_list(os.environ, "ATTEST_SOURCES", default)
+    )
+    pools = pool_specs(outline_registry(paths))
+    if args.write:
+        Path(args.write).write_text(json.dumps(pools, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {len(pools)} pool(s) to {args.write} (load them: airflow pools import FILE)")
+        return 0
+    try:
+        from airflow.models.pool import Pool
+    except ImportError:
+        raise ConfigError(
+            "Airflow is not installed here: install attest[airflow], or use --write FILE"
+        ) from None
+    for name, spec in sorted(pools.items()):
+        Pool.create_or_update_pool(
+            name, spec["slots"], spec["description"], spec["include_deferred"]
+        )
+        print(f"pool {name}: {spec['slots']} slot(s)")
+    for pool in Pool.get_pools():
+        if pool.pool and pool.pool.startswith(POOL_PREFIX) and pool.pool not in pools:
+            print(f"  pool {pool.pool} has no source any more (airflow pools delete {pool.pool})")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from archive.serve.app import ServeOptions, serve
 
@@ -1007,6 +1018,17 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--store", help="store URI")
     aud.add_argument("--json", action="store_true")
     aud.set_defaults(func=cmd_audit)
+
+    pools = sub.add_parser(
+        "airflow-pools",
+        help="create or update the Airflow pools that keep each source polite across workers",
+    )
+    pools.add_argument("--sources", action="append", metavar="PATH",
+                       help="registry file or directory (repeatable; default ATTEST_SOURCES, "
+                            "else sources/)")  # fmt: skip
+    pools.add_argument("--write", metavar="FILE",
+                       help="write the pools as JSON for `airflow pools import` instead")  # fmt: skip
+    pools.set_defaults(func=cmd_airflow_pools)
 
     cus = sub.add_parser("custody", help="verify or seal the custody log")
     cus.add_argument("action", choices=("verify", "seal"))

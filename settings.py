@@ -44,6 +44,16 @@ attest's environment settings (all optional):
                                 (optional: tokens carry the TSA's own certificate)
 ``ATTEST_TRUST``                trust anchors for ``attest verify`` (PEM files of trusted
                                 public keys and root certificates, separated by ``:``)
+``ATTEST_SOURCES``              the registry the DAGs are made from: files or directories of
+                                ``*.yaml``, separated by ``:`` (default: ``sources/`` beside
+                                ``dags/``)
+``ATTEST_CASES``                directories of case files for the ``capture_url`` DAG
+                                (default: ``cases/`` beside ``dags/``)
+``ATTEST_BATCH_SEEDS``          seeds per capture task when a source's seeds are captured in
+                                parallel (default 25; see crawlers/plan.py)
+``ATTEST_ALERT_RATIO``          a DAG run fails when more than this share of a source's pages
+                                end as ``login_wall``, ``removed``, ``suspended``,
+                                ``rate_limited`` or an error (default 0.5)
 ==============================  ===========================================================
 """
 
@@ -52,6 +62,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -154,6 +165,8 @@ class AttestConfig:
     tsa_urls: tuple[str, ...] = ()
     tsa_chains: tuple[str, ...] = ()
     trust: tuple[Path, ...] = ()
+    batch_seeds: int = 25
+    alert_ratio: float = 0.5
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -254,7 +267,18 @@ def load_config(env: dict[str, str] | None = None, *, store: str | None = None) 
         tsa_urls=_list(env, "ATTEST_TSA_URLS"),
         tsa_chains=tuple(c.strip() for c in (env.get("ATTEST_TSA_CHAINS") or "").split(",")),
         trust=tuple(Path(p) for p in _split_paths(env, "ATTEST_TRUST")),
+        batch_seeds=_int(env, "ATTEST_BATCH_SEEDS", 25, low=1, high=100_000),
+        alert_ratio=_float(env, "ATTEST_ALERT_RATIO", 0.5, low=0, high=1),
     )
+
+
+def path_list(env: Mapping[str, str], name: str, default: Path) -> list[Path]:
+    """Paths from a ``:``-separated setting (``ATTEST_SOURCES``, ``ATTEST_CASES``), else the default.
+
+    Reads nothing from disk: DAG files call it at parse time.
+    """
+    value = env.get(name) or ""
+    return [Path(p).expanduser() for p in value.split(os.pathsep) if p] or [default]
 
 
 def _list(env: dict[str, str], name: str) -> tuple[str, ...]:

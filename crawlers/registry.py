@@ -5,6 +5,9 @@ Every error names the file, the source (by id, or by position when the id itself
 the field, e.g. ``sources/demo.yaml: source 'demo-news', field 'politeness.delay': -1 is less
 than the minimum of 0``. URLs may use ``${VAR}`` to take a value from the environment (the demo
 fills in the ports it serves on); an unset variable is an error naming it.
+
+The DAGs read :func:`outline_registry` at parse time (no variable needed) and resolve one
+source at run time with :func:`load_source`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -84,6 +87,36 @@ class SourceSpec:
     screenshot: bool = True
     pdf: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def independent_seeds(self) -> bool:
+        """Whether each seed is captured on its own, sharing nothing with the others.
+
+        True for profiles (each seed is a profile or a post, walked by itself) and for lists of
+        pages (depth 0, no sitemaps, feeds or listings). Any other crawl keeps one frontier
+        for all its seeds: one set of URLs seen, one page budget, discovery from every seed.
+        """
+        discovers = bool(self.sitemaps or self.feeds or self.listings)
+        return self.kind == "profile" or (self.max_depth == 0 and not discovers)
+
+
+@dataclass(frozen=True)
+class SourceOutline:
+    """What scheduling needs to know of a source, read without the environment.
+
+    :func:`outline_registry` gives these to the DAG processor, which may not have the
+    crawl's ``${VAR}`` values: no URL is resolved, so none is carried here. The seeds are
+    resolved at run time, by the run's plan (:func:`load_source`).
+    """
+
+    id: str
+    kind: str
+    path: str
+    title: str
+    schedule: str | None
+    concurrency_per_host: int
+    independent_seeds: bool
+    seed_count: int
 
 
 def _schema() -> dict[str, Any]:
@@ -256,28 +289,34 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
     return specs
 
 
-def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[SourceSpec]:
-    """Load registry files (or every ``*.yaml`` in a directory); ids must be unique overall."""
+def registry_files(paths: list[Path]) -> list[Path]:
+    """The registry files named: files as given, and every ``*.yaml`` in a directory."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
             files.extend(sorted(p for p in path.glob("*.yaml") if p.is_file()))
         else:
             files.append(path)
+    return files
+
+
+def _read(file: Path) -> Any:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError(str(file), None, None, f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RegistryError(str(file), None, None, f"not valid YAML: {exc}") from exc
+
+
+def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[SourceSpec]:
+    """Load registry files (or every ``*.yaml`` in a directory); ids must be unique overall."""
     specs: list[SourceSpec] = []
     where: dict[str, str] = {}
-    for file in files:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RegistryError(
-                str(file), None, None, f"cannot read: {exc.strerror or exc}"
-            ) from exc
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RegistryError(str(file), None, None, f"not valid YAML: {exc}") from exc
-        for spec in parse_registry(doc, str(file), env):
+    for file in registry_files(paths):
+        for spec in parse_registry(_read(file), str(file), env):
             if spec.id in where:
                 raise RegistryError(
                     str(file), spec.id, "id", f"duplicate source id (also in {where[spec.id]})"
@@ -285,6 +324,52 @@ def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[
             where[spec.id] = str(file)
             specs.append(spec)
     return specs
+
+
+def load_source(paths: list[Path], source_id: str, env: dict[str, str] | None = None) -> SourceSpec:
+    """One source, its URLs resolved from ``env``; the rest of the registry is only validated.
+
+    A DAG run needs its own source's variables, not those of every source beside it.
+    """
+    for outline in outline_registry(paths):
+        if outline.id == source_id:
+            doc = _read(Path(outline.path))
+            mine = [raw for raw in doc["sources"] if raw["id"] == source_id]
+            return parse_registry({"sources": mine}, outline.path, env)[0]
+    raise RegistryError(
+        ", ".join(str(p) for p in paths), source_id, None, "no such source in the registry"
+    )
+
+
+class _Unresolved(dict[str, str]):
+    """An environment where every variable is set, to a URL that is never fetched."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        return "http://unresolved.invalid"
+
+
+def outline_registry(paths: list[Path]) -> list[SourceOutline]:
+    """The sources' outlines: validated exactly as :func:`load_registry` does, ``${VAR}`` aside.
+
+    Reads the registry files and nothing else (no environment, no network), so DAG files can
+    call it at parse time; an invalid file raises the same :class:`RegistryError`.
+    """
+    return [
+        SourceOutline(
+            id=spec.id,
+            kind=spec.kind,
+            path=spec.path,
+            title=spec.title,
+            schedule=spec.schedule,
+            concurrency_per_host=spec.concurrency_per_host,
+            independent_seeds=spec.independent_seeds,
+            seed_count=len(spec.seeds),
+        )
+        for spec in load_registry(paths, _Unresolved())
+    ]
 
 
 def adhoc_source(
@@ -310,3 +395,12 @@ def adhoc_source(
         browser=browser,
         sitemaps=False,
     )
+
+
+def snapshot_source(urls: list[str], *, browser: bool = False) -> SourceSpec:
+    """The pages at these URLs, now, and nothing else (``attest capture``, the ``capture_url`` DAG).
+
+    In the browser each URL is rendered as a single post, without following anything.
+    """
+    source = adhoc_source(urls, max_pages=len(urls), max_depth=0, browser=browser)
+    return replace(source, permalink_pattern=".*", max_posts=len(urls))

@@ -1,7 +1,9 @@
-"""One capture run: recover dead runs, record, crawl, close, verify, upload.
+"""One capture run: recover dead runs, record, crawl, close, verify, upload, index.
 
-The same function serves ``attest crawl``, ``attest demo`` and (later) the DAG tasks, which run
-it in a subprocess because Twisted's reactor cannot be restarted in one process.
+The same function serves ``attest crawl``, ``attest demo`` and the DAGs' capture tasks, which
+run it in a process of their own (:mod:`crawlers.job`) because Twisted's reactor cannot be
+restarted in one process. A DAG indexes in a task of its own: its capture runs with no index
+(``RunOptions.index_url`` None) and its index task calls :func:`index_runs`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archive.errors import ConfigError, CrawlFailed
 from archive.ship import ShippedWarc, ShipReport, recover, ship_spool
@@ -27,6 +29,11 @@ from crawlers.recorder.config import RecorderConfig
 from crawlers.recorder.process import RecorderProcess
 from crawlers.registry import SourceSpec
 from crawlers.warcinfo import common_fields, egress_ip, source_fields
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from settings import AttestConfig
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,33 @@ class RunOptions:
     index_url: str | None = None
     airflow: dict[str, str] = field(default_factory=dict)
     scrapy_settings: dict[str, Any] = field(default_factory=dict)
+
+
+def options_from_config(config: AttestConfig, *, airflow: Mapping[str, str]) -> RunOptions:
+    """The run options of attest's settings; ``airflow``: the task's ids for ``warcinfo``."""
+    return RunOptions(
+        home=config.home,
+        spool_root=config.spool_root,
+        ca_dir=config.ca_dir,
+        allow_networks=config.allow_networks,
+        user_agent=config.user_agent,
+        settings_hash=config.settings_hash(),
+        hosts_file=config.hosts_file,
+        ca_bundles=config.ca_bundles,
+        egress_ip=config.egress_ip,
+        egress_echo_url=config.egress_echo_url,
+        warc_max_size=config.warc_max_size,
+        gzip_level=config.gzip_level,
+        concurrency=config.concurrency,
+        download_timeout=config.download_timeout,
+        retries=config.retries,
+        recorder_one_cpu=config.recorder_one_cpu,
+        chromium=config.chromium,
+        browser_concurrency=config.browser_concurrency,
+        browser_recycle=config.browser_recycle,
+        index_url=config.index_url,
+        airflow=dict(airflow),
+    )
 
 
 @dataclass
@@ -304,7 +338,15 @@ def run_capture(
 def index_shipped(
     shipped: list[ShippedWarc], index_url: str | None, store: Store, run_id: str
 ) -> tuple[int, list[tuple[str, str]]]:
-    """Log each stored WARC in the custody log and index it; a failure leaves it for later.
+    """Log each stored WARC of a run in the custody log and index it (see :func:`index_runs`)."""
+    return index_runs([(warc, run_id) for warc in shipped], index_url, store)
+
+
+def index_runs(
+    shipped: Sequence[tuple[ShippedWarc, str]], index_url: str | None, store: Store
+) -> tuple[int, list[tuple[str, str]]]:
+    """Log each stored WARC (with the attest run that wrote it) in the custody log and index
+    it; a failure leaves it for later. Returns how many were indexed and (key, why) for the rest.
 
     The WARCs are already safe in the store: an index that cannot be reached only delays
     retrieval (``attest index`` catches up), so it is reported, not raised.
@@ -321,11 +363,11 @@ def index_shipped(
     try:
         db = IndexDB(index_url)
     except AttestError as exc:
-        return 0, [(w.key, str(exc)) for w in shipped]
+        return 0, [(w.key, str(exc)) for w, _ in shipped]
     with db:
         try:
             custody = CustodyLog(db, store)
-            for warc in shipped:
+            for warc, run_id in shipped:
                 custody.append(
                     "capture",
                     warc.uri,
@@ -342,7 +384,7 @@ def index_shipped(
         except AttestError as exc:
             log.error("custody log or index unavailable: %s", exc)
             done = {k for k, _ in pending}
-            pending.extend((w.key, str(exc)) for w in shipped[indexed:] if w.key not in done)
+            pending.extend((w.key, str(exc)) for w, _ in shipped[indexed:] if w.key not in done)
     return indexed, pending
 
 
