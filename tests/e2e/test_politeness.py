@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -66,6 +67,9 @@ def test_delay_spaces_out_requests_to_a_host(slow_site: FixtureServer, tmp_path:
     starts = sorted(slow_site.started)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) > 10
-    # Scrapy randomises the delay between 0.5x and 1.5x; with the 0.15 s answer time a gap
-    # is never shorter than 0.5 x 0.4 s.
-    assert min(gaps) >= 0.2
+    # Scrapy randomises the delay between 0.5x and 1.5x (0.2-0.6 s, mean 0.4 s); without it,
+    # one request at a time would be spaced by the 0.15 s answer time alone. The gaps are
+    # measured where requests arrive, so a busy machine can shave a few tens of milliseconds
+    # off one of them (0.153 s was seen at load 8 on 2 cores): the bound allows 50 ms of that.
+    assert min(gaps) >= 0.15
+    assert statistics.median(gaps) >= 0.3
