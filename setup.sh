@@ -15,6 +15,8 @@ python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(
   || missing+=(python3-dev)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v mount >/dev/null || missing+=(mount)
+command -v make >/dev/null || missing+=(make)   # `make airflow`
+command -v ss >/dev/null || missing+=(iproute2)   # the embedded Airflow test checks sockets
 # Browser capture drives Debian's Chromium (Playwright cannot download its own browser here).
 [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null || missing+=(chromium)
 # ReplayWeb.page (npm `replaywebpage`), the viewer an exported bundle is opened in by the tests,
