@@ -7,6 +7,7 @@
     attest verify FILE.warc.gz...                 check every record's digests, offline
     attest index [WARC_URI...] [--rebuild]        index stored WARCs (all not yet indexed)
     attest find URL [--at DATE | --from D --to D] list captures of a URL
+    attest find --run RUN_ID                      what a run produced (DAG_ID/AIRFLOW_RUN_ID too)
     attest get URL --at DATE [-o FILE] [--record] write an archived payload or its record
     attest search WORDS...                        full-text search over captured pages
     attest serve [--host H] [--port N]            CDX API, Memento, replay, search, web page
@@ -471,14 +472,67 @@ def _find_rows(db: Any, args: argparse.Namespace) -> list[Any]:
     if getattr(args, "all_records", False):
         query.record_types = ("response", "revisit", "resource", "metadata", "request")
     if getattr(args, "run", None):
-        query.run_ids = [args.run]
+        if "/" in args.run:  # DAG_ID/AIRFLOW_RUN_ID: the attest runs of that DAG run
+            query.run_ids = sorted({str(w["run_id"]) for w in db.run_warcs(args.run)})
+            if not query.run_ids:
+                return []
+        else:
+            query.run_ids = [args.run]
     return list(run_query(db, query))
+
+
+def _find_run(args: argparse.Namespace) -> int:
+    """``attest find --run RUN`` with no URL: the WARCs and records a run produced."""
+    from archive.cdxquery import field_values
+    from archive.dates import iso
+
+    types = ("response", "revisit", "resource", "metadata", "request")
+    config = _config(args.store)
+    with _index(config) as db:
+        warcs = db.run_warcs(args.run)
+        rows = db.run_records(
+            [str(w["warc_key"]) for w in warcs],
+            limit=args.limit,
+            **({"record_types": types} if args.all_records else {}),
+        )
+    if not warcs:
+        sys.stderr.write(f"attest: no indexed WARC of run {args.run}\n")
+        return 1
+    if args.json:
+        for w in warcs:
+            info = w["warcinfo"]
+            print(json.dumps({
+                "warc": w["warc_key"], "sha256": w["sha256"], "size": w["size"],
+                "records": w["records"], "run_id": w["run_id"], "source": w["source"],
+                "warcinfo": json.loads(info) if isinstance(info, str) else info,
+            }, ensure_ascii=False))  # fmt: skip
+        for row in rows:
+            values = field_values(row)
+            values["datetime"] = iso(row.ts)
+            print(json.dumps(values, ensure_ascii=False))
+        return 0
+    runs = sorted({str(w["run_id"]) for w in warcs})
+    print(f"run {args.run}: {len(warcs)} WARC(s), {sum(int(w['records']) for w in warcs)} "
+          f"record(s), attest run(s) {', '.join(runs)}")  # fmt: skip
+    for w in warcs:
+        print(f"  WARC {w['warc_key']}  {w['records']} records  sha256 {w['sha256']}")
+    for row in rows:
+        status = row.status if row.status is not None else "-"
+        print(f"{iso(row.ts)}  {status!s:>3}  {row.record_type:<8} {row.mime:<24} {row.url}")
+        print(f"    {row.record_id}  {row.digest or '-'}  {row.warc_key}@{row.offset}")
+    return 0
 
 
 def cmd_find(args: argparse.Namespace) -> int:
     from archive.cdxquery import field_values
     from archive.dates import iso
 
+    if args.url is None:
+        if not args.run:
+            raise ConfigError("find: give a URL, or --run RUN_ID for what a run produced")
+        if args.at or args.date_from or args.date_to or args.match != "exact":
+            raise ConfigError("find --run without a URL takes no --at, --from, --to or --match")
+        return _find_run(args)
     config = _config(args.store)
     with _index(config) as db:
         rows = _find_rows(db, args)
@@ -924,18 +978,25 @@ def build_parser() -> argparse.ArgumentParser:
     idx.add_argument("--json", action="store_true")
     idx.set_defaults(func=cmd_index)
 
-    def lookup(p: argparse.ArgumentParser) -> None:
-        p.add_argument("url", metavar="URL")
+    def lookup(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+        if optional:
+            p.add_argument("url", metavar="URL", nargs="?", help="default: all of --run")
+        else:
+            p.add_argument("url", metavar="URL")
         p.add_argument("--match", choices=("exact", "prefix", "host", "domain"), default="exact")
         p.add_argument("--at", metavar="DATE", help="ISO 8601 or 14 digits: closest first")
         p.add_argument("--store", help="store URI")
 
-    find = sub.add_parser("find", help="list captures of a URL")
-    lookup(find)
+    find = sub.add_parser("find", help="list captures of a URL, or what a run produced")
+    lookup(find, optional=True)
     find.add_argument("--from", dest="date_from", metavar="DATE")
     find.add_argument("--to", dest="date_to", metavar="DATE")
     find.add_argument("--limit", type=int, default=1000)
-    find.add_argument("--run", metavar="RUN_ID", help="only what this attest run captured")
+    find.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="only what this run captured: an attest run id, or DAG_ID/AIRFLOW_RUN_ID",
+    )
     find.add_argument(
         "--all-records", action="store_true", help="also metadata and request records"
     )

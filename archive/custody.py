@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS custody_seals (
     last_seq INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, segment_key TEXT NOT NULL,
     sha256 TEXT NOT NULL, sealed_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS custody_log_object ON custody_log (object);
 CREATE TRIGGER IF NOT EXISTS custody_log_no_update BEFORE UPDATE ON custody_log
 BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS custody_log_no_delete BEFORE DELETE ON custody_log
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS custody_seals (
     last_seq BIGINT PRIMARY KEY, first_seq BIGINT NOT NULL, segment_key TEXT NOT NULL,
     sha256 TEXT NOT NULL, sealed_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS custody_log_object ON custody_log (object);
 CREATE OR REPLACE FUNCTION custody_log_append_only() RETURNS trigger AS $$
 BEGIN RAISE EXCEPTION 'the custody log is append-only'; END; $$ LANGUAGE plpgsql;
 DROP TRIGGER IF EXISTS custody_log_no_change ON custody_log;

@@ -364,6 +364,50 @@ class IndexDB:
         )
         return _row(found[0]) if found else None
 
+    def run_warcs(self, run: str) -> list[dict[str, Any]]:
+        """The indexed WARCs a run wrote: ``run`` is an attest run id, or ``DAG_ID/RUN_ID`` of
+        an Airflow DAG run (the ids each WARC's ``warcinfo`` carries)."""
+        dag_id, sep, airflow_run = run.partition("/")
+        params: tuple[str, ...]
+        if not sep:
+            where, params = "run_id = ?", (run,)
+        elif self.dialect == "postgresql":
+            where = ("(warcinfo::jsonb ->> 'airflow-dag-id') = ? "
+                     "AND (warcinfo::jsonb ->> 'airflow-run-id') = ?")  # fmt: skip
+            params = (dag_id, airflow_run)
+        else:
+            where = ("json_extract(warcinfo, '$.\"airflow-dag-id\"') = ? "
+                     "AND json_extract(warcinfo, '$.\"airflow-run-id\"') = ?")  # fmt: skip
+            params = (dag_id, airflow_run)
+        names = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
+                 "cdxj_key", "indexed_at")  # fmt: skip
+        found = self.rows(
+            f"SELECT {', '.join(names)} FROM warcs WHERE {where} ORDER BY warc_key",  # noqa: S608 - constant columns; values are bound
+            params,
+        )
+        return [dict(zip(names, row, strict=True)) for row in found]
+
+    def run_records(
+        self,
+        warc_keys: Sequence[str],
+        *,
+        record_types: Sequence[str] = ("response", "revisit", "resource"),
+        limit: int | None = None,
+    ) -> list[IndexRow]:
+        """The records of these WARCs, in capture order."""
+        if not warc_keys:
+            return []
+        sql = (
+            f"SELECT {', '.join(COLUMNS)} FROM captures "  # noqa: S608 - constant columns; values are bound
+            f"WHERE warc_key IN ({', '.join('?' * len(warc_keys))}) "
+            f"AND record_type IN ({', '.join('?' * len(record_types))}) ORDER BY ts, id"
+        )
+        params: list[Any] = [*warc_keys, *record_types]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_row(v) for v in self.rows(sql, params)]
+
     def warc(self, warc_key: str) -> dict[str, Any] | None:
         found = self.rows(
             "SELECT warc_key, sha256, size, records, run_id, source, warcinfo, cdxj_key, indexed_at "

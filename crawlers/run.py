@@ -368,14 +368,27 @@ def index_runs(
         try:
             custody = CustodyLog(db, store)
             for warc, run_id in shipped:
-                custody.append(
-                    "capture",
-                    warc.uri,
-                    {"sha256": warc.sha256, "size": warc.size, "records": warc.records,
-                     "run_id": run_id},
-                )  # fmt: skip
+                # Once per WARC: a retried index task (or a cleared one) logs nothing twice.
+                logged = {e.action for e in custody.for_object(warc.uri)}
+                if "capture" not in logged:
+                    custody.append(
+                        "capture",
+                        warc.uri,
+                        {"sha256": warc.sha256, "size": warc.size, "records": warc.records,
+                         "run_id": run_id},
+                    )  # fmt: skip
                 try:
-                    index_warc(db, store, warc.key, custody=custody, sha256=warc.sha256)
+                    result = index_warc(db, store, warc.key, custody=custody, sha256=warc.sha256)
+                    if result.skipped and "index" not in logged:
+                        # Loaded by a try that died before it could log it.
+                        info = db.warc(warc.key) or {}
+                        custody.append(
+                            "index",
+                            warc.uri,
+                            {"sha256": info.get("sha256"), "rows": info.get("records"),
+                             "added": None, "cdxj": info.get("cdxj_key"),
+                             "run_id": info.get("run_id"), "source": info.get("source")},
+                        )  # fmt: skip
                     indexed += 1
                 except AttestError as exc:
                     log.error("cannot index %s: %s", warc.key, exc)

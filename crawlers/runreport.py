@@ -16,6 +16,7 @@ of failed batches. :func:`render` writes the report for a task log.
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,8 +38,13 @@ def source_report(
     indexed: Mapping[str, Any] | None,
     verified: Mapping[str, Any] | None,
     alert_ratio: float,
+    dag_id: str | None = None,
+    airflow_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """The run's report (a JSON-ready dict); ``problems`` empty means the run succeeded."""
+    """The run's report (a JSON-ready dict); ``problems`` empty means the run succeeded.
+
+    With the DAG run's ids, its ``lineage`` names the commands that list what it produced.
+    """
     problems: list[str] = []
     batches = list(planned or [])
     if planned is None:
@@ -80,7 +86,7 @@ def source_report(
     gaps.extend(
         {"seed": s, "outcome": "batch_failed", "url": s} for b in failed for s in b["seeds"]
     )
-    return {
+    report: dict[str, Any] = {
         "source": source_id,
         "ok": not problems,
         "problems": problems,
@@ -97,6 +103,22 @@ def source_report(
         "warcs": [w["uri"] for w in (finalized or {}).get("warcs", [])],
         "indexed": (indexed or {}).get("indexed", 0),
         "verified": {k: (verified or {}).get(k, 0) for k in ("verified", "ok")},
+    }
+    if dag_id and airflow_run_id:
+        report["lineage"] = lineage(dag_id, airflow_run_id, [str(c["run_id"]) for c in captures])
+    return report
+
+
+def lineage(dag_id: str, airflow_run_id: str, attest_runs: Sequence[str]) -> dict[str, Any]:
+    """Links from a DAG run's report back to what it produced: ``attest find --run``."""
+    run = f"{dag_id}/{airflow_run_id}"
+    return {
+        "dag_id": dag_id,
+        "airflow_run_id": airflow_run_id,
+        "run": run,
+        "attest_runs": list(attest_runs),
+        "find": f"attest find --run {shlex.quote(run)}",
+        "find_attest_runs": [f"attest find --run {shlex.quote(r)}" for r in attest_runs],
     }
 
 
@@ -141,6 +163,8 @@ def render(report: Mapping[str, Any]) -> str:
         f"  WARCs stored {len(report['warcs'])}, indexed {report['indexed']}, "
         f"verified {report['verified']['ok']} of {report['verified']['verified']}",
     ]
+    if report.get("lineage"):
+        lines.append(f"  what the run produced: {report['lineage']['find']}")
     lines.extend(f"  stored {uri}" for uri in report["warcs"])
     lines.extend(f"  GAP {g['seed']}: {g['outcome']}" for g in report["gaps"])
     lines.extend(f"  PROBLEM {p}" for p in report["problems"])

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,13 @@ def finalize_run(captures: Sequence[Mapping[str, Any]], store: Store) -> dict[st
             )
     stored: list[dict[str, Any]] = []
     missing: list[dict[str, str]] = []
+    seen: set[str] = set()
     for warc in warcs:
+        # A WARC a dead try shipped can come back twice: re-shipped by the retry's recovery of
+        # that try's spool, and found in the store under that try's run id (earlier_warcs).
+        if warc["key"] in seen:
+            continue
+        seen.add(warc["key"])
         found = store.stat(warc["key"])
         if found is None:
             missing.append({"key": warc["key"], "reason": "not in the store"})
@@ -64,6 +71,49 @@ def finalize_run(captures: Sequence[Mapping[str, Any]], store: Store) -> dict[st
     return {"warcs": stored, "missing": missing}
 
 
+def earlier_warcs(
+    store: Store,
+    source_id: str,
+    run_ids: Sequence[str],
+    since: date,
+    *,
+    known: Collection[str] = (),
+    today: date | None = None,
+) -> list[dict[str, Any]]:
+    """The WARCs earlier tries of a capture task (attest ``run_ids``) left in the store.
+
+    A try that died after shipping some or all of its WARCs, but before it could return them,
+    leaves them in the store under its run id (the last part of each WARC's name). A retry
+    finds them here, in the source's days from ``since`` to ``today``; a retry on the same
+    worker also ships what the dead try left in the spool (crawlers.run.run_capture recovers
+    dead spools first). Each entry is as :func:`finalize_run` takes them: ``{"run_id",
+    "warcs", "pending"}``; ``known`` keys (returned by this try) are left out.
+    """
+    suffixes = {rid.replace("-", "")[:8]: rid for rid in run_ids}
+    found: dict[str, list[dict[str, Any]]] = {}
+    day = since
+    last = today or datetime.now(UTC).date()
+    while day <= last:
+        prefix = f"warcs/{source_id}/{day:%Y/%m/%d}/"  # as archive.spool.store_key
+        for key in store.keys(prefix):
+            name = key.rsplit("/", 1)[1]
+            if not name.endswith(".warc.gz") or key in known:
+                continue
+            rid = suffixes.get(name.removesuffix(".warc.gz").rsplit("-", 1)[-1])
+            stat = store.stat(key) if rid else None
+            if rid is None or stat is None:
+                continue
+            found.setdefault(rid, []).append({
+                "filename": name, "key": key, "uri": stat.uri, "sha256": stat.sha256,
+                "size": stat.size, "records": None,
+            })  # fmt: skip
+        day += timedelta(days=1)
+    return [
+        {"run_id": rid, "warcs": warcs, "pending": [], "earlier_try": True}
+        for rid, warcs in found.items()
+    ]
+
+
 def index_run(warcs: Sequence[Mapping[str, Any]], index_url: str, store: Store) -> dict[str, Any]:
     """Custody ``capture`` entries and index rows for the run's WARCs; pending ones listed."""
     from archive.ship import ShippedWarc
@@ -73,7 +123,7 @@ def index_run(warcs: Sequence[Mapping[str, Any]], index_url: str, store: Store) 
         (
             ShippedWarc(
                 filename=w["filename"], key=w["key"], uri=w["uri"], sha256=w["sha256"],
-                size=int(w["size"]), records=int(w["records"]),
+                size=int(w["size"]), records=int(w.get("records") or 0),
             ),
             str(w["run_id"]),
         )
@@ -81,12 +131,26 @@ def index_run(warcs: Sequence[Mapping[str, Any]], index_url: str, store: Store) 
     ]  # fmt: skip
     indexed, pending = index_runs(shipped, index_url, store)
     done = {k for k, _ in pending}
+    ok = [w for w in warcs if w["key"] not in done]
+    counted = sum(int(w["records"]) for w in ok if w.get("records"))
+    uncounted = [w["key"] for w in ok if not w.get("records")]
     return {
         "indexed": indexed,
-        "keys": [w["key"] for w in warcs if w["key"] not in done],
-        "records": sum(int(w["records"]) for w in warcs if w["key"] not in done),
+        "keys": [w["key"] for w in ok],
+        "records": counted + _indexed_records(index_url, uncounted),
         "pending": [{"key": k, "reason": r} for k, r in pending],
     }
+
+
+def _indexed_records(index_url: str, keys: Sequence[str]) -> int:
+    """Records of WARCs shipped without a count (found in the store after their try died), as
+    the index counted them."""
+    if not keys:
+        return 0
+    from archive.indexdb import IndexDB
+
+    with IndexDB(index_url) as db:
+        return sum(int((db.warc(k) or {}).get("records") or 0) for k in keys)
 
 
 def verify_run(

@@ -96,10 +96,12 @@ def airflow_ids(context: Context) -> dict[str, str]:
     })  # fmt: skip
 
 
-def attest_run_id(context: Context) -> str:
-    """The attest run id of a capture try: derived from the task try, new for each try."""
+def attest_run_id(context: Context, try_number: int | None = None) -> str:
+    """The attest run id of a capture try: derived from the task try, new for each try
+    (``try_number``: an earlier try's)."""
     ti = context["ti"]
-    name = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}/{ti.try_number}"
+    number = ti.try_number if try_number is None else try_number
+    name = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}/{number}"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
 
 
@@ -145,20 +147,48 @@ def capture(batch: dict[str, Any]) -> dict[str, Any]:
     """Capture one batch, as ``attest crawl`` would, and ship its WARCs to the store.
 
     The capture runs in a process of its own (crawlers/job.py); its WARCs are sealed, verified
-    and uploaded before this task ends, since the spool is this worker's disk.
+    and uploaded before this task ends, since the spool is this worker's disk. A retry (or a
+    cleared task) keeps what its earlier tries finalized: the job first ships the spools of
+    dead tries on this worker, and the WARCs earlier tries shipped are found in the store.
     """
     from crawlers.job import CaptureJob, run_in_subprocess
     from crawlers.plan import Batch
+    from crawlers.runsteps import earlier_warcs
 
     context = get_current_context()
+    ti = context["ti"]
+    dag_run = context["dag_run"]
+    since = (dag_run.start_date or dag_run.run_after or datetime.now(UTC)).date()
+    since -= timedelta(days=1)
+    with fail_fast_on_bad_input():
+        config = attest_config()
+        store = configured_store(config)
+    run_id = attest_run_id(context)
+    if (config.spool_root / run_id).exists() or earlier_warcs(
+        store, batch["source"], [run_id], since
+    ):
+        # This try number was used before: the run was deleted and made again with the same
+        # ids (as dag.test() does). A new attest run id keeps its WARCs and ledger apart.
+        run_id = str(uuid.uuid5(uuid.UUID(run_id), str(ti.id)))
     job = CaptureJob(
         registry=tuple(str(p) for p in registry_paths()),
         batch=Batch.from_dict(batch),
-        run_id=attest_run_id(context),
+        run_id=run_id,
         airflow=airflow_ids(context),
     )
     with fail_fast_on_bad_input():
         result = run_in_subprocess(job, logger=log)
+    if ti.try_number > 1:
+        known = {w["key"] for w in result["warcs"]} | {
+            w["key"] for rec in result.get("recovered", ()) for w in rec["warcs"]
+        }
+        earlier = earlier_warcs(
+            store, batch["source"], [attest_run_id(context, n) for n in range(1, ti.try_number)],
+            since, known=known,
+        )  # fmt: skip
+        for rec in earlier:
+            log.info("keeping %d WARC(s) of the earlier try %s", len(rec["warcs"]), rec["run_id"])
+        result["recovered"] = [*result.get("recovered", ()), *earlier]
     return {**result, "batch": batch["index"], "label": batch["label"]}
 
 
@@ -233,15 +263,18 @@ def report(
     from crawlers.runsteps import report_key, store_report
 
     config = attest_config()
+    ti = get_current_context()["ti"]
     result = source_report(
         source_id, planned=planned, captures=list(captures[:]) if captures else [],
         finalized=finalized, indexed=indexed, verified=verified, alert_ratio=config.alert_ratio,
+        dag_id=ti.dag_id, airflow_run_id=ti.run_id,
     )  # fmt: skip
-    ti = get_current_context()["ti"]
     try:
-        result["report"] = store_report(
-            configured_store(config), report_key(ti.dag_id, ti.run_id, ti.try_number), result
-        )
+        store = configured_store(config)
+        key = report_key(ti.dag_id, ti.run_id, ti.try_number)
+        if store.stat(key) is not None:  # a run deleted and made again with the same ids
+            key = key.removesuffix(".json") + f"-{ti.id}.json"
+        result["report"] = store_report(store, key, result)
     except StorageError as exc:
         result["problems"].append(f"the report could not be stored: {exc}")
         result["ok"] = False

@@ -2,6 +2,10 @@
 
     python airflow_probe.py parse         import the DAG files under an audit hook, then DagBag
     python airflow_probe.py run DAG_ID    dag.test() one run (conf as JSON on stdin)
+    python airflow_probe.py run DAG_ID LOGICAL_DATE
+                                          ... of that logical date; run again, dag.test()
+                                          deletes the run and makes it anew under the same
+                                          run id (try numbers from 1 again)
 
 Airflow configures itself from the environment (AIRFLOW_HOME, ...) when first imported, so it
 never runs in pytest's own process. The answer is the last line, ``RESULT <json>``.
@@ -114,7 +118,7 @@ def parse() -> dict[str, Any]:
     }
 
 
-def run(dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+def run(dag_id: str, conf: dict[str, Any], logical_date: str | None = None) -> dict[str, Any]:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models.pool import Pool
     from airflow.models.taskinstance import TaskInstance
@@ -123,7 +127,13 @@ def run(dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
 
     bag = dag_bag()
     assert not bag.import_errors, bag.import_errors
-    dr = bag.get_dag(dag_id).test(run_conf=conf or None)
+    if logical_date is None:
+        dr = bag.get_dag(dag_id).test(run_conf=conf or None)
+    else:
+        from datetime import datetime
+
+        when = datetime.fromisoformat(logical_date)
+        dr = bag.get_dag(dag_id).test(run_conf=conf or None, logical_date=when, run_after=when)
     with create_session() as session:
         tis = session.scalars(
             select(TaskInstance).where(
@@ -157,4 +167,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "parse":
         answer(parse())
     else:
-        answer(run(sys.argv[2], json.loads(sys.stdin.read() or "{}")))
+        logical = sys.argv[3] if len(sys.argv) > 3 else None
+        answer(run(sys.argv[2], json.loads(sys.stdin.read() or "{}"), logical))

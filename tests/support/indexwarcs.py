@@ -84,6 +84,8 @@ class WarcBuilder:
     source: str | None = SOURCE_ID
     start: datetime = START
     records: list[WrittenRecord] = field(default_factory=list)
+    #: More ``warcinfo`` fields (the Airflow ids of a DAG's capture, say).
+    info: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = CountingIds(self.name)
@@ -94,6 +96,7 @@ class WarcBuilder:
             fields.append(("attest-run-id", self.run_id))
         if self.source is not None:
             fields.append(("source-id", self.source))
+        fields.extend(self.info)
         self.records.append(self.writer.write_warcinfo(fields))
 
     def _clock(self) -> datetime:
