@@ -223,6 +223,8 @@ def run_in_subprocess(
             code = proc.wait()
         finally:
             _stop(proc)
+            if proc.stdout is not None:
+                proc.stdout.close()
         result: dict[str, Any] = (
             json.loads(result_file.read_text()) if result_file.is_file() else {}
         )
