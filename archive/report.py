@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -33,12 +32,12 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from archive.chromium import find_chromium as _find_chromium
 from archive.errors import ConfigError, ReportError
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 #: Debian's real Chromium binary first (the /usr/bin wrapper sources /etc/chromium.d).
-CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 
 #: Headless printing, offline: no background services, no DNS, a throwaway profile (added
 #: per run). The page itself forbids every fetch with its Content-Security-Policy.
@@ -540,26 +539,8 @@ def _comment(text: str) -> str:
 
 
 def find_chromium(explicit: str | None = None) -> str:
-    """The Chromium executable: ``explicit`` (the caller's ``ATTEST_CHROMIUM``), else Debian's."""
-    if explicit:
-        found = explicit if os.sep in explicit else shutil.which(explicit)
-        if not found or not os.path.isfile(found) or not os.access(found, os.X_OK):
-            raise ConfigError(
-                f"Chromium {explicit!r} (ATTEST_CHROMIUM) is not an executable file: "
-                "the report PDF cannot be printed"
-            )
-        return found
-    for candidate in CHROMIUM_CANDIDATES:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("chromium")
-    if found:
-        return found
-    raise ConfigError(
-        "no Chromium found to print the report PDF (looked for "
-        f"{', '.join(CHROMIUM_CANDIDATES)} and chromium on PATH): install it with "
-        "`apt-get install chromium`, or set ATTEST_CHROMIUM to its path"
-    )
+    """The Chromium that prints the report: ``explicit`` (``ATTEST_CHROMIUM``), else Debian's."""
+    return _find_chromium(explicit, purpose="report PDF")
 
 
 def print_pdf(

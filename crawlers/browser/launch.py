@@ -9,18 +9,16 @@ zone and locale every time; they are written into the run's ``warcinfo``.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-from archive.errors import ConfigError
-
 #: Where Debian puts the browser: the real binary first (the wrapper script sources
 #: /etc/chromium.d and prints noise on some machines).
-CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
+from archive.chromium import find_chromium as _find_chromium
+from archive.errors import ConfigError
 
 CHROMIUM_FLAGS = (
     "--no-sandbox",  # CI and the DAG workers run as root
@@ -49,22 +47,8 @@ CHROMIUM_FLAGS = (
 
 
 def find_chromium(explicit: str | None = None) -> str:
-    """The Chromium executable: ``ATTEST_CHROMIUM``, else Debian's."""
-    explicit = explicit or os.environ.get("ATTEST_CHROMIUM")
-    if explicit:
-        if not os.access(explicit, os.X_OK):
-            raise ConfigError(f"ATTEST_CHROMIUM={explicit!r} is not an executable file")
-        return explicit
-    for candidate in CHROMIUM_CANDIDATES:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("chromium")
-    if found:
-        return found
-    raise ConfigError(
-        "no Chromium found for browser capture: install it with `apt-get install chromium` "
-        "(or set ATTEST_CHROMIUM to its path)"
-    )
+    """The Chromium that renders pages: ``ATTEST_CHROMIUM``, else Debian's."""
+    return _find_chromium(explicit or os.environ.get("ATTEST_CHROMIUM"), purpose="browser capture")
 
 
 @lru_cache(maxsize=4)
