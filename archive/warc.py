@@ -135,6 +135,17 @@ class Block:
             payload_digest=digest if payload_is_block else None,
         )
 
+    @classmethod
+    def http_message(cls, head: bytes, entity: bytes) -> Block:
+        """An HTTP message's block: ``head + entity``, with the entity (as sent) the payload."""
+        data = head + entity
+        return cls(
+            length=len(data),
+            data=data,
+            block_digest=sha256_label(hashlib.sha256(data)),
+            payload_digest=sha256_label(hashlib.sha256(entity)),
+        )
+
     def chunks(self) -> Iterator[bytes]:
         if self.data is not None:
             yield self.data

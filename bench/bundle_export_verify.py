@@ -165,7 +165,6 @@ def write_run_file(job: dict[str, Any]) -> dict[str, Any]:
             f"Server: nginx/1.22.1\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
             "Cache-Control: max-age=300\r\nConnection: keep-alive\r\n\r\n"
         ).encode()
-        block = head + body
         empty = sha256_label(hashlib.sha256(b""))
         writer.write_group(
             [
@@ -180,12 +179,7 @@ def write_run_file(job: dict[str, Any]) -> dict[str, Any]:
                 ),
                 RecordSpec(
                     record_type="response",
-                    block=Block(
-                        length=len(block),
-                        data=block,
-                        block_digest=sha256_label(hashlib.sha256(block)),
-                        payload_digest=sha256_label(hashlib.sha256(body)),
-                    ),
+                    block=Block.http_message(head, body),
                     target_uri=url,
                     content_type="application/http; msgtype=response",
                     headers=[("WARC-IP-Address", ip)],

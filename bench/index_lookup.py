@@ -218,7 +218,7 @@ def _http_date(micros: int) -> str:
 
 def write_warc_file(job: dict[str, Any]) -> dict[str, Any]:
     """Write one WARC (worker process): a warcinfo, then one response per capture code."""
-    from archive.warc import Block, RecordSpec, WarcFileWriter, sha256_label
+    from archive.warc import Block, RecordSpec, WarcFileWriter
 
     bodies = _bodies(job["seed"])
     codes = array("I")
@@ -271,16 +271,10 @@ def write_warc_file(job: dict[str, Any]) -> dict[str, Any]:
                 f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n{extra}"
                 f"Cache-Control: max-age=300\r\nConnection: keep-alive\r\n\r\n"
             ).encode()
-            block = head + body
             writer.write(
                 RecordSpec(
                     record_type="response",
-                    block=Block(
-                        length=len(block),
-                        data=block,
-                        block_digest=sha256_label(hashlib.sha256(block)),
-                        payload_digest=sha256_label(hashlib.sha256(body)),
-                    ),
+                    block=Block.http_message(head, body),
                     target_uri=url,
                     content_type="application/http; msgtype=response",
                     headers=[("WARC-IP-Address", f"192.0.2.{section % hosts % 254 + 1}")],

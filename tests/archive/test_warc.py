@@ -578,3 +578,12 @@ def test_a_writer_never_overwrites_an_existing_file(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         new_writer(path)
     assert path.read_bytes() == b"earlier bytes"
+
+
+def test_an_http_message_block_digests_the_whole_block_and_the_entity() -> None:
+    head, entity = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", b"hello"
+    block = Block.http_message(head, entity)
+    assert block.data == head + entity
+    assert block.length == len(head) + len(entity)
+    assert block.block_digest == sha256_label(hashlib.sha256(head + entity))
+    assert block.payload_digest == sha256_label(hashlib.sha256(entity))
