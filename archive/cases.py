@@ -33,7 +33,7 @@ from archive.custody import utc_iso
 from archive.dates import parse_when
 from archive.errors import CaseError, ConfigError, NotFound
 from archive.indexdb import IndexDB
-from archive.schemaerrors import error_location
+from archive.schemaerrors import first_error
 
 #: Record types that are a claim's evidence in themselves (pages, API answers, derivatives).
 EVIDENCE_TYPES = ("response", "revisit", "resource")
@@ -106,12 +106,9 @@ def _validator() -> Any:
 def parse_case(doc: Any, path: str) -> Case:
     if not isinstance(doc, dict):
         raise CaseError(path, None, None, "expected a mapping with id, title and claims")
-    errors = list(_validator().iter_errors(doc))
-    if errors:
-        from jsonschema.exceptions import best_match
-
-        error = best_match(errors)
-        claim, name = error_location(error, doc, "claims")
+    found = first_error(_validator(), doc, "claims")
+    if found is not None:
+        claim, name, error = found
         message = error.message
         if error.validator == "oneOf":
             message = "give exactly one of url (with optional match/from/to), capture or query"

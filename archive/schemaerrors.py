@@ -11,6 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 
+def first_error(
+    validator: Any, doc: dict[str, Any], list_key: str
+) -> tuple[str | None, str | None, Any] | None:
+    """The most relevant schema error in ``doc`` with its (entry, field), or None if valid."""
+    errors = list(validator.iter_errors(doc))
+    if not errors:
+        return None
+    from jsonschema.exceptions import best_match
+
+    error = best_match(errors)
+    entry, field = error_location(error, doc, list_key)
+    return entry, field, error
+
+
 def error_location(error: Any, doc: dict[str, Any], list_key: str) -> tuple[str | None, str | None]:
     """(entry name or None, field path or None) of a ``jsonschema`` error in ``doc``."""
     parts = list(error.absolute_path)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from archive.errors import RegistryError
-from archive.schemaerrors import error_location
+from archive.schemaerrors import first_error
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _CRON_ALIASES = {
@@ -176,12 +176,9 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
     env = dict(os.environ) if env is None else env
     if not isinstance(doc, dict):
         raise RegistryError(path, None, None, "expected a mapping with a 'sources' list")
-    errors = list(_validator().iter_errors(doc))
-    if errors:
-        from jsonschema.exceptions import best_match
-
-        error = best_match(errors)
-        entry, field_name = error_location(error, doc, "sources")
+    found = first_error(_validator(), doc, "sources")
+    if found is not None:
+        entry, field_name, error = found
         raise RegistryError(path, entry, field_name, error.message)
     specs: list[SourceSpec] = []
     seen: set[str] = set()
