@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from archive.errors import AttestError, ConfigError, CrawlFailed
+from archive.errors import AttestError, ConfigError, CrawlFailed, RegistryError
 from archive.logs import configure_logging
 
 log = logging.getLogger("attest")
@@ -849,11 +849,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow_pools(args: argparse.Namespace) -> int:
-    """One Airflow pool per registry source (slots: its per-host concurrency), created or
-    updated in Airflow's metadata database (``AIRFLOW_HOME``), or written as JSON."""
+    """The registry's Airflow pools (one per source, or one per host pool that sources share;
+    slots: the per-host concurrency), created or updated in Airflow's metadata database
+    (``AIRFLOW_HOME``), or written as JSON. Refused, changing nothing, when two pools would
+    crawl one host (the sources' URLs are resolved from the environment for this check)."""
     import settings
-    from crawlers.plan import POOL_PREFIX, pool_specs
-    from crawlers.registry import outline_registry
+    from crawlers.plan import POOL_PREFIXES, pool_specs, shared_hosts
+    from crawlers.registry import load_source, outline_registry
 
     default = Path(__file__).resolve().parent / "sources"
     paths = (
@@ -861,7 +863,27 @@ def cmd_airflow_pools(args: argparse.Namespace) -> int:
         if args.sources
         else settings.path_list(os.environ, "ATTEST_SOURCES", default)
     )
-    pools = pool_specs(outline_registry(paths))
+    outlines = outline_registry(paths)
+    pools = pool_specs(outlines)
+    resolved, unchecked = [], []
+    for outline in outlines:
+        try:
+            resolved.append(load_source(paths, outline.id, dict(os.environ)))
+        except RegistryError as exc:  # a variable unset here: its hosts are unknown
+            unchecked.append(f"{outline.id} ({exc.field}: {exc.reason})")
+    clashes = shared_hosts(resolved)
+    if clashes:
+        lines = [
+            f"  {host}: " + "; ".join(f"{pool} ({', '.join(ids)})" for pool, ids in by_pool.items())
+            for host, by_pool in clashes.items()
+        ]
+        raise ConfigError(
+            "sources crawl the same host from different pools, so together they would exceed "
+            "its per-host concurrency; give them one politeness.pool (and the same "
+            "concurrency_per_host) in the registry:\n" + "\n".join(lines) + "\nno pool changed"
+        )
+    for note in unchecked:
+        print(f"  not checked for shared hosts: {note}", file=sys.stderr)
     if args.write:
         Path(args.write).write_text(json.dumps(pools, indent=1, sort_keys=True) + "\n")
         print(f"wrote {len(pools)} pool(s) to {args.write} (load them: airflow pools import FILE)")
@@ -878,7 +900,7 @@ def cmd_airflow_pools(args: argparse.Namespace) -> int:
         )
         print(f"pool {name}: {spec['slots']} slot(s)")
     for pool in Pool.get_pools():
-        if pool.pool and pool.pool.startswith(POOL_PREFIX) and pool.pool not in pools:
+        if pool.pool and pool.pool.startswith(POOL_PREFIXES) and pool.pool not in pools:
             print(f"  pool {pool.pool} has no source any more (airflow pools delete {pool.pool})")
     return 0
 

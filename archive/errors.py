@@ -51,6 +51,7 @@ class RegistryError(ConfigError):
         self.path = path
         self.entry = entry
         self.field = field
+        self.reason = message
         where = path
         if entry is not None:
             where += f": source {entry!r}"

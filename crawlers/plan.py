@@ -12,13 +12,18 @@ nothing are split: those of profiles (each seed a profile or a post) and of list
 any other source is one batch, its whole crawl (:attr:`SourceSpec.independent_seeds`). A
 batch keeps the source's limits (``max_pages``, ``max_posts``): they bound each batch.
 
-**Politeness across workers.** Each source has an Airflow pool, ``attest-source-<id>``, of
-``concurrency_per_host`` slots. A batch of a source that is split crawls with one request at
-a time per host and takes one slot, so the batches running at once, wherever they run, never
-have more than ``concurrency_per_host`` requests in flight per host; the source's delay still
-applies within each batch. A source in one batch takes all the slots and crawls with its own
-per-host concurrency, so two runs of it never overlap. Sources that share a host have a pool
-each (a per-host pool needs the hosts resolved at parse time).
+**Politeness across workers.** A source's capture tasks run in an Airflow pool of
+``concurrency_per_host`` slots: its own, ``attest-source-<id>``, or, when sources crawl the same
+host, the one they share, ``attest-host-<name>``, named by each of them in ``politeness.pool``
+(they must declare the same ``concurrency_per_host``). A batch of a source that is split
+crawls with one request at a time per host and takes one slot, so the batches running at once,
+wherever they run, never have more than ``concurrency_per_host`` requests in flight per host;
+the source's delay still applies within each batch. A source in one batch takes all the slots
+and crawls with its own per-host concurrency, so two runs of it, or of sources sharing its
+pool, never overlap. Pools are fixed when the DAGs are parsed, which is done without the
+sources' ``${VAR}`` values, so which sources share a host cannot be found then:
+``attest airflow-pools`` resolves the URLs (:func:`shared_hosts`) and refuses a registry in
+which two pools crawl one host.
 """
 
 from __future__ import annotations
@@ -30,13 +35,16 @@ from typing import Any
 
 from archive.errors import ConfigError
 from crawlers.registry import SourceOutline, SourceSpec
+from crawlers.scope import DEFAULT_PORTS, origin
 
-POOL_PREFIX = "attest-source-"
+SOURCE_POOL_PREFIX = "attest-source-"
+HOST_POOL_PREFIX = "attest-host-"
+POOL_PREFIXES = (SOURCE_POOL_PREFIX, HOST_POOL_PREFIX)
 
 
-def pool_name(source_id: str) -> str:
-    """The Airflow pool of a source's capture tasks."""
-    return POOL_PREFIX + source_id
+def pool_name(source: SourceSpec | SourceOutline) -> str:
+    """The Airflow pool of a source's capture tasks: its host pool, else its own."""
+    return HOST_POOL_PREFIX + source.pool if source.pool else SOURCE_POOL_PREFIX + source.id
 
 
 def task_slots(source: SourceSpec | SourceOutline) -> int:
@@ -44,16 +52,52 @@ def task_slots(source: SourceSpec | SourceOutline) -> int:
     return 1 if source.independent_seeds else source.concurrency_per_host
 
 
-def pool_specs(sources: Iterable[SourceOutline]) -> dict[str, dict[str, Any]]:
-    """The pools of these sources, in the form ``airflow pools import`` reads."""
+def pool_specs(sources: Iterable[SourceSpec | SourceOutline]) -> dict[str, dict[str, Any]]:
+    """The pools of these sources, in the form ``airflow pools import`` reads.
+
+    Sources of one host pool declare the same ``concurrency_per_host`` (the registry checks).
+    """
+    members: dict[str, list[SourceSpec | SourceOutline]] = {}
+    for s in sources:
+        members.setdefault(pool_name(s), []).append(s)
     return {
-        pool_name(s.id): {
-            "slots": s.concurrency_per_host,
-            "description": f"attest: requests in flight per host for source {s.id} ({s.path})",
+        name: {
+            "slots": group[0].concurrency_per_host,
+            "description": "attest: requests in flight per host for "
+            + ", ".join(f"source {s.id} ({s.path})" for s in group),
             "include_deferred": False,
         }
-        for s in sources
+        for name, group in members.items()
     }
+
+
+def source_hosts(source: SourceSpec) -> set[str]:
+    """The hosts a source's crawl starts on or is scoped to (``host`` or ``host:port``)."""
+    urls = [*source.seeds, *source.feeds, *source.prefixes, *(li.url for li in source.listings)]
+    if isinstance(source.sitemaps, tuple):
+        urls.extend(source.sitemaps)
+    if source.api_base:
+        urls.append(source.api_base)
+    hosts = set(source.hosts)
+    for url in urls:
+        place = origin(url)
+        if place is not None:
+            scheme, host, port = place
+            hosts.add(host if port == DEFAULT_PORTS[scheme] else f"{host}:{port}")
+    return hosts
+
+
+def shared_hosts(sources: Iterable[SourceSpec]) -> dict[str, dict[str, list[str]]]:
+    """Hosts crawled from more than one pool: host -> pool -> ids of its sources there.
+
+    Such sources would together exceed the host's per-host concurrency; give them one
+    ``politeness.pool``.
+    """
+    pools_of: dict[str, dict[str, list[str]]] = {}
+    for s in sources:
+        for host in source_hosts(s):
+            pools_of.setdefault(host, {}).setdefault(pool_name(s), []).append(s.id)
+    return {host: pools for host, pools in sorted(pools_of.items()) if len(pools) > 1}
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ class SourceSpec:
     obey_robots: bool = True
     robots_override_reason: str | None = None
     autothrottle: bool = False
+    #: The host pool this source shares with others on the same host (``politeness.pool``).
+    pool: str | None = None
     schedule: str | None = None
     #: Profile sources (and browser capture): which platform adapter, and its bounds.
     platform: str = "generic"
@@ -117,6 +119,7 @@ class SourceOutline:
     concurrency_per_host: int
     independent_seeds: bool
     seed_count: int
+    pool: str | None = None
 
 
 def _schema() -> dict[str, Any]:
@@ -270,6 +273,7 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
                 obey_robots=robots == "obey",
                 robots_override_reason=reason,
                 autothrottle=pol.get("autothrottle", False),
+                pool=pol.get("pool"),
                 schedule=raw.get("schedule"),
                 platform=prof.get("platform", "generic"),
                 permalink_pattern=pattern,
@@ -314,6 +318,7 @@ def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[
     """Load registry files (or every ``*.yaml`` in a directory); ids must be unique overall."""
     specs: list[SourceSpec] = []
     where: dict[str, str] = {}
+    pools: dict[str, SourceSpec] = {}
     for file in registry_files(paths):
         for spec in parse_registry(_read(file), str(file), env):
             if spec.id in where:
@@ -321,6 +326,14 @@ def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[
                     str(file), spec.id, "id", f"duplicate source id (also in {where[spec.id]})"
                 )
             where[spec.id] = str(file)
+            first = pools.setdefault(spec.pool, spec) if spec.pool else spec
+            if first.concurrency_per_host != spec.concurrency_per_host:
+                raise RegistryError(
+                    str(file), spec.id, "politeness.concurrency_per_host",
+                    f"{spec.concurrency_per_host}, but source {first.id} ({first.path}) of the "
+                    f"same pool {spec.pool!r} has {first.concurrency_per_host}: sources sharing a "
+                    "host pool must declare the same per-host concurrency",
+                )  # fmt: skip
             specs.append(spec)
     return specs
 
@@ -366,6 +379,7 @@ def outline_registry(paths: list[Path]) -> list[SourceOutline]:
             concurrency_per_host=spec.concurrency_per_host,
             independent_seeds=spec.independent_seeds,
             seed_count=len(spec.seeds),
+            pool=spec.pool,
         )
         for spec in load_registry(paths, _Unresolved())
     ]

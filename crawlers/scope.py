@@ -13,15 +13,15 @@ from urllib.parse import urlsplit
 
 from crawlers.registry import SourceSpec
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def origin(url: str) -> tuple[str, str, int] | None:
     parts = urlsplit(url)
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         return None
     try:
-        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
     except ValueError:
         return None
     return parts.scheme, parts.hostname.lower(), port

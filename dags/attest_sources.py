@@ -6,8 +6,8 @@ crawl variable (``${VAR}`` URLs are resolved by the run's plan task), no network
 no heavy import (crawlers.registry.outline_registry). An invalid registry file is an import
 error naming the file, the source and the field. Each DAG runs
 
-    plan -> capture (one task per batch, in the pool attest-source-<id>) -> finalize -> index
-         -> verify -> report
+    plan -> capture (one task per batch, in the pool attest-source-<id>, or attest-host-<pool>
+         for sources sharing a host) -> finalize -> index -> verify -> report
 
 A source without a schedule runs when triggered. Runs of one source never overlap; the pools
 come from ``attest airflow-pools`` (docs/OPERATORS.md).
@@ -49,9 +49,9 @@ def source_dag(source: SourceOutline) -> DAG:
     )
     def pipeline() -> None:
         planned = plan(source.id)
-        captured = capture.override(
-            pool=pool_name(source.id), pool_slots=task_slots(source)
-        ).expand(batch=planned)
+        captured = capture.override(pool=pool_name(source), pool_slots=task_slots(source)).expand(
+            batch=planned
+        )
         finalized = finalize(captured)
         indexed = index.override(outlets=[captures_asset(source.id)])(finalized)
         verified = verify(indexed)

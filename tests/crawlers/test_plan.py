@@ -9,7 +9,16 @@ import pytest
 
 import cli
 from archive.errors import ConfigError, RegistryError
-from crawlers.plan import Batch, batch_source, plan_batches, pool_specs, task_slots
+from crawlers.plan import (
+    Batch,
+    batch_source,
+    plan_batches,
+    pool_name,
+    pool_specs,
+    shared_hosts,
+    source_hosts,
+    task_slots,
+)
 from crawlers.registry import SourceSpec, load_source, outline_registry, parse_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +111,90 @@ def test_pools_have_the_per_host_concurrency_as_slots(tmp_path: Path) -> None:
                      "--write", str(out)])  # fmt: skip
     assert code == 0
     assert json.loads(out.read_text()) == pools
+
+
+SHARED = """
+sources:
+  - id: pages
+    kind: news
+    seeds: ["${SITE}/a.html", "${SITE}/b.html"]
+    scope: {max_depth: 0}
+    politeness: {concurrency_per_host: 2, pool: site}
+  - id: crawl
+    kind: news
+    seeds: ["${SITE}/"]
+    discovery: {feeds: ["${FEEDS}/rss.xml"]}
+    politeness: {concurrency_per_host: 2, pool: site}
+  - id: elsewhere
+    kind: news
+    seeds: ["${OTHER}/"]
+"""
+
+
+def test_sources_naming_one_pool_share_it_with_its_slots(tmp_path: Path) -> None:
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(SHARED)
+    outlines = outline_registry([registry])
+    assert [pool_name(o) for o in outlines] == [
+        "attest-host-site", "attest-host-site", "attest-source-elsewhere"
+    ]  # fmt: skip
+    pools = pool_specs(outlines)
+    assert {name: p["slots"] for name, p in pools.items()} == {
+        "attest-host-site": 2, "attest-source-elsewhere": 4
+    }  # fmt: skip
+    assert "source pages" in pools["attest-host-site"]["description"]
+    assert "source crawl" in pools["attest-host-site"]["description"]
+
+
+def test_sources_of_one_pool_must_declare_the_same_per_host_concurrency(tmp_path: Path) -> None:
+    registry = tmp_path / "sources.yaml"
+    crawl_politeness = "concurrency_per_host: 2, pool: site}\n  - id: elsewhere"
+    registry.write_text(SHARED.replace(crawl_politeness, crawl_politeness.replace("2", "3", 1)))
+    with pytest.raises(RegistryError) as info:
+        outline_registry([registry])
+    message = str(info.value)
+    assert str(registry) in message
+    assert "'crawl'" in message
+    assert "politeness.concurrency_per_host" in message
+    assert "source pages" in message
+    assert "has 2" in message
+
+
+def test_hosts_crawled_from_two_pools_are_found_once_urls_are_resolved(tmp_path: Path) -> None:
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(SHARED)
+    env = {"SITE": "https://news.example", "FEEDS": "https://feeds.example:8443",
+           "OTHER": "https://other.example"}  # fmt: skip
+    specs = [load_source([registry], sid, env) for sid in ("pages", "crawl", "elsewhere")]
+    assert source_hosts(specs[1]) == {"news.example", "feeds.example:8443"}
+    assert shared_hosts(specs) == {}  # one pool per host
+    env["OTHER"] = "https://NEWS.example:443/other/"  # the same host, from another pool
+    specs[2] = load_source([registry], "elsewhere", env)
+    assert shared_hosts(specs) == {
+        "news.example": {"attest-host-site": ["pages", "crawl"],
+                         "attest-source-elsewhere": ["elsewhere"]}
+    }  # fmt: skip
+
+
+def test_airflow_pools_refuses_a_registry_whose_pools_share_a_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(SHARED)
+    out = tmp_path / "pools.json"
+    monkeypatch.setenv("SITE", "https://news.example")
+    monkeypatch.setenv("OTHER", "https://news.example/other/")
+    monkeypatch.delenv("FEEDS", raising=False)  # crawl's feed unset: its hosts are unknown
+    code = cli.main(["airflow-pools", "--sources", str(registry), "--write", str(out)])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "news.example: attest-host-site (pages); attest-source-elsewhere (elsewhere)" in err
+    assert "politeness.pool" in err
+    assert "no pool changed" in err
+    assert not out.exists()
+    monkeypatch.setenv("OTHER", "https://other.example/")
+    assert cli.main(["airflow-pools", "--sources", str(registry), "--write", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "not checked for shared hosts: crawl" in err
+    assert "FEEDS is not set" in err
+    assert set(json.loads(out.read_text())) == {"attest-host-site", "attest-source-elsewhere"}

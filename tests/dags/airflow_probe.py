@@ -152,7 +152,8 @@ def run(dag_id: str, conf: dict[str, Any], logical_date: str | None = None) -> d
             "run_id": dr.run_id,
             "tasks": [
                 {"task_id": ti.task_id, "map_index": ti.map_index, "state": value(ti.state),
-                 "try_number": ti.try_number, "label": ti.rendered_map_index}
+                 "try_number": ti.try_number, "label": ti.rendered_map_index,
+                 "pool": ti.pool, "pool_slots": ti.pool_slots}
                 for ti in sorted(tis, key=lambda t: (t.task_id, t.map_index))
             ],
             "asset_events": [

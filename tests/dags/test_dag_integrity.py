@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from support.airflow_home import DAGS, airflow_env, probe
 
-from crawlers.plan import task_slots
+from crawlers.plan import pool_name, task_slots
 from crawlers.registry import outline_registry
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +58,10 @@ def test_a_source_dag_plans_captures_in_its_pool_then_indexes_verifies_reports(
     capture = tasks["capture"]
     assert capture["upstream"] == ["plan"]
     assert capture["mapped"] is True
-    assert capture["pool"] == f"attest-source-{outline.id}"
+    assert capture["pool"] == pool_name(outline)
+    assert capture["pool"] == (
+        f"attest-host-{outline.pool}" if outline.pool else f"attest-source-{outline.id}"
+    )
     assert capture["pool_slots"] == task_slots(outline)
     assert tasks["finalize"]["upstream"] == ["capture"]
     assert tasks["finalize"]["trigger_rule"] == "all_done_min_one_success"

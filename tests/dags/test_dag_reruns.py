@@ -48,12 +48,12 @@ sources:
       - "${FIXTURE_NEWS}/article/2.html"
       - "${FIXTURE_NEWS}/article/3.html"
     scope: {max_depth: 0}
-    politeness: {concurrency_per_host: 2}
+    politeness: {concurrency_per_host: 2, pool: fixture-news-site}
   - id: fixture-news
     kind: news
     seeds: ["${FIXTURE_NEWS}/"]
     scope: {max_depth: 1, max_pages: 30}
-    politeness: {concurrency_per_host: 4}
+    politeness: {concurrency_per_host: 2, pool: fixture-news-site}
 """
 DAG = "source_fixture-pages"
 LOGICAL = "2026-11-28T04:15:00+00:00"

@@ -35,12 +35,13 @@ sources:
       - "${FIXTURE_NEWS}/article/2.html"
       - "${FIXTURE_NEWS}/article/3.html"
     scope: {max_depth: 0}
-    politeness: {concurrency_per_host: 2}
+    politeness: {concurrency_per_host: 2, pool: fixture-news-site}
     schedule: "15 4 * * *"
   - id: fixture-news
     kind: news
     seeds: ["${FIXTURE_NEWS}/"]
     scope: {max_depth: 1, max_pages: 20}
+    politeness: {concurrency_per_host: 2, pool: fixture-news-site}
   - id: fixture-broken
     kind: news
     seeds:
@@ -48,6 +49,7 @@ sources:
       - "${FIXTURE_NEWS}/gone.html"
       - "${FIXTURE_NEWS}/article/5.html"
     scope: {max_depth: 0}
+    politeness: {concurrency_per_host: 2, pool: fixture-news-site}
   - id: fixture-unset
     kind: news
     seeds: ["${FIXTURE_UNSET}/"]
@@ -115,11 +117,16 @@ def test_the_run_succeeds_with_one_capture_task_per_batch(source_run: dict[str, 
     assert labels == [f"1/2 {news}/article/1.html (+1)", f"2/2 {news}/article/3.html"]
 
 
-def test_attest_airflow_pools_made_one_pool_per_source(source_run: dict[str, Any]) -> None:
+def test_sources_on_one_host_share_its_pool(source_run: dict[str, Any]) -> None:
     pools = source_run["answer"]["pools"]
-    assert pools["attest-source-fixture-pages"] == 2
-    assert pools["attest-source-fixture-news"] == 4
-    assert "pool attest-source-fixture-pages: 2 slot(s)" in source_run["pools"]
+    assert pools["attest-host-fixture-news-site"] == 2  # fixture-pages, -news and -broken
+    assert pools["attest-source-fixture-unset"] == 4  # its own pool
+    assert not any(name.startswith("attest-source-fixture-pages") for name in pools)
+    assert "pool attest-host-fixture-news-site: 2 slot(s)" in source_run["pools"]
+    captures = [t for t in source_run["answer"]["tasks"] if t["task_id"] == "capture"]
+    assert {(t["pool"], t["pool_slots"]) for t in captures} == {
+        ("attest-host-fixture-news-site", 1)
+    }
 
 
 def test_each_batch_stored_a_warc_whose_warcinfo_names_the_airflow_task(
