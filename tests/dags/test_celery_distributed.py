@@ -41,8 +41,7 @@ import pytest
 import redis
 from fixtureweb import FixtureWeb
 from support.airflow_home import BIN, ROOT, airflow_env, migrate, run
-from support.seaweed import SeaweedServer
-from warcio.archiveiterator import ArchiveIterator
+from support.seaweed import SeaweedServer, s3_records
 
 pytestmark = pytest.mark.e2e
 
@@ -240,32 +239,6 @@ def wait_for(what: str, check: Any, stack: Stack, timeout: float) -> Any:
 def metadata_rows(dsn: str, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(sql, args).fetchall()
-
-
-def s3_records(seaweedfs: SeaweedServer, bucket: str, prefix: str) -> dict[str, list[Any]]:
-    """Each WARC in the bucket (store key) -> its records (type, id, offset), read with warcio."""
-    client = seaweedfs.client()
-    try:
-        keys = [
-            o["Key"]
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for o in page.get("Contents", [])
-            if o["Key"].endswith(".warc.gz")
-        ]
-        out: dict[str, list[Any]] = {}
-        for key in keys:
-            records = []
-            with contextlib.closing(client.get_object(Bucket=bucket, Key=key)["Body"]) as body:
-                iterator = ArchiveIterator(body)
-                for record in iterator:
-                    records.append((
-                        record.rec_type, record.rec_headers.get_header("WARC-Record-ID"),
-                        iterator.get_record_offset(),
-                    ))  # fmt: skip
-            out[key.removeprefix(prefix)] = records
-        return out
-    finally:
-        client.close()
 
 
 def test_a_source_runs_on_two_celery_workers_into_s3_and_postgresql(

@@ -1,4 +1,5 @@
-"""DAG runs end to end (``dag.test()``) over the fixture web, into a local store and index.
+"""DAG runs end to end (``dag.test()``) over the fixture web, into a local store and index, and
+into SeaweedFS.
 
 A source whose three seeds are a list of pages runs as two mapped capture batches; every WARC
 it stores carries the Airflow ids in its ``warcinfo``, is indexed, verified from the store
@@ -17,11 +18,12 @@ import pytest
 import yaml
 from fixtureweb import FixtureWeb
 from support.airflow_home import airflow_env, migrate, probe, run
+from support.seaweed import SeaweedServer, s3_records
 from support.warcs import read_records, store_warcs
 
 from archive.custody import CustodyLog
 from archive.indexdb import IndexDB
-from archive.store import FileStore
+from archive.store import FileStore, open_store
 
 pytestmark = pytest.mark.e2e
 SOURCE = "fixture-pages"
@@ -64,16 +66,17 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def attest_env(airflow_home: Path, work: Path, web: FixtureWeb, **extra: str) -> dict[str, str]:
+    """A run's environment: the default file store and SQLite index in ``work``, or ``extra``'s."""
     env = airflow_env(
         airflow_home,
         ATTEST_HOME=str(work / "home"),
         ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
         ATTEST_ACTOR="dag-test",
         FIXTURE_NEWS=web.url("news", ""),
-        **extra,
     )
-    for name in ("ATTEST_STORE", "ATTEST_INDEX"):
+    for name in ("ATTEST_STORE", "ATTEST_INDEX", "ATTEST_S3_OBJECT_LOCK_DAYS"):
         env.pop(name, None)
+    env.update(extra)
     return env
 
 
@@ -195,6 +198,66 @@ def test_the_runs_report_is_kept_beside_the_warcs(source_run: dict[str, Any]) ->
     assert report["indexed"] == 2
     assert report["verified"] == {"verified": 2, "ok": 2}
     assert len(report["warcs"]) == 2
+
+
+def test_a_source_run_stores_into_seaweedfs_with_retention(
+    fixture_web: FixtureWeb,
+    airflow_home: Path,
+    seaweedfs: SeaweedServer,
+    s3_bucket: str,
+    tmp_path: Path,
+) -> None:
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(REGISTRY)
+    store_uri = f"s3://{s3_bucket}/evidence"
+    env = attest_env(
+        airflow_home, tmp_path, fixture_web, ATTEST_SOURCES=str(registry), ATTEST_BATCH_SEEDS="2",
+        ATTEST_STORE=store_uri, ATTEST_S3_OBJECT_LOCK_DAYS="1", **seaweedfs.env(),
+    )  # fmt: skip
+    answer = probe(["run", f"source_{SOURCE}"], env)
+    assert answer["state"] == "success", answer["_output"][-8000:]
+    run_id = answer["run_id"]
+
+    # Nothing went to the local disk but the spool, and the spool is empty again.
+    home = tmp_path / "home"
+    assert not (home / "store").exists()
+    assert [p for p in (home / "spool").rglob("*") if p.is_file()] == []
+
+    # Two WARCs in the bucket, one per batch, each under COMPLIANCE retention.
+    warcs = s3_records(seaweedfs, s3_bucket, "evidence/")
+    assert len(warcs) == 2, sorted(warcs)
+    client = seaweedfs.client()
+    try:
+        for key in warcs:
+            head = client.head_object(Bucket=s3_bucket, Key="evidence/" + key)
+            assert head["ObjectLockMode"] == "COMPLIANCE"
+        report_key = f"evidence/runs/airflow/source_{SOURCE}/{run_id}/report-1.json"
+        report = json.loads(client.get_object(Bucket=s3_bucket, Key=report_key)["Body"].read())
+    finally:
+        client.close()
+    assert report["ok"] is True, report["problems"]
+    assert report["batches"] == {"planned": 2, "captured": 2, "failed": 0}
+    assert report["indexed"] == 2
+    assert report["verified"] == {"verified": 2, "ok": 2}
+
+    # The index holds exactly the records in the bucket, and custody shows each WARC's
+    # capture, index and verification from the store.
+    store = open_store(store_uri)
+    with IndexDB(str(home / "index.sqlite")) as db:
+        indexed = db.rows("SELECT warc_key, record_id, warc_offset FROM captures")
+        assert sorted((str(k), str(r), int(o)) for k, r, o in indexed) == sorted(
+            (key, rid, offset)
+            for key, records in warcs.items()
+            for rtype, rid, offset in records
+            if rtype != "warcinfo"
+        )
+        custody = CustodyLog(db, store)
+        assert custody.verify() == []
+        for key in warcs:
+            entries = custody.for_object(store.object_uri(key))
+            assert [e.action for e in entries] == ["capture", "index", "verify"]
+            assert entries[2].details["ok"] is True
+            assert entries[2].details["run_id"] == run_id
 
 
 def test_capture_url_captures_now_and_links_to_the_claim(

@@ -3,7 +3,9 @@
 The launcher starts on free ports in a temporary data home; through the public REST API (a
 JWT from ``/auth/token`` with the login it printed) the demo sources' DAGs and ``capture_url``
 are listed without import errors, ``capture_url`` captures a page of the fixture web (on
-loopback) and the capture is in the index (``attest find``). Every socket the launched
+loopback) and the capture is in the index (``attest find``); clearing its capture task (the
+UI's "Clear", through the same API) captures anew under the next try number without touching
+the first try's index rows. Every socket the launched
 processes listen on is on 127.0.0.1; ``stop`` ends them all. Deselect with ``-m "not e2e"``.
 """
 
@@ -24,6 +26,8 @@ from typing import Any
 
 import pytest
 from fixtureweb import FixtureWeb
+
+from archive.indexdb import IndexDB
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,6 +114,28 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def wait_for_run(
+    api: Api, run_path: str, tree: set[int], sockets: list[tuple[str, int]], embedded: Any
+) -> str:
+    """The run's final state; meanwhile, the launched processes and their listening sockets."""
+    deadline = time.monotonic() + 150
+    while True:
+        # Sample the processes while tasks run: the executor's workers are there now.
+        tree |= process_tree(list(embedded["pids"].values()))
+        sockets += listening(tree)
+        state = str(api.call("GET", run_path)["state"])
+        if state in ("success", "failed") or time.monotonic() > deadline:
+            return state
+        time.sleep(2)
+
+
+def index_rows(index: Path) -> list[tuple[Any, ...]]:
+    """(record id, WARC, URL, record type, row id) of every capture row, in row order."""
+    with IndexDB(str(index)) as db:
+        return [tuple(r) for r in db.rows(
+            "SELECT record_id, warc_key, url, record_type, id FROM captures ORDER BY id")]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("embedded-data")
@@ -153,17 +179,9 @@ def test_embedded_airflow_captures_on_loopback_only(
         {"logical_date": None, "conf": {"urls": [url], "note": "embedded test"}},
     )  # fmt: skip
     run_path = f"/api/v2/dags/capture_url/dagRuns/{urllib.parse.quote(run['dag_run_id'])}"
-    deadline = time.monotonic() + 150
     sockets: list[tuple[str, int]] = []
     tree: set[int] = set()
-    while True:
-        # Sample the processes while tasks run: the executor's workers are there now.
-        tree |= process_tree(list(embedded["pids"].values()))
-        sockets += listening(tree)
-        state = api.call("GET", run_path)["state"]
-        if state in ("success", "failed") or time.monotonic() > deadline:
-            break
-        time.sleep(2)
+    state = wait_for_run(api, run_path, tree, sockets, embedded)
     tasks = api.call("GET", run_path + "/taskInstances")["task_instances"]
     assert state == "success", [(t["task_id"], t["state"]) for t in tasks]
 
@@ -176,6 +194,32 @@ def test_embedded_airflow_captures_on_loopback_only(
     captures = [json.loads(line) for line in found.stdout.splitlines() if line.strip()]
     assert captures, found.stdout
     assert all(c["url"] == url for c in captures), captures
+
+    # "Clear" in the UI (its REST call): the capture and everything after it run again under
+    # try 2. That try captures anew, into a WARC and records of its own; the first try's rows
+    # stay as they were and no record is indexed twice.
+    index = embedded["data_home"] / "index.sqlite"
+    before = index_rows(index)
+    cleared = api.call(
+        "POST", "/api/v2/dags/capture_url/clearTaskInstances",
+        {"dry_run": False, "dag_run_id": run["dag_run_id"], "task_ids": ["capture_now"],
+         "include_downstream": True, "only_failed": False, "reset_dag_runs": True},
+    )  # fmt: skip
+    assert {t["task_id"] for t in cleared["task_instances"]} >= {"capture_now", "index"}
+    state = wait_for_run(api, run_path, tree, sockets, embedded)
+    tasks = api.call("GET", run_path + "/taskInstances")["task_instances"]
+    assert state == "success", [(t["task_id"], t["state"]) for t in tasks]
+    tries = {t["task_id"]: t["try_number"] for t in tasks}
+    assert tries["check_request"] == 1
+    assert tries["capture_now"] == tries["index"] == 2
+    after = index_rows(index)
+    assert after[: len(before)] == before  # the first try's rows, unchanged
+    new_rows = after[len(before) :]
+    assert url in {r[2] for r in new_rows if r[3] == "response"}  # the page, captured again
+    warcs = [str(r[1]) for r in after]
+    assert set(warcs[len(before) :]).isdisjoint(warcs[: len(before)])  # a new WARC
+    ids = [r[0] for r in after]
+    assert len(ids) == len(set(ids)), "a record is indexed twice"
 
     # Only loopback: the API server and the demo web, nothing on all interfaces.
     assert sockets, "no listening socket found: is `ss -p` showing our processes?"

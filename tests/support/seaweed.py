@@ -32,12 +32,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from warcio.archiveiterator import ArchiveIterator
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -390,3 +391,29 @@ def s3_bucket(
     finally:
         client.close()
     return bucket
+
+
+def s3_records(seaweedfs: SeaweedServer, bucket: str, prefix: str) -> dict[str, list[Any]]:
+    """Each WARC in the bucket (store key) -> its records (type, id, offset), read with warcio."""
+    client = seaweedfs.client()
+    try:
+        keys = [
+            o["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", [])
+            if o["Key"].endswith(".warc.gz")
+        ]
+        out: dict[str, list[Any]] = {}
+        for key in keys:
+            records = []
+            with contextlib.closing(client.get_object(Bucket=bucket, Key=key)["Body"]) as body:
+                iterator = ArchiveIterator(body)
+                for record in iterator:
+                    records.append((
+                        record.rec_type, record.rec_headers.get_header("WARC-Record-ID"),
+                        iterator.get_record_offset(),
+                    ))  # fmt: skip
+            out[key.removeprefix(prefix)] = records
+        return out
+    finally:
+        client.close()
