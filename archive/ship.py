@@ -30,7 +30,9 @@ class ShippedWarc:
     uri: str
     sha256: str
     size: int
-    records: int
+    #: None when not counted: a WARC found in the store after the try that shipped it died
+    #: (its ``index`` custody entry counts its rows).
+    records: int | None
 
 
 @dataclass

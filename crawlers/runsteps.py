@@ -123,7 +123,8 @@ def index_run(warcs: Sequence[Mapping[str, Any]], index_url: str, store: Store) 
         (
             ShippedWarc(
                 filename=w["filename"], key=w["key"], uri=w["uri"], sha256=w["sha256"],
-                size=int(w["size"]), records=int(w.get("records") or 0),
+                size=int(w["size"]),
+                records=None if w.get("records") is None else int(w["records"]),
             ),
             str(w["run_id"]),
         )

@@ -121,7 +121,9 @@ def test_an_index_try_that_died_after_loading_rows_is_logged_by_the_retry(
         assert entries[1].details["run_id"] == run
 
 
-def test_a_retried_capture_finds_what_its_dead_tries_shipped(tmp_path: Path) -> None:
+def test_a_retried_capture_finds_what_its_dead_tries_shipped(
+    tmp_path: Path, index_url: str
+) -> None:
     store = FileStore(tmp_path / "store")
     dead, retry = attest_run(0, 1), attest_run(0, 2)
     kept = [shipped(store, *capture_warc(tmp_path, dead, serial=n), dead) for n in (0, 1)]
@@ -141,6 +143,17 @@ def test_a_retried_capture_finds_what_its_dead_tries_shipped(tmp_path: Path) -> 
     assert sorted(w["key"] for w in final["warcs"]) == sorted(
         [own["key"], *(w["key"] for w in kept)]
     )
+    # Found in the store, not returned by a try: the custody capture entry says its records
+    # were not counted (None, not 0); the index entry counts its rows.
+    indexed = index_run(final["warcs"], index_url, store)
+    assert indexed["pending"] == []
+    with IndexDB(index_url) as db:
+        custody = CustodyLog(db, store)
+        (uncounted,) = [w for w in found[0]["warcs"] if w["key"] == kept[1]["key"]]
+        capture, index = custody.for_object(uncounted["uri"])
+        assert capture.details["records"] is None
+        assert index.details["rows"] == 4
+        assert custody.for_object(own["uri"])[0].details["records"] == own["records"]
 
 
 def test_find_run_lists_what_a_run_produced_by_either_id(tmp_path: Path, index_url: str) -> None:
