@@ -58,13 +58,18 @@ CREATE INDEX IF NOT EXISTS captures_record_id ON captures (record_id);
 CREATE INDEX IF NOT EXISTS captures_concurrent ON captures (concurrent_to)
     WHERE concurrent_to IS NOT NULL;
 CREATE INDEX IF NOT EXISTS warcs_run ON warcs (run_id);
+CREATE INDEX IF NOT EXISTS warcs_airflow_run ON warcs ({airflow_run});
 {texts}
 """
+# The Airflow run id in a WARC's warcinfo, as run_warcs() asks for it (an expression index).
+_SQLITE_AIRFLOW_RUN = """json_extract(warcinfo, '$."airflow-run-id"')"""
+_PG_AIRFLOW_RUN = "(warcinfo::jsonb ->> 'airflow-run-id')"
 
 _SQLITE_SCHEMA = _SCHEMA.format(
     big="INTEGER",
     id_column="INTEGER PRIMARY KEY",  # SQLite's rowid
     collate="",
+    airflow_run=_SQLITE_AIRFLOW_RUN,
     texts="""CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
     body, capture_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
 );""",
@@ -74,6 +79,7 @@ _PG_SCHEMA = _SCHEMA.format(
     big="BIGINT",
     id_column="BIGSERIAL PRIMARY KEY",
     collate=' COLLATE "C"',  # byte order, as SURT range queries need
+    airflow_run=_PG_AIRFLOW_RUN,
     texts="""CREATE TABLE IF NOT EXISTS texts (
     capture_id BIGINT PRIMARY KEY REFERENCES captures (id) ON DELETE CASCADE,
     body TEXT NOT NULL,
@@ -94,6 +100,27 @@ class SearchHit:
 
 def _placeholders(sql: str) -> str:
     return sql.replace("?", "%s")
+
+
+RUN_WARC_COLUMNS = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
+                    "cdxj_key", "indexed_at")  # fmt: skip
+
+
+def run_warcs_query(dialect: str, run: str) -> tuple[str, tuple[str, ...]]:
+    """SQL and parameters of :meth:`IndexDB.run_warcs` (an index serves both forms of ``run``)."""
+    dag_id, sep, airflow_run = run.partition("/")
+    if not sep:
+        where, params = "run_id = ?", (run,)
+    elif dialect == "postgresql":
+        where = f"{_PG_AIRFLOW_RUN} = ? AND (warcinfo::jsonb ->> 'airflow-dag-id') = ?"
+        params = (airflow_run, dag_id)
+    else:
+        where = (
+            f"""{_SQLITE_AIRFLOW_RUN} = ? AND json_extract(warcinfo, '$."airflow-dag-id"') = ?"""
+        )
+        params = (airflow_run, dag_id)
+    columns = ", ".join(RUN_WARC_COLUMNS)
+    return f"SELECT {columns} FROM warcs WHERE {where} ORDER BY warc_key", params  # noqa: S608 - constant columns; values are bound
 
 
 class IndexDB:
@@ -367,25 +394,8 @@ class IndexDB:
     def run_warcs(self, run: str) -> list[dict[str, Any]]:
         """The indexed WARCs a run wrote: ``run`` is an attest run id, or ``DAG_ID/RUN_ID`` of
         an Airflow DAG run (the ids each WARC's ``warcinfo`` carries)."""
-        dag_id, sep, airflow_run = run.partition("/")
-        params: tuple[str, ...]
-        if not sep:
-            where, params = "run_id = ?", (run,)
-        elif self.dialect == "postgresql":
-            where = ("(warcinfo::jsonb ->> 'airflow-dag-id') = ? "
-                     "AND (warcinfo::jsonb ->> 'airflow-run-id') = ?")  # fmt: skip
-            params = (dag_id, airflow_run)
-        else:
-            where = ("json_extract(warcinfo, '$.\"airflow-dag-id\"') = ? "
-                     "AND json_extract(warcinfo, '$.\"airflow-run-id\"') = ?")  # fmt: skip
-            params = (dag_id, airflow_run)
-        names = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
-                 "cdxj_key", "indexed_at")  # fmt: skip
-        found = self.rows(
-            f"SELECT {', '.join(names)} FROM warcs WHERE {where} ORDER BY warc_key",  # noqa: S608 - constant columns; values are bound
-            params,
-        )
-        return [dict(zip(names, row, strict=True)) for row in found]
+        sql, params = run_warcs_query(self.dialect, run)
+        return [dict(zip(RUN_WARC_COLUMNS, row, strict=True)) for row in self.rows(sql, params)]
 
     def run_records(
         self,

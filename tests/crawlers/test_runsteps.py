@@ -8,8 +8,10 @@ shipped; ``attest find --run`` lists what a run produced, by attest run id or by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -22,7 +24,7 @@ from support.cli import run_attest
 from support.indexwarcs import WarcBuilder
 
 from archive.custody import CustodyLog
-from archive.indexdb import IndexDB
+from archive.indexdb import IndexDB, run_warcs_query
 from archive.indexer import index_warc
 from archive.store import FileStore, file_sha256
 from crawlers.runreport import source_report
@@ -156,6 +158,21 @@ def test_a_retried_capture_finds_what_its_dead_tries_shipped(
         assert custody.for_object(own["uri"])[0].details["records"] == own["records"]
 
 
+def query_plan(index_url: str, run: str) -> str:
+    """How the database answers IndexDB.run_warcs(run) (sequential scans off in PostgreSQL,
+    whose planner scans a table this small anyway)."""
+    if index_url.startswith("postgresql://"):
+        sql, params = run_warcs_query("postgresql", run)
+        with psycopg.connect(index_url) as conn:
+            conn.execute("SET enable_seqscan = off")
+            return "\n".join(
+                str(r[0]) for r in conn.execute("EXPLAIN " + sql.replace("?", "%s"), params)
+            )
+    sql, params = run_warcs_query("sqlite", run)
+    with contextlib.closing(sqlite3.connect(index_url)) as conn:
+        return "\n".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
 def test_find_run_lists_what_a_run_produced_by_either_id(tmp_path: Path, index_url: str) -> None:
     store = FileStore(tmp_path / "store")
     batch0, batch1, other = attest_run(0, 1), attest_run(1, 1), attest_run(0, 1, OTHER_RUN)
@@ -170,6 +187,8 @@ def test_find_run_lists_what_a_run_produced_by_either_id(tmp_path: Path, index_u
         assert [w["warc_key"] for w in by_dag_run] == [warcs[0]["key"], warcs[1]["key"]]
         assert [w["warc_key"] for w in db.run_warcs(batch1)] == [warcs[1]["key"]]
         assert db.run_warcs(f"{DAG}/nothing") == []
+    assert "warcs_airflow_run" in query_plan(index_url, f"{DAG}/{AIRFLOW_RUN}")  # no scan
+    assert "warcs_run" in query_plan(index_url, batch1)
     env = dict(os.environ, ATTEST_HOME=str(tmp_path / "home"), ATTEST_INDEX=index_url,
                ATTEST_STORE=store.root.as_uri())  # fmt: skip
 
