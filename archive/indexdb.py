@@ -109,6 +109,7 @@ RUN_WARC_COLUMNS = ("warc_key", "sha256", "size", "records", "run_id", "source",
 def run_warcs_query(dialect: str, run: str) -> tuple[str, tuple[str, ...]]:
     """SQL and parameters of :meth:`IndexDB.run_warcs` (an index serves both forms of ``run``)."""
     dag_id, sep, airflow_run = run.partition("/")
+    params: tuple[str, ...]
     if not sep:
         where, params = "run_id = ?", (run,)
     elif dialect == "postgresql":
