@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up attest on Debian 12 (as root, or with sudo): the few system packages it needs when they
 # are missing (Chromium among them), a virtualenv in .venv, and attest itself with its Airflow
-# and development extras; pywb, for replay, in a virtualenv of its own (.venv-replay); and the
+# and development extras; pywb, for replay, in a virtualenv of its own (.venv-replay); checkov,
+# the Terraform policy scan of infra/terraform, in another (.venv-checkov); and the
 # ReplayWeb.page viewer's files (npm package, pinned) in .replayweb, for the bundle tests.
 # Safe to run again: it only installs what changed.
 set -euo pipefail
@@ -56,6 +57,18 @@ if [ ! -x .venv-replay/bin/wayback ] || ! .venv-replay/bin/python -c 'import bot
   .venv-replay/bin/python -m pip check
   .venv-replay/bin/wayback -V >/dev/null
 fi
+# checkov (tests/infra scans infra/terraform with it) in a venv of its own: its exact pins clash
+# with the main venv's Airflow. Run offline: CKV_SKIP_PACKAGE_UPDATE_CHECK and --skip-download.
+CHECKOV_VERSION=3.3.30
+if [ "$(CKV_SKIP_PACKAGE_UPDATE_CHECK=true .venv-checkov/bin/checkov --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  [ -x .venv-checkov/bin/python ] || python3 -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install -q --upgrade pip 2> >(grep -v "is ignored" >&2)
+  .venv-checkov/bin/python -m pip install -q "checkov==$CHECKOV_VERSION" 2> >(grep -v "is ignored" >&2)
+  .venv-checkov/bin/python -m pip check
+  [ "$(CKV_SKIP_PACKAGE_UPDATE_CHECK=true .venv-checkov/bin/checkov --version)" = "$CHECKOV_VERSION" ]
+fi
+# Terraform itself (`terraform fmt` in tests/infra) is not installed here: no registry this
+# machine reaches ships it; tests/infra fails, naming it, when it is missing.
 # ReplayWeb.page's prebuilt files (ui.js, sw.js) into .replayweb/replaywebpage (git-ignored).
 # `npm pack` fetches the package alone, checked against the pinned integrity: its dependencies
 # only build it, and not all of the versions they name are on the registry.
@@ -71,4 +84,4 @@ if ! rwp_installed; then
   rm -rf .replayweb/unpack
   rwp_installed
 fi
-echo "setup: ready (.venv/bin/attest, replay in .venv-replay, ReplayWeb.page in .replayweb)" >&2
+echo "setup: ready (.venv/bin/attest, replay in .venv-replay, checkov in .venv-checkov, ReplayWeb.page in .replayweb)" >&2
