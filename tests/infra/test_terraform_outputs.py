@@ -145,3 +145,12 @@ def test_airflow_platform_is_a_validated_choice(modules: dict[str, Config]) -> N
     mwaa = modules["airflow"].resources("aws_mwaa_environment")["this"]
     assert mwaa["min_workers"] == "${var.min_workers}"
     assert mwaa["max_workers"] == "${var.max_workers}"
+
+
+def test_the_eks_airflow_is_the_airflow_attest_pins(modules: dict[str, Config]) -> None:
+    pinned = re.search(r'"apache-airflow==([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert pinned, "pyproject.toml pins no apache-airflow"
+    version = modules["airflow"].labelled("variable")["airflow_version"]
+    assert version["default"] == pinned.group(1)
+    helm = modules["airflow"].resources("helm_release")["airflow"]
+    assert "airflowVersion" in str(helm["values"])

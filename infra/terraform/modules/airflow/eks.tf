@@ -47,6 +47,41 @@ data "aws_iam_policy_document" "eks_key" {
       values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/eks/${var.name}/*"]
     }
   }
+
+  # The node group's Auto Scaling group launches the nodes with their root volumes encrypted by
+  # this key (launch template below). Auto Scaling's service-linked role has no access to
+  # customer managed keys through IAM: the key policy must name it, or no node ever starts
+  # (docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html).
+  # The role must exist before the key policy names it (docs/DEPLOY.md, section 1).
+  statement {
+    sid       = "AutoScalingUsesKeyForNodeVolumes"
+    effect    = "Allow"
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+    }
+  }
+
+  statement {
+    sid       = "AutoScalingAttachesNodeVolumes"
+    effect    = "Allow"
+    actions   = ["kms:CreateGrant"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
 }
 
 resource "aws_kms_key" "eks" {
@@ -224,6 +259,8 @@ resource "helm_release" "airflow" {
 
   values = [yamlencode({
     executor = "CeleryExecutor"
+    # The Airflow in the image: the chart picks its commands and migrations by this version.
+    airflowVersion = var.airflow_version
     images = {
       airflow = {
         repository = var.airflow_image_repository

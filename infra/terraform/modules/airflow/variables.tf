@@ -140,6 +140,12 @@ variable "chart_version" {
   default     = "1.18.0"
 }
 
+variable "airflow_version" {
+  description = "The Airflow version in the image (attest pins apache-airflow==3.3.2 in pyproject.toml)."
+  type        = string
+  default     = "3.3.2"
+}
+
 variable "airflow_image_repository" {
   description = "Container image with Airflow 3.3.2 and attest installed (built from this repository; see docs/DEPLOY.md)."
   type        = string

@@ -4,9 +4,13 @@
 # as its own user, which may not run administrative commands. Airflow reads the whole broker URL
 # from Secrets Manager (AIRFLOW__CELERY__BROKER_URL_SECRET=broker_url).
 #
-# The celery user's password is the one secret in Terraform's state: ElastiCache users have no
-# write-only password argument (the database passwords do, and are not in state). Keep the state
-# bucket encrypted and restricted (docs/DEPLOY.md); rotate with password_version.
+# The celery user's password is the one secret in Terraform's state: aws_elasticache_user's
+# `passwords` (and authentication_mode.passwords) are stored in state (the database passwords
+# are write-only, and are not). Recent 6.x releases added a top-level write-only `passwords_wo`
+# (hashicorp/terraform-provider-aws#45988, April 2026; it conflicts with authentication_mode and
+# is being reworked in #48905); moving to it needs the provider floor raised to that release.
+# Until then keep the state bucket encrypted and restricted (docs/DEPLOY.md); rotate with
+# password_version.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
