@@ -799,21 +799,29 @@ def cmd_hold(args: argparse.Namespace) -> int:
             actor=args.actor or default_actor(), note=args.note,
         )  # fmt: skip
     if args.json:
-        print(json.dumps({"holds": [{**vars(h), **plan.details(h.key)} for h in holds],
+        print(json.dumps({"holds": [{**vars(h), **plan.details(h.key),
+                                     **({"kept_for": plan.kept[h.key]} if h.key in plan.kept else {})}
+                                    for h in holds],
                           "gaps": plan.gaps}, indent=1))  # fmt: skip
         return 0
-    verb = "released" if args.release else "held"
     for hold in holds:
         asked = plan.details(hold.key)
         named = asked["claims"] if case is not None else asked["captures"]
         kind = "claim" if case is not None else "capture"
         why = f"{kind}{'s' if len(named) > 1 else ''} {', '.join(named)}"
+        verb = "held" if not args.release else "kept" if hold.key in plan.kept else "released"
         print(f"{verb} {hold.uri}  version {hold.version_id or '-'} (was {hold.previous})  {why}")
+        if hold.key in plan.kept:
+            print(f"  still held for {'; '.join(plan.kept[hold.key])}: legal hold stays ON")
     for gap in plan.gaps:
         print(f"  GAP: claim {gap} has no capture; nothing held for it")
     action = "release" if args.release else "hold"
-    print(f"legal hold {'OFF' if args.release else 'ON'} on {len(holds)} WARC(s); "
-          f"custody log: one '{action}' entry each")  # fmt: skip
+    if args.release:
+        lifted = len(holds) - len(plan.kept)
+        print(f"legal hold OFF on {lifted} WARC(s), kept ON on {len(plan.kept)} held for "
+              f"something else; custody log: one '{action}' entry each")  # fmt: skip
+    else:
+        print(f"legal hold ON on {len(holds)} WARC(s); custody log: one '{action}' entry each")
     return 0
 
 
@@ -1083,7 +1091,8 @@ def build_parser() -> argparse.ArgumentParser:
     hold.add_argument("--case", metavar="CASE", help="case file path or case id: IDs are claims")
     hold.add_argument(
         "--release", action="store_true",
-        help="lift the hold (one flag per WARC, whatever asked for it; recorded too)",
+        help="lift what these captures or claims asked for; a WARC also held for something "
+             "else keeps its hold (recorded too)",
     )  # fmt: skip
     hold.add_argument("--note", help="why (a court order, a matter number), kept in the log")
     hold.add_argument("--actor", help="who asks (default: ATTEST_ACTOR or user@host)")

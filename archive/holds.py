@@ -11,6 +11,13 @@ Everything is resolved before anything is held, so an unknown capture or claim c
 Each WARC's hold is set on its current version, read back from the store, and then appended to
 the custody log (action ``hold``, or ``release`` when a hold is lifted), its object the WARC's
 store URI, its details what asked for it. Holding again is harmless and recorded again.
+
+S3 has one legal-hold flag per object version, but a WARC may be held for several reasons: for
+a capture, for a claim of one case and a claim of another. A release lifts only what it names,
+and the flag goes OFF only when nothing else holds the WARC: the WARC's ``hold`` and
+``release`` entries in the custody log say what still does (:func:`holders`). A release that
+leaves other holders keeps the flag ON (set again and read back), and its entry lists them in
+``kept_for``.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ class HoldPlan:
     case: str | None = None
     #: asked claims that have no capture (nothing of theirs can be held)
     gaps: list[str] = field(default_factory=list)
+    #: after a release: WARC key -> what still holds it, so its hold stayed ON
+    kept: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def warc_keys(self) -> list[str]:
@@ -50,6 +59,10 @@ class HoldPlan:
         if claim is not None:
             self.claims.setdefault(key, set()).add(claim)
 
+    def holders(self, key: str) -> set[str]:
+        """What this request holds (or releases) the WARC for, as :func:`holders` names it."""
+        return _holders(self.details(key))
+
     def details(self, key: str) -> dict[str, Any]:
         """What asked for this WARC's hold, for its custody entry."""
         out: dict[str, Any] = {"captures": sorted(self.captures.get(key, ()))}
@@ -57,6 +70,24 @@ class HoldPlan:
             out["case"] = self.case
             out["claims"] = sorted(self.claims.get(key, ()))
         return out
+
+
+def _holders(details: dict[str, Any]) -> set[str]:
+    """The holders a ``hold`` or ``release`` entry names: a case's claims, else captures."""
+    if details.get("case") is not None:
+        return {f"case {details['case']} claim {c}" for c in details.get("claims", ())}
+    return {f"capture {c}" for c in details.get("captures", ())}
+
+
+def holders(custody: CustodyLog, uri: str) -> set[str]:
+    """What holds the WARC at ``uri`` now: its holds' holders, less those released since."""
+    held: set[str] = set()
+    for entry in custody.for_object(uri):
+        if entry.action == "hold":
+            held |= _holders(entry.details)
+        elif entry.action == "release":
+            held -= _holders(entry.details)
+    return held
 
 
 def evidence_rows(db: IndexDB, store: Store, rows: Iterable[IndexRow]) -> list[IndexRow]:
@@ -114,6 +145,8 @@ def apply_holds(
 ) -> list[LegalHold]:
     """Place (or lift) the plan's holds, one custody entry per WARC, and seal the log.
 
+    A release lifts a WARC's hold only when nothing but this request holds it; otherwise the
+    hold stays ON and ``plan.kept`` (and the entry's ``kept_for``) says what still holds it.
     A store without legal holds fails on the first WARC, before anything is recorded; a
     failure part way leaves the holds already placed recorded (they are real).
     """
@@ -121,13 +154,16 @@ def apply_holds(
     done: list[LegalHold] = []
     try:
         for key in plan.warc_keys:
-            hold = store.set_legal_hold(key, on=on)
+            others = set() if on else holders(custody, store.object_uri(key)) - plan.holders(key)
+            hold = store.set_legal_hold(key, on=on or bool(others))
             details: dict[str, Any] = {
                 "legal_hold": hold.status,
                 "previous": hold.previous,
                 "version_id": hold.version_id,
                 **plan.details(key),
             }
+            if others:
+                plan.kept[key] = details["kept_for"] = sorted(others)
             if note:
                 details["note"] = note
             custody.append("hold" if on else "release", hold.uri, details, actor=actor)

@@ -21,7 +21,7 @@ from support.storedarchive import LATER_KEY, SAMPLE_KEY, StoredArchive, stored_a
 from archive.cases import Case, load_case
 from archive.custody import Entry
 from archive.errors import CaseError, ConfigError, HoldUnsupported, NotFound
-from archive.holds import apply_holds, plan_for_captures, plan_for_claims
+from archive.holds import apply_holds, holders, plan_for_captures, plan_for_claims
 from archive.store import FileStore, LegalHold
 
 UNKNOWN = "0b5e1d2c-3f4a-4b5c-8d6e-7f8091a2b3c4"
@@ -150,6 +150,48 @@ def test_each_held_warc_gets_a_hold_entry_and_holding_again_is_recorded_again(
         archive.custody.last_sealed()
         == archive.custody.db.rows("SELECT max(seq) FROM custody_log")[0][0]
     )
+
+
+def test_a_release_lifts_a_hold_only_when_nothing_else_holds_the_warc(
+    archive: StoredArchive, case: Case
+) -> None:
+    store = HoldingStore(archive.store.root)
+    custody = archive.custody
+    fresh = plan_for_captures(archive.db, store, [archive.fresh_id])  # LATER_KEY
+    revisit = plan_for_captures(archive.db, store, [archive.revisit_id])  # both WARCs
+    claim = plan_for_claims(archive.db, store, case, ["C2"])  # both WARCs too
+    assert (fresh.warc_keys, claim.warc_keys) == ([LATER_KEY], [SAMPLE_KEY, LATER_KEY])
+    for plan in (fresh, revisit, claim):
+        apply_holds(store, custody, plan, actor="counsel")
+    assert holders(custody, store.object_uri(SAMPLE_KEY)) == {
+        f"capture {archive.revisit_id}", "case spill claim C2"
+    }  # fmt: skip
+
+    # Releasing the revisit: both its WARCs are still held for something else.
+    again = plan_for_captures(archive.db, store, [archive.revisit_id])
+    kept = apply_holds(store, custody, again, on=False, actor="counsel")
+    assert [(h.key, h.status, h.previous) for h in kept] == [
+        (SAMPLE_KEY, "ON", "ON"), (LATER_KEY, "ON", "ON")
+    ]  # fmt: skip
+    assert again.kept == {
+        SAMPLE_KEY: ["case spill claim C2"],
+        LATER_KEY: [f"capture {archive.fresh_id}", "case spill claim C2"],
+    }
+    assert store.holds == {SAMPLE_KEY: "ON", LATER_KEY: "ON"}
+    release = entries(archive, "release")[0]
+    assert release.details["kept_for"] == ["case spill claim C2"]
+    assert release.details["legal_hold"] == "ON"
+
+    # Releasing the claim lifts SAMPLE_KEY's hold; the fresh capture still holds LATER_KEY.
+    lifted = plan_for_claims(archive.db, store, case, ["C2"])
+    apply_holds(store, custody, lifted, on=False, actor="counsel")
+    assert lifted.kept == {LATER_KEY: [f"capture {archive.fresh_id}"]}
+    assert store.holds == {SAMPLE_KEY: "OFF", LATER_KEY: "ON"}
+    assert holders(custody, store.object_uri(SAMPLE_KEY)) == set()
+    apply_holds(store, custody, plan_for_captures(archive.db, store, [archive.fresh_id]),
+                on=False)  # fmt: skip
+    assert store.holds == {SAMPLE_KEY: "OFF", LATER_KEY: "OFF"}
+    assert custody.verify() == []
 
 
 def test_a_file_store_refuses_holds_and_nothing_is_recorded(archive: StoredArchive) -> None:

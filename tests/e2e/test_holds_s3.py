@@ -164,12 +164,27 @@ def test_hold_captures_and_claims_then_audit(
     assert sorted(e["object"] for e in verified) == sorted(uris)
     assert all(e["details"]["ok"] and e["details"]["expected_from"] == "capture" for e in verified)
 
-    # Lifting a hold is allowed, and recorded.
-    lifted = run_attest(["hold", "--release", first_uuid], env)
-    assert lifted.returncode == 0, lifted.stderr
-    assert f"released {uris[0]}" in lifted.stdout
-    assert legal_hold(client, s3_bucket, objects[0]) == "OFF"
+    # Releasing the capture keeps its WARC held: the claim still holds it. Recorded either way.
+    kept = run_attest(["hold", "--release", first_uuid], env)
+    assert kept.returncode == 0, kept.stderr
+    assert f"kept {uris[0]}" in kept.stdout
+    assert "still held for case press-case claim C1: legal hold stays ON" in kept.stdout
+    assert legal_hold(client, s3_bucket, objects[0]) == "ON"
     (release,) = custody(home, "release")
     assert release["object"] == uris[0]
-    assert (release["details"]["legal_hold"], release["details"]["previous"]) == ("OFF", "ON")
+    assert (release["details"]["legal_hold"], release["details"]["previous"]) == ("ON", "ON")
+    assert release["details"]["kept_for"] == ["case press-case claim C1"]
+
+    # Releasing the claim too lifts both holds: nothing else holds them.
+    lifted = run_attest(["hold", "--release", "--case", str(case), "C1"], env)
+    assert lifted.returncode == 0, lifted.stderr
+    assert f"released {uris[0]}" in lifted.stdout
+    assert f"released {uris[1]}" in lifted.stdout
+    assert [legal_hold(client, s3_bucket, o) for o in objects] == ["OFF", "OFF"]
+    releases = custody(home, "release")[1:]
+    assert sorted(e["object"] for e in releases) == sorted(uris)
+    assert all(
+        (e["details"]["legal_hold"], e["details"]["previous"]) == ("OFF", "ON") for e in releases
+    )
+    assert all("kept_for" not in e["details"] for e in releases)
     assert run_attest(["custody", "verify"], env).returncode == 0
