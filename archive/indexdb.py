@@ -360,11 +360,16 @@ class IndexDB:
         return _row(found[0]) if found else None
 
     def concurrent_with(self, record_id: str) -> list[IndexRow]:
-        """Records that name this one in WARC-Concurrent-To (metadata, derivatives, request)."""
+        """Records that name this one in WARC-Concurrent-To (metadata, derivatives, request).
+
+        A revisit's ``concurrent_to`` holds its WARC-Refers-To (its original): later revisits
+        of a record were not written with it, so they are not among these.
+        """
         return [
             _row(v)
             for v in self.rows(
-                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE concurrent_to = ? ORDER BY id",  # noqa: S608 - constant columns; values are bound
+                f"SELECT {', '.join(COLUMNS)} FROM captures "  # noqa: S608 - constant columns; values are bound
+                "WHERE concurrent_to = ? AND record_type <> 'revisit' ORDER BY id",
                 (record_id,),
             )
         ]

@@ -91,6 +91,17 @@ def test_a_capture_holds_its_warc_and_the_warcs_of_what_it_needs(archive: Stored
     assert revisit.details(SAMPLE_KEY) == {"captures": [archive.revisit_id]}
 
 
+def test_an_original_holds_only_its_own_warc_not_those_of_later_revisits(
+    archive: StoredArchive,
+) -> None:
+    original = archive.sample.post.response.record_id  # revisited a day later, in LATER_KEY
+    linked = archive.db.concurrent_with(original)
+    assert archive.revisit_id not in {r.record_id for r in linked}
+    assert {r.record_type for r in linked} <= {"request", "metadata", "resource"}
+    plan = plan_for_captures(archive.db, archive.store, [original])
+    assert plan.warc_keys == [SAMPLE_KEY]
+
+
 def test_an_unknown_capture_is_named_and_nothing_is_planned(archive: StoredArchive) -> None:
     with pytest.raises(NotFound, match=f"no capture {UNKNOWN} in the index"):
         plan_for_captures(archive.db, archive.store, [archive.fresh_id, UNKNOWN])
