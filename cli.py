@@ -865,12 +865,7 @@ def cmd_airflow_pools(args: argparse.Namespace) -> int:
     from crawlers.plan import POOL_PREFIXES, pool_specs, shared_hosts
     from crawlers.registry import load_source, outline_registry
 
-    default = Path(__file__).resolve().parent / "sources"
-    paths = (
-        [Path(p) for p in args.sources]
-        if args.sources
-        else settings.path_list(os.environ, "ATTEST_SOURCES", default)
-    )
+    paths = [Path(p) for p in args.sources] if args.sources else settings.registry_paths(os.environ)
     outlines = outline_registry(paths)
     pools = pool_specs(outlines)
     resolved, unchecked = [], []

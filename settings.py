@@ -281,6 +281,19 @@ def path_list(env: Mapping[str, str], name: str, default: Path) -> list[Path]:
     return [Path(p).expanduser() for p in value.split(os.pathsep) if p] or [default]
 
 
+_REPO = Path(__file__).resolve().parent
+
+
+def registry_paths(env: Mapping[str, str]) -> list[Path]:
+    """The source registry: ``ATTEST_SOURCES``, else ``sources/`` of this checkout."""
+    return path_list(env, "ATTEST_SOURCES", _REPO / "sources")
+
+
+def case_dirs(env: Mapping[str, str]) -> list[Path]:
+    """The case files' directories: ``ATTEST_CASES``, else ``cases/`` of this checkout."""
+    return path_list(env, "ATTEST_CASES", _REPO / "cases")
+
+
 def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
 

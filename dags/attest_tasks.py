@@ -30,23 +30,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
 #: The DAGs' start date: fixed, in the past; runs start from the next cron tick (no catch-up).
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def registry_paths() -> list[Path]:
     """``ATTEST_SOURCES`` (``:``-separated files or directories), else ``sources/``."""
-    from settings import path_list
+    import settings
 
-    return path_list(os.environ, "ATTEST_SOURCES", REPO / "sources")
+    return settings.registry_paths(os.environ)
 
 
 def case_dirs() -> list[Path]:
     """``ATTEST_CASES`` (``:``-separated directories), else ``cases/``."""
-    from settings import path_list
+    import settings
 
-    return path_list(os.environ, "ATTEST_CASES", REPO / "cases")
+    return settings.case_dirs(os.environ)
 
 
 def dag_id_for(source_id: str) -> str:
