@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from archive.errors import AttestError, ConfigError, CrawlFailed, RegistryError
+from archive.errors import AttestError, ConfigError, CrawlFailed
 from archive.logs import configure_logging
 
 log = logging.getLogger("attest")
@@ -863,17 +863,14 @@ def cmd_airflow_pools(args: argparse.Namespace) -> int:
     crawl one host (the sources' URLs are resolved from the environment for this check)."""
     import settings
     from crawlers.plan import POOL_PREFIXES, pool_specs, shared_hosts
-    from crawlers.registry import load_source, outline_registry
+    from crawlers.registry import outline_registry, resolve_each
 
     paths = [Path(p) for p in args.sources] if args.sources else settings.registry_paths(os.environ)
     outlines = outline_registry(paths)
     pools = pool_specs(outlines)
-    resolved, unchecked = [], []
-    for outline in outlines:
-        try:
-            resolved.append(load_source(paths, outline.id, dict(os.environ)))
-        except RegistryError as exc:  # a variable unset here: its hosts are unknown
-            unchecked.append(f"{outline.id} ({exc.field}: {exc.reason})")
+    resolved, unresolved = resolve_each(paths, dict(os.environ))
+    # A source whose variables are unset here: its hosts are unknown.
+    unchecked = [f"{sid} ({exc.field}: {exc.reason})" for sid, exc in unresolved.items()]
     clashes = shared_hosts(resolved)
     if clashes:
         lines = [

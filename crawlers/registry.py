@@ -353,6 +353,23 @@ def load_source(paths: list[Path], source_id: str, env: dict[str, str] | None = 
     )
 
 
+def resolve_each(
+    paths: list[Path], env: dict[str, str]
+) -> tuple[list[SourceSpec], dict[str, RegistryError]]:
+    """Every source with its URLs resolved from ``env``, each file read once; a source whose
+    variables are unset is returned as its error instead. Validate the registry first
+    (:func:`outline_registry`): this only resolves."""
+    resolved: list[SourceSpec] = []
+    unresolved: dict[str, RegistryError] = {}
+    for file in registry_files(paths):
+        for raw in _read(file)["sources"]:
+            try:
+                resolved.extend(parse_registry({"sources": [raw]}, str(file), env))
+            except RegistryError as exc:
+                unresolved[raw["id"]] = exc
+    return resolved, unresolved
+
+
 class _Unresolved(dict[str, str]):
     """An environment where every variable is set, to a URL that is never fetched."""
 
