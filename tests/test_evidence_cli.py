@@ -207,3 +207,21 @@ def test_claim_link_takes_pages_and_unlink_withdraws_with_a_logged_reason(
     assert c5["covered"]
     text = home.attest("claims", str(case)).stdout
     assert f"  withdrawn: capture {ids['style']}, linked by tester at " in text
+
+
+def test_tsa_chain_files_stay_with_their_authority(tmp_path: Path) -> None:
+    """``ATTEST_TSA_CHAINS`` follows ``ATTEST_TSA_URLS`` by position: an empty entry is an
+    authority without a chain file, not a reason to give the next file to the wrong one."""
+    from support.pki import make_pki
+
+    import cli
+    import settings
+
+    pki = make_pki(tmp_path / "pki")
+    env = {"ATTEST_HOME": str(tmp_path / "home"),
+           "ATTEST_TSA_URLS": "http://one.test/tsr,http://two.test/tsr,http://three.test/tsr",
+           "ATTEST_TSA_CHAINS": f",{pki.tsa_chain},"}  # fmt: skip
+    _, tsas = cli._signing(settings.load_config(env), unsigned=True)
+    assert [(t.url, len(t.chain)) for t in tsas] == [
+        ("http://one.test/tsr", 0), ("http://two.test/tsr", 2), ("http://three.test/tsr", 0),
+    ]  # fmt: skip
