@@ -240,7 +240,7 @@ def _plain(value: Any) -> str:
 
 
 def _quote_view(check: dict[str, Any]) -> dict[str, Any]:
-    text = {"rendered": "the text the browser showed (its urn:text: record)",
+    text = {"rendered": "the text the browser showed (urn:text:)",
             "html": "the text of the HTML document"}.get(str(check.get("text")), "")  # fmt: skip
     return {
         "quote": str(check.get("quote") or ""),

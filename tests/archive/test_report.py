@@ -726,7 +726,7 @@ def test_each_capture_says_how_its_own_page_was_made_and_what_was_checked() -> N
     assert "crawler" not in older
     # The quote: which capture, which text, the words as shown and around them.
     assert "“we will not accept”" in browser
-    assert "the text the browser showed (its urn:text: record)" in browser
+    assert "the text the browser showed (urn:text:), record" in browser
     assert "<mark>We will not accept</mark>" in browser
     assert "The minister said:" in browser
     # The post's own time, as the platform gives it and as the page shows it.
