@@ -105,7 +105,7 @@ def earlier_warcs(
                 continue
             found.setdefault(rid, []).append({
                 "filename": name, "key": key, "uri": stat.uri, "sha256": stat.sha256,
-                "size": stat.size, "records": None,
+                "size": stat.size, "records": None, "version_id": stat.version_id,
             })  # fmt: skip
         day += timedelta(days=1)
     return [
@@ -125,6 +125,7 @@ def index_run(warcs: Sequence[Mapping[str, Any]], index_url: str, store: Store) 
                 filename=w["filename"], key=w["key"], uri=w["uri"], sha256=w["sha256"],
                 size=int(w["size"]),
                 records=None if w.get("records") is None else int(w["records"]),
+                version_id=w.get("version_id"),
             ),
             str(w["run_id"]),
         )
