@@ -553,7 +553,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from archive.retrieve import load_payload, raw_record
+    from archive.retrieve import load_payload, pinned_store, raw_record
     from archive.store import open_store
 
     config = _config(args.store)
@@ -565,6 +565,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     args.date_from = args.date_to = None
     args.limit = 1
     with _index(config) as db:
+        store = pinned_store(store, db)
         rows = _find_rows(db, args)
         if not rows:
             sys.stderr.write(f"attest: no capture of {args.url} (match {args.match})\n")
@@ -710,6 +711,7 @@ def cmd_claim_link(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from archive.bundle import export_bundle
     from archive.custody import default_actor
+    from archive.retrieve import pinned_store
     from archive.store import open_store
 
     case = _case(args.case)
@@ -721,6 +723,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     signer, tsas = _signing(config, unsigned=args.unsigned)
     with _index(config) as db:
         custody = _custody(db, store)
+        store = pinned_store(store, db)
         report = export_bundle(
             db, store, case, output, claim_ids=args.claim or (), custody=custody,
             actor=default_actor(), signer=signer, tsas=tsas, chromium=config.chromium,
@@ -781,6 +784,7 @@ def cmd_hold(args: argparse.Namespace) -> int:
     """Legal holds on the WARCs behind captures, or behind a case's claims; each one logged."""
     from archive.custody import default_actor
     from archive.holds import apply_holds, plan_for_captures, plan_for_claims
+    from archive.retrieve import pinned_store
     from archive.store import open_store
 
     if not args.ids and not args.case:
@@ -790,6 +794,7 @@ def cmd_hold(args: argparse.Namespace) -> int:
     store.require_legal_holds()  # before anything else: a store without holds changes nothing
     case = _case(args.case) if args.case else None
     with _index(config) as db:
+        store = pinned_store(store, db)
         if case is not None:
             plan = plan_for_claims(db, store, case, args.ids)
         else:

@@ -136,13 +136,13 @@ def _recorded(custody: CustodyLog, db: IndexDB, uri: str, key: str) -> AuditResu
     elif index_sha:
         result.expected_sha256 = index_sha
         result.expected_from = "index"
-    if result.version_id is None and indexed:
-        result.version_id = indexed.get("version_id") or None
     else:
         result.problems.append(
             "no SHA-256 was recorded for this WARC (no capture entry in the custody log, "
             "not in the index): nothing to compare with"
         )
+    if result.version_id is None and indexed:
+        result.version_id = indexed.get("version_id") or None
     if result.expected_size is None:
         result.expected_size = index_size
     return result
@@ -154,7 +154,7 @@ def _audit_one(store: Store, db: IndexDB, custody: CustodyLog, key: str) -> Audi
     local = store.local_path(key)
     if local is None:
         # A store with versions: is the key's current version still the one stored?
-        current = store.stat(key)
+        current = store.current(key)
         if current is None and result.version_id is None:
             result.problems.append(f"missing: the store has no object {uri}")
             return result

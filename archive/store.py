@@ -86,6 +86,10 @@ class Store(Protocol):
 
     def stat(self, key: str, *, version: str | None = None) -> StoredObject | None: ...
 
+    def current(self, key: str) -> StoredObject | None:
+        """The key's current version (whatever a :class:`PinnedStore` pins it to)."""
+        ...
+
     def open(self, key: str, *, version: str | None = None) -> BinaryIO: ...
 
     def read_range(
@@ -162,6 +166,9 @@ class FileStore:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def current(self, key: str) -> StoredObject | None:
+        return self.stat(key)
 
     def stat(self, key: str, *, version: str | None = None) -> StoredObject | None:
         self._unversioned(key, version)
@@ -412,6 +419,9 @@ class PinnedStore:
 
     def stat(self, key: str, *, version: str | None = None) -> StoredObject | None:
         return self.inner.stat(key, version=self._version(key, version))
+
+    def current(self, key: str) -> StoredObject | None:
+        return self.inner.current(key)
 
     def open(self, key: str, *, version: str | None = None) -> BinaryIO:
         return self.inner.open(key, version=self._version(key, version))

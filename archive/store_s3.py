@@ -204,6 +204,9 @@ class S3Store:
     def local_path(self, key: str) -> Path | None:
         return None
 
+    def current(self, key: str) -> StoredObject | None:
+        return self.stat(key)
+
     def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
         size = path.stat().st_size
         if size > MAX_SINGLE_PUT:
