@@ -90,6 +90,11 @@ class Store(Protocol):
         """The key's current version (whatever a :class:`PinnedStore` pins it to)."""
         ...
 
+    def versions(self, key: str) -> list[StoredObject]:
+        """Every version of the key, oldest first (one, where the store has no versions); a
+        second version of an immutable key means it was put again by someone else."""
+        ...
+
     def open(self, key: str, *, version: str | None = None) -> BinaryIO: ...
 
     def read_range(
@@ -169,6 +174,10 @@ class FileStore:
 
     def current(self, key: str) -> StoredObject | None:
         return self.stat(key)
+
+    def versions(self, key: str) -> list[StoredObject]:
+        found = self.stat(key)
+        return [found] if found is not None else []
 
     def stat(self, key: str, *, version: str | None = None) -> StoredObject | None:
         self._unversioned(key, version)
@@ -422,6 +431,9 @@ class PinnedStore:
 
     def current(self, key: str) -> StoredObject | None:
         return self.inner.current(key)
+
+    def versions(self, key: str) -> list[StoredObject]:
+        return self.inner.versions(key)
 
     def open(self, key: str, *, version: str | None = None) -> BinaryIO:
         return self.inner.open(key, version=self._version(key, version))

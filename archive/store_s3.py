@@ -207,6 +207,34 @@ class S3Store:
     def current(self, key: str) -> StoredObject | None:
         return self.stat(key)
 
+    def versions(self, key: str) -> list[StoredObject]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        found: list[tuple[Any, StoredObject]] = []
+        paginator = self.client.get_paginator("list_object_versions")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Versions", []):
+                    if item["Key"] != full:
+                        continue
+                    version = _version_id(item)
+                    # The listing has no SHA-256: each version's own head says it.
+                    head = self._head(key, version)
+                    sha = (
+                        (_server_sha256(head) or head.get("Metadata", {}).get("sha256", ""))
+                        if head
+                        else ""
+                    )
+                    found.append((item["LastModified"], StoredObject(
+                        key, int(item["Size"]), sha, self.object_uri(key), version,
+                    )))  # fmt: skip
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable(
+                f"{self.uri}: listing the versions of {key} failed: {exc}"
+            ) from exc
+        return [obj for _, obj in sorted(found, key=lambda pair: pair[0])]
+
     def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
         size = path.stat().st_size
         if size > MAX_SINGLE_PUT:

@@ -64,6 +64,8 @@ class RunOptions:
     browser_recycle: int = 200
     #: The index database (path or URL); None: WARCs are stored but not indexed.
     index_url: str | None = None
+    #: Signs and timestamps the custody segments the run seals (archive.custodyseal).
+    custody_attestor: Any = None
     airflow: dict[str, str] = field(default_factory=dict)
     scrapy_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -91,6 +93,7 @@ def options_from_config(config: AttestConfig, *, airflow: Mapping[str, str]) -> 
         browser_concurrency=config.browser_concurrency,
         browser_recycle=config.browser_recycle,
         index_url=config.index_url,
+        custody_attestor=config.custody_attestor(),
         airflow=dict(airflow),
     )
 
@@ -297,6 +300,7 @@ def run_capture(
         + [(w, rec.run_id) for rec in recovered for w in rec.shipped],
         options.index_url,
         store,
+        attestor=options.custody_attestor,
     )
     cpu_s = {
         "crawler": round(cpu_crawled - cpu_start, 3),
@@ -341,7 +345,11 @@ def run_capture(
 
 
 def index_runs(
-    shipped: Sequence[tuple[ShippedWarc, str]], index_url: str | None, store: Store
+    shipped: Sequence[tuple[ShippedWarc, str]],
+    index_url: str | None,
+    store: Store,
+    *,
+    attestor: Any = None,
 ) -> tuple[int, list[tuple[str, str]]]:
     """Log each stored WARC (with the attest run that wrote it) in the custody log and index
     it; a failure leaves it for later. Returns how many were indexed and (key, why) for the rest.
@@ -365,7 +373,7 @@ def index_runs(
         return 0, [(w.key, str(exc)) for w, _ in shipped]
     with db:
         try:
-            custody = CustodyLog(db, store)
+            custody = CustodyLog(db, store, attestor=attestor)
             for warc, run_id in shipped:
                 # Once per WARC: a retried index task (or a cleared one) logs nothing twice.
                 logged = {e.action for e in custody.for_object(warc.uri)}
