@@ -517,8 +517,9 @@ def resolve(
 
     A link is a gap when it selects no capture (none in its range, or the capture it names is
     not in the index), when none of its captures shows its quote, or when its only captures
-    are ``incomplete`` (a browser page that never finished loading: ``pages`` reads that from
-    the page's metadata; without it every capture counts). Withdrawn run-time links select
+    are ``incomplete`` (a browser page that never finished loading, as the index's
+    ``outcome`` of the page says; ``pages``, with a store, reads it from the page's metadata
+    record for rows indexed before the index kept it). Withdrawn run-time links select
     nothing; they are listed in ``withdrawn``.
     """
     pages = pages or PageMetadata(db, None)

@@ -84,7 +84,12 @@ class PageMetadata:
         return self._facts[meta.record_id]
 
     def outcome(self, row: IndexRow) -> str | None:
-        """How the page ended (``captured``, ``incomplete``, ...), as its metadata says."""
+        """How the page ended (``captured``, ``incomplete``, ...), as its metadata says: the
+        index carries it per page (``IndexRow.outcome``); for rows indexed before it did, the
+        record itself is read (with a store)."""
+        page = self.page_of(row)
+        if page.outcome is not None:
+            return page.outcome
         facts = self.facts(row)
         value = facts.get("outcome") if facts else None
         return str(value) if value is not None else None

@@ -317,6 +317,8 @@ def test_a_link_whose_only_captures_are_incomplete_is_a_gap(tmp_path: Path) -> N
         assert result.gaps == [f"exact {flaky}: only incomplete captures (1): the page never "
                                "finished loading, so they do not count as evidence"]  # fmt: skip
         assert [f.row.record_id for f in result.found] == [ids[2], ids[3]]
+        # The index carries each page's outcome: no record needs reading for it.
+        assert resolve(db, case, case.claims[0]).gaps == result.gaps
 
 
 def test_unquoted_yaml_dates_and_times_are_read_as_written(tmp_path: Path) -> None:
