@@ -847,7 +847,7 @@ def cmd_claim_link(args: argparse.Namespace) -> int:
                        "record_type": row.record_type}  # fmt: skip
             if args.any_record:
                 details["any_record_reason"] = args.reason
-            _custody(db, open_store(config.store_uri)).append(
+            _custody(db, open_store(config.store_uri), config).append(
                 "link", row.record_id, details, actor=annotator
             )
     state = "linked" if new else "already linked"
@@ -868,7 +868,7 @@ def cmd_claim_unlink(args: argparse.Namespace) -> int:
     with _index(config) as db:
         was = unlink_capture(db, case, args.claim, record_id, actor=actor, reason=args.reason)
         row = db.by_record_id(record_id)
-        _custody(db, open_store(config.store_uri)).append(
+        _custody(db, open_store(config.store_uri), config).append(
             "unlink", record_id,
             {"case": case.id, "claim": args.claim, "url": row.url if row else None,
              "reason": args.reason, "linked_by": was.annotator, "linked_at": was.linked_at},
