@@ -44,7 +44,7 @@ EVIDENCE_TYPES = ("response", "revisit", "resource")
 INCOMPLETE = "incomplete"
 
 _LINKS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS claim_links (
+CREATE TABLE IF NOT EXISTS {table} (
     id {id},
     case_id TEXT NOT NULL, claim_id TEXT NOT NULL, record_id TEXT NOT NULL,
     annotator TEXT NOT NULL, note TEXT, linked_at TEXT NOT NULL, any_record_reason TEXT,
@@ -262,21 +262,23 @@ def ensure_links_table(db: IndexDB) -> None:
         columns = _link_table_columns(db)
         if columns and "withdrawn_at" in columns:
             return
-        if columns:
-            db.execute("ALTER TABLE claim_links RENAME TO claim_links_first_form")
         identity = "BIGSERIAL PRIMARY KEY" if db.dialect == "postgresql" else "INTEGER PRIMARY KEY"
-        db.execute(_LINKS_SCHEMA.format(id=identity))
+        # A table of the first form is copied into a new one, which then takes its name (the
+        # new table is made under its own name, so no index or sequence name is taken twice).
+        table = "claim_links_converted" if columns else "claim_links"
+        db.execute(_LINKS_SCHEMA.format(table=table, id=identity))
+        if columns:
+            db.execute(
+                "INSERT INTO claim_links_converted (case_id, claim_id, record_id, annotator, "
+                "note, linked_at) SELECT case_id, claim_id, record_id, annotator, note, "
+                "linked_at FROM claim_links ORDER BY linked_at"
+            )
+            db.execute("DROP TABLE claim_links")
+            db.execute("ALTER TABLE claim_links_converted RENAME TO claim_links")
         db.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS claim_links_active "
             "ON claim_links (case_id, claim_id, record_id) WHERE withdrawn_at IS NULL"
         )
-        if columns:
-            db.execute(
-                "INSERT INTO claim_links (case_id, claim_id, record_id, annotator, note, "
-                "linked_at) SELECT case_id, claim_id, record_id, annotator, note, linked_at "
-                "FROM claim_links_first_form ORDER BY linked_at"
-            )
-            db.execute("DROP TABLE claim_links_first_form")
 
 
 def _link_table_columns(db: IndexDB) -> set[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from archive.cases import (
     unlink_capture,
 )  # fmt: skip
 from archive.cdxj import IndexRow
-from archive.errors import CaseError, ConfigError, NotFound
+from archive.errors import CaseError, ConfigError, IndexError_, NotFound
 from archive.indexdb import IndexDB
 from archive.indexer import index_keys, rebuild
 from archive.pagemeta import PageMetadata
@@ -270,8 +272,30 @@ def test_unlink_withdraws_a_link_and_keeps_its_history(
     assert db.rows("SELECT count(*) FROM claim_links")[0][0] == 3
 
 
-def test_links_of_the_first_table_form_are_kept(tmp_path: Path) -> None:
-    db = IndexDB(str(tmp_path / "index.sqlite"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexDB]:
+    """An index database with nothing in it, on SQLite and on PostgreSQL (which runs here:
+    ``ATTEST_TEST_PG``, as tests/archive/test_index_postgres.py uses it)."""
+    if request.param == "sqlite":
+        with IndexDB(str(tmp_path / "index.sqlite")) as db:
+            yield db
+        return
+    import psycopg
+
+    admin = os.environ.get("ATTEST_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
+    name = f"attest_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        with IndexDB(admin.rsplit("/", 1)[0] + f"/{name}") as db:
+            yield db
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_links_of_the_first_table_form_are_kept(empty_index: IndexDB, tmp_path: Path) -> None:
+    db = empty_index
     db.execute(
         "CREATE TABLE claim_links (case_id TEXT NOT NULL, claim_id TEXT NOT NULL, "
         "record_id TEXT NOT NULL, annotator TEXT NOT NULL, note TEXT, linked_at TEXT NOT NULL, "
@@ -285,7 +309,16 @@ def test_links_of_the_first_table_form_are_kept(tmp_path: Path) -> None:
     assert [(x.record_id, x.annotator, x.note, x.active) for x in links] == [(rid, "ana", "n", True)]
     result = resolve(db, case, case.claims[0])
     assert result.gaps == [f"linked capture {rid} (by ana): not in the index"]
-    db.close()
+    # Converted, the table keeps history: a withdrawn link, and the same capture linked again.
+    unlink_capture(db, case, "C1", rid, actor="bo", reason="not this one")
+    db.execute("INSERT INTO claim_links (case_id, claim_id, record_id, annotator, linked_at) "
+               "VALUES ('demo-case', 'C1', ?, 'cy', '2026-01-02T00:00:00Z')", (rid,))  # fmt: skip
+    assert [(x.annotator, x.active) for x in run_time_links(db, case, "C1")] == [
+        ("ana", False), ("cy", True)
+    ]
+    with pytest.raises(IndexError_):  # one active link per claim and capture, at most
+        db.execute("INSERT INTO claim_links (case_id, claim_id, record_id, annotator, "
+                   "linked_at) VALUES ('demo-case', 'C1', ?, 'dee', 'x')", (rid,))  # fmt: skip
 
 
 def test_a_link_whose_only_captures_are_incomplete_is_a_gap(tmp_path: Path) -> None:
