@@ -307,11 +307,13 @@ def export_bundle(
                   "evidence/custody.jsonl", SCRIPT_PATH, "evidence/report.html",
                   "evidence/report.pdf"]  # fmt: skip
         signing, tsa_urls = _signing_view(signer), [t.url for t in tsas or []]
-        script = bundle_script(json.loads(manifest), files=listed, signing=signing, tsas=tsa_urls)
+        view = json.loads(manifest)
+        script = bundle_script(view, files=listed, signing=signing, tsas=tsa_urls)
         html = render_report(
-            json.loads(manifest), files=listed, screenshots=_screenshots(store, chosen),
+            view, files=listed, screenshots=_screenshots(store, chosen),
             signing=signing, tsas=tsa_urls, script=script,
         )  # fmt: skip
+        del view
         bundle = _PartialBundle(output)
         try:
             # Chromium prints the report (it needs nothing of the WARC) while the WARC is copied.
