@@ -138,8 +138,9 @@ def surt_key(url: str) -> str:
 
 # --- reading records -------------------------------------------------------------------------
 
-#: Bytes of a page's HTML payload (as sent: encoded, maybe chunked) read for its text.
-MAX_HTML_BYTES = 8 * 1024 * 1024
+#: Bytes of a page's HTML payload (as sent: encoded, maybe chunked) read for its text: the
+#: text of more HTML than this would be cut at MAX_TEXT characters anyway.
+MAX_HTML_BYTES = 4 * 1024 * 1024
 #: Bytes kept of a metadata record, a rendered-text resource, or a warcinfo record.
 MAX_KEPT_BLOCK = 4 * 1024 * 1024
 _TEXT_MIMES = ("text/html", "application/xhtml+xml", "text/plain")
