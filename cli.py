@@ -465,7 +465,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         done = [r for r in results if not r.error and not r.skipped]
         skipped = [r for r in results if r.skipped]
-        left_out = sum(len(r.problems) for r in flawed)
+        # A record can fail several checks: count records (offsets), list every check.
+        left_out = sum(len({p["offset"] for p in r.problems}) for r in flawed)
         print(
             f"indexed {len(done)} WARC(s) ({sum(r.added for r in done)} rows added), "
             f"{len(skipped)} already indexed, {len(failed)} failed"
@@ -474,9 +475,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         for r in failed:
             print(f"  FAILED {r.key}: {r.error}")
         for r in flawed:
-            print(
-                f"  PROBLEMS {r.key}: {len(r.problems)} record(s) failed their checks, not indexed"
-            )
+            bad = len({p["offset"] for p in r.problems})
+            print(f"  PROBLEMS {r.key}: {bad} record(s) failed their checks, not indexed")
             for p in r.problems[:10]:
                 rid = f" record {p['record_id']}" if p.get("record_id") else ""
                 print(f"    {p['check']} at offset {p['offset']}{rid}: {p['detail']}")
