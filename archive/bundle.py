@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import queue
 import shutil
@@ -45,16 +46,17 @@ from archive.cases import Case, Claim, ClaimEvidence, Found, RunTimeLink, resolv
 from archive.cdxj import IndexRow, WarcIndex, index_bytes, surt_key
 from archive.custody import CustodyLog
 from archive.dates import iso
-from archive.errors import ConfigError, IntegrityError
+from archive.errors import AttestError, ConfigError, IntegrityError
 from archive.evidence import Selection, select
 from archive.indexdb import IndexDB
 from archive.pagemeta import PageMetadata
 from archive.report import SCRIPT_PATH, bundle_script, print_pdf, render_report
-from archive.retrieve import load_payload
+from archive.retrieve import check_record, load_payload, verify_record
 from archive.signing import Signer, fingerprint, sign
 from archive.store import Store
 from archive.timestamps import Authority
 from archive.timestamps import request as request_timestamp
+from archive.warcread import Problem, iter_records
 
 WACZ_VERSION = "1.1.1"
 SOFTWARE = f"attest {version('attest')}"
@@ -154,17 +156,66 @@ def _pieces(rows: list[IndexRow]) -> Iterator[tuple[str, int, int, list[IndexRow
         yield from flush()
 
 
+class _RecordChecks:
+    """Every copied record checked against its own digests and its index row
+    (:func:`archive.retrieve.check_record`) in a second thread while the copy goes on
+    (zlib and hashlib release the GIL on large buffers); :meth:`__exit__` raises the first
+    failure, so a bundle is never finished around a record that does not verify."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.failure: BaseException | None = None
+        self._queue: queue.Queue[tuple[IndexRow, bytes | None] | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="bundle-checks", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.failure is not None:
+                continue
+            row, data = item
+            try:
+                if data is None:  # larger than a piece: read again, as a stream
+                    verify_record(self.store, row)
+                else:
+                    check_record(row, io.BytesIO(data))
+            except AttestError as exc:
+                self.failure = exc
+
+    def check(self, row: IndexRow, data: bytes | None) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self._queue.put((row, data))
+
+    def __enter__(self) -> _RecordChecks:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if kind is None and self.failure is not None:
+            raise self.failure
+
+
+def _check_first(member: bytes, key: str) -> None:
+    """A WARC's first record (its warcinfo), as copied: whole, and its digests hold."""
+    for item in iter_records(Path(key), handle=io.BytesIO(member)):
+        if isinstance(item, Problem):
+            raise IntegrityError(f"{key}: its first record does not verify: {item}")
+
+
 def _copy_records(
-    store: Store, firsts: list[bytes], rows: list[IndexRow], warc: BinaryIO
+    store: Store, firsts: list[tuple[str, bytes]], rows: list[IndexRow], warc: BinaryIO
 ) -> tuple[list[IndexRow], str]:
     """Write the bundle's WARC: the first record (warcinfo) of each WARC, then ``rows`` (in
-    store order), each as stored. Returns index rows for what was written, pointing into the
-    bundle's WARC (its CDXJ is made from them, not by reading the WARC again), and the WARC's
-    SHA-256, computed while writing."""
+    store order), each as stored and each checked. Returns index rows for what was written,
+    pointing into the bundle's WARC (its CDXJ is made from them, not by reading the WARC
+    again), and the WARC's SHA-256, computed while writing."""
     written: list[IndexRow] = []
     position = 0
-    with _Sha256Thread() as digest:
-        for member in firsts:
+    with _Sha256Thread() as digest, _RecordChecks(store) as checks:
+        for key, member in firsts:
+            _check_first(member, key)
             # A warcinfo record has no index row; any other first record is indexed as stored.
             for row in index_bytes(member, BUNDLE_WARC, texts=False).rows:
                 written.append(replace(row, offset=position + row.offset))
@@ -174,8 +225,11 @@ def _copy_records(
         for key, offset, length, starting in _pieces(rows):
             data = store.read_range(key, offset, length)
             for row in starting:
-                if data[row.offset - offset : row.offset - offset + 2] != b"\x1f\x8b":
+                at = row.offset - offset
+                if data[at : at + 2] != b"\x1f\x8b":
                     raise IntegrityError(f"{key}: no gzip member at offset {row.offset}")
+                whole = at + row.length <= len(data)
+                checks.check(row, data[at : at + row.length] if whole else None)
                 written.append(replace(row, surt=surt_key(row.url), warc_key=BUNDLE_WARC,
                                        offset=position + row.offset - offset))  # fmt: skip
             warc.write(data)
@@ -249,12 +303,12 @@ class _PartialBundle:
     def add_warc(
         self, name: str, store: Store, warc_keys: list[str], rows: list[IndexRow]
     ) -> tuple[list[IndexRow], _Written]:
-        firsts = [_first_member(store, key) for key in warc_keys]
+        firsts = [(key, _first_member(store, key)) for key in warc_keys]
         # As ZipFile.write would store a file of that size just written (ZIP64 if it is large).
         info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
         info.compress_type = zipfile.ZIP_STORED
         info.external_attr = 0o100644 << 16
-        info.file_size = sum(len(m) for m in firsts) + sum(r.length for r in rows)
+        info.file_size = sum(len(m) for _, m in firsts) + sum(r.length for r in rows)
         with self.archive.open(info, "w") as dest:
             written, digest = _copy_records(store, firsts, rows, dest)  # type: ignore[arg-type]
         assert self.archive.fp is not None

@@ -211,7 +211,7 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         full = self._key(key)
-        found: list[tuple[Any, StoredObject]] = []
+        found: list[StoredObject] = []
         paginator = self.client.get_paginator("list_object_versions")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
@@ -221,19 +221,18 @@ class S3Store:
                     version = _version_id(item)
                     # The listing has no SHA-256: each version's own head says it.
                     head = self._head(key, version)
-                    sha = (
-                        (_server_sha256(head) or head.get("Metadata", {}).get("sha256", ""))
-                        if head
-                        else ""
+                    sha = ""
+                    if head is not None:
+                        sha = _server_sha256(head) or head.get("Metadata", {}).get("sha256", "")
+                    found.append(
+                        StoredObject(key, int(item["Size"]), sha, self.object_uri(key), version)
                     )
-                    found.append((item["LastModified"], StoredObject(
-                        key, int(item["Size"]), sha, self.object_uri(key), version,
-                    )))  # fmt: skip
         except (BotoCoreError, ClientError) as exc:
             raise StoreUnavailable(
                 f"{self.uri}: listing the versions of {key} failed: {exc}"
             ) from exc
-        return [obj for _, obj in sorted(found, key=lambda pair: pair[0])]
+        # S3 lists a key's versions newest first (times can tie within a second).
+        return found[::-1]
 
     def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
         size = path.stat().st_size

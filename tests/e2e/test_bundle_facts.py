@@ -193,9 +193,7 @@ def test_each_capture_carries_its_own_pages_method(bundle: Path, built: Built) -
     assert "scrapy" not in by_url[POST].lower()
 
 
-def test_the_manifest_says_what_was_checked_and_what_is_missing(
-    bundle: Path, built: Built
-) -> None:
+def test_the_manifest_says_what_was_checked_and_what_is_missing(bundle: Path, built: Built) -> None:
     manifest = _manifest(bundle)
     claims = {c["id"]: c for c in manifest["claims"]}
     captures = _captures(manifest)
@@ -255,7 +253,9 @@ def run_bundled_script(
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
 
 
-def test_the_bundled_script_passes_a_good_bundle(bundle: Path, built: Built, tmp_path: Path) -> None:
+def test_the_bundled_script_passes_a_good_bundle(
+    bundle: Path, built: Built, tmp_path: Path
+) -> None:
     with zipfile.ZipFile(bundle) as archive:
         package = json.loads(archive.read("datapackage.json"))
         script = archive.read("evidence/verify.sh")
@@ -263,8 +263,15 @@ def test_the_bundled_script_passes_a_good_bundle(bundle: Path, built: Built, tmp
     listed = {r["path"]: r["hash"] for r in package["resources"]}
     assert listed["evidence/verify.sh"] == f"sha256:{hashlib.sha256(script).hexdigest()}"
     # The report prints that very script, unwrapped.
-    assert script.decode().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") \
-        .replace('"', "&#34;").replace("'", "&#39;") in html
+    assert (
+        script.decode()
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&#34;")
+        .replace("'", "&#39;")
+        in html
+    )
     done = run_bundled_script(bundle, tmp_path / "plain", built.pki)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.rstrip().endswith("\nALL CHECKS PASSED")
@@ -321,3 +328,29 @@ def test_a_bundle_without_a_timestamp_is_signed_not_timestamped(
     done = run_bundled_script(path, tmp_path / "script", built.pki)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "NOT TIMESTAMPED  no timestamp authority dated this bundle" in done.stdout
+
+
+# --- every record exported is checked --------------------------------------------------------
+
+
+def test_an_export_refuses_a_record_changed_in_the_store_and_leaves_no_bundle(
+    built: Built, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(built.home, home)
+    env = dict(built.env, ATTEST_HOME=str(home))
+    with IndexDB(str(home / "index.sqlite")) as db:
+        (row,) = [r for r in db.select(low="", high="\U0010ffff", exact=False)
+                  if r.record_id == built.ids["article"]]  # fmt: skip
+    warc = home / "store" / row.warc_key
+    warc.chmod(0o644)  # the store keeps it read-only; whoever controls the disk need not care
+    data = bytearray(warc.read_bytes())
+    data[row.offset + row.length // 2] ^= 0x01  # one bit inside the article's gzip member
+    warc.write_bytes(bytes(data))
+    path = tmp_path / "out.wacz"
+    proc = run_attest(["export", str(built.case), "--claim", "C1", "-o", str(path)], env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{row.warc_key} at offset {row.offset} (record {row.record_id})" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not path.exists()
+    assert not list(tmp_path.glob(".out.wacz*")), "no partial bundle is left behind"
