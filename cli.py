@@ -906,9 +906,12 @@ def cmd_airflow_pools(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import settings
+    from archive.serve.actions import ActionSettings
     from archive.serve.app import ServeOptions, serve
 
     config = _config(args.store)
+    key = config.signing_key or config.home / "keys" / "signing.pem"
     return serve(
         ServeOptions(
             host=args.host,
@@ -920,6 +923,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             replay_venv=config.replay_venv,
             s3_endpoint=config.s3_endpoint,
             home=config.home,
+            actions=ActionSettings(
+                case_dirs=tuple(settings.case_dirs(os.environ)),
+                exports=config.home / "exports",
+                signing_key=key if key.is_file() else None,
+                signing_cert=config.signing_cert,
+                tsa_urls=tuple(config.tsa_urls),
+                tsa_chains=tuple(config.tsa_chains),
+                chromium=config.chromium,
+            ),
         )
     )
 
