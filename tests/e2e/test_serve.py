@@ -224,7 +224,7 @@ def test_stopping_serve_stops_pywb_and_removes_its_folder(
     try:
         pywb = srv.pywb()
         folder = Path(pywb.cwd())
-        assert (folder / "pywb.sock").is_socket()
+        assert folder.is_dir()
         assert srv.proc is not None
         os.kill(srv.proc.pid, stop)  # the service process only, as a supervisor would
         assert srv.proc.wait(30) == exit_code, srv.log_tail()
