@@ -275,6 +275,14 @@ class GateMiddleware(BaseHTTPMiddleware):
         if path in ("/login", "/healthz") or path.startswith("/_pywb/"):
             return await call_next(request)
         client = request.client.host if request.client else "unknown"
+        if service.gate.open and not is_loopback(_host_name(request.headers.get("host", ""))):
+            # Open (no tokens) means "this machine only": a page elsewhere that got its name to
+            # resolve to 127.0.0.1 (DNS rebinding) must not read or change the archive.
+            return PlainTextResponse(
+                "this service has no tokens and answers loopback names only "
+                "(127.0.0.1, localhost, [::1]); set ATTEST_TOKENS to serve others\n",
+                status_code=421,
+            )
         authorization = request.headers.get("authorization")
         cookie = request.cookies.get(SESSION_COOKIE)
         try:
@@ -301,6 +309,13 @@ class GateMiddleware(BaseHTTPMiddleware):
             held = service.gate.session(cookie)
             request.scope["attest.csrf"] = held.csrf if held is not None else None
         return await call_next(request)
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port ('[::1]:8700' -> '::1')."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 # --- CDX API --------------------------------------------------------------------------------
@@ -480,10 +495,11 @@ async def _memento(
             )
     await blocking(service.verified, best)
     mementos = memento.distinct_mementos(rows)
-    headers = {
-        "Memento-Datetime": http_date(best.ts),
-        "Link": memento.link_header(base, url, memento=best, first=mementos[0], last=mementos[-1]),
-    }
+    uri = dict((r.record_id, u) for r, u in memento.memento_uris(base, rows))[best.record_id]
+    link = memento.link_header(
+        base, url, memento=best, first=mementos[0], last=mementos[-1], uri=uri
+    )
+    headers = {"Memento-Datetime": http_date(best.ts), "Link": link}
     if service.pywb is None:
         return await _archived(request, best, headers, "replay id_ (no pywb)")
     response = await _proxy(request, headers, pin=best, prefix=prefix)
@@ -958,6 +974,8 @@ def _stop(signum: int, _frame: FrameType | None) -> None:
 def serve(options: ServeOptions) -> int:
     import uvicorn
 
+    # One line per request to pywb is noise; failures are logged by the service itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # uvicorn catches SIGTERM and SIGINT, shuts down, then raises the signal again with the
     # handler that was there before it: this one, so that the service's cleanup (pywb, its
     # folder) runs instead of the process dying on the spot.

@@ -38,12 +38,16 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from importlib.metadata import version
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 #: Where pywb's front end sends its WarcServer requests (``http://localhost:<port>/...`` in
 #: pywb); they are answered in-process (a reserved name: it never resolves).
 IN_PROCESS = "http://warcserver.invalid/"
+#: The pywb release whose front end this program extends (its WarcServer paths, GeventServer,
+#: RewriterApp.render_content and get_upstream_url); another one is refused at start.
+PYWB_RELEASE = "2.10."
 _PREFIX = re.compile(r"/capture/[0-9a-f-]{36}")
 _PIN = re.compile(r"<urn:uuid:[0-9a-f-]{36}>")
 
@@ -242,6 +246,11 @@ def guarded(app: WsgiApp, secret: str) -> WsgiApp:
 
 
 def main() -> int:
+    found = version("pywb")
+    if not found.startswith(PYWB_RELEASE):
+        print(f"attest's replay needs pywb {PYWB_RELEASE}x (the replay venv has {found}): "
+              "run ./setup.sh", flush=True)  # fmt: skip
+        return 2
     gevent: Any = importlib.import_module("gevent")
     importlib.import_module("gevent.monkey").patch_all()
     wsgi_server = importlib.import_module("gevent.pywsgi").WSGIServer

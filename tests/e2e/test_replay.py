@@ -387,6 +387,18 @@ def test_captures_in_one_second_each_have_their_own_links(
         text = page.body.decode("utf-8", "replace")
         assert version_text(n) in text
         assert version_text(3 - n) not in text
+    # The TimeMap lists both, each with a URI-M of its own that gives exactly it.
+    timemap = exact_server.get(f"/web/timemap/link/{SAME_URL}").text
+    uris = re.findall(r'<([^>]+)>; rel="[^"]*memento"; datetime', timemap)
+    assert uris == [
+        f"{exact_server.base}/web/{ts}/{SAME_URL}",
+        f"{exact_server.base}/capture/{uuid_of(second.response.record_id)}/web/{ts}/{SAME_URL}",
+    ], timemap
+    for n, uri in enumerate(uris, start=1):
+        got = exact_server.get(uri.removeprefix(exact_server.base).replace(f"/{ts}/", f"/{ts}id_/"))
+        assert got.status == 200
+        assert version_text(n).encode() in got.body
+        assert f"<{uri}>" in got.headers["Link"]
     # The lookup page's timeline links each capture, not its second.
     lookup = exact_server.get(f"/ui/lookup?url={SAME_URL}")
     hrefs = re.findall(r'class="replay" href="([^"]+)"', lookup.text)

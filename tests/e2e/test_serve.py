@@ -624,6 +624,22 @@ def test_sql_like_and_traversal_strings_are_just_urls(
     assert retrieval.rows("SELECT count(*) FROM captures") == before
 
 
+def test_the_open_service_answers_loopback_names_only(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    """Without tokens anyone on this machine may read; a web page whose name was made to
+    resolve to 127.0.0.1 (DNS rebinding) is not on this machine."""
+    url = article(retrieval, NEWS_ARTICLES[0])
+    for host in ("evil.example", f"evil.example:{server.port}", "10.0.0.8"):
+        for method, path in (("GET", f"/cdx?url={quote(url)}"), ("POST", "/api/custody/seal")):
+            answer = server.get(path, {"Host": host, "Content-Type": "application/json"},
+                                method=method, body=b"{}" if method == "POST" else None)  # fmt: skip
+            assert answer.status == 421, (host, path, answer.status)
+            assert "loopback names only" in answer.text
+    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", "[::1]"):
+        assert server.get(f"/cdx?url={quote(url)}", {"Host": host}).status == 200, host
+
+
 @pytest.mark.parametrize(
     "path",
     [
