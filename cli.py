@@ -984,7 +984,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             tokens_file=config.tokens_file,
             replay=not args.no_replay,
             replay_venv=config.replay_venv,
-            s3_endpoint=config.s3_endpoint,
             home=config.home,
             actions=ActionSettings(
                 case_dirs=tuple(settings.case_dirs(os.environ)),

@@ -83,12 +83,12 @@ from archive.errors import (
     RoleRequired,
 )
 from archive.indexdb import IndexDB
-from archive.retrieve import Payload, load_payload
+from archive.retrieve import Payload, load_payload, pinned_store, raw_record, verify_record
 from archive.serve import memento
 from archive.serve.actions import ACTION_ROUTES, ActionSettings
 from archive.serve.auth import SESSION_COOKIE, Gate, Principal, is_loopback, load_tokens
 from archive.serve.links import CAPTURE_PREFIX, capture_links, capture_uuid
-from archive.store import Store, open_store
+from archive.store import PinnedStore, Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,6 @@ class ServeOptions:
     tokens_file: Path | None = None
     replay: bool = True
     replay_venv: Path | None = None
-    s3_endpoint: str | None = None
     home: Path | None = None
     actions: ActionSettings = field(default_factory=ActionSettings)
 
@@ -131,7 +130,8 @@ class Service:
     def __init__(self, db: IndexDB, store: Store, gate: Gate, *, pywb: Pywb | None,
                  internal_secret: str, actions: ActionSettings | None = None) -> None:  # fmt: skip
         self.db = db
-        self.store = store
+        #: Evidence is read as the object versions the index recorded, never a later one.
+        self.store = pinned_store(store, db)
         self.gate = gate
         self.custody = CustodyLog(db, store)
         self.pywb = pywb
@@ -205,9 +205,9 @@ def _naming(row: IndexRow) -> Iterator[None]:
         raise type(exc)(f"capture of {row.url}, {named}") from exc
 
 
-def check_record(store: Store, row: IndexRow) -> None:
+def check_record(store: Store | PinnedStore, row: IndexRow) -> None:
     """The record's digests and identity, checked in the store (IntegrityError names it)."""
-    load_payload(store, row)
+    verify_record(store, row)
 
 
 async def blocking(fn: Callable[..., T], *args: Any) -> T:
@@ -392,6 +392,42 @@ async def pywb_cdx(request: Request) -> Response:
     return await blocking(
         lambda: _cdx_response(service.db, params, allow_extra=True)
     )
+
+
+_RANGE = re.compile(r"bytes=(\d{1,18})-(\d{1,18})")
+
+
+def _record_bytes(service: Service, key: str, offset: int, length: int) -> bytes:
+    row = service.db.at(key, offset)
+    if row is None or row.length != length:
+        raise NotFound(f"no indexed record at {key} offset {offset} (+{length} bytes)")
+    with _naming(row):
+        return raw_record(service.store, row)
+
+
+async def pywb_warc(request: Request) -> Response:
+    """A record's bytes as pywb reads them (its ``archive_paths`` point here): loopback only,
+    the per-process secret in the path, one indexed record per range. They come from the object
+    version the index recorded, checked against their digests, so pywb replays exactly what the
+    service verified, from a file or an S3 store alike."""
+    service = _service(request)
+    client = request.client.host if request.client else ""
+    if request.path_params["secret"] != service.internal_secret or not is_loopback(client):
+        return PlainTextResponse("not found\n", status_code=404)
+    wanted = _RANGE.fullmatch(request.headers.get("range", ""))
+    if wanted is None:
+        return PlainTextResponse("one record's byte range, please\n", status_code=416)
+    first, last = int(wanted.group(1)), int(wanted.group(2))
+    key = request.path_params["key"]
+    try:
+        data = await blocking(_record_bytes, service, key, first, last - first + 1)
+    except IntegrityError as exc:
+        log.error("integrity check failed, record refused to pywb: %s", exc)
+        return PlainTextResponse(f"integrity check failed: {exc}\n", status_code=502)
+    return Response(
+        data, status_code=206, media_type="application/octet-stream",
+        headers={"Content-Range": f"bytes {first}-{last}/*"},
+    )  # fmt: skip
 
 
 # --- Memento and replay ----------------------------------------------------------------------
@@ -906,6 +942,7 @@ def build_app(service: Service) -> Starlette:
         Route("/logout", logout, methods=["GET", "POST"]),
         Route("/cdx", cdx),
         Route("/_pywb/{secret}/cdx", pywb_cdx),
+        Route("/_pywb/{secret}/warc/{key:path}", pywb_warc),
         Route("/search", search),
         Route("/api/capture/{uuid}", api_capture),
         Route(CAPTURE_PREFIX + "{uuid}/replay", capture_replay, methods=["GET", "HEAD"]),
@@ -949,10 +986,8 @@ def running_service(options: ServeOptions, port: int) -> Iterator[Service]:
     try:
         if options.replay:
             venv = options.replay_venv or Path(__file__).resolve().parents[2] / ".venv-replay"
-            pywb = PywbProcess(
-                venv, f"http://127.0.0.1:{port}/_pywb/{secret}/cdx", options.store_uri,
-                s3_endpoint=options.s3_endpoint,
-            )  # fmt: skip
+            internal = f"http://127.0.0.1:{port}/_pywb/{secret}"
+            pywb = PywbProcess(venv, f"{internal}/cdx", f"{internal}/warc/")
             pywb.start()
         reach = Pywb(pywb.socket_path, pywb.secret) if pywb is not None else None
         yield Service(db, store, Gate(tokens), pywb=reach, internal_secret=secret,

@@ -4,11 +4,13 @@ pywb cannot share a venv with Scrapy (a brotli module clash; see the stack notes
 service runs :mod:`archive.serve.pywb_runner` with the replay venv's Python. Only ``attest
 serve`` can reach it: it listens on a Unix socket in a private (0700) temporary folder, opens no
 TCP port, and answers only requests carrying a per-process secret, which it is given on stdin
-(never written to disk). Its collection ``web`` reads our index through the service's internal
-CDX path (loopback only, with a second per-process secret in the path) and our WARCs from the
-store root, ``file://`` or ``s3://`` (pywb's S3 loader uses boto3 in its venv; the endpoint goes
-in ``AWS_ENDPOINT_URL_S3``). The service proxies ``/web/...``, ``/capture/<uuid>/web/...`` and
-``/static/...`` to it, after checking the caller's token and the record's digests.
+(never written to disk). Its collection ``web`` reads our index and our records through the
+service's internal paths (loopback only, with a second per-process secret in the path):
+``/_pywb/<secret>/cdx`` and ``/_pywb/<secret>/warc/<key>`` (byte ranges of indexed records,
+read as the versions the index recorded and checked, from a file or an S3 store alike; pywb
+itself holds no store credentials). The service proxies ``/web/...``,
+``/capture/<uuid>/web/...`` and ``/static/...`` to it, after checking the caller's token and
+the record's digests.
 
 The folder is removed whenever the service stops (:meth:`PywbProcess.stop`, which ``attest
 serve`` calls on every exit, SIGTERM and SIGINT included), and by pywb itself when it is told
@@ -49,21 +51,14 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def archive_root(store_uri: str) -> str:
-    """pywb's ``archive_paths`` for a store: the URI with a trailing slash."""
-    return store_uri.rstrip("/") + "/"
-
-
 def new_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
 class PywbProcess:
-    """``with PywbProcess(venv, cdx_url, store_uri) as pywb: pywb.socket_path, pywb.secret``"""
+    """``with PywbProcess(venv, cdx_url, records_url) as pywb: pywb.socket_path, pywb.secret``"""
 
-    def __init__(
-        self, venv: Path, cdx_api: str, store_uri: str, *, s3_endpoint: str | None = None
-    ) -> None:
+    def __init__(self, venv: Path, cdx_api: str, archive_paths: str) -> None:
         python = venv.resolve() / "bin" / "python"
         if not os.access(python, os.X_OK):
             raise ConfigError(
@@ -72,8 +67,7 @@ class PywbProcess:
             )
         self.python = python
         self.cdx_api = cdx_api
-        self.store_uri = store_uri
-        self.s3_endpoint = s3_endpoint
+        self.archive_paths = archive_paths
         self.secret = new_secret()
         self.folder: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -114,20 +108,15 @@ class PywbProcess:
                 f"{self.socket_path}: too long for a Unix socket; set TMPDIR to a shorter folder"
             )
         (folder / "config.yaml").write_text(self.config_yaml())
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        if self.store_uri.startswith("s3://"):
-            aws_config = folder / "aws-config"
-            aws_config.write_text("[default]\ns3 =\n    addressing_style = path\n")
-            env["AWS_CONFIG_FILE"] = str(aws_config)
-            env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-            if self.s3_endpoint:
-                env["AWS_ENDPOINT_URL_S3"] = self.s3_endpoint
+        # pywb reads records through the service: it needs no store credentials.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PYTHON", "AWS_", "ATTEST_"))}  # fmt: skip
         settings = {
             "socket": str(self.socket_path),
             "folder": str(folder),
             "secret": self.secret,
             "cdx_api": self.cdx_api,
-            "archive_paths": archive_root(self.store_uri),
+            "archive_paths": self.archive_paths,
             "collection": COLLECTION,
         }
         log_file = open(folder / "pywb.log", "wb")  # noqa: SIM115 - kept for the process's life

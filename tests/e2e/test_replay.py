@@ -406,19 +406,18 @@ def test_captures_in_one_second_each_have_their_own_links(
 
 
 def test_rendered_exact_replay_shows_that_capture(
-    exact_server: AttestServer, exact_archive: ExactArchive
+    exact_server: AttestServer, exact_archive: ExactArchive, browser: Browser
 ) -> None:
-    with chromium() as browser:
-        for n, capture in enumerate(exact_archive.captures, start=1):
-            link = capture_links(capture.response.record_id, exact_server.base)["replay"]
-            with guarded_page(browser, exact_server.base) as (page, leaked):
-                page.goto(link)
-                archived = page.frame_locator("#replay_iframe")
-                expect(archived.locator("h1")).to_have_text(version_text(n), timeout=20_000)
-                expect(page.locator("#second-navbar")).to_contain_text(
-                    "11/28/2026, 10:00:00", timeout=20_000
-                )
-            assert not leaked, f"replay reached outside the service: {leaked}"
+    for n, capture in enumerate(exact_archive.captures, start=1):
+        link = capture_links(capture.response.record_id, exact_server.base)["replay"]
+        with guarded_page(browser, exact_server.base) as (page, leaked):
+            page.goto(link)
+            archived = page.frame_locator("#replay_iframe")
+            expect(archived.locator("h1")).to_have_text(version_text(n), timeout=20_000)
+            expect(page.locator("#second-navbar")).to_contain_text(
+                "11/28/2026, 10:00:00", timeout=20_000
+            )
+        assert not leaked, f"replay reached outside the service: {leaked}"
 
 
 def test_a_record_that_fails_its_digests_is_refused_by_replay_and_raw(

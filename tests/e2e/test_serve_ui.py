@@ -799,14 +799,17 @@ def test_healthz_answers_while_a_slow_cdx_query_runs(tmp_path: Path) -> None:
     home = tmp_path / "home"
     db = IndexDB(str(home / "index.sqlite"))
     rows = 200_000
+    base = {"mime": "text/html", "status": 200, "digest": "sha256:" + "0" * 64,
+            "record_type": "response", "warc_key": "warcs/big.warc.gz", "length": 900,
+            "source": "big"}  # fmt: skip
     with db.transaction():
         db.executemany(
             f"INSERT INTO captures ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
             (
-                (f"com,example)/page/{i}", f"http://example.com/page/{i}",
-                 1_795_000_000_000_000 + i, 200, "text/html", "sha256:" + "0" * 64, "response",
-                 f"<urn:uuid:00000000-0000-4000-8000-{i:012d}>", "warcs/big.warc.gz", i * 1000,
-                 900, "big", None, None, None, None, None, None, None)
+                tuple({**base, "surt": f"com,example)/page/{i}", "url": f"http://example.com/page/{i}",
+                       "ts": 1_795_000_000_000_000 + i, "warc_offset": i * 1000,
+                       "record_id": f"<urn:uuid:00000000-0000-4000-8000-{i:012d}>"}.get(c)
+                      for c in COLUMNS)
                 for i in range(rows)
             ),
         )  # fmt: skip
