@@ -34,6 +34,7 @@ from support.browser import chromium, guarded_page
 from support.cli import run_attest
 from support.indexwarcs import Exchange, WarcBuilder
 from support.replay import PywbReplay, replay_venv, warc_timestamp
+from support.seaweed import SeaweedServer
 from support.serve import AttestServer
 from support.storedarchive import store_and_index
 from support.warcs import Rec, read_records, store_warcs
@@ -452,3 +453,42 @@ def test_a_record_that_fails_its_digests_is_refused_by_replay_and_raw(
     good = exact_server.get(f"/capture/{uuid_of(article.id)}/raw")
     assert good.status == 200
     assert good.body == article.http_body
+
+
+def test_replay_from_s3_reads_the_indexed_version_not_a_later_one(
+    fixture_web: FixtureWeb, seaweedfs: SeaweedServer, s3_bucket: str, pywb_venv: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """pywb reads records through the service, as the object versions the index recorded: a
+    later version put under the same key (one byte changed) changes nothing a reader sees."""
+    home = tmp_path / "home"
+    env = dict(os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
+               ATTEST_STORE=f"s3://{s3_bucket}/evidence", **seaweedfs.env())  # fmt: skip
+    for name in ("ATTEST_INDEX", "ATTEST_TOKENS", "ATTEST_S3_OBJECT_LOCK_DAYS"):
+        env.pop(name, None)
+    press = fixture_web.url("ngo", "/press/")
+    crawl = run_attest(["crawl", press, "--max-pages", "1", "--depth", "0", "--json"], env)
+    assert crawl.returncode == 0, crawl.stderr[-3000:]
+    (key,) = [w["key"] for w in json.loads(crawl.stdout)["warcs"]]
+    client = seaweedfs.client()
+    obj = f"evidence/{key}"
+    original = client.get_object(Bucket=s3_bucket, Key=obj)["Body"].read()
+    copy = tmp_path / "original.warc.gz"
+    copy.write_bytes(original)
+    (rec,) = [r for r in read_records([copy]) if r.type == "response" and r.target == press]
+    ts = warc_timestamp(rec.headers["WARC-Date"])
+    uuid = uuid_of(rec.id)
+    # A later version under the same key: one byte of the page's record changed.
+    changed = bytearray(original)
+    changed[rec.offset + 200] ^= 0x01
+    client.put_object(Bucket=s3_bucket, Key=obj, Body=bytes(changed))
+    with AttestServer(env, workdir=tmp_path) as srv:
+        for path in (f"/capture/{uuid}/raw", f"/web/{ts}id_/{press}"):
+            got = srv.get(path, {"Accept-Encoding": stored_header(rec, "Content-Encoding") or "identity"})
+            assert got.status == 200, (path, got.status, got.text[:500], srv.log_tail())
+            assert got.body == rec.http_body, path
+        page = srv.get(f"/capture/{uuid}/web/{ts}mp_/{press}")
+        assert page.status == 200, page.text[:500]
+        assert srv.pywb().environ().keys().isdisjoint(
+            {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+        ), "pywb holds the store's credentials"
