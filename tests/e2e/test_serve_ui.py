@@ -574,6 +574,13 @@ def test_without_pywb_a_memento_is_the_archived_payload_as_sent(
         assert 'rel="original"' in link
         assert f"<{guarded_server.base}/web/timemap/link/{url}>" in link
         assert f"<{guarded_server.base}/web/{url}>" in link
+        # Each capture's replay link, without pywb, is its archived bytes.
+        replay = guarded_server.get(f"/capture/{uuid_of(rec)}/replay", auth)
+        assert replay.status == 302
+        assert replay.headers["Location"] == f"/capture/{uuid_of(rec)}/raw"
+        raw = guarded_server.get(replay.headers["Location"], auth)
+        assert raw.status == 200
+        assert raw.body == rec.http_body
     # The fixture serves articles gzip-encoded; the memento keeps the encoding as archived.
     assert stored_header(rec, "Content-Encoding") == "gzip"
     # A timestamp that is not exact goes to the exact memento; no token, no memento.
