@@ -48,7 +48,6 @@ from urllib.parse import parse_qs, quote
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -266,14 +265,28 @@ class RefuseControlCharacters:
         await self.app(scope, receive, send)
 
 
-class GateMiddleware(BaseHTTPMiddleware):
-    """Authenticates every request but the login page and pywb's internal index path."""
+class GateMiddleware:
+    """Authenticates every request but the login page and pywb's internal paths (a plain ASGI
+    middleware: Starlette's BaseHTTPMiddleware costs a task and a stream per request)."""
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self.refusal(Request(scope))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def refusal(self, request: Request) -> Response | None:
+        """The answer for a request that may not go on; None (and the caller in its scope)
+        when it may."""
         path = request.url.path
         service = _service(request)
         if path in ("/login", "/healthz") or path.startswith("/_pywb/"):
-            return await call_next(request)
+            return None
         client = request.client.host if request.client else "unknown"
         if service.gate.open and not is_loopback(_host_name(request.headers.get("host", ""))):
             # Open (no tokens) means "this machine only": a page elsewhere that got its name to
@@ -308,7 +321,7 @@ class GateMiddleware(BaseHTTPMiddleware):
             # Authenticated by the session cookie: changes must echo its CSRF token.
             held = service.gate.session(cookie)
             request.scope["attest.csrf"] = held.csrf if held is not None else None
-        return await call_next(request)
+        return None
 
 
 def _host_name(host: str) -> str:
