@@ -32,11 +32,11 @@ from fixtureweb.social import SocialPost
 from playwright.sync_api import Browser, expect
 from support.browser import chromium, guarded_page
 from support.cli import run_attest
-from support.indexwarcs import Exchange, WarcBuilder
+from support.indexwarcs import POST_HTML, POST_URL, Exchange, WarcBuilder
 from support.replay import PywbReplay, replay_venv, warc_timestamp
 from support.seaweed import SeaweedServer
 from support.serve import AttestServer
-from support.storedarchive import store_and_index
+from support.storedarchive import SAMPLE_KEY, store_and_index, stored_archive
 from support.warcs import Rec, read_records, store_warcs
 
 from archive.custody import CustodyLog
@@ -492,3 +492,34 @@ def test_replay_from_s3_reads_the_indexed_version_not_a_later_one(
         assert srv.pywb().environ().keys().isdisjoint(
             {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
         ), "pywb holds the store's credentials"
+
+
+def test_a_revisit_replays_its_original_and_is_refused_when_the_original_fails(
+    pywb_venv: Path, tmp_path: Path
+) -> None:
+    """A revisit's payload is its original's: both records are checked before it is served."""
+    archive = stored_archive(tmp_path)
+    archive.db.close()
+    env = dict(os.environ, ATTEST_HOME=str(archive.home))
+    for name in ("ATTEST_STORE", "ATTEST_INDEX", "ATTEST_TOKENS"):
+        env.pop(name, None)
+    revisit = uuid_of(archive.revisit_id)
+    original = archive.sample.post.response
+    with AttestServer(env, workdir=tmp_path) as srv:
+        frame = srv.get(f"/capture/{revisit}/replay").headers["Location"]
+        assert frame.endswith(f"/{POST_URL}")
+        # pywb's raw (id_) replay of the revisit: the original's payload, as archived.
+        page_path = re.sub(r"/web/(\d{14})/", r"/web/\1id_/", frame)
+        page = srv.get(page_path, {"Accept-Encoding": "identity"})
+        assert page.status == 200, page.text[:500]
+        assert page.body == POST_HTML
+        # The original's record changed in the store: the revisit is refused too.
+        stored = archive.path(SAMPLE_KEY)
+        data = bytearray(stored.read_bytes())
+        data[original.offset + original.length // 2] ^= 0x01
+        stored.unlink()
+        stored.write_bytes(bytes(data))
+        refused = srv.get(page_path)
+        assert refused.status == 500, refused.text[:500]
+        assert "integrity check failed" in refused.text
+        assert original.record_id in refused.text
