@@ -13,7 +13,8 @@
     attest serve [--host H] [--port N]            CDX API, Memento, replay, search, web page
     attest custody verify|seal                    check or seal the custody log
     attest claims CASE                            a case's claims, their captures and gaps
-    attest claim link CASE CLAIM CAPTURE_ID       link a capture to a claim
+    attest claim link CASE CLAIM CAPTURE_ID       link a page's capture to a claim
+    attest claim unlink CASE CLAIM CAPTURE_ID --reason TEXT   withdraw such a link (logged)
     attest export CASE [--claim ID]... -o B.wacz  a case's evidence as a signed WACZ bundle
     attest verify B.wacz [--trust FILE]...        check a bundle offline: files, records,
                                                   signature, timestamps, custody, claims
@@ -24,7 +25,8 @@
     attest airflow-pools [--sources PATH]...      create the registry's Airflow pools (politeness)
 
 Exit status: 0 when everything worked, 1 when a capture or check failed (the summary says
-what), 2 for bad input (nothing was changed).
+what), 2 for bad input (nothing was changed); `attest verify` exits with 3 for a bundle that is
+intact and signed but carries no timestamp ("signed, not timestamped").
 """
 
 from __future__ import annotations
@@ -318,13 +320,13 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """WARC files and WACZ bundles, offline; a bundle is checked whole (see archive/bundleverify)."""
-    from archive.bundleverify import verify_bundle
+    from archive.bundleverify import NOT_TIMESTAMPED, verify_bundle
     from archive.signing import load_trust
     from archive.warcread import verify_warc
 
     trust_files = [Path(t) for t in args.trust] if args.trust else list(_config().trust)
     trust = load_trust(trust_files)
-    failed = 0
+    failed = unstamped = 0
     out: list[dict[str, Any]] = []
     for name in args.files:
         path = Path(name)
@@ -333,8 +335,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if path.suffix == ".wacz":
             bundle = verify_bundle(path, trust)
             failed += not bundle.ok
-            out.append({"file": str(path), "ok": bundle.ok, "checked": bundle.checked,
-                        "notes": bundle.notes,
+            unstamped += bundle.status == NOT_TIMESTAMPED
+            out.append({"file": str(path), "ok": bundle.ok, "verdict": bundle.status,
+                        "checked": bundle.checked, "notes": bundle.notes,
                         "problems": [vars(f) for f in bundle.failures]})  # fmt: skip
             continue
         verdict = verify_warc(path, keep_records=False)
@@ -352,6 +355,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for o in out:
             status = "OK" if o["ok"] else "FAILED"
             if "checked" in o:
+                if o["verdict"] == NOT_TIMESTAMPED:
+                    status = "SIGNED, NOT TIMESTAMPED"
                 summary = ", ".join(f"{k} {v}" for k, v in o["checked"].items())
                 print(f"{status} {o['file']}: {summary}")
                 for note in o["notes"]:
@@ -359,11 +364,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 for f in o["problems"]:
                     rid = f" record {f['record_id']}" if f["record_id"] else ""
                     print(f"  {f['check']}: {f['file']}{rid}: {f['detail']}")
+                if o["verdict"] == NOT_TIMESTAMPED:
+                    print(NOT_TIMESTAMPED_MEANS)
             else:
                 print(f"{status} {o['file']}: {o['records']} records")
                 for line in o["_text"]:
                     print(f"  {line}")
-    return 1 if failed else 0
+    if failed:
+        return 1
+    return EXIT_NOT_TIMESTAMPED if unstamped else 0
+
+
+#: ``attest verify``'s exit status for a bundle that is intact and signed, with no timestamp.
+EXIT_NOT_TIMESTAMPED = 3
+NOT_TIMESTAMPED_MEANS = """\
+  The files, the WARC records and the signature hold: the bundle is exactly what its signer
+  signed. But no timestamp authority dated it, so nothing independent of the signer shows when
+  it existed (the signer's own clock is in it, not proven). Export again with timestamp
+  authorities configured (ATTEST_TSA_URLS; see docs/LEGAL.md) for a bundle that proves both.
+  Exit status 3: signed, not timestamped (0: verified; 1: a check failed)."""
 
 
 def _index(config: Any) -> Any:
@@ -446,7 +465,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         done = [r for r in results if not r.error and not r.skipped]
         skipped = [r for r in results if r.skipped]
-        left_out = sum(len(r.problems) for r in flawed)
+        # A record can fail several checks: count records (offsets), list every check.
+        left_out = sum(len({p["offset"] for p in r.problems}) for r in flawed)
         print(
             f"indexed {len(done)} WARC(s) ({sum(r.added for r in done)} rows added), "
             f"{len(skipped)} already indexed, {len(failed)} failed"
@@ -455,9 +475,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         for r in failed:
             print(f"  FAILED {r.key}: {r.error}")
         for r in flawed:
-            print(
-                f"  PROBLEMS {r.key}: {len(r.problems)} record(s) failed their checks, not indexed"
-            )
+            bad = len({p["offset"] for p in r.problems})
+            print(f"  PROBLEMS {r.key}: {bad} record(s) failed their checks, not indexed")
             for p in r.problems[:10]:
                 rid = f" record {p['record_id']}" if p.get("record_id") else ""
                 print(f"    {p['check']} at offset {p['offset']}{rid}: {p['detail']}")
@@ -578,7 +597,22 @@ def cmd_find(args: argparse.Namespace) -> int:
     return 0
 
 
+#: How far (microseconds) the capture ``attest get`` writes may be from ``--at`` before it warns.
+FAR_FROM_ASKED = 86_400 * 1_000_000
+
+
+def _distance(micros: int) -> str:
+    """``790 days 8 hours after``: a time difference in words, for people."""
+    minutes = abs(micros) // 60_000_000
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [(days, "day"), (hours, "hour")] if days else [(hours, "hour"), (minutes, "minute")]
+    text = " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n) or "0 minutes"
+    return f"{text} {'after' if micros > 0 else 'before'}"
+
+
 def cmd_get(args: argparse.Namespace) -> int:
+    from archive.dates import iso
     from archive.retrieve import load_payload, pinned_store, raw_record
     from archive.store import open_store
 
@@ -611,12 +645,22 @@ def cmd_get(args: argparse.Namespace) -> int:
             {"url": row.url, "warc": store.object_uri(row.warc_key), "offset": row.offset,
              "via": "attest get", "as": "record" if args.record else "payload"},
         )  # fmt: skip
+    asked = _when(args.at, "--at", "exact")
+    assert asked is not None
+    if abs(row.ts - asked) > FAR_FROM_ASKED:
+        sys.stderr.write(
+            f"warning: the closest capture was made {_distance(row.ts - asked)} the time asked "
+            f"({iso(asked)}): it shows the page as it was then, not at --at\n"
+        )
     if args.output:
         out = Path(args.output)
         if out.exists() and not args.force:
             raise ConfigError(f"{out}: exists (use --force to replace it)")
         out.write_bytes(data)
-        sys.stderr.write(f"wrote {len(data)} bytes of {row.url} captured {row.ts}\n")
+        sys.stderr.write(
+            f"wrote {len(data)} bytes of {row.url} captured {iso(row.ts)} "
+            f"(capture {row.record_id})\n"
+        )
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -705,41 +749,79 @@ def _case(name: str) -> Any:
     return find_case(name, dirs)
 
 
+def _claims_summary(results: list[Any]) -> dict[str, int]:
+    """Claims fully covered (every link found), claims with gaps, and gap links."""
+    covered = sum(1 for r in results if r.covered)
+    return {"claims": len(results), "covered": covered, "with_gaps": len(results) - covered,
+            "gap_links": sum(len(r.gap_links) for r in results)}  # fmt: skip
+
+
+def _quote_words(check: Any) -> str:
+    """Where a quote was found, for a terminal: ``quote shown (rendered text): "..."``."""
+    if not check.found:
+        where = f" ({check.text} text)" if check.text else " (no text indexed for it)"
+        return f"QUOTE NOT SHOWN{where}: {check.quote!r}"
+    return (f"quote shown ({check.text} text {check.text_record}): "
+            f"…{check.before} [{check.shown}] {check.after}…")  # fmt: skip
+
+
 def cmd_claims(args: argparse.Namespace) -> int:
     from archive.cases import resolve
     from archive.dates import iso
+    from archive.pagemeta import PageMetadata
+    from archive.retrieve import pinned_store
+    from archive.store import open_store
 
     case = _case(args.case)
     config = _config()
     with _index(config) as db:
-        results = [resolve(db, case, claim) for claim in case.claims]
+        pages = PageMetadata(db, pinned_store(open_store(config.store_uri), db))
+        results = [resolve(db, case, claim, pages) for claim in case.claims]
+    summary = _claims_summary(results)
     if args.json:
         print(json.dumps({
-            "case": case.id, "title": case.title,
+            "case": case.id, "title": case.title, "summary": summary,
             "claims": [{
                 "id": r.claim.id, "kind": r.claim.kind, "text": r.claim.text,
-                "source": r.claim.source, "gap": r.is_gap, "unmatched": r.unmatched,
+                "source": r.claim.source, "covered": r.covered, "gap": not r.covered,
+                "gaps": r.gaps, "links": [link.as_dict() for link in r.links],
+                "withdrawn": [vars(w) for w in r.withdrawn],
                 "captures": [{"capture": f.row.record_id, "url": f.row.url,
                               "datetime": iso(f.row.ts), "status": f.row.status,
                               "record_type": f.row.record_type, "via": f.via,
-                              "quote_found": f.quote_found} for f in r.found],
+                              "quote_found": f.quote_found,
+                              "quotes": [q.as_dict() for q in f.quotes]} for f in r.found],
             } for r in results],
         }, indent=1, ensure_ascii=False))  # fmt: skip
-    else:
-        print(f"case {case.id}: {case.title}")
-        for r in results:
-            label = "GAP" if r.is_gap else f"{len(r.found)} capture(s)"
-            kind = " (counter-statement)" if r.claim.kind == "counter-statement" else ""
-            print(f"\n{r.claim.id}{kind}  {label}\n  {r.claim.text}")
-            for f in r.found:
-                quote = {True: "  quote shown", False: "  QUOTE NOT SHOWN", None: ""}[f.quote_found]
-                print(f"    {iso(f.row.ts)}  {f.row.status or '-'}  {f.row.url}{quote}")
-                print(f"      {f.row.record_id}  via {f.via}")
-            for miss in r.unmatched:
-                print(f"    no capture yet: {miss}")
-    gaps = sum(1 for r in results if r.is_gap)
-    if not args.json:
-        print(f"\n{len(results) - gaps} of {len(results)} claims have captures; {gaps} gap(s)")
+        return 0
+    print(f"case {case.id}: {case.title}")
+    for r in results:
+        if r.covered:
+            label = f"{len(r.found)} capture(s), every link found"
+        elif not r.found:
+            label = "GAP: no capture"
+        else:
+            label = f"{len(r.found)} capture(s); GAP: {len(r.gap_links)} link(s) not found"
+        kind = " (counter-statement)" if r.claim.kind == "counter-statement" else ""
+        print(f"\n{r.claim.id}{kind}  {label}\n  {r.claim.text}")
+        for link in r.links:
+            if link.gap:
+                print(f"  GAP    {link.describe}: {link.gap}")
+            else:
+                extra = f"; {len(link.incomplete)} incomplete not counted" if link.incomplete else ""
+                print(f"  found  {link.describe} ({len(link.captures)} capture(s){extra})")
+        if not r.links:
+            print("  GAP    no evidence is linked to this claim")
+        for f in r.found:
+            print(f"    {iso(f.row.ts)}  {f.row.status or '-'}  {f.row.url}")
+            print(f"      {f.row.record_id}  via {f.via}")
+            for check in f.quotes:
+                print(f"      {_quote_words(check)}")
+        for w in r.withdrawn:
+            print(f"  withdrawn: capture {w.record_id}, linked by {w.annotator} at {w.linked_at}, "
+                  f"withdrawn by {w.withdrawn_by} at {w.withdrawn_at}: {w.withdrawn_reason}")  # fmt: skip
+    print(f"\n{summary['covered']} of {summary['claims']} claims fully covered; "
+          f"{summary['with_gaps']} with gaps; {summary['gap_links']} gap link(s)")  # fmt: skip
     return 0
 
 
@@ -748,21 +830,52 @@ def cmd_claim_link(args: argparse.Namespace) -> int:
     from archive.custody import default_actor
     from archive.store import open_store
 
+    if args.reason is not None and not args.any_record:
+        raise ConfigError("--reason goes with --any-record (why a record that is not a page)")
+    if args.any_record and args.reason is None:
+        raise ConfigError("--any-record needs --reason: say why this record is evidence")
     case = _case(args.case)
     config = _config()
     annotator = args.annotator or default_actor()
     with _index(config) as db:
         row, new = link_capture(
-            db, case, args.claim, args.capture, annotator=annotator, note=args.note
-        )
+            db, case, args.claim, args.capture, annotator=annotator, note=args.note,
+            any_record_reason=args.reason,
+        )  # fmt: skip
         if new:
-            _custody(db, open_store(config.store_uri)).append(
-                "link", row.record_id,
-                {"case": case.id, "claim": args.claim, "url": row.url, "note": args.note},
-                actor=annotator,
-            )  # fmt: skip
+            details = {"case": case.id, "claim": args.claim, "url": row.url, "note": args.note,
+                       "record_type": row.record_type}  # fmt: skip
+            if args.any_record:
+                details["any_record_reason"] = args.reason
+            _custody(db, open_store(config.store_uri), config).append(
+                "link", row.record_id, details, actor=annotator
+            )
     state = "linked" if new else "already linked"
     print(f"{state}: {row.record_id} ({row.url}) -> {case.id} claim {args.claim}")
+    return 0
+
+
+def cmd_claim_unlink(args: argparse.Namespace) -> int:
+    """Withdraw a run-time link: kept in the index database and the custody log as withdrawn."""
+    from archive.cases import capture_record_id, unlink_capture
+    from archive.custody import default_actor
+    from archive.store import open_store
+
+    case = _case(args.case)
+    config = _config()
+    actor = args.actor or default_actor()
+    record_id = capture_record_id(args.capture)
+    with _index(config) as db:
+        was = unlink_capture(db, case, args.claim, record_id, actor=actor, reason=args.reason)
+        row = db.by_record_id(record_id)
+        _custody(db, open_store(config.store_uri), config).append(
+            "unlink", record_id,
+            {"case": case.id, "claim": args.claim, "url": row.url if row else None,
+             "reason": args.reason, "linked_by": was.annotator, "linked_at": was.linked_at},
+            actor=actor,
+        )  # fmt: skip
+    print(f"withdrawn: {record_id} -> {case.id} claim {args.claim} (linked by {was.annotator} "
+          f"at {was.linked_at}); later exports list it as withdrawn")  # fmt: skip
     return 0
 
 
@@ -791,7 +904,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"  sha256 {report.sha256}")
     print(f"  claims: {', '.join(report.claims)}")
     for gap in report.gaps:
-        print(f"  GAP: claim {gap} has no capture (listed in the manifest as a gap)")
+        print(f"  GAP: claim {gap} (listed in the manifest's gaps)")
     return 0
 
 
@@ -800,7 +913,12 @@ def _signing(config: Any, *, unsigned: bool) -> tuple[Any, list[Any]]:
     from archive.signing import load_signer
     from archive.timestamps import authorities
 
-    tsas = authorities(list(config.tsa_urls), [c for c in config.tsa_chains if c])
+    # ATTEST_TSA_CHAINS follows ATTEST_TSA_URLS by position: an empty entry is an authority
+    # with no chain file, so entries are kept in place (only trailing empty ones dropped).
+    chains = list(config.tsa_chains)
+    while chains and not chains[-1]:
+        chains.pop()
+    tsas = authorities(list(config.tsa_urls), chains)
     if not tsas:
         sys.stderr.write(
             "warning: no timestamp authority configured (ATTEST_TSA_URLS): the bundle carries "
@@ -1124,7 +1242,7 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--json", action="store_true")
     claims.set_defaults(func=cmd_claims)
 
-    claim = sub.add_parser("claim", help="link a capture to a claim")
+    claim = sub.add_parser("claim", help="link a capture to a claim, or withdraw a link")
     claim_sub = claim.add_subparsers(dest="claim_command", required=True)
     link = claim_sub.add_parser("link", help="record that a capture is evidence of a claim")
     link.add_argument("case", metavar="CASE", help="case file path or case id")
@@ -1132,7 +1250,20 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("capture", metavar="CAPTURE_ID", help="capture id (UUID or record id)")
     link.add_argument("--annotator", help="who links it (default: ATTEST_ACTOR or user@host)")
     link.add_argument("--note")
+    link.add_argument("--any-record", action="store_true",
+                      help="link a record that is not a page (a request, a stylesheet, an image"
+                           "...); needs --reason, which is kept with the link")  # fmt: skip
+    link.add_argument("--reason", help="why, with --any-record")
     link.set_defaults(func=cmd_claim_link)
+    unlink = claim_sub.add_parser(
+        "unlink", help="withdraw a link made with `claim link` (kept, and logged, as withdrawn)"
+    )
+    unlink.add_argument("case", metavar="CASE", help="case file path or case id")
+    unlink.add_argument("claim", metavar="CLAIM", help="claim id")
+    unlink.add_argument("capture", metavar="CAPTURE_ID", help="capture id (UUID or record id)")
+    unlink.add_argument("--reason", required=True, help="why it is no longer evidence (logged)")
+    unlink.add_argument("--actor", help="who withdraws it (default: ATTEST_ACTOR or user@host)")
+    unlink.set_defaults(func=cmd_claim_unlink)
 
     exp = sub.add_parser("export", help="write a case's evidence as a WACZ bundle")
     exp.add_argument("case", metavar="CASE", help="case file path or case id")

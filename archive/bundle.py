@@ -7,13 +7,18 @@ the original of a revisit, the origin's TLS-chain record, and the ``warcinfo`` r
 WARC they come from. The records are copied as stored (each WARC record is its own gzip member,
 so the bytes, and every digest in them, stay what the store holds) into
 ``archive/data.warc.gz``; then come ``indexes/index.cdxj``, ``pages/pages.jsonl``,
-``evidence/manifest.json`` (per claim: what was captured, when, how, with which hashes),
-``evidence/custody.jsonl`` (the custody entries of those records and WARCs),
+``evidence/manifest.json`` (per claim: its links, each found or a gap, and withdrawn links;
+per capture: when, how this page was captured, with which hashes, the quotes checked),
+``evidence/custody.jsonl`` (the custody entries of those records and WARCs, and of withdrawn
+links), ``evidence/verify.sh`` (the checks anyone can run with ``sha256sum`` and ``openssl``),
+``evidence/report.html`` and ``evidence/report.pdf``,
 ``datapackage.json`` (SHA-256 of every file) and ``datapackage-digest.json``.
 
 Every file sits one folder below the root and is listed in ``datapackage.json``, as ``wacz
 validate`` requires; WARCs are stored uncompressed in the ZIP (they are gzip already), so
-replay tools can read records by range. Signing and RFC 3161 timestamps come next (issue 5).
+replay tools can read records by range. ``datapackage-digest.json`` is signed
+(:mod:`archive.signing`) and stamped by every configured timestamp authority
+(:mod:`archive.timestamps`).
 """
 
 from __future__ import annotations
@@ -36,14 +41,15 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archive.cases import Case, Claim, ClaimEvidence, resolve
+from archive.cases import Case, Claim, ClaimEvidence, Found, RunTimeLink, resolve
 from archive.cdxj import IndexRow, WarcIndex, index_bytes, surt_key
 from archive.custody import CustodyLog
 from archive.dates import iso
 from archive.errors import ConfigError, IntegrityError
 from archive.evidence import Selection, select
 from archive.indexdb import IndexDB
-from archive.report import print_pdf, render_report
+from archive.pagemeta import PageMetadata
+from archive.report import SCRIPT_PATH, bundle_script, print_pdf, render_report
 from archive.retrieve import load_payload
 from archive.signing import Signer, fingerprint, sign
 from archive.store import Store
@@ -62,6 +68,7 @@ class BundleReport:
     claims: list[str]
     records: int
     warc_bytes: int
+    #: each gap, named: ``<claim>: <link>: <why>`` (as the manifest lists them)
     gaps: list[str] = field(default_factory=list)
 
 
@@ -279,13 +286,14 @@ def export_bundle(
 ) -> BundleReport:
     wanted = list(claim_ids)
     claims: list[Claim] = [case.claim(c) for c in wanted] if wanted else list(case.claims)
-    evidence: list[ClaimEvidence] = [resolve(db, case, claim) for claim in claims]
-    gaps = [e.claim.id for e in evidence if e.is_gap]
-    if len(gaps) == len(evidence):
+    facts = PageMetadata(db, store)
+    evidence: list[ClaimEvidence] = [resolve(db, case, claim, facts) for claim in claims]
+    gaps = [e.claim.id for e in evidence if not e.covered]
+    if not any(e.found for e in evidence):
         raise ConfigError(
             f"{case.path}: no capture for the selected claims ({', '.join(gaps)}): nothing to export"
         )
-    chosen = select(db, store, (found.row for item in evidence for found in item.found))
+    chosen = select(db, store, (found.row for item in evidence for found in item.found), facts)
     warc_keys = sorted({row.warc_key for row in chosen.rows.values()})
     if output.exists():
         raise ConfigError(f"{output}: exists; bundles are never overwritten")
@@ -295,14 +303,17 @@ def export_bundle(
         warc_name, cdxj_name = f"archive/{BUNDLE_WARC}", "indexes/index.cdxj"
         pages = _pages(evidence, case)
         manifest = _manifest(db, store, case, evidence, chosen, created)
+        listed = [warc_name, cdxj_name, "pages/pages.jsonl", "evidence/manifest.json",
+                  "evidence/custody.jsonl", SCRIPT_PATH, "evidence/report.html",
+                  "evidence/report.pdf"]  # fmt: skip
+        signing, tsa_urls = _signing_view(signer), [t.url for t in tsas or []]
+        view = json.loads(manifest)
+        script = bundle_script(view, files=listed, signing=signing, tsas=tsa_urls)
         html = render_report(
-            json.loads(manifest),
-            files=[warc_name, cdxj_name, "pages/pages.jsonl", "evidence/manifest.json",
-                   "evidence/custody.jsonl", "evidence/report.html", "evidence/report.pdf"],
-            screenshots=_screenshots(store, chosen),
-            signing=_signing_view(signer),
-            tsas=[t.url for t in tsas or []],
+            view, files=listed, screenshots=_screenshots(store, chosen),
+            signing=signing, tsas=tsa_urls, script=script,
         )  # fmt: skip
+        del view
         bundle = _PartialBundle(output)
         try:
             # Chromium prints the report (it needs nothing of the WARC) while the WARC is copied.
@@ -314,8 +325,11 @@ def export_bundle(
                 files[cdxj_name] = WarcIndex(BUNDLE_WARC, rows=written).cdxj()
                 files["pages/pages.jsonl"] = pages
                 files["evidence/manifest.json"] = manifest
-                files["evidence/custody.jsonl"] = _custody_excerpt(custody, store, chosen,
-                                                                   warc_keys)  # fmt: skip
+                files["evidence/custody.jsonl"] = _custody_excerpt(
+                    custody, store, chosen, warc_keys,
+                    [w.record_id for e in evidence for w in e.withdrawn],
+                )  # fmt: skip
+                files[SCRIPT_PATH] = script.encode("utf-8")
                 files["evidence/report.html"] = html.encode("utf-8")
                 printing.result()
             files["evidence/report.pdf"] = work / "report.pdf"
@@ -333,7 +347,7 @@ def export_bundle(
             )  # fmt: skip
     return BundleReport(
         output, report, [e.claim.id for e in evidence], len(chosen.rows) + len(warc_keys),
-        warc_path_size(output), gaps,
+        warc_path_size(output), [f"{e.claim.id}: {gap}" for e in evidence for gap in e.gaps],
     )  # fmt: skip
 
 
@@ -411,6 +425,74 @@ def _tls(
     return cache[chain.record_id]
 
 
+def _user_agent(store: Store, chosen: Selection, db: IndexDB, row: IndexRow,
+                method: dict[str, Any]) -> str | None:  # fmt: skip
+    """The User-Agent this page was fetched with: the browser's, as its page record says, else
+    the header of the page's own request record (what was sent, byte for byte)."""
+    if method.get("user_agent"):
+        return str(method["user_agent"])
+    request = next((r for r in chosen.linked(db, row.record_id) if r.record_type == "request"),
+                   None)  # fmt: skip
+    if request is None:
+        return None
+    try:
+        head = load_payload(store, request).http
+    except (IntegrityError, ValueError):
+        return None
+    return head.headers.get("user-agent") if head is not None else None
+
+
+def _capture_entry(
+    db: IndexDB, store: Store, chosen: Selection, found: Found, info: dict[str, Any],
+    tls_cache: dict[str, dict[str, Any] | None],
+) -> dict[str, Any]:  # fmt: skip
+    row = found.row
+    pages = chosen.pages
+    method = pages.method(row)
+    linked = [
+        {"record_id": r.record_id, "type": r.record_type, "url": r.url,
+         "block_sha256": r.block_digest, "role": chosen.role.get(r.record_id, "")}
+        for r in chosen.linked(db, row.record_id)
+    ]  # fmt: skip
+    return {
+        # The capture id: the stable reference to this capture (replay links are per second).
+        "capture_id": row.record_id.removeprefix("<urn:uuid:").rstrip(">"),
+        "url": row.url,
+        "captured": iso(row.ts),
+        "record_id": row.record_id,
+        "record_type": row.record_type,
+        "status": row.status,
+        "mime": row.mime,
+        "block_sha256": row.block_digest,
+        "payload_sha256": row.digest,
+        "server_ip": row.ip,
+        "run_id": row.run_id,
+        "source": row.source,
+        "outcome": pages.outcome(row),
+        # How this page was captured, from its own metadata record, never from the run.
+        "method": method,
+        "user_agent": _user_agent(store, chosen, db, row, method),
+        # The WARC file's warcinfo: the software that wrote the file (the whole run's).
+        "warc_software": {k: info[k] for k in ("software", "recorder") if k in info},
+        "post": pages.post(row),
+        "role": chosen.role.get(row.record_id, "original"),
+        "tls": _tls(db, store, chosen, row, tls_cache),
+        "linked_records": linked,
+        "found_by": found.via,
+        "quote_shown": found.quote_found,
+        "quotes": [q.as_dict() for q in found.quotes],
+    }  # fmt: skip
+
+
+def _withdrawn_entry(link: RunTimeLink, item: ClaimEvidence) -> dict[str, Any]:
+    still = any(link.record_id in result.captures for result in item.links)
+    return {"capture_id": link.record_id.removeprefix("<urn:uuid:").rstrip(">"),
+            "record_id": link.record_id, "linked_by": link.annotator,
+            "linked_at": link.linked_at, "note": link.note, "withdrawn_by": link.withdrawn_by,
+            "withdrawn_at": link.withdrawn_at, "reason": link.withdrawn_reason,
+            "still_evidence": still}  # fmt: skip
+
+
 def _manifest(
     db: IndexDB, store: Store, case: Case, evidence: list[ClaimEvidence], chosen: Selection,
     created: str,
@@ -422,58 +504,40 @@ def _manifest(
             info = db.warc(row.warc_key) or {}
             warcinfo[row.warc_key] = json.loads(info.get("warcinfo") or "{}")
     claims = []
+    gaps: list[dict[str, str]] = []
     for item in evidence:
-        captures = []
-        for found in item.found:
-            row = found.row
-            info = warcinfo.get(row.warc_key, {})
-            linked = [
-                {"record_id": r.record_id, "type": r.record_type, "url": r.url,
-                 "block_sha256": r.block_digest, "role": chosen.role.get(r.record_id, "")}
-                for r in chosen.linked(db, row.record_id)
-            ]  # fmt: skip
-            captures.append({
-                "url": row.url,
-                "captured": iso(row.ts),
-                "record_id": row.record_id,
-                "record_type": row.record_type,
-                "status": row.status,
-                "mime": row.mime,
-                "block_sha256": row.block_digest,
-                "payload_sha256": row.digest,
-                "server_ip": row.ip,
-                "run_id": row.run_id,
-                "source": row.source,
-                "user_agent": info.get("http-header-user-agent"),
-                "software": {
-                    k: v
-                    for k, v in info.items()
-                    if k in ("software", "scrapy-version", "python-version", "recorder")
-                    or k.startswith("browser")
-                },
-                "post": {"platform": row.platform, "account": row.account, "post_id": row.post_id}
-                if row.platform else None,
-                "role": chosen.role.get(row.record_id, "original"),
-                "tls": _tls(db, store, chosen, row, tls_cache),
-                "linked_records": linked,
-                "found_by": found.via,
-                "quote_shown": found.quote_found,
-            })  # fmt: skip
+        captures = [
+            _capture_entry(
+                db, store, chosen, found, warcinfo.get(found.row.warc_key, {}), tls_cache
+            )
+            for found in item.found
+        ]
+        gaps.extend({"claim": item.claim.id, "gap": gap} for gap in item.gaps)
         claims.append({"id": item.claim.id, "kind": item.claim.kind, "text": item.claim.text,
                        "source": item.claim.source, "notes": item.claim.notes,
-                       "gap": item.is_gap, "not_found": item.unmatched, "captures": captures})  # fmt: skip
-    manifest = {"case": case.id, "title": case.title, "created": created, "claims": claims,
+                       "covered": item.covered, "gap": not item.covered, "gaps": item.gaps,
+                       "links": [link.as_dict() for link in item.links],
+                       "withdrawn": [_withdrawn_entry(w, item) for w in item.withdrawn],
+                       "captures": captures})  # fmt: skip
+    covered = sum(1 for e in evidence if e.covered)
+    summary = {"claims": len(evidence), "covered": covered, "with_gaps": len(evidence) - covered,
+               "gap_links": sum(len(e.gap_links) for e in evidence)}  # fmt: skip
+    manifest = {"case": case.id, "title": case.title, "created": created, "summary": summary,
+                "gaps": gaps, "claims": claims,
                 "records": [{"record_id": rid, "role": role} for rid, role in
                             sorted(chosen.role.items())]}  # fmt: skip
     return json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
 
 
 def _custody_excerpt(
-    custody: CustodyLog | None, store: Store, chosen: Selection, warc_keys: list[str]
-) -> bytes:
+    custody: CustodyLog | None, store: Store, chosen: Selection, warc_keys: list[str],
+    withdrawn: list[str],
+) -> bytes:  # fmt: skip
+    """The custody entries of the bundle's records and WARCs, and of the captures whose links
+    were withdrawn (their ``link`` and ``unlink`` entries show who did it, when and why)."""
     if custody is None:
         return b""
-    objects = set(chosen.rows) | {store.object_uri(k) for k in warc_keys}
+    objects = set(chosen.rows) | {store.object_uri(k) for k in warc_keys} | set(withdrawn)
     lines = [e.json_line() for e in custody.entries() if e.object in objects]
     return "".join(line + "\n" for line in lines).encode("utf-8")
 

@@ -19,7 +19,14 @@ temporary file first, deleted after):
   signer is trusted (an organisation key or a domain certificate chaining to a trusted root;
   see archive/signing); a valid signature by an untrusted key fails;
 - ``timestamp``: each RFC 3161 token stamps the SHA-256 of ``datapackage.json`` and chains to a
-  trusted TSA root (archive/timestamps); a bundle without any token fails.
+  trusted TSA root (archive/timestamps).
+
+The verdict (:attr:`BundleVerdict.status`) is ``verified`` when every check passed, ``failed``
+when one did, and ``signed, not timestamped`` when every check passed but the bundle carries no
+timestamp token at all (it was exported without a timestamp authority): the files and the
+signature hold, so it shows who signed it, but nothing independent shows when it existed.
+That is not a failure, and not a full verification either; ``attest verify`` exits with 3 for
+it (docs/LEGAL.md says how to configure timestamp authorities).
 
 Trust anchors come from the caller (``--trust`` files or ``ATTEST_TRUST``), never from the
 bundle. Each failure names the check, the file and, where there is one, the record id; ``notes``
@@ -68,16 +75,30 @@ class Failure:
         return f"{self.check}: {self.file}{rid}: {self.detail}"
 
 
+VERIFIED = "verified"
+NOT_TIMESTAMPED = "signed, not timestamped"
+FAILED = "failed"
+
+
 @dataclass
 class BundleVerdict:
     bundle: str
     failures: list[Failure] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the bundle carries no timestamp token at all
+    untimestamped: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def status(self) -> str:
+        """``verified``, ``signed, not timestamped`` or ``failed``."""
+        if self.failures:
+            return FAILED
+        return NOT_TIMESTAMPED if self.untimestamped else VERIFIED
 
     def fail(self, check: str, file: str, detail: str, record_id: str | None = None) -> None:
         self.failures.append(Failure(check, file, record_id, detail))
@@ -522,10 +543,16 @@ def _check_authenticity(
         for problem in stamp.problems:
             verdict.fail("signature", where, f"timeSignature: {problem}")
     tokens = doc.get("timestamps") or []
-    if not isinstance(tokens, list) or not tokens:
-        verdict.fail(
-            "timestamp", where, "no RFC 3161 timestamp token: nothing shows when the bundle existed"
+    if not isinstance(tokens, list):
+        verdict.fail("timestamp", where, "'timestamps' is not a list of tokens")
+        return
+    if not tokens:
+        verdict.untimestamped = True
+        verdict.notes.append(
+            "not timestamped: no RFC 3161 token; nothing independent shows when the bundle "
+            "existed (it was exported without a timestamp authority, ATTEST_TSA_URLS)"
         )
+        verdict.checked["timestamps"] = 0
         return
     for number, entry in enumerate(tokens, 1):
         check = check_token(entry, raw, trust)

@@ -138,8 +138,9 @@ def surt_key(url: str) -> str:
 
 # --- reading records -------------------------------------------------------------------------
 
-#: Bytes of a page's HTML payload (as sent: encoded, maybe chunked) read for its text.
-MAX_HTML_BYTES = 8 * 1024 * 1024
+#: Bytes of a page's HTML payload (as sent: encoded, maybe chunked) read for its text: the
+#: text of more HTML than this would be cut at MAX_TEXT characters anyway.
+MAX_HTML_BYTES = 4 * 1024 * 1024
 #: Bytes kept of a metadata record, a rendered-text resource, or a warcinfo record.
 MAX_KEPT_BLOCK = 4 * 1024 * 1024
 _TEXT_MIMES = ("text/html", "application/xhtml+xml", "text/plain")
@@ -150,8 +151,6 @@ class _IndexKeep(Keep):
 
     def __init__(self, texts: bool) -> None:
         self.texts = texts
-        #: The HTTP head last seen and its headers, parsed once for both keep and index.
-        self.http: tuple[bytes, dict[str, str]] | None = None
 
     def block(self, headers: dict[str, str]) -> int:
         rtype = headers.get("warc-type", "")
@@ -167,32 +166,16 @@ class _IndexKeep(Keep):
             return MAX_KEPT_BLOCK
         return 0
 
-    def payload(self, headers: dict[str, str], status: int | None, http_head: bytes) -> int:
-        parsed = _http_headers(http_head)
-        self.http = (http_head, parsed)
+    def payload(self, headers: dict[str, str], status: int | None, http: dict[str, str]) -> int:
         if (
             self.texts
             and headers.get("warc-type") == "response"
             and status is not None
             and 200 <= status < 300
-            and _mime(parsed.get("content-type")) in _TEXT_MIMES
+            and _mime(http.get("content-type")) in _TEXT_MIMES
         ):
             return MAX_HTML_BYTES
         return 0
-
-    def headers_of(self, http_head: bytes | None) -> dict[str, str]:
-        if http_head is None:
-            return {}
-        if self.http is not None and self.http[0] is http_head:
-            return self.http[1]
-        return _http_headers(http_head)
-
-
-def _http_headers(http_head: bytes) -> dict[str, str]:
-    first_end = http_head.find(b"\r\n")
-    if first_end < 0:
-        return {}
-    return header_text_map(http_head[first_end + 2 :].decode("utf-8", "replace"))
 
 
 def _target(url: str) -> str:
@@ -292,9 +275,7 @@ def _index(items: Iterator[RecordInfo | Problem], key: str, keep: _IndexKeep) ->
             continue
         if item.offset == bad_at:
             continue  # its digest does not hold: not indexed, its problem says why
-        headers: dict[str, str] = {}
-        for name, value in item.headers:
-            headers.setdefault(name.lower(), value)
+        headers = item.fields
         rtype = headers.get("warc-type", "").lower()
         offset = item.offset
         if rtype == "warcinfo":
@@ -318,7 +299,7 @@ def _index(items: Iterator[RecordInfo | Problem], key: str, keep: _IndexKeep) ->
         mime = _mime(content_type)
         http_headers: dict[str, str] | None = None
         if rtype in ("response", "revisit") and (content_type or "").startswith("application/http"):
-            http_headers = keep.headers_of(item.http_head)
+            http_headers = item.http_fields or {}
             status = item.http_status
             mime = "warc/revisit" if rtype == "revisit" else _mime(http_headers.get("content-type"))
         elif rtype == "metadata":

@@ -10,35 +10,33 @@ records; a hold covers the WARCs holding them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
 from archive.cdxj import IndexRow, surt_key
-from archive.errors import AttestError, IntegrityError
+from archive.errors import AttestError
 from archive.indexdb import IndexDB
+from archive.pagemeta import DERIVED_PREFIXES, PageMetadata
 from archive.retrieve import load_payload
 from archive.store import Store
 
-DERIVED_PREFIXES = ("urn:view:", "urn:dom:", "urn:text:", "urn:pdf:")
+__all__ = ["DERIVED_PREFIXES", "Selection", "add_dependencies", "role_of", "select"]
 
 
 @dataclass
 class Selection:
     """Records chosen as evidence, by record id, with why each is there."""
 
+    pages: PageMetadata
     rows: dict[str, IndexRow] = field(default_factory=dict)
     role: dict[str, str] = field(default_factory=dict)
-    _linked: dict[str, list[IndexRow]] = field(default_factory=dict)
     _chains: dict[tuple[str | None, str], IndexRow | None] = field(default_factory=dict)
 
     def linked(self, db: IndexDB, record_id: str) -> list[IndexRow]:
         """Records written with this one (WARC-Concurrent-To), looked up once."""
-        if record_id not in self._linked:
-            self._linked[record_id] = db.concurrent_with(record_id)
-        return self._linked[record_id]
+        return self.pages.linked(record_id)
 
     def chain(self, db: IndexDB, run_id: str | None, surt_host: str) -> IndexRow | None:
         """The TLS-chain record of an origin in a run, looked up once (it was 2 ms a page)."""
@@ -75,14 +73,10 @@ def add_dependencies(db: IndexDB, store: Store, row: IndexRow, chosen: Selection
         chain = chosen.chain(db, row.run_id, row.surt.split(")/")[0] + ")/")
         if chain is not None:
             chosen.add(chain, "metadata")
-    for linked in linked_rows:
-        if linked.record_type == "metadata" and "attest-page" in linked.mime:
-            try:
-                page = json.loads(load_payload(store, linked).body)
-            except (ValueError, IntegrityError):
-                continue
-            for url in page.get("requisites") or []:
-                _add_requisite(db, store, row, str(url), chosen)
+    if row.record_type in ("response", "revisit"):
+        page = chosen.pages.facts(row) or {}
+        for url in page.get("requisites") or []:
+            _add_requisite(db, store, row, str(url), chosen)
 
 
 def _add_requisite(
@@ -128,9 +122,12 @@ def _stylesheet_refs(store: Store, row: IndexRow) -> list[str]:
     return refs
 
 
-def select(db: IndexDB, store: Store, rows: Iterable[IndexRow]) -> Selection:
-    """The rows, each in its own role, and every record they depend on."""
-    chosen = Selection()
+def select(
+    db: IndexDB, store: Store, rows: Iterable[IndexRow], pages: PageMetadata | None = None
+) -> Selection:
+    """The rows, each in its own role, and every record they depend on (``pages``: the page
+    metadata already read, e.g. while resolving claims)."""
+    chosen = Selection(pages or PageMetadata(db, store))
     for row in rows:
         chosen.add(row, role_of(row))
     for row in list(chosen.rows.values()):

@@ -235,6 +235,7 @@ def load_parsed(
             "source": parsed.source,
         }  # fmt: skip
         if parsed.problems:
+            details["records_left_out"] = len({p["offset"] for p in parsed.problems})
             details["problem_count"] = len(parsed.problems)
             details["problems"] = parsed.problems[:MAX_PROBLEMS_LOGGED]
         custody.append("index", uri, details)

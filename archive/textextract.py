@@ -18,7 +18,7 @@ from archive.errors import AttestError
 log = logging.getLogger(__name__)
 
 #: Decoded bytes of a page read for its text when only a prefix of its payload was kept.
-MAX_DECODED_HTML = 16 * 1024 * 1024
+MAX_DECODED_HTML = 4 * 1024 * 1024
 
 _DROP = ("script", "style", "noscript", "template", "head", "svg")
 #: Elements that separate words when rendered (their text is not glued to the next).

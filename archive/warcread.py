@@ -28,21 +28,23 @@ READ_CHUNK = 256 * 1024  # decompressed bytes per step: bounds the memory a reco
 FEED_CHUNK = 64 * 1024  # compressed bytes given to zlib per step
 RAW_CHUNK = 1024 * 1024  # bytes per read from the file
 MAX_HEADER_BYTES = 1024 * 1024
+_HEAD_PROBE = 8192  # bytes of a block searched first for the end of its HTTP header block
 
 
 class Keep:
     """Which bytes of each record a reader wants kept while it is read (none by default).
 
     :meth:`block` is asked with the record's WARC headers (names lowercased) before its block
-    is read; :meth:`payload`, for HTTP records, once the HTTP header block is read. Each answers
-    how many bytes to keep (0: none); more than a record has keeps it whole. Memory stays
-    bounded by these answers however large a record is.
+    is read; :meth:`payload`, for HTTP records, with the HTTP status and headers (names
+    lowercased, first of each) once the HTTP header block is read. Each answers how many bytes
+    to keep (0: none); more than a record has keeps it whole. Memory stays bounded by these
+    answers however large a record is.
     """
 
     def block(self, headers: dict[str, str]) -> int:
         return 0
 
-    def payload(self, headers: dict[str, str], status: int | None, http_head: bytes) -> int:
+    def payload(self, headers: dict[str, str], status: int | None, http: dict[str, str]) -> int:
         return 0
 
 
@@ -103,33 +105,38 @@ class RecordInfo:
 
     offset: int
     length: int
-    headers: list[tuple[str, str]]
+    #: The WARC header block as read (the version line to the last header line).
+    head: str
     content_length: int
     block_digest: str
     payload_digest: str | None
     http_status: int | None = None
-    #: The HTTP header block of an ``application/http`` record (status line to the blank line).
-    http_head: bytes | None = None
+    #: The WARC headers by lowercased name (the first of each name).
+    fields: dict[str, str] = field(default_factory=dict)
+    #: The HTTP headers of an ``application/http`` record's final response, by lowercased name
+    #: (the first of each); None when the block has no HTTP header block.
+    http_fields: dict[str, str] | None = None
     #: Bytes a :class:`Keep` asked for: the first bytes of the block, or of the HTTP payload
     #: (as on the wire: chunked and encoded as it was sent).
     kept: bytes = b""
     #: True when ``kept`` is shorter than what it was cut from.
     kept_cut: bool = False
 
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The WARC headers in order, continuation lines unfolded."""
+        return _header_list(self.head)
+
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        return self.fields.get(name.lower())
 
     @property
     def record_id(self) -> str | None:
-        return self.header("WARC-Record-ID")
+        return self.fields.get("warc-record-id")
 
     @property
     def record_type(self) -> str | None:
-        return self.header("WARC-Type")
+        return self.fields.get("warc-type")
 
 
 @dataclass
@@ -156,23 +163,30 @@ class WarcVerdict:
 class _Digester:
     """Recomputes a digest in the algorithm and encoding a recorded label uses."""
 
-    def __init__(self, label: str | None) -> None:
-        algo = "sha256"
-        if label and ":" in label:
-            algo = label.split(":", 1)[0].lower().replace("-", "")
-        if algo not in ("sha256", "sha1", "sha512", "md5"):
-            algo = "sha256"
-        self.algo = algo
-        self.label = label
-        self.hash = hashlib.new(algo)
+    __slots__ = ("algo", "hash", "label", "update")
 
-    def update(self, data: bytes | bytearray | memoryview) -> None:
-        self.hash.update(data)
+    def __init__(self, label: str | None) -> None:
+        self.label = label
+        if label is not None and label.startswith("sha256:"):  # attest's own: the common case
+            self.algo = "sha256"
+            self.hash = hashlib.sha256()
+        else:
+            algo = "sha256"
+            if label and ":" in label:
+                algo = label.split(":", 1)[0].lower().replace("-", "")
+            if algo not in ("sha256", "sha1", "sha512", "md5"):
+                algo = "sha256"
+            self.algo = algo
+            self.hash = hashlib.new(algo)
+        self.update = self.hash.update
 
     def matches(self) -> bool:
-        if not self.label or ":" not in self.label:
+        label = self.label
+        if label is not None and len(label) == 71 and label.startswith("sha256:"):
+            return label[7:].lower() == self.hash.hexdigest()
+        if not label or ":" not in label:
             return False
-        value = self.label.split(":", 1)[1].strip()
+        value = label.split(":", 1)[1].strip()
         raw = self.hash.digest()
         if len(value) == 2 * len(raw):  # hex, attest's own form
             return value.lower() == raw.hex()
@@ -341,12 +355,10 @@ def _record_id_from_partial_head(head: bytes) -> str | None:
     return None
 
 
-def _parse_headers(block: bytes) -> tuple[str, list[tuple[str, str]]]:
-    text = block.decode("utf-8", errors="replace")
-    lines = text.split("\r\n")
-    first = lines[0]
+def _header_list(text: str) -> list[tuple[str, str]]:
+    """The header lines after the first, in order; folded lines joined to the one before."""
     headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
+    for line in text.split("\r\n")[1:]:
         if not line:
             continue
         if line[0] in " \t" and headers:
@@ -357,7 +369,30 @@ def _parse_headers(block: bytes) -> tuple[str, list[tuple[str, str]]]:
         if not sep:
             raise _Malformed(f"header line without a colon: {line[:80]!r}")
         headers.append((name.strip(), value.strip()))
-    return first, headers
+    return headers
+
+
+def _parse_headers(block: bytes) -> tuple[str, str, dict[str, str]]:
+    """The header block as text, its first line, and its headers by lowercased name (the
+    first of each). :class:`_Malformed` when a line is not a header."""
+    text = block.decode("utf-8", errors="replace")
+    lines = text.split("\r\n")
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in " \t":  # folded lines: rare; joined to the line before
+            fields = {}
+            for name, value in _header_list(text):
+                fields.setdefault(name.lower(), value)
+            break
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise _Malformed(f"header line without a colon: {line[:80]!r}")
+        lname = name.strip().lower()
+        if lname not in fields:
+            fields[lname] = value.strip()
+    return text, lines[0], fields
 
 
 class _Dechunker:
@@ -405,39 +440,43 @@ class _Dechunker:
                 self.state = "size"
 
 
-def _http_status_and_chunking(head: bytes) -> tuple[int | None, bool]:
-    """The status code of an HTTP header block and whether its body is chunked.
+def _http_status_and_chunking(head: bytes) -> tuple[int | None, bool, dict[str, str]]:
+    """The status code of an HTTP header block, whether its body is chunked, and its headers
+    by lowercased name (the first of each), in one pass.
 
-    That is all verification needs of it, so the header lines are not decoded and built into
-    a list (that was a third of the time). Lines without a colon are skipped: a malformed
-    header from the origin is part of the evidence, not damage to the record.
+    Lines without a colon are skipped: a malformed header from the origin is part of the
+    evidence, not damage to the record. A folded continuation of Transfer-Encoding counts for
+    chunking (the payload digest depends on it).
     """
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
     status = None
-    if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
+    if len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].isdigit():
         status = int(parts[1])
     chunked = False
-    seen_header = False
+    fields: dict[str, str] = {}
     in_transfer_encoding = False  # the header being read (or continued) is Transfer-Encoding
     for line in lines[1:]:
         if not line:
             continue
-        if line[0] in b" \t" and seen_header:  # a folded continuation of the previous value
-            if in_transfer_encoding and b"chunked" in line.lower():
+        if line[0] in " \t":  # a folded continuation of the previous value
+            if in_transfer_encoding and "chunked" in line.lower():
                 chunked = True
             continue
-        name, sep, value = line.partition(b":")
+        name, sep, value = line.partition(":")
         if not sep:
-            # The origin sent a malformed header line. That is evidence, recorded as received,
-            # not damage to the WARC: skip it, as browsers and Scrapy's parser do.
             in_transfer_encoding = False
             continue
-        seen_header = True
-        in_transfer_encoding = name.strip().lower() == b"transfer-encoding"
-        if in_transfer_encoding and b"chunked" in value.lower():
-            chunked = True
-    return status, chunked
+        lname = name.strip().lower()
+        if lname == "transfer-encoding":
+            in_transfer_encoding = True
+            if "chunked" in value.lower():
+                chunked = True
+        else:
+            in_transfer_encoding = False
+        if lname not in fields:
+            fields[lname] = value.strip()
+    return status, chunked, fields
 
 
 def _http_head_and_payload(
@@ -445,38 +484,68 @@ def _http_head_and_payload(
     block: _Digester,
     payload: _Digester | None,
     keep: Any = None,
-) -> tuple[int | None, bytes | None, _Kept | None]:
+) -> tuple[int | None, dict[str, str] | None, _Kept | None]:
     """Feed a record block to the digesters, splitting off the HTTP header block.
 
     Interim (1xx) responses before the final one are part of the block, not of the payload.
-    Returns the HTTP status code (if the block starts with a status line), the final header
-    block, and the payload bytes ``keep(status, head)`` asked for.
+    Returns the HTTP status code (if the block starts with a status line), the final
+    response's headers (None without a header block), and the payload bytes
+    ``keep(status, headers)`` asked for.
     """
     head = bytearray()
     status: int | None = None
-    http_head: bytes | None = None
+    final: dict[str, str] | None = None
     kept: _Kept | None = None
     sink: _Digester | _Dechunker | None = None
     for chunk in chunks:
         block.update(chunk)
+        if sink is None and not head:
+            # The usual case: the whole header block is in the first few KB of the first
+            # chunk. Found there, the body is never copied.
+            probe = bytes(chunk[:_HEAD_PROBE])
+            start = 0
+            idx = probe.find(b"\r\n\r\n")
+            while idx >= 0:
+                status, chunked, fields = _http_status_and_chunking(probe[start:idx])
+                if status is None or not 100 <= status < 200 or status == 101:
+                    break
+                start = idx + 4  # an interim response: the final one follows
+                idx = probe.find(b"\r\n\r\n", start)
+            if idx >= 0:
+                final = fields
+                if keep is not None:
+                    wanted = keep(status, fields)
+                    kept = _Kept(wanted) if wanted > 0 else None
+                if payload is not None:
+                    sink = _Dechunker(payload) if chunked else payload
+                else:
+                    sink = _Digester(None)
+                rest = chunk[idx + 4 :]
+                if rest:
+                    sink.update(rest) if isinstance(sink, _Digester) else sink.feed(rest)
+                    if kept is not None:
+                        kept.add(rest)
+                continue
         if sink is None:
             head += chunk
             idx = head.find(b"\r\n\r\n")
             while idx >= 0:
-                status, chunked = _http_status_and_chunking(bytes(head[:idx]))
+                status, chunked, fields = _http_status_and_chunking(bytes(head[:idx]))
                 if status is None or not 100 <= status < 200 or status == 101:
                     break
                 del head[: idx + 4]  # an interim response: the final one follows
                 idx = head.find(b"\r\n\r\n")
             if idx < 0:
                 if len(head) > MAX_HEADER_BYTES:
-                    sink = payload  # no header block: treat all as payload
-                    if sink is not None:
-                        sink.update(head)
+                    # No header block: all of it is payload (and memory stays bounded).
+                    status = None
+                    sink = payload if payload is not None else _Digester(None)
+                    sink.update(head)
+                    head = bytearray()
                 continue
-            http_head = bytes(head[:idx])
+            final = fields
             if keep is not None:
-                wanted = keep(status, http_head)
+                wanted = keep(status, fields)
                 kept = _Kept(wanted) if wanted > 0 else None
             if payload is not None:
                 sink = _Dechunker(payload) if chunked else payload
@@ -495,7 +564,7 @@ def _http_head_and_payload(
             sink.update(chunk)
         if kept is not None:
             kept.add(chunk)
-    return status, http_head, kept
+    return status, final, kept
 
 
 class _HashingReader:
@@ -576,10 +645,9 @@ def iter_records(
                         return
                     skipped = blank
                 head = src.read_until(b"\r\n\r\n", MAX_HEADER_BYTES)
-                first, headers = _parse_headers(head[:-4])
+                head_text, first, info_headers = _parse_headers(head[:-4])
                 if not first.startswith("WARC/"):
                     raise _Malformed(f"not a WARC record (starts with {first[:20]!r})")
-                info_headers = {k.lower(): v for k, v in headers}
                 record_id = info_headers.get("warc-record-id")
                 rtype = info_headers.get("warc-type", "").lower()
                 target = info_headers.get("warc-target-uri")
@@ -598,7 +666,7 @@ def iter_records(
                 check_payload = payload_label and rtype != "revisit"
                 payload = _Digester(payload_label) if check_payload else None
                 status = None
-                http_head: bytes | None = None
+                http_fields: dict[str, str] | None = None
                 kept: _Kept | None = None
                 if ctype.startswith("application/http") and rtype in (
                     "response", "request", "revisit",
@@ -609,11 +677,11 @@ def iter_records(
                     if rtype == "revisit":
                         # Its block is the HTTP head only (or head and a truncated body): the
                         # block digest covers it; there is no payload to check.
-                        status, http_head, kept = _http_head_and_payload(
+                        status, http_fields, kept = _http_head_and_payload(
                             src.read_exact(length), block, None, wants
                         )
                     else:
-                        status, http_head, kept = _http_head_and_payload(
+                        status, http_fields, kept = _http_head_and_payload(
                             src.read_exact(length), block, payload, wants
                         )
                 else:
@@ -669,12 +737,13 @@ def iter_records(
             info = RecordInfo(
                 offset=record_offset,
                 length=member_len - skipped,
-                headers=headers,
+                head=head_text,
                 content_length=length,
                 block_digest=block_label or "",
                 payload_digest=payload_label,
                 http_status=status,
-                http_head=http_head,
+                fields=info_headers,
+                http_fields=http_fields,
                 kept=bytes(kept.data) if kept is not None else b"",
                 kept_cut=kept.cut if kept is not None else False,
             )

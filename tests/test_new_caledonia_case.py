@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from fixtureweb import FixtureWeb
 from fixtureweb.case import CASE_PROFILES, DEMO_PORTS, TAG
 from fixtureweb.http import Request
@@ -199,3 +200,40 @@ def test_each_demo_page_is_linked_from_the_claims_it_stands_for(
         for claim_id in release.claims:
             for path in (release.en_path, release.fr_path):
                 assert linked(claim_id, f"http://127.0.0.1:8782{path}"), (claim_id, path)
+
+
+#: The demo registry's titles in full: a `#` after a space starts a YAML comment, which once
+#: cut the social source's title short ("... the posts tagged").
+DEMO_TITLES = {
+    "demo-news": "Fixture News, a generated news site",
+    "demo-ngo": "Fixture NGO, press releases in English and French",
+    "demo-social": "Fixture Social, the posts tagged #NouvelleCaledonie (rendered in the browser)",
+}
+
+
+def test_the_demo_registry_keeps_its_full_titles() -> None:
+    env = {f"DEMO_{site.upper()}": f"http://127.0.0.1:{port}" for site, port in DEMO_PORTS.items()}
+    sources = load_registry([ROOT / "sources" / "demo.yaml"], env)
+    assert {s.id: s.title for s in sources} == DEMO_TITLES
+
+
+def plain_scalars_followed_by_a_comment(path: Path) -> list[str]:
+    """Unquoted values with a comment after them on their line: the comment may be text the
+    author meant as part of the value (YAML drops everything from `` #`` on)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for token in yaml.scan(path.read_text(encoding="utf-8")):
+        if not isinstance(token, yaml.ScalarToken) or token.style is not None:
+            continue
+        end = token.end_mark
+        rest = lines[end.line][end.column :] if end.line < len(lines) else ""
+        if rest.lstrip().startswith("#"):
+            found.append(f"{path.name}:{end.line + 1}: {token.value!r} then {rest.strip()!r}")
+    return found
+
+
+def test_no_shipped_value_is_cut_short_by_a_comment() -> None:
+    files = sorted((ROOT / "sources").glob("*.yaml")) + sorted((ROOT / "cases").glob("*.yaml"))
+    assert len(files) >= 3
+    suspects = [s for path in files for s in plain_scalars_followed_by_a_comment(path)]
+    assert suspects == []

@@ -771,3 +771,78 @@ def test_worker_processes_index_exactly_as_one_process(
         )
     finally:
         other.close()
+
+
+# --- attest index ----------------------------------------------------------------------------
+
+
+def index_env(home: Path) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ, ATTEST_HOME=str(home))
+    for name in ("ATTEST_STORE", "ATTEST_INDEX"):
+        env.pop(name, None)
+    return env
+
+
+def test_attest_index_leaves_out_a_bad_record_names_it_and_exits_1(
+    sample: Sample, index: WarcIndex, tmp_path: Path
+) -> None:
+    from support.cli import run_attest
+
+    image = sample.image.response.record_id
+    changes = {
+        member_position(sample, index, image): lambda m: rewrite_member(
+            m, lambda plain: plain.replace(b"IHDR", b"IHDS")
+        )
+    }
+    warc = tampered_warc(sample, tmp_path, changes)
+    home = tmp_path / "home"
+    FileStore(home / "store").put_file(KEY, warc, file_sha256(warc))
+    env = index_env(home)
+
+    first = run_attest(["index"], env)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "1 record(s) left out of 1 WARC(s)" in first.stdout
+    assert f"PROBLEMS {KEY}: 1 record(s) failed their checks, not indexed" in first.stdout
+    offset = next(r.offset for r in index.rows if r.record_id == image)
+    assert f"block-digest at offset {offset} record {image}: recorded sha256:" in first.stdout
+    assert "Traceback" not in first.stderr
+    # The other records are there; the bad one is not (nothing can be read or replayed from it).
+    assert run_attest(["find", GZIP_URL], env).returncode == 0
+    missing = run_attest(["find", IMAGE_URL], env)
+    assert missing.returncode == 1
+    with IndexDB(str(home / "index.sqlite")) as db:
+        assert next((p["offset"], p["record_id"], p["check"]) for p in db.problems()) == (
+            offset, image, "block-digest",
+        )  # fmt: skip
+        (capture,) = [
+            e for e in CustodyLog(db).entries() if e.action == "capture"
+        ]  # no upload record: its capture entry says so
+        assert "first indexed" in capture.details["recorded_from"]
+        (logged,) = [e for e in CustodyLog(db).entries() if e.action == "index"]
+        assert logged.details["records_left_out"] == 1
+        assert logged.details["problem_count"] == 2  # its block and its payload digest
+
+
+def test_attest_index_refuses_a_warc_whose_bytes_are_not_those_uploaded(tmp_path: Path) -> None:
+    from support.cli import run_attest
+    from support.storedarchive import SAMPLE_KEY, stored_archive
+
+    archive = stored_archive(tmp_path)
+    archive.db.close()
+    path = archive.path(SAMPLE_KEY)
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x01
+    path.write_bytes(bytes(data))
+
+    rebuilt = run_attest(["index", "--rebuild"], index_env(archive.home))
+    assert rebuilt.returncode == 1, rebuilt.stdout + rebuilt.stderr
+    assert (
+        f"FAILED {SAMPLE_KEY}: {archive.store.object_uri(SAMPLE_KEY)}: the stored object's "
+        "sha256 is" in rebuilt.stdout
+    )
+    assert "was uploaded: not indexed" in rebuilt.stdout
+    with IndexDB(str(archive.home / "index.sqlite")) as db:
+        assert not db.is_indexed(SAMPLE_KEY)

@@ -15,7 +15,6 @@ import shutil
 import struct
 import subprocess
 import time
-import zipfile
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from archive.errors import ConfigError, ReportError
-from archive.report import DETAILED_CAPTURES, find_chromium, print_pdf, render_report, verify_script
+from archive.report import (
+    DETAILED_CAPTURES,
+    SCRIPT_WIDTH,
+    find_chromium,
+    print_pdf,
+    render_report,
+    verify_script,
+)  # fmt: skip
 from archive.signing import Signer, sign
 
 HOSTILE = (
@@ -41,6 +47,7 @@ FILES = [
     "pages/pages.jsonl",
     "evidence/manifest.json",
     "evidence/custody.jsonl",
+    "evidence/verify.sh",
     "evidence/report.html",
     "evidence/report.pdf",
 ]
@@ -77,7 +84,15 @@ def _manifest() -> dict[str, Any]:
                 "source": "Interview, 14 May 2026",
                 "notes": "Second line <b>not bold</b>",
                 "gap": False,
-                "not_found": [],
+                "gaps": [],
+                "links": [{"link": f"exact {page}", "kind": "declared", "status": "found",
+                           "why": None, "captures": ["<urn:uuid:3f1d2c4b-0000-4000-8000-000000000001>"],
+                           "incomplete": [], "quote": "we will not accept"}],
+                "withdrawn": [{"capture_id": "3f1d2c4b-0000-4000-8000-0000000000ff",
+                               "record_id": "<urn:uuid:3f1d2c4b-0000-4000-8000-0000000000ff>",
+                               "linked_by": "ana", "linked_at": "2026-05-14T10:00:00Z",
+                               "withdrawn_by": "bo", "withdrawn_at": "2026-05-15T09:00:00Z",
+                               "reason": "a stylesheet, linked by mistake", "still_evidence": False}],
                 "captures": [
                     {
                         "url": page,
@@ -91,14 +106,22 @@ def _manifest() -> dict[str, Any]:
                         "server_ip": "203.0.113.7",
                         "run_id": "run-20260514-0800",
                         "source": "news-example",
-                        "user_agent": "attest/0.1 (+https://attest.example/bot)",
-                        "software": {
+                        "capture_id": "3f1d2c4b-0000-4000-8000-000000000001",
+                        "outcome": "captured",
+                        "user_agent": "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/156",
+                        "method": {
+                            "method": "browser",
                             "software": "attest 0.1.0",
-                            "recorder": "warcprox 2.13.1",
                             "browser": "Chromium 156.0.8078.108",
-                            "browser-viewport": "1280x800",
+                            "automation": "Playwright 1.65.2",
+                            "viewport": {"width": 1280, "height": 800},
+                            "behaviors": [{"name": "scroll", "steps": 3}],
+                            "complete": True,
                         },
-                        "post": {"platform": "mastodon", "account": "@official", "post_id": "42"},
+                        "warc_software": {"software": "attest 0.1.0", "recorder": "attest-recorder 0.1"},
+                        "post": {"platform": "mastodon", "account": "@official", "post_id": "42",
+                                 "platform_time": "2026-05-14T07:58:00Z",
+                                 "platform_time_shown": "14 May 2026, 09:58"},
                         "role": "original",
                         "linked_records": [
                             {
@@ -125,7 +148,28 @@ def _manifest() -> dict[str, Any]:
                         ],
                         "found_by": f"url {page}",
                         "quote_shown": True,
-                    }
+                        "quotes": [{"quote": "we will not accept", "found": True,
+                                    "capture": "<urn:uuid:3f1d2c4b-0000-4000-8000-000000000001>",
+                                    "text": "rendered",
+                                    "text_record": "<urn:uuid:3f1d2c4b-0000-4000-8000-00000000000b>",
+                                    "shown": "We will not accept", "before": "The minister said:",
+                                    "after": "any result before the count ends."}],
+                    },
+                    {
+                        "url": "https://news.example/2026/05/older",
+                        "capture_id": "3f1d2c4b-0000-4000-8000-000000000021",
+                        "captured": "2026-05-13T08:00:01.000000Z",
+                        "record_id": "<urn:uuid:3f1d2c4b-0000-4000-8000-000000000021>",
+                        "record_type": "response",
+                        "status": 200,
+                        "mime": "text/html",
+                        "outcome": None,
+                        "method": {"method": None, "note": "not recorded for this page"},
+                        "user_agent": "attest/0.1 (+https://attest.example/bot)",
+                        "post": None,
+                        "linked_records": [],
+                        "quotes": [],
+                    },
                 ],
             },
             {
@@ -135,10 +179,14 @@ def _manifest() -> dict[str, Any]:
                 "source": "Press release",
                 "notes": None,
                 "gap": True,
-                "not_found": ["url https://gov.example/press/7 between 2026-05-01 and 2026-05-31"],
+                "gaps": ["exact https://gov.example/press/7: no capture from 2026-05-01 to 2026-05-31"],
+                "links": [{"link": "exact https://gov.example/press/7", "kind": "declared",
+                           "status": "gap", "captures": [], "incomplete": [], "quote": None,
+                           "why": "no capture from 2026-05-01 to 2026-05-31"}],
                 "captures": [],
             },
         ],
+        "summary": {"claims": 2, "covered": 1, "with_gaps": 1, "gap_links": 1},
         "records": [],
     }
 
@@ -217,11 +265,14 @@ def test_report_is_self_contained_and_escapes_hostile_text() -> None:
     assert "differs from the record" not in html
     for shown in ("https://news.example/2026/05/statement", "2026-05-14 08:00:01.123456 UTC",
                   "203.0.113.7", "sha256:" + "a" * 64, "sha256:" + "b" * 64, "run-20260514-0800",
-                  "warcprox 2.13.1", "Chromium 156.0.8078.108", "urn:text:", "Interview, 14 May 2026",
-                  "Gap: no capture", "https://gov.example/press/7", "https://tsa.example/tsr",
-                  _signing(key)["public_key_sha256"]):  # fmt: skip
+                  "attest-recorder 0.1", "Chromium 156.0.8078.108", "urn:text:",
+                  "Interview, 14 May 2026", "Gap: no capture", "https://gov.example/press/7",
+                  "no capture from 2026-05-01 to 2026-05-31", "https://tsa.example/tsr",
+                  _signing(key)["public_key_sha256"], "3f1d2c4b-0000-4000-8000-000000000001",
+                  "1 fully covered, 1 with gaps (1 gap link; 1 claim without any capture)"):  # fmt: skip
         assert shown in html, shown
     assert page.script.startswith("#!/bin/sh\n")
+    assert "evidence/verify.sh" in html
     assert page.script == verify_script(FILES, signing=_signing(key),
                                         tsas=["https://tsa.example/tsr"], case="nc-referendum",
                                         signed_at=CREATED)  # fmt: skip
@@ -307,21 +358,22 @@ def _sign_key_mode(key: ec.EllipticCurvePrivateKey, package: bytes) -> dict[str,
     return sign(Signer(key), package_hash, CREATED, "attest 0.1.0")
 
 
-def _write_zip(path: Path, members: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            compress = zipfile.ZIP_STORED if name.startswith("archive/") else zipfile.ZIP_DEFLATED
-            archive.writestr(name, data, compress_type=compress)
+def _extract(path: Path, members: dict[str, bytes]) -> Path:
+    """The bundle's files in a directory, as ``unzip bundle.wacz -d DIR`` leaves them."""
+    for name, data in members.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
     return path
 
 
-def _contents(html: bytes) -> dict[str, bytes]:
+def _contents(html: bytes, script: str) -> dict[str, bytes]:
     return {
         "archive/data.warc.gz": gzip_member(b"WARC/1.1\r\nWARC-Type: warcinfo\r\n\r\n"),
         "indexes/index.cdxj": b'com,example)/ 20260514080001 {"url": "https://example.com/"}\n',
         "pages/pages.jsonl": b'{"format": "json-pages-1.0", "id": "pages"}\n',
         "evidence/manifest.json": json.dumps(_manifest(), indent=1).encode(),
         "evidence/custody.jsonl": b"",
+        "evidence/verify.sh": script.encode(),
         "evidence/report.html": html,
         "evidence/report.pdf": b"%PDF-1.7\n% not a real PDF, the script only hashes it\n",
     }
@@ -337,14 +389,18 @@ def _bundle(tmp_path: Path, *, tsas: list[str] | None = None,
     key = ec.generate_private_key(ec.SECP256R1())
     html = render_report(_manifest(), files=FILES, screenshots={VIEW_ID: PNG},
                          signing=_signing(key), tsas=tsas or [])  # fmt: skip
-    members = _contents(html.encode())
+    script = _parse(html).script
+    members = _contents(html.encode(), script)
     package = _datapackage(members)
     members["datapackage.json"] = package
     members["datapackage-digest.json"] = _digest_doc(
         package, _sign_key_mode(key, package), tokens or []
     )
-    path = _write_zip(tmp_path / "bundle.wacz", members)
-    return Bundle(path, members, key, _parse(html).script)
+    return Bundle(tmp_path / "bundle", members, key, script)
+
+
+#: What the script may use: the shell, sha256sum, openssl, and POSIX's cat, find, mkdir, rm.
+SCRIPT_TOOLS = ("sh", "sha256sum", "openssl", "cat", "find", "mkdir", "rm")
 
 
 @pytest.fixture
@@ -352,25 +408,26 @@ def bin_dir(tmp_path: Path) -> Path:
     """A PATH directory with only the tools the script may use."""
     directory = tmp_path / "bin"
     directory.mkdir()
-    for tool in ("sh", "unzip", "sha256sum", "openssl"):
+    for tool in SCRIPT_TOOLS:
         found = shutil.which(tool)
         assert found, f"{tool} is not installed"
         (directory / tool).symlink_to(found)
     return directory
 
 
-def _run_script(script: str, workdir: Path, bin_dir: Path, inputs: dict[str, Path],
-                **settings: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Copy the inputs into an empty directory, adjust the script's settings, run it."""
-    workdir.mkdir()
-    for name, source in inputs.items():
-        shutil.copyfile(source, workdir / name)
-    for variable, value in settings.items():
-        script, count = re.subn(rf"^{variable}=\S+", f"{variable}={value}", script, flags=re.M)
-        assert count == 1, variable
-    (workdir / "verify.sh").write_text(script)
-    return subprocess.run([str(bin_dir / "sh"), "verify.sh"], cwd=workdir, env={"PATH": str(bin_dir)},
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+def _run_script(bundle_dir: Path, bin_dir: Path,
+                **inputs: Path | str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """``sh evidence/verify.sh`` in an extracted bundle, with only the allowed tools on PATH
+    and the inputs as environment variables; it may write only into its own TMPDIR."""
+    tmp = bundle_dir.parent / f"{bundle_dir.name}-tmp"
+    tmp.mkdir(exist_ok=True)
+    env = {"PATH": str(bin_dir), "TMPDIR": str(tmp), **{k: str(v) for k, v in inputs.items()}}
+    before = sorted(p.relative_to(bundle_dir) for p in bundle_dir.rglob("*"))
+    done = subprocess.run([str(bin_dir / "sh"), "evidence/verify.sh"], cwd=bundle_dir, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert sorted(p.relative_to(bundle_dir) for p in bundle_dir.rglob("*")) == before
+    assert list(tmp.iterdir()) == [], "the script leaves its working directory behind"
+    return done
 
 
 def _public_pem(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
@@ -381,38 +438,45 @@ def _public_pem(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
 
 def _check(bundle: Bundle, tmp_path: Path, bin_dir: Path, name: str = "run",
            key: ec.EllipticCurvePrivateKey | None = None,
-           bundle_path: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+           members: dict[str, bytes] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
     public = _public_pem(key or bundle.key, tmp_path / f"{name}-key.pem")
-    inputs = {"bundle.wacz": bundle_path or bundle.path, "organisation-public-key.pem": public}
-    return _run_script(bundle.script, tmp_path / name, bin_dir, inputs)
+    directory = tmp_path / name
+    directory.mkdir()
+    _extract(directory, members or bundle.members)
+    return _run_script(directory, bin_dir, PUBKEY=public)
 
 
-def test_the_script_passes_an_intact_bundle_using_only_unzip_sha256sum_openssl(
+def test_the_script_passes_an_intact_bundle_using_only_sha256sum_and_openssl(
     tmp_path: Path, bin_dir: Path
 ) -> None:
     bundle = _bundle(tmp_path)
     result = _check(bundle, tmp_path, bin_dir)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.rstrip().endswith("ALL CHECKS PASSED")
+    # No timestamp authority dated this one: every check passes, the verdict says so (exit 3).
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout.rstrip().endswith(
+        "ALL CHECKS PASSED, BUT NOT TIMESTAMPED: signed and intact, with no independent time"
+    )
     assert "FAILED" not in result.stdout
     for name in FILES:
         digest = hashlib.sha256(bundle.members[name]).hexdigest()
-        assert f"OK      {name} sha256:{digest}" in result.stdout
-    assert "OK      signature: Verified OK" in result.stdout
-    assert "Step 5" not in result.stdout  # no timestamps, no token step
-    written = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert written == ["bundle.wacz", "organisation-public-key.pem", "signature.der",
-                       "signed-hash.txt", "verify.sh"]  # fmt: skip
+        assert f"OK           {name} sha256:{digest}" in result.stdout
+    assert "OK           signature: Verified OK" in result.stdout
+    assert "NOT TIMESTAMPED  no timestamp authority dated this bundle" in result.stdout
+    assert "SKIPPED      set WACZ to the bundle file" in result.stdout
 
 
-def _tampered(bundle: Bundle, tmp_path: Path, change: dict[str, bytes | None]) -> Path:
-    members = dict(bundle.members)
-    for name, data in change.items():
-        if data is None:
-            members.pop(name)
-        else:
-            members[name] = data
-    return _write_zip(tmp_path / "tampered.wacz", members)
+def test_the_script_prints_unwrapped_and_fits_the_page() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    for tsas in ([], ["https://tsa.example/" + "long/" * 30 + "tsr"]):
+        html = render_report(_manifest(), files=FILES, screenshots={}, signing=_signing(key),
+                             tsas=tsas)  # fmt: skip
+        script = _parse(html).script
+        assert max(len(line) for line in script.splitlines()) <= SCRIPT_WIDTH
+        # The report's block never wraps it: a wrapped line would be a broken command.
+        style = re.search(r"pre#verify-script \{([^}]*)\}", html)
+        assert style is not None
+        assert "white-space: pre;" in style.group(1)
+        assert "pre-wrap" not in style.group(1)
 
 
 def _flip(data: bytes, at: int) -> bytes:
@@ -422,13 +486,13 @@ def _flip(data: bytes, at: int) -> bytes:
 def test_a_changed_byte_fails_the_file_check(tmp_path: Path, bin_dir: Path) -> None:
     bundle = _bundle(tmp_path)
     warc = bundle.members["archive/data.warc.gz"]
-    path = _tampered(bundle, tmp_path, {"archive/data.warc.gz": _flip(warc, len(warc) // 2)})
-    result = _check(bundle, tmp_path, bin_dir, bundle_path=path)
+    members = {**bundle.members, "archive/data.warc.gz": _flip(warc, len(warc) // 2)}
+    result = _check(bundle, tmp_path, bin_dir, members=members)
     assert result.returncode == 1, result.stdout
-    assert re.search(r"^FAILED  archive/data\.warc\.gz: its SHA-256 is [0-9a-f]{64}, not the one datapackage\.json lists$",
+    assert re.search(r"^FAILED       archive/data\.warc\.gz: its SHA-256 is [0-9a-f]{64}, not the one datapackage\.json lists$",
                      result.stdout, re.M), result.stdout  # fmt: skip
     assert "1 CHECK(S) FAILED" in result.stdout
-    assert "OK      signature: Verified OK" in result.stdout
+    assert "OK           signature: Verified OK" in result.stdout
 
 
 def test_a_rewritten_datapackage_fails_the_digest_and_the_signature(
@@ -443,24 +507,18 @@ def test_a_rewritten_datapackage_fails_the_digest_and_the_signature(
     )
     del members["datapackage.json"], members["datapackage-digest.json"]
     package = _datapackage(members)
-    step_one = _tampered(bundle, tmp_path, {**members, "datapackage.json": package})
-    result = _check(bundle, tmp_path, bin_dir, "digest", bundle_path=step_one)
+    step_one = {**bundle.members, **members, "datapackage.json": package}
+    result = _check(bundle, tmp_path, bin_dir, "digest", members=step_one)
     assert result.returncode == 1
-    assert "FAILED  datapackage.json: its SHA-256 is" in result.stdout
-    assert "FAILED  evidence/manifest.json" not in result.stdout
+    assert "FAILED       datapackage.json: its SHA-256 is" in result.stdout
+    assert "FAILED       evidence/manifest.json" not in result.stdout
     forger = ec.generate_private_key(ec.SECP256R1())
     resigned = {**members, "datapackage.json": package,
                 "datapackage-digest.json": _digest_doc(package, _sign_key_mode(forger, package), [])}  # fmt: skip
-    result = _check(
-        bundle,
-        tmp_path,
-        bin_dir,
-        "resigned",
-        bundle_path=_write_zip(tmp_path / "forged.wacz", resigned),
-    )
+    result = _check(bundle, tmp_path, bin_dir, "resigned", members=resigned)
     assert result.returncode == 1
-    assert "OK      datapackage.json sha256:" in result.stdout
-    assert "FAILED  signature: Verification failure" in result.stdout
+    assert "OK           datapackage.json sha256:" in result.stdout
+    assert "FAILED       signature: Verification failure" in result.stdout
     assert "1 CHECK(S) FAILED" in result.stdout
 
 
@@ -468,37 +526,41 @@ def test_a_wrong_public_key_fails(tmp_path: Path, bin_dir: Path) -> None:
     bundle = _bundle(tmp_path)
     result = _check(bundle, tmp_path, bin_dir, key=ec.generate_private_key(ec.SECP256R1()))
     assert result.returncode == 1
-    assert "but this bundle names the key" in result.stdout
-    assert "FAILED  signature: Verification failure" in result.stdout
+    assert "; this bundle names " in result.stdout
+    assert "FAILED       signature: Verification failure" in result.stdout
 
 
 def test_missing_and_unlisted_files_fail(tmp_path: Path, bin_dir: Path) -> None:
     bundle = _bundle(tmp_path)
-    path = _tampered(
-        bundle, tmp_path, {"evidence/custody.jsonl": None, "evidence/extra.html": b"<p>hi"}
-    )
-    result = _check(bundle, tmp_path, bin_dir, bundle_path=path)
+    members = {k: v for k, v in bundle.members.items() if k != "evidence/custody.jsonl"}
+    members["evidence/extra.html"] = b"<p>hi"
+    result = _check(bundle, tmp_path, bin_dir, members=members)
     assert result.returncode == 1
-    assert "FAILED  evidence/custody.jsonl: missing from the bundle" in result.stdout
+    assert "FAILED       evidence/custody.jsonl: missing from the bundle" in result.stdout
     assert (
-        "FAILED  evidence/extra.html: in the bundle but not one of its listed files"
-        in result.stdout
+        "FAILED       evidence/extra.html: not one of the bundle's listed files" in result.stdout
     )
     assert "2 CHECK(S) FAILED" in result.stdout
 
 
-def test_missing_inputs_fail_clearly(tmp_path: Path, bin_dir: Path) -> None:
-    bundle = _bundle(tmp_path)
-    result = _run_script(bundle.script, tmp_path / "run", bin_dir, {"bundle.wacz": bundle.path})
+def test_missing_inputs_are_named_and_not_taken_for_a_pass(tmp_path: Path, bin_dir: Path) -> None:
+    bundle = _bundle(tmp_path, tsas=["http://tsa-one.test/tsr"])
+    directory = _extract(tmp_path / "no-key", bundle.members)
+    result = _run_script(directory, bin_dir)
+    assert result.returncode == 2, result.stdout
+    assert "NOT CHECKED  signature: set PUBKEY" in result.stdout
+    assert "NOT CHECKED  timestamps: set TSA_ROOTS" in result.stdout
+    assert "NOT VERIFIED: 2 check(s) could not run" in result.stdout
+    result = _run_script(directory, bin_dir, PUBKEY=tmp_path / "absent.pem")
     assert result.returncode == 1
-    assert "FAILED  cannot read organisation-public-key.pem" in result.stdout
-    not_zip = tmp_path / "not.wacz"
-    not_zip.write_bytes(b"nope")
-    public = _public_pem(bundle.key, tmp_path / "key.pem")
-    result = _run_script(bundle.script, tmp_path / "run2", bin_dir,
-                         {"bundle.wacz": not_zip, "organisation-public-key.pem": public})  # fmt: skip
+    assert "FAILED       signature: cannot read PUBKEY=" in result.stdout
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "evidence").mkdir()
+    (elsewhere / "evidence" / "verify.sh").write_text(bundle.script)
+    result = _run_script(elsewhere, bin_dir)
     assert result.returncode == 1
-    assert "FAILED  datapackage.json: missing from bundle.wacz" in result.stdout
+    assert "datapackage.json: not here; run this in the extracted bundle's top" in result.stdout
 
 
 # --- timestamps and domain signatures (the test PKI and openssl's own TSA) ---------------------
@@ -531,39 +593,35 @@ def test_the_script_checks_timestamp_tokens(tmp_path: Path, bin_dir: Path) -> No
     members["datapackage-digest.json"] = _digest_doc(
         package, _sign_key_mode(first.key, package), tokens
     )
-    path = _write_zip(tmp_path / "stamped.wacz", members)
     public = _public_pem(first.key, tmp_path / "org.pem")
-    inputs = {"bundle.wacz": path, "organisation-public-key.pem": public, "tsa-roots.pem": pki.root}
-    result = _run_script(first.script, tmp_path / "run", bin_dir, inputs)
+    directory = _extract(tmp_path / "run", members)
+    result = _run_script(directory, bin_dir, PUBKEY=public, TSA_ROOTS=pki.root)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.rstrip().endswith("\nALL CHECKS PASSED")
     year = str(datetime.now(UTC).year)
     for i, url in enumerate(tsas, 1):
         line = re.search(
-            rf"^OK      timestamp {i} \({re.escape(url)}\): (.*)$", result.stdout, re.M
+            rf"^OK           timestamp {i} \({re.escape(url)}\): (.*)$", result.stdout, re.M
         )
         assert line, result.stdout
         assert year in line.group(1), line.group(1)
         assert "test TSA" in line.group(1), line.group(1)
-    assert (tmp_path / "run" / "tsa-2.tsr").read_bytes() == base64.b64decode(tokens[1]["token"])
 
     stranger = make_pki(tmp_path / "other", label="other")
-    inputs["tsa-roots.pem"] = stranger.root
-    result = _run_script(first.script, tmp_path / "untrusted", bin_dir, inputs)
+    result = _run_script(directory, bin_dir, PUBKEY=public, TSA_ROOTS=stranger.root)
     assert result.returncode == 1
-    assert re.search(r"^FAILED  timestamp 1 \(http://tsa-one\.test/tsr\): .*self-signed certificate.* / Verification: FAILED$",
+    assert re.search(r"^FAILED       timestamp 1 \(http://tsa-one\.test/tsr\): .*self-signed certificate.* / Verification: FAILED$",
                      result.stdout, re.M), result.stdout  # fmt: skip
     assert "2 CHECK(S) FAILED" in result.stdout
 
     members["datapackage-digest.json"] = _digest_doc(
         package, _sign_key_mode(first.key, package), tokens[:1]
     )
-    inputs.update(
-        {"bundle.wacz": _write_zip(tmp_path / "one.wacz", members), "tsa-roots.pem": pki.root}
-    )
-    result = _run_script(first.script, tmp_path / "one-token", bin_dir, inputs)
+    one = _extract(tmp_path / "one-token", members)
+    result = _run_script(one, bin_dir, PUBKEY=public, TSA_ROOTS=pki.root)
     assert result.returncode == 1
     assert (
-        "FAILED  timestamp 2 (http://tsa-two.test/tsr): datapackage-digest.json holds no token 2"
+        "FAILED       timestamp 2 (authority 2): datapackage-digest.json holds no token 2"
         in result.stdout
     )
 
@@ -578,7 +636,8 @@ def test_the_script_checks_a_domain_signature(tmp_path: Path, bin_dir: Path) -> 
     signing = {"mode": "domain", "domain": pki.domain, "created": created,
                "public_key_sha256": _signing(domain_key)["public_key_sha256"]}  # fmt: skip
     html = render_report(_manifest(), files=FILES, screenshots={}, signing=signing, tsas=[])
-    members = _contents(html.encode())
+    script = _parse(html).script
+    members = _contents(html.encode(), script)
     package = _datapackage(members)
     package_hash = f"sha256:{hashlib.sha256(package).hexdigest()}"
     signed = {"hash": package_hash, "created": created, "software": "attest", "version": "0.1.0",
@@ -586,20 +645,17 @@ def test_the_script_checks_a_domain_signature(tmp_path: Path, bin_dir: Path) -> 
               "domain": pki.domain, "domainCert": pki.domain_chain.read_text()}  # fmt: skip
     members.update({"datapackage.json": package,
                     "datapackage-digest.json": _digest_doc(package, signed, [])})  # fmt: skip
-    path = _write_zip(tmp_path / "domain.wacz", members)
-    script = _parse(html).script
     assert "PUBKEY" not in script
-    result = _run_script(script, tmp_path / "run", bin_dir, {"bundle.wacz": path, "roots.pem": pki.root},
-                         CERT_ROOTS="roots.pem")  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"OK      certificate for {pki.domain}" in result.stdout
-    assert "OK      signature: Verified OK" in result.stdout
+    directory = _extract(tmp_path / "run", members)
+    result = _run_script(directory, bin_dir, CERT_ROOTS=pki.root)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"OK           certificate for {pki.domain}" in result.stdout
+    assert "OK           signature: Verified OK" in result.stdout
 
     stranger = make_pki(tmp_path / "other", label="other")
-    result = _run_script(script, tmp_path / "untrusted", bin_dir,
-                         {"bundle.wacz": path, "roots.pem": stranger.root}, CERT_ROOTS="roots.pem")  # fmt: skip
+    result = _run_script(directory, bin_dir, CERT_ROOTS=stranger.root)
     assert result.returncode == 1
-    assert f"FAILED  certificate for {pki.domain}" in result.stdout
+    assert f"FAILED       certificate for {pki.domain}" in result.stdout
 
 
 # --- the PDF ----------------------------------------------------------------------------------------
@@ -647,3 +703,51 @@ def test_a_hanging_chromium_is_stopped_after_the_timeout(tmp_path: Path) -> None
     with pytest.raises(ReportError, match="within 1 s"):
         print_pdf("<p>x</p>", tmp_path / "out.pdf", chromium=fake, timeout=1)
     assert time.monotonic() - started < 20
+
+
+def _section(html: str, start: str, end: str) -> str:
+    return html[html.index(start) : html.index(end, html.index(start))]
+
+
+def test_each_capture_says_how_its_own_page_was_made_and_what_was_checked() -> None:
+    """Per page, never per run: a browser capture shows its browser, automation and viewport;
+    a capture whose page record has no method says so, and borrows nothing from the run."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    html = render_report(_manifest(), files=FILES, screenshots={VIEW_ID: PNG},
+                         signing=_signing(key), tsas=[])  # fmt: skip
+    browser = _section(html, "Capture 1:", "Capture 2:")
+    older = _section(html, "Capture 2:", "</section>")
+    assert "browser (rendered in Chromium)" in browser
+    for fact in ("Chromium 156.0.8078.108", "Playwright 1.65.2", "&#34;width&#34;: 1280",
+                 "scroll", "HeadlessChrome/156"):  # fmt: skip
+        assert fact in browser, fact
+    assert "not recorded for this page" in older
+    assert "Chromium" not in older
+    assert "crawler" not in older
+    # The quote: which capture, which text, the words as shown and around them.
+    assert "“we will not accept”" in browser
+    assert "the text the browser showed (urn:text:), record" in browser
+    assert "<mark>We will not accept</mark>" in browser
+    assert "The minister said:" in browser
+    # The post's own time, as the platform gives it and as the page shows it.
+    assert "2026-05-14T07:58:00Z" in browser
+    assert "14 May 2026, 09:58" in browser
+    # Links, each found or a gap, and the withdrawn one with who, when and why.
+    claim = _section(html, 'id="claim-1"', 'id="claim-2"')
+    assert "a stylesheet, linked by mistake" in claim
+    assert "bo, 2026-05-15T09:00:00Z" in claim
+    gap = _section(html, 'id="claim-2"', 'id="verification"')
+    assert "no capture from 2026-05-01 to 2026-05-31" in gap
+
+
+def test_a_crawler_capture_is_described_as_one() -> None:
+    manifest = _manifest()
+    capture = manifest["claims"][0]["captures"][0]
+    capture["method"] = {"method": "crawler", "software": "attest 0.1.0 (Scrapy 2.19.0)"}
+    capture["user_agent"] = "attest/0.1 (+https://attest.example/bot)"
+    key = ec.generate_private_key(ec.SECP256R1())
+    html = render_report(manifest, files=FILES, screenshots={}, signing=_signing(key), tsas=[])
+    first = _section(html, "Capture 1:", "Capture 2:")
+    assert "crawler (HTTP fetch, no browser)" in first
+    assert "Scrapy 2.19.0" in first
+    assert "Chromium" not in first
