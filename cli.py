@@ -1092,7 +1092,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from archive.serve.app import ServeOptions, serve
 
     config = _config(args.store)
-    key = config.signing_key or config.home / "keys" / "signing.pem"
+    key = config.signing_key_path
     return serve(
         ServeOptions(
             host=args.host,
@@ -1112,6 +1112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 tsa_chains=tuple(config.tsa_chains),
                 chromium=config.chromium,
             ),
+            custody_attestor=config.custody_attestor(),
         )
     )
 

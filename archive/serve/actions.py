@@ -14,8 +14,11 @@ caller's actor.
                                       ``attest export`` into ``<data home>/exports/``; the
                                       answer names the bundle and its download link
 ``GET /api/exports/<name>``   legal   the bundle file (its download is logged)
-``POST /api/claims/link``     legal   ``{"case", "claim", "capture", "note"}``: ``attest claim
-                                      link``, the caller as annotator
+``POST /api/claims/link``     legal   ``{"case", "claim", "capture", "note",
+                                      "any_record_reason"}``: ``attest claim link`` (a page only,
+                                      unless a reason is given), the caller as annotator
+``POST /api/claims/unlink``   legal   ``{"case", "claim", "capture", "reason"}``: ``attest claim
+                                      unlink``, the link kept as withdrawn by the caller
 ``POST /api/custody/seal``    admin   ``{}``: a ``seal`` entry, then the unsealed entries
                                       written to the store as a segment
 ============================  ======  =========================================================
@@ -46,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from archive.cases import Case, link_capture, load_case
+from archive.cases import Case, capture_record_id, link_capture, load_case, unlink_capture
 from archive.errors import NotFound
 from archive.serve.auth import Principal, require
 
@@ -247,27 +250,59 @@ async def export_file(request: Request) -> Response:
     return FileResponse(folder / name, media_type="application/wacz+zip", filename=name)
 
 
-async def claim_link(request: Request) -> Response:
-    principal = _checked(request, "legal")
-    data = await _body(request, {"case": str, "claim": str, "capture": str, "note": str})
-    missing = [f for f in ("case", "claim", "capture") if f not in data]
+def _required(data: dict[str, Any], *names: str) -> None:
+    missing = [f for f in names if f not in data]
     if missing:
         raise Refused(400, f"field {missing[0]!r} is required")
+
+
+async def claim_link(request: Request) -> Response:
+    principal = _checked(request, "legal")
+    data = await _body(request, {"case": str, "claim": str, "capture": str, "note": str,
+                                 "any_record_reason": str})  # fmt: skip
+    _required(data, "case", "claim", "capture")
     service = _service(request)
+    reason = data.get("any_record_reason")
 
     def run() -> dict[str, Any]:
         case = _case(service.actions, data["case"])
         row, new = link_capture(service.db, case, data["claim"], data["capture"],
-                                annotator=principal.actor, note=data.get("note"))  # fmt: skip
+                                annotator=principal.actor, note=data.get("note"),
+                                any_record_reason=reason)  # fmt: skip
         if new:
-            service.custody.append(
-                "link", row.record_id,
-                {"case": case.id, "claim": data["claim"], "url": row.url,
-                 "note": data.get("note"), "via": "attest serve"},
-                actor=principal.actor,
-            )  # fmt: skip
+            details = {"case": case.id, "claim": data["claim"], "url": row.url,
+                       "note": data.get("note"), "record_type": row.record_type,
+                       "via": "attest serve"}  # fmt: skip
+            if reason is not None:
+                details["any_record_reason"] = reason
+            service.custody.append("link", row.record_id, details, actor=principal.actor)
         return {"linked": new, "capture": row.record_id, "url": row.url, "case": case.id,
                 "claim": data["claim"]}  # fmt: skip
+
+    return JSONResponse(await asyncio.to_thread(run))
+
+
+async def claim_unlink(request: Request) -> Response:
+    principal = _checked(request, "legal")
+    data = await _body(request, {"case": str, "claim": str, "capture": str, "reason": str})
+    _required(data, "case", "claim", "capture", "reason")
+    service = _service(request)
+
+    def run() -> dict[str, Any]:
+        case = _case(service.actions, data["case"])
+        record_id = capture_record_id(data["capture"])
+        was = unlink_capture(service.db, case, data["claim"], record_id, actor=principal.actor,
+                             reason=data["reason"])  # fmt: skip
+        row = service.db.by_record_id(record_id)
+        service.custody.append(
+            "unlink", record_id,
+            {"case": case.id, "claim": data["claim"], "url": row.url if row else None,
+             "reason": data["reason"], "linked_by": was.annotator, "linked_at": was.linked_at,
+             "via": "attest serve"},
+            actor=principal.actor,
+        )  # fmt: skip
+        return {"withdrawn": True, "capture": record_id, "case": case.id,
+                "claim": data["claim"], "linked_by": was.annotator}  # fmt: skip
 
     return JSONResponse(await asyncio.to_thread(run))
 
@@ -291,5 +326,6 @@ ACTION_ROUTES = [
     Route("/api/exports", _answer(exports), methods=["POST"]),
     Route("/api/exports/{name}", export_file, methods=["GET", "HEAD"]),
     Route("/api/claims/link", _answer(claim_link), methods=["POST"]),
+    Route("/api/claims/unlink", _answer(claim_unlink), methods=["POST"]),
     Route("/api/custody/seal", _answer(custody_seal), methods=["POST"]),
 ]

@@ -70,6 +70,7 @@ from archive.cdxquery import (
     run_query,
 )
 from archive.custody import CustodyLog
+from archive.custodyseal import SegmentAttestor
 from archive.dates import http_date, iso, parse_http_date, parse_when, timestamp14
 from archive.errors import (
     AccessDenied,
@@ -113,6 +114,8 @@ class ServeOptions:
     replay_venv: Path | None = None
     home: Path | None = None
     actions: ActionSettings = field(default_factory=ActionSettings)
+    #: signs and timestamps the custody segments the service seals (settings.custody_attestor)
+    custody_attestor: SegmentAttestor | None = None
 
 
 @dataclass
@@ -127,12 +130,13 @@ class Service:
     """What the routes share: the index, the store, the custody log, the gate, pywb."""
 
     def __init__(self, db: IndexDB, store: Store, gate: Gate, *, pywb: Pywb | None,
-                 internal_secret: str, actions: ActionSettings | None = None) -> None:  # fmt: skip
+                 internal_secret: str, actions: ActionSettings | None = None,
+                 custody_attestor: SegmentAttestor | None = None) -> None:  # fmt: skip
         self.db = db
         #: Evidence is read as the object versions the index recorded, never a later one.
         self.store = pinned_store(store, db)
         self.gate = gate
-        self.custody = CustodyLog(db, store)
+        self.custody = CustodyLog(db, store, attestor=custody_attestor)
         self.pywb = pywb
         self.internal_secret = internal_secret
         self.actions = actions or ActionSettings()
@@ -1004,7 +1008,8 @@ def running_service(options: ServeOptions, port: int) -> Iterator[Service]:
             pywb.start()
         reach = Pywb(pywb.socket_path, pywb.secret) if pywb is not None else None
         yield Service(db, store, Gate(tokens), pywb=reach, internal_secret=secret,
-                      actions=options.actions)  # fmt: skip
+                      actions=options.actions,
+                      custody_attestor=options.custody_attestor)  # fmt: skip
     finally:
         if pywb is not None:
             pywb.stop()

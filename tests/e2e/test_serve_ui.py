@@ -593,7 +593,8 @@ def test_without_pywb_a_memento_is_the_archived_payload_as_sent(
 # --- 4. changes through the service: each needs its role --------------------------------------
 
 #: The role each change needs (docs/INVESTIGATORS.md).
-CHANGES = {"hold": "legal", "export": "legal", "claim link": "legal", "custody seal": "admin"}
+CHANGES = {"hold": "legal", "export": "legal", "claim link": "legal", "claim unlink": "legal",
+           "custody seal": "admin"}  # fmt: skip
 CALLERS = ("nobody", "investigator", "legal", "admin")
 
 
@@ -618,6 +619,9 @@ def change_request(change: str, caller: str, retrieval: Archive) -> tuple[str, d
     if change == "claim link":
         return "/api/claims/link", {"case": "test-case", "claim": "C3", "capture": uuid_of(rec),
                                     "note": f"linked by the {caller}"}  # fmt: skip
+    if change == "claim unlink":
+        return "/api/claims/unlink", {"case": "test-case", "claim": "C2", "capture": uuid_of(rec),
+                                      "reason": f"withdrawn by the {caller}"}  # fmt: skip
     return "/api/custody/seal", {}
 
 
@@ -628,6 +632,12 @@ def test_each_change_needs_its_role_and_is_logged_with_the_caller(
 ) -> None:
     path, body = change_request(change, caller, retrieval)
     auth = {} if caller == "nobody" else {"Authorization": f"Bearer {tokens.token(caller)}"}
+    if change == "claim unlink":  # something to withdraw: a link made by the admin
+        made = guarded_server.post(
+            "/api/claims/link", {"case": "test-case", "claim": "C2", "capture": body["capture"]},
+            {"Authorization": f"Bearer {tokens.admin}"},
+        )  # fmt: skip
+        assert made.status == 200, made.text
     before = last_seq(retrieval)
     answer = guarded_server.post(path, body, auth)
     needed = CHANGES[change]
@@ -677,6 +687,16 @@ def test_each_change_needs_its_role_and_is_logged_with_the_caller(
             "SELECT annotator FROM claim_links WHERE record_id = ? AND claim_id = 'C3'",
             (entry[2],),
         ) == [(actor,)]
+    elif change == "claim unlink":
+        assert done["withdrawn"] is True
+        assert done["linked_by"] == tokens.admin_actor
+        (entry,) = [e for e in entries if e[1] == "unlink"]
+        assert entry[0] == actor
+        assert entry[3]["reason"] == body["reason"]
+        assert retrieval.rows(
+            "SELECT withdrawn_by FROM claim_links WHERE record_id = ? AND claim_id = 'C2' "
+            "AND withdrawn_at IS NOT NULL", (entry[2],),
+        ) == [(actor,)]  # fmt: skip
     else:
         assert done["sealed"], done
         (entry,) = [e for e in entries if e[1] == "seal"]
@@ -702,6 +722,10 @@ def test_bad_change_requests_are_named_and_change_nothing(
         ("/api/claims/link", {"case": "test-case", "claim": "C9",
                               "capture": uuid_of(retrieval.records[0])}, 400, "C9"),
         ("/api/claims/link", {"case": "test-case", "claim": "C1", "capture": "nope"}, 400, "nope"),
+        ("/api/claims/link", {"case": "test-case", "claim": "C1", "capture": uuid_of(
+            next(r for r in retrieval.records if r.type == "request"))}, 400, "not a page"),
+        ("/api/claims/unlink", {"case": "test-case", "claim": "C1",
+                                "capture": uuid_of(retrieval.records[1])}, 400, "'reason'"),
         ("/api/holds", {"captures": ["x"], "case": "test-case"}, 400, "either"),
         ("/api/exports", {"case": "test-case", "claims": ["C1"], "sign": True}, 400, "'sign'"),
         ("/api/exports", {"case": "test-case", "claims": "C1", "unsigned": True}, 400, "'claims'"),
