@@ -1087,9 +1087,12 @@ def cmd_airflow_pools(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import settings
+    from archive.serve.actions import ActionSettings
     from archive.serve.app import ServeOptions, serve
 
     config = _config(args.store)
+    key = config.signing_key_path
     return serve(
         ServeOptions(
             host=args.host,
@@ -1099,8 +1102,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             tokens_file=config.tokens_file,
             replay=not args.no_replay,
             replay_venv=config.replay_venv,
-            s3_endpoint=config.s3_endpoint,
             home=config.home,
+            actions=ActionSettings(
+                case_dirs=tuple(settings.case_dirs(os.environ)),
+                exports=config.home / "exports",
+                signing_key=key if key.is_file() else None,
+                signing_cert=config.signing_cert,
+                tsa_urls=tuple(config.tsa_urls),
+                tsa_chains=tuple(config.tsa_chains),
+                chromium=config.chromium,
+            ),
+            custody_attestor=config.custody_attestor(),
         )
     )
 

@@ -21,7 +21,8 @@ caller should do:
   safe in the store and the index can always be rebuilt from them.
 - :class:`NotFound` (no capture matches a query), :class:`UnsupportedEncoding` (an archived
   payload cannot be decoded), :class:`AccessDenied` (a service request lacks a valid token or
-  role): **report** to the user; nothing was changed.
+  role; :class:`RoleRequired`, :class:`LoginThrottled`): **report** to the user; nothing was
+  changed.
 - :class:`CustodyError` (the custody log's hash chain does not verify): **stop** and report.
 - :class:`ReportError` (the human report could not be printed: Chromium failed or timed out):
   **stop** the export; a missing Chromium is a :class:`ConfigError` naming the executable.
@@ -175,6 +176,18 @@ class UnsupportedEncoding(AttestError):
 
 class AccessDenied(AttestError):
     """A request to the retrieval service has no valid token, or its role may not do this."""
+
+
+class RoleRequired(AccessDenied):
+    """The caller is known, but its role falls short of what the request needs (HTTP 403)."""
+
+
+class LoginThrottled(AccessDenied):
+    """Too many failed logins from one address; ``retry_after`` seconds until the next try."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class CustodyError(AttestError):

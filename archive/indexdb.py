@@ -410,6 +410,14 @@ class IndexDB:
         )
         return _row(found[0]) if found else None
 
+    def at(self, warc_key: str, offset: int) -> IndexRow | None:
+        """The record at ``offset`` in the WARC ``warc_key`` (rows are unique per place)."""
+        found = self.rows(
+            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE warc_key = ? AND warc_offset = ?",  # noqa: S608 - constant columns; values are bound
+            (warc_key, offset),
+        )
+        return _row(found[0]) if found else None
+
     def concurrent_with(self, record_id: str) -> list[IndexRow]:
         """Records that name this one in WARC-Concurrent-To (metadata, derivatives, request).
 

@@ -1,20 +1,32 @@
-"""``attest serve``: the retrieval service for investigators.
+"""``attest serve``: the retrieval service for investigators (docs/INVESTIGATORS.md).
 
-Routes (all read-only; every one needs the ``investigator`` role when tokens are configured):
+Routes (reading needs the ``investigator`` role when tokens are configured; the changes in
+:mod:`archive.serve.actions` need ``legal`` or ``admin``):
 
-===============================  =================================================================
-``/cdx``                         CDX server API (pywb's parameters and outputs, OutbackCDX collapse)
-``/web/timemap/link/<url>``      Memento TimeMap (application/link-format)
-``/web/<url>``                   Memento TimeGate (302 to the memento closest to Accept-Datetime)
-``/web/<14 digits>[mod_]/<url>`` a memento: replayed by pywb, with Memento-Datetime and Link
-``/search?q=``                   full-text search (JSON; the web page at ``/ui/search``)
-``/api/capture/<uuid>``          one capture's metadata (JSON): hashes, IP, TLS chain, derivatives
-``/``, ``/ui/...``               the web page: search, URL lookup with a timeline, capture pages
-``/login``, ``/logout``          session cookie from a token, for the web page
-===============================  =================================================================
+==================================  ===============================================================
+``/cdx``                            CDX server API (pywb's parameters and outputs, OutbackCDX collapse)
+``/web/timemap/link/<url>``         Memento TimeMap (application/link-format)
+``/web/<url>``                      Memento TimeGate (302 to the memento closest to Accept-Datetime)
+``/web/<14 digits>[mod_]/<url>``    a memento: the first capture of that second, replayed by pywb,
+                                    with Memento-Datetime and Link
+``/web/cdx?url=&output=json``       the captures of a URL for pywb's replay banner (JSON lines)
+``/capture/<uuid>/replay``          one capture replayed, exactly that record (:mod:`~.links`)
+``/capture/<uuid>/raw``             one capture's payload exactly as archived
+``/capture/<uuid>/web/...``         an exact replay's frame and page, as pywb links them
+``/search?q=``                      full-text search (JSON; the web page at ``/ui/search``)
+``/api/capture/<uuid>``             one capture's metadata (JSON): hashes, IP, TLS chain, links
+``/``, ``/ui/...``                  the web page: search, URL lookup with a timeline, capture pages
+``/login``, ``/logout``             session cookie from a token, for the web page
+==================================  ===============================================================
 
-Every read of a capture (replay, metadata page, screenshot) is logged in the custody log with
-the caller's actor.
+Every record handed out (replayed, raw, a screenshot, a page's metadata) is first checked against
+its digests and the index (:func:`archive.retrieve.verify_record`); one that fails is refused
+with HTTP 500 and an "integrity check failed" page naming it, and logged at ERROR. pywb replays
+only records the service chose and checked: each replay request tells it which record (a pin),
+and the service's index answers pywb's lookup with that record alone.
+
+Every read of a capture (replay, raw, metadata page, screenshot) is logged in the custody log with
+the caller's actor. Database and store calls run in worker threads, never on the event loop.
 """
 
 from __future__ import annotations
@@ -24,17 +36,18 @@ import contextlib
 import json
 import logging
 import re
+import signal
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -45,6 +58,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from archive.cdxj import REPLAYABLE, IndexRow, surt_key
 from archive.cdxquery import (
@@ -56,13 +70,25 @@ from archive.cdxquery import (
     run_query,
 )
 from archive.custody import CustodyLog
+from archive.custodyseal import SegmentAttestor
 from archive.dates import http_date, iso, parse_http_date, parse_when, timestamp14
-from archive.errors import AccessDenied, AttestError, ConfigError, NotFound
+from archive.errors import (
+    AccessDenied,
+    AttestError,
+    ConfigError,
+    HoldUnsupported,
+    IntegrityError,
+    LoginThrottled,
+    NotFound,
+    RoleRequired,
+)
 from archive.indexdb import IndexDB
-from archive.retrieve import load_payload
+from archive.retrieve import Payload, load_payload, pinned_store, raw_record, verify_record
 from archive.serve import memento
+from archive.serve.actions import ACTION_ROUTES, ActionSettings
 from archive.serve.auth import SESSION_COOKIE, Gate, Principal, is_loopback, load_tokens
-from archive.store import Store, open_store
+from archive.serve.links import CAPTURE_PREFIX, capture_links, capture_uuid
+from archive.store import PinnedStore, Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +97,10 @@ _MEMENTO_PATH = re.compile(r"(\d{1,14})([a-z]{2}_)?/(.+)", re.S)
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
         "trailers", "transfer-encoding", "upgrade", "content-length"}  # fmt: skip
 _UUID = re.compile(r"[0-9a-fA-F-]{36}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CAPTURE_PATH = re.compile(r"^/capture/[0-9a-fA-F-]{36}(?=/)")
 SEAL_INTERVAL = 600.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -83,21 +112,34 @@ class ServeOptions:
     tokens_file: Path | None = None
     replay: bool = True
     replay_venv: Path | None = None
-    s3_endpoint: str | None = None
     home: Path | None = None
+    actions: ActionSettings = field(default_factory=ActionSettings)
+    #: signs and timestamps the custody segments the service seals (settings.custody_attestor)
+    custody_attestor: SegmentAttestor | None = None
+
+
+@dataclass
+class Pywb:
+    """How the service reaches its pywb: a Unix socket, and the secret pywb asks for."""
+
+    socket_path: Path
+    secret: str
 
 
 class Service:
-    """What the routes share: the index, the store, the custody log, the gate, pywb's URL."""
+    """What the routes share: the index, the store, the custody log, the gate, pywb."""
 
-    def __init__(self, db: IndexDB, store: Store, gate: Gate, *, pywb_url: str | None,
-                 internal_secret: str) -> None:  # fmt: skip
+    def __init__(self, db: IndexDB, store: Store, gate: Gate, *, pywb: Pywb | None,
+                 internal_secret: str, actions: ActionSettings | None = None,
+                 custody_attestor: SegmentAttestor | None = None) -> None:  # fmt: skip
         self.db = db
-        self.store = store
+        #: Evidence is read as the object versions the index recorded, never a later one.
+        self.store = pinned_store(store, db)
         self.gate = gate
-        self.custody = CustodyLog(db, store)
-        self.pywb_url = pywb_url
+        self.custody = CustodyLog(db, store, attestor=custody_attestor)
+        self.pywb = pywb
         self.internal_secret = internal_secret
+        self.actions = actions or ActionSettings()
         self._client: Any = None
         from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -107,12 +149,18 @@ class Service:
         self.jinja.filters["iso"] = iso
         self.jinja.filters["ts14"] = timestamp14
         self.jinja.filters["urlq"] = lambda v: quote(str(v), safe="")
+        self.jinja.filters["links"] = capture_links
 
     async def client(self) -> Any:
         if self._client is None:
             import httpx
 
-            self._client = httpx.AsyncClient(timeout=60.0, follow_redirects=False)
+            assert self.pywb is not None
+            self._client = httpx.AsyncClient(
+                transport=httpx.AsyncHTTPTransport(uds=str(self.pywb.socket_path)),
+                timeout=60.0,
+                follow_redirects=False,
+            )
         return self._client
 
     def read_event(self, principal: Principal, row: IndexRow, via: str) -> None:
@@ -124,14 +172,50 @@ class Service:
             actor=principal.actor,
         )  # fmt: skip
 
+    def verified(self, row: IndexRow) -> None:
+        """IntegrityError unless the row's record (and a revisit's original) holds in the store."""
+        with _naming(row):
+            check_record(self.store, row)
+        if row.record_type == "revisit" and row.concurrent_to:
+            original = self.db.by_record_id(row.concurrent_to)
+            if original is not None:
+                with _naming(original):
+                    check_record(self.store, original)
+
+    def payload(self, row: IndexRow) -> Payload:
+        """The row's record from the store, checked (IntegrityError naming it)."""
+        with _naming(row):
+            return load_payload(self.store, row)
+
     def render(
         self, name: str, request: Request, status: int = 200, **context: Any
     ) -> HTMLResponse:
         principal = request.scope.get("attest.principal")
         page = self.jinja.get_template(name).render(
-            request=request, principal=principal, open=self.gate.open, **context
-        )
+            request=request, principal=principal, open=self.gate.open,
+            csrf=request.scope.get("attest.csrf"), **context,
+        )  # fmt: skip
         return HTMLResponse(page, status_code=status)
+
+
+@contextlib.contextmanager
+def _naming(row: IndexRow) -> Iterator[None]:
+    """An integrity failure's message names the capture: its record id and URL."""
+    try:
+        yield
+    except IntegrityError as exc:
+        named = str(exc) if row.record_id in str(exc) else f"record {row.record_id}: {exc}"
+        raise type(exc)(f"capture of {row.url}, {named}") from exc
+
+
+def check_record(store: Store | PinnedStore, row: IndexRow) -> None:
+    """The record's digests and identity, checked in the store (IntegrityError names it)."""
+    verify_record(store, row)
+
+
+async def blocking(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread: database and store calls never block the event loop."""
+    return await asyncio.to_thread(fn, *args)
 
 
 def _service(request: Request) -> Service:
@@ -144,55 +228,127 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
-def _error(request: Request, status: int, message: str) -> Response:
+def _error(request: Request, status: int, message: str, title: str | None = None) -> Response:
     if _wants_html(request):
         return _service(request).render(
-            "error.html", request, status, status_code=status, message=message
+            "error.html", request, status, status_code=status, message=message, title=title
         )
-    return PlainTextResponse(message + "\n", status_code=status)
+    return PlainTextResponse(
+        (f"{title}: " if title else "") + message + "\n", status_code=status
+    )
 
 
 def _wants_html(request: Request) -> bool:
-    return request.url.path == "/" or request.url.path.startswith("/ui/")
+    path = request.url.path
+    return (
+        path == "/"
+        or path.startswith("/ui/")
+        or "text/html" in request.headers.get("accept", "")
+    )
 
 
-class GateMiddleware(BaseHTTPMiddleware):
-    """Authenticates every request but the login page and pywb's internal index path."""
+class RefuseControlCharacters:
+    """400 for a path that decodes to a control character (``%00``, ``%01``, ...): no route
+    takes one, and passing it on (to the index, to pywb) ended in errors. (A query string keeps
+    its percent-escapes: an archived URL's own query is passed on as it is written.)"""
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            found = _CONTROL.search(scope.get("path", ""))
+            if found:
+                response = PlainTextResponse(
+                    f"bad request: the path holds a control character "
+                    f"(U+{ord(found.group(0)):04X}) at position {found.start()}\n",
+                    status_code=400,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class GateMiddleware:
+    """Authenticates every request but the login page and pywb's internal paths (a plain ASGI
+    middleware: Starlette's BaseHTTPMiddleware costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self.refusal(Request(scope))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def refusal(self, request: Request) -> Response | None:
+        """The answer for a request that may not go on; None (and the caller in its scope)
+        when it may."""
         path = request.url.path
         service = _service(request)
         if path in ("/login", "/healthz") or path.startswith("/_pywb/"):
-            return await call_next(request)
+            return None
         client = request.client.host if request.client else "unknown"
+        if service.gate.open and not is_loopback(_host_name(request.headers.get("host", ""))):
+            # Open (no tokens) means "this machine only": a page elsewhere that got its name to
+            # resolve to 127.0.0.1 (DNS rebinding) must not read or change the archive.
+            return PlainTextResponse(
+                "this service has no tokens and answers loopback names only "
+                "(127.0.0.1, localhost, [::1]); set ATTEST_TOKENS to serve others\n",
+                status_code=421,
+            )
+        authorization = request.headers.get("authorization")
+        cookie = request.cookies.get(SESSION_COOKIE)
         try:
             request.scope["attest.principal"] = service.gate.principal(
-                request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE), client
+                authorization, cookie, client
+            )
+        except LoginThrottled as exc:
+            return PlainTextResponse(
+                f"{exc}\n", status_code=429, headers={"Retry-After": str(exc.retry_after)}
             )
         except AccessDenied as exc:
-            if _wants_html(request) and not request.headers.get("authorization"):
+            if _wants_html(request) and not authorization and request.method in ("GET", "HEAD"):
                 # Back to the page asked for, query included (a lookup's URL, a search's words).
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target, safe='/')}", 303)
             # 403 only for a known caller whose role falls short; no or a bad credential is 401.
             return PlainTextResponse(
                 f"{exc}\n",
-                status_code=403 if "may not" in str(exc) else 401,
+                status_code=403 if isinstance(exc, RoleRequired) else 401,
                 headers={"WWW-Authenticate": 'Bearer realm="attest"'},
             )
-        return await call_next(request)
+        if not authorization and not service.gate.open:
+            # Authenticated by the session cookie: changes must echo its CSRF token.
+            held = service.gate.session(cookie)
+            request.scope["attest.csrf"] = held.csrf if held is not None else None
+        return None
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port ('[::1]:8700' -> '::1')."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 # --- CDX API --------------------------------------------------------------------------------
 
 
 def _params(request: Request) -> dict[str, list[str]]:
-    return parse_qs(request.url.query, keep_blank_values=True, max_num_fields=64)
+    try:
+        return parse_qs(request.url.query, keep_blank_values=True, max_num_fields=64)
+    except ValueError as exc:  # too many fields
+        raise QueryError(f"bad query string: {exc}") from None
 
 
 def _cdx_response(
-    db: IndexDB, params: dict[str, list[str]], *, allow_extra: bool = False
-) -> Response:
+    db: IndexDB, params: dict[str, list[str]], *, allow_extra: bool = False,
+    empty_ok: bool = False,
+) -> Response:  # fmt: skip
     query = parse_query(params, allow_extra=allow_extra)
     if query.show_num_pages:
         size = query.page_size or MAX_LIMIT
@@ -203,7 +359,7 @@ def _cdx_response(
         return JSONResponse({"pages": pages, "pageSize": size, "blocks": pages})
     content_type, line = formatter(query)
     body = "".join(line(row) for row in run_query(db, query))
-    if not body:
+    if not body and not empty_ok:
         if query.page:
             # pywb's answer past the last page; paging clients stop on it.
             return PlainTextResponse(f"page {query.page} is past the last page\n", status_code=400)
@@ -213,22 +369,82 @@ def _cdx_response(
 
 
 async def cdx(request: Request) -> Response:
-    try:
-        return _cdx_response(_service(request).db, _params(request))
-    except ValueError as exc:  # parse_qs: too many fields
-        return PlainTextResponse(f"bad query string: {exc}\n", status_code=400)
+    return await blocking(_cdx_response, _service(request).db, _params(request))
+
+
+async def banner_cdx(request: Request) -> Response:
+    """``/web/cdx?url=...&output=json``: what pywb's replay banner asks for (JSON lines, one per
+    capture, as pywb's own ``/<coll>/cdx`` gives them), to show the capture's time and the list
+    of captures; no capture is an empty list."""
+    params = _params(request)
+    return await blocking(
+        lambda: _cdx_response(_service(request).db, params, empty_ok=True)
+    )
+
+
+def _pinned_answer(db: IndexDB, params: dict[str, list[str]], pin: str) -> Response:
+    row = db.by_record_id(pin)
+    url = (params.get("url") or [""])[0]
+    if row is None or row.surt != surt_key(url):
+        log.warning("replay lookup for %s does not name the pinned record %s", url, pin)
+        return PlainTextResponse("no such capture\n", status_code=404)
+    return Response(row.cdxj_line() + "\n", media_type="text/x-cdxj")
 
 
 async def pywb_cdx(request: Request) -> Response:
-    """The index as pywb asks for it: loopback only, with the per-process secret in the path."""
+    """The index as pywb asks for it: loopback only, with the per-process secret in the path.
+
+    A replay lookup carrying ``pin`` (the record the service chose and checked for this request)
+    is answered with that record alone, so pywb replays it or nothing."""
     service = _service(request)
     client = request.client.host if request.client else ""
     if request.path_params["secret"] != service.internal_secret or not is_loopback(client):
         return PlainTextResponse("not found\n", status_code=404)
     params = {k: v for k, v in _params(request).items() if v and v[0] != ""}
+    pin = params.pop("pin", [""])[0]
+    if pin:
+        return await blocking(_pinned_answer, service.db, params, pin)
     if params.get("matchType") == ["exact"] and "closest" in params:
         params.setdefault("sort", ["closest"])
-    return _cdx_response(service.db, params, allow_extra=True)
+    return await blocking(
+        lambda: _cdx_response(service.db, params, allow_extra=True)
+    )
+
+
+_RANGE = re.compile(r"bytes=(\d{1,18})-(\d{1,18})")
+
+
+def _record_bytes(service: Service, key: str, offset: int, length: int) -> bytes:
+    row = service.db.at(key, offset)
+    if row is None or row.length != length:
+        raise NotFound(f"no indexed record at {key} offset {offset} (+{length} bytes)")
+    with _naming(row):
+        return raw_record(service.store, row)
+
+
+async def pywb_warc(request: Request) -> Response:
+    """A record's bytes as pywb reads them (its ``archive_paths`` point here): loopback only,
+    the per-process secret in the path, one indexed record per range. They come from the object
+    version the index recorded, checked against their digests, so pywb replays exactly what the
+    service verified, from a file or an S3 store alike."""
+    service = _service(request)
+    client = request.client.host if request.client else ""
+    if request.path_params["secret"] != service.internal_secret or not is_loopback(client):
+        return PlainTextResponse("not found\n", status_code=404)
+    wanted = _RANGE.fullmatch(request.headers.get("range", ""))
+    if wanted is None:
+        return PlainTextResponse("one record's byte range, please\n", status_code=416)
+    first, last = int(wanted.group(1)), int(wanted.group(2))
+    key = request.path_params["key"]
+    try:
+        data = await blocking(_record_bytes, service, key, first, last - first + 1)
+    except IntegrityError as exc:
+        log.error("integrity check failed, record refused to pywb: %s", exc)
+        return PlainTextResponse(f"integrity check failed: {exc}\n", status_code=502)
+    return Response(
+        data, status_code=206, media_type="application/octet-stream",
+        headers={"Content-Range": f"bytes {first}-{last}/*"},
+    )  # fmt: skip
 
 
 # --- Memento and replay ----------------------------------------------------------------------
@@ -257,7 +473,7 @@ def _base(request: Request) -> str:
 async def timemap(request: Request) -> Response:
     service = _service(request)
     url = _target(request, request.path_params["url"])
-    rows = _rows_for(service.db, url)
+    rows = await blocking(_rows_for, service.db, url)
     if not rows:
         return PlainTextResponse(f"no capture of {url}\n", status_code=404)
     return Response(
@@ -267,6 +483,8 @@ async def timemap(request: Request) -> Response:
 
 async def web(request: Request) -> Response:
     rest = request.path_params["rest"]
+    if rest == "cdx":
+        return await banner_cdx(request)
     match = _MEMENTO_PATH.fullmatch(rest)
     if match:
         return await _memento(request, match.group(1), match.group(2) or "", match.group(3))
@@ -277,7 +495,7 @@ async def web(request: Request) -> Response:
 
 async def _timegate(request: Request, url: str) -> Response:
     service = _service(request)
-    rows = _rows_for(service.db, url)
+    rows = await blocking(_rows_for, service.db, url)
     if not rows:
         return PlainTextResponse(f"no capture of {url}\n", status_code=404)
     wanted = request.headers.get("accept-datetime")
@@ -299,42 +517,53 @@ async def _timegate(request: Request, url: str) -> Response:
     )
 
 
-async def _memento(request: Request, stamp: str, modifier: str, rest: str) -> Response:
+async def _memento(
+    request: Request, stamp: str, modifier: str, rest: str, pinned: IndexRow | None = None
+) -> Response:
+    """One memento: the capture of ``url`` at ``stamp`` (``pinned`` when it is that URL's and
+    second's exact capture), checked, then replayed by pywb (or served as archived)."""
     service = _service(request)
     url = _target(request, rest)
     try:
         target = parse_when(stamp, bound="low", what="timestamp")
     except ConfigError as exc:
         return PlainTextResponse(f"{exc}\n", status_code=400)
-    rows = _rows_for(service.db, url)
+    rows = await blocking(_rows_for, service.db, url)
     if not rows:
         return PlainTextResponse(f"no capture of {url}\n", status_code=404)
-    best = memento.closest(rows, target)
     base = _base(request)
-    exact = timestamp14(best.ts)
-    if exact != stamp:
-        # A URI-M names one memento: send the client to the exact one.
-        location = f"{base}{memento.PREFIX}/{exact}{modifier}/{url}"
-        return Response(status_code=302, headers={"Location": location, "Vary": "accept-datetime"})
+    prefix = f"{CAPTURE_PREFIX}{capture_uuid(pinned.record_id)}" if pinned is not None else ""
+    if pinned is not None and timestamp14(pinned.ts) == stamp and any(
+        r.record_id == pinned.record_id for r in rows
+    ):
+        best = pinned
+    else:
+        best = memento.closest(rows, target)
+        exact = timestamp14(best.ts)
+        if exact != stamp:
+            # A URI-M names one memento: send the client to the exact one.
+            location = f"{base}{prefix}{memento.PREFIX}/{exact}{modifier}/{url}"
+            return Response(
+                status_code=302, headers={"Location": location, "Vary": "accept-datetime"}
+            )
+    await blocking(service.verified, best)
     mementos = memento.distinct_mementos(rows)
-    headers = {
-        "Memento-Datetime": http_date(best.ts),
-        "Link": memento.link_header(base, url, memento=best, first=mementos[0], last=mementos[-1]),
-    }
-    if service.pywb_url is None:
-        return await _plain_memento(request, best, headers)
-    response = await _proxy(request, headers)
+    uri = dict((r.record_id, u) for r, u in memento.memento_uris(base, rows))[best.record_id]
+    link = memento.link_header(
+        base, url, memento=best, first=mementos[0], last=mementos[-1], uri=uri
+    )
+    headers = {"Memento-Datetime": http_date(best.ts), "Link": link}
+    if service.pywb is None:
+        return await _archived(request, best, headers, "replay id_ (no pywb)")
+    response = await _proxy(request, headers, pin=best, prefix=prefix)
     if response.status_code == 200:
-        await asyncio.to_thread(
+        await blocking(
             service.read_event, _principal(request), best, f"replay {modifier or 'frame'}"
         )
     return response
 
 
-async def _plain_memento(request: Request, row: IndexRow, headers: dict[str, str]) -> Response:
-    """Without pywb: the archived payload as it was sent (``id_`` replay), no rewriting."""
-    service = _service(request)
-    payload = await asyncio.to_thread(load_payload, service.store, row)
+def _as_archived(payload: Payload, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
     out = dict(headers)
     status = 200
     if payload.http is not None:
@@ -344,22 +573,50 @@ async def _plain_memento(request: Request, row: IndexRow, headers: dict[str, str
                 out[name] = payload.http.headers[name]
     else:
         out["content-type"] = payload.content_type
-    await asyncio.to_thread(service.read_event, _principal(request), row, "replay id_ (no pywb)")
+    return status, out
+
+
+async def _archived(
+    request: Request, row: IndexRow, headers: dict[str, str], via: str
+) -> Response:
+    """The archived payload as it was sent (``id_`` replay): status, type and encoding as
+    archived, no rewriting; the record is checked before any byte goes out."""
+    service = _service(request)
+    payload = await blocking(service.payload, row)
+    status, out = _as_archived(payload, headers)
+    out["Attest-Record-Id"] = row.record_id
+    await blocking(service.read_event, _principal(request), row, via)
     return Response(payload.body, status_code=status, headers=out)
 
 
-async def _proxy(request: Request, extra: dict[str, str] | None = None) -> Response:
+async def _proxy(
+    request: Request,
+    extra: dict[str, str] | None = None,
+    *,
+    pin: IndexRow | None = None,
+    prefix: str = "",
+) -> Response:
+    """The request passed to pywb over its socket, with the secret, the pinned record and an
+    exact capture's prefix; pywb's answer streamed back."""
     service = _service(request)
-    assert service.pywb_url is not None
+    assert service.pywb is not None
     client = await service.client()
-    url = (
-        service.pywb_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    )
+    # The path as sent (escapes kept), less an exact capture's prefix, which pywb gets apart.
+    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode("utf-8")
+    path = raw_path.decode("latin-1")
+    if prefix:
+        path = _CAPTURE_PATH.sub("", path, count=1)
+    url = "http://pywb" + path + (f"?{request.url.query}" if request.url.query else "")
     headers = [
         (k, v)
         for k, v in request.headers.items()
-        if k.lower() not in _HOP | {"authorization", "cookie"}
+        if k.lower() not in _HOP | {"authorization", "cookie"} and not k.lower().startswith("x-attest-")
     ]
+    headers.append(("X-Attest-Secret", service.pywb.secret))
+    if prefix:
+        headers.append(("X-Attest-Prefix", prefix))
+    if pin is not None:
+        headers.append(("X-Attest-Pin", pin.record_id))
     import httpx
 
     upstream = client.build_request(request.method, url, headers=headers)
@@ -385,9 +642,58 @@ async def _proxy(request: Request, extra: dict[str, str] | None = None) -> Respo
 
 
 async def static(request: Request) -> Response:
-    if _service(request).pywb_url is None:
+    if _service(request).pywb is None:
         return PlainTextResponse("replay is not running\n", status_code=404)
-    return await _proxy(request)
+    uuid = request.path_params.get("uuid")
+    if uuid and not _UUID.fullmatch(uuid):
+        raise NotFound(f"{request.url.path}: no such file")
+    return await _proxy(request, prefix=f"{CAPTURE_PREFIX}{uuid.lower()}" if uuid else "")
+
+
+# --- one capture, exactly --------------------------------------------------------------------
+
+
+async def _capture_row(request: Request) -> IndexRow:
+    return await blocking(_row_by_uuid, _service(request).db, request.path_params["uuid"])
+
+
+async def capture_replay(request: Request) -> Response:
+    """``/capture/<uuid>/replay``: pywb's frame around exactly this record."""
+    service = _service(request)
+    row = await _capture_row(request)
+    if row.record_type not in REPLAYABLE:
+        raise NotFound(
+            f"capture {capture_uuid(row.record_id)} is a {row.record_type} record, which does "
+            f"not replay; its bytes are at {capture_links(row.record_id)['raw']}"
+        )
+    if service.pywb is None:
+        return RedirectResponse(capture_links(row.record_id)["raw"], 302)
+    uuid = capture_uuid(row.record_id)
+    return RedirectResponse(
+        f"{CAPTURE_PREFIX}{uuid}{memento.PREFIX}/{timestamp14(row.ts)}/{row.url}", 302
+    )
+
+
+async def capture_raw(request: Request) -> Response:
+    """``/capture/<uuid>/raw``: exactly this record's payload, as archived."""
+    row = await _capture_row(request)
+    return await _archived(request, row, {"Memento-Datetime": http_date(row.ts)}, "raw")
+
+
+async def capture_web(request: Request) -> Response:
+    """pywb's paths under one capture's prefix: the frame, the page, its subresources, the
+    banner's capture list. The capture's own URL and second get exactly that record; other
+    URLs (the page's images, scripts, links) their closest captures, as under ``/web/``."""
+    rest = request.path_params["rest"]
+    if rest == "cdx":
+        return await banner_cdx(request)
+    pinned = await _capture_row(request)
+    match = _MEMENTO_PATH.fullmatch(rest)
+    if not match:
+        raise NotFound(f"{request.url.path}: not a replay path")
+    return await _memento(
+        request, match.group(1), match.group(2) or "", match.group(3), pinned=pinned
+    )
 
 
 # --- search and metadata ---------------------------------------------------------------------
@@ -402,7 +708,7 @@ def _int_param(request: Request, name: str, default: int, high: int) -> int:
     return int(raw)
 
 
-def _search(request: Request) -> tuple[str, list[dict[str, Any]], int, int]:
+async def _search(request: Request) -> tuple[str, list[dict[str, Any]], int, int]:
     unknown = set(request.query_params) - {"q", "limit", "offset"}
     if unknown:
         raise QueryError(f"unknown parameter {sorted(unknown)[0]!r} (known: q, limit, offset)")
@@ -413,16 +719,23 @@ def _search(request: Request) -> tuple[str, list[dict[str, Any]], int, int]:
         raise QueryError("q: longer than 500 characters")
     limit = _int_param(request, "limit", 20, 200) or 20
     offset = _int_param(request, "offset", 0, 10_000)
-    hits = _service(request).db.search(q, limit=limit, offset=offset)
+    hits = await blocking(lambda: _service(request).db.search(q, limit=limit, offset=offset))
     return q, [
         {"url": h.url, "datetime": iso(h.ts), "timestamp": timestamp14(h.ts), "snippet": h.snippet,
-         "record_id": h.record_id, "capture": _uuid(h.record_id)}
+         "record_id": h.record_id, "capture": _uuid(h.record_id), **_links(h.record_id)}
         for h in hits
     ], limit, offset  # fmt: skip
 
 
+def _links(record_id: str) -> dict[str, str]:
+    try:
+        return capture_links(record_id)
+    except ConfigError:  # not a UUID record id (an imported archive's): no exact links
+        return {}
+
+
 async def search(request: Request) -> Response:
-    q, hits, limit, offset = _search(request)
+    q, hits, limit, offset = await _search(request)
     return JSONResponse({"q": q, "limit": limit, "offset": offset, "hits": hits})
 
 
@@ -440,8 +753,22 @@ def _row_by_uuid(db: IndexDB, uuid: str) -> IndexRow:
     return row
 
 
+@contextlib.contextmanager
+def _problem(problems: list[str]) -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        log.error("integrity check failed, record refused: %s", exc)
+        problems.append(f"integrity check failed: {exc}")
+    except (AttestError, ValueError) as exc:
+        problems.append(str(exc))
+
+
 def capture_details(service: Service, row: IndexRow) -> dict[str, Any]:
-    """Everything known about one capture: index fields, WARC, TLS chain, linked records."""
+    """Everything known about one capture: index fields, WARC, TLS chain, linked records, links.
+
+    The capture's own record is checked first (IntegrityError when it fails)."""
+    service.verified(row)
     values = field_values(row)
     values["datetime"] = iso(row.ts)
     details: dict[str, Any] = {
@@ -450,8 +777,9 @@ def capture_details(service: Service, row: IndexRow) -> dict[str, Any]:
         "payload_sha256": row.digest,
         "block_sha256": row.block_digest,
         "warc": service.store.object_uri(row.warc_key),
-        "replay": f"{memento.PREFIX}/{timestamp14(row.ts)}/{row.url}",
-        "raw": f"{memento.PREFIX}/{timestamp14(row.ts)}id_/{row.url}",
+        **_links(row.record_id),
+        # The Memento URI-M of its second (the first capture of that second).
+        "memento": f"{memento.PREFIX}/{timestamp14(row.ts)}/{row.url}",
     }
     linked = service.db.concurrent_with(row.record_id)
     details["linked"] = [
@@ -459,17 +787,20 @@ def capture_details(service: Service, row: IndexRow) -> dict[str, Any]:
          "capture": _uuid(r.record_id), "sha256": r.block_digest}
         for r in linked
     ]  # fmt: skip
+    # A linked record that fails its check is named on the page, never shown.
+    problems: list[str] = []
     for r in linked:
         if r.record_type == "metadata" and "attest-page" in r.mime:
-            with contextlib.suppress(AttestError, ValueError):
-                details["page"] = json.loads(load_payload(service.store, r).body)
+            with _problem(problems):
+                details["page"] = json.loads(service.payload(r).body)
         if r.url.startswith("urn:view:"):
             details["screenshot"] = _uuid(r.record_id)
     host = row.surt.split(")/")[0] + ")/"
     chain = service.db.tls_chain_for(row.run_id, host) if row.url.startswith("https:") else None
     if chain is not None:
-        with contextlib.suppress(AttestError, ValueError):
-            details["tls"] = json.loads(load_payload(service.store, chain).body)
+        with _problem(problems):
+            details["tls"] = json.loads(service.payload(chain).body)
+    details["problems"] = problems
     warc = service.db.warc(row.warc_key)
     if warc is not None:
         details["warc_sha256"] = warc["sha256"]
@@ -480,28 +811,28 @@ def capture_details(service: Service, row: IndexRow) -> dict[str, Any]:
 
 async def api_capture(request: Request) -> Response:
     service = _service(request)
-    row = _row_by_uuid(service.db, request.path_params["uuid"])
-    details = await asyncio.to_thread(capture_details, service, row)
-    await asyncio.to_thread(service.read_event, _principal(request), row, "capture metadata")
+    row = await _capture_row(request)
+    details = await blocking(capture_details, service, row)
+    await blocking(service.read_event, _principal(request), row, "capture metadata")
     return JSONResponse(details)
 
 
 async def ui_capture(request: Request) -> Response:
     service = _service(request)
-    row = _row_by_uuid(service.db, request.path_params["uuid"])
-    details = await asyncio.to_thread(capture_details, service, row)
-    custody = service.custody.for_object(row.record_id)
-    await asyncio.to_thread(service.read_event, _principal(request), row, "capture page")
+    row = await _capture_row(request)
+    details = await blocking(capture_details, service, row)
+    custody = await blocking(service.custody.for_object, row.record_id)
+    await blocking(service.read_event, _principal(request), row, "capture page")
     return service.render("capture.html", request, row=row, d=details, custody=custody)
 
 
 async def ui_screenshot(request: Request) -> Response:
     service = _service(request)
-    row = _row_by_uuid(service.db, request.path_params["uuid"])
+    row = await _capture_row(request)
     if not row.url.startswith("urn:view:"):
         raise NotFound(f"capture {request.path_params['uuid']} is not a screenshot")
-    payload = await asyncio.to_thread(load_payload, service.store, row)
-    await asyncio.to_thread(service.read_event, _principal(request), row, "screenshot")
+    payload = await blocking(service.payload, row)
+    await blocking(service.read_event, _principal(request), row, "screenshot")
     return Response(payload.body, media_type=payload.content_type)
 
 
@@ -510,7 +841,8 @@ async def ui_screenshot(request: Request) -> Response:
 
 async def home(request: Request) -> Response:
     service = _service(request)
-    return service.render("home.html", request, counts=service.db.summary())
+    counts = await blocking(service.db.summary)
+    return service.render("home.html", request, counts=counts)
 
 
 def timeline(rows: list[IndexRow]) -> list[dict[str, Any]]:
@@ -537,7 +869,7 @@ async def ui_lookup(request: Request) -> Response:
         return service.render("lookup.html", request, url="", match=match_type, years=[], rows=[])
     params = {"url": [url], "matchType": [match_type], "limit": ["5000"]}
     query = parse_query(params)
-    rows = list(run_query(service.db, query))
+    rows = await blocking(lambda: list(run_query(service.db, query)))
     return service.render(
         "lookup.html", request, url=url, match=match_type, years=timeline(rows), rows=rows,
         timemap=memento.timemap_uri("", query.url),
@@ -548,7 +880,7 @@ async def ui_search(request: Request) -> Response:
     service = _service(request)
     if not request.query_params.get("q", "").strip():
         return service.render("search.html", request, q="", hits=[], limit=20, offset=0)
-    q, hits, limit, offset = _search(request)
+    q, hits, limit, offset = await _search(request)
     return service.render("search.html", request, q=q, hits=hits, limit=limit, offset=offset)
 
 
@@ -561,15 +893,22 @@ async def login(request: Request) -> Response:
         return service.render("login.html", request, next=nxt, failed=False)
     form = await request.form()
     token = str(form.get("token", ""))
+    client = request.client.host if request.client else "unknown"
     try:
-        session = service.gate.login(token)
+        session = service.gate.login(token, client)
+    except LoginThrottled as exc:
+        response = service.render(
+            "login.html", request, status=429, next=nxt, failed=False, throttled=str(exc)
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except AccessDenied:
         return service.render("login.html", request, status=401, next=nxt, failed=True)
-    response = RedirectResponse(nxt, 303)
-    response.set_cookie(
+    redirect = RedirectResponse(nxt, 303)
+    redirect.set_cookie(
         SESSION_COOKIE, session, httponly=True, samesite="strict", max_age=12 * 3600
     )
-    return response
+    return redirect
 
 
 async def logout(request: Request) -> Response:
@@ -583,9 +922,12 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
-def _errors() -> dict[Any, Callable[..., Any]]:
+def _errors() -> dict[Any, Callable[..., Awaitable[Response]]]:
     async def bad(request: Request, exc: Exception) -> Response:
         return _error(request, 400, str(exc))
+
+    async def conflict(request: Request, exc: Exception) -> Response:
+        return _error(request, 409, str(exc))
 
     async def missing(request: Request, exc: Exception) -> Response:
         return _error(request, 404, str(exc))
@@ -593,11 +935,20 @@ def _errors() -> dict[Any, Callable[..., Any]]:
     async def denied(request: Request, exc: Exception) -> Response:
         return _error(request, 403, str(exc))
 
+    async def tampered(request: Request, exc: Exception) -> Response:
+        # Evidence that fails its own digests is never handed out; this is the service's
+        # fault to report, not the caller's.
+        log.error("integrity check failed, record refused: %s", exc)
+        return _error(
+            request, 500, f"{exc}. The record was not served.", title="integrity check failed"
+        )
+
     async def failed(request: Request, exc: Exception) -> Response:
         log.error("request failed: %s", exc)
         return _error(request, 500, f"failed: {exc}")
 
-    return {ConfigError: bad, NotFound: missing, AccessDenied: denied, AttestError: failed}
+    return {HoldUnsupported: conflict, ConfigError: bad, NotFound: missing, AccessDenied: denied,
+            IntegrityError: tampered, AttestError: failed}  # fmt: skip
 
 
 def build_app(service: Service) -> Starlette:
@@ -608,8 +959,13 @@ def build_app(service: Service) -> Starlette:
         Route("/logout", logout, methods=["GET", "POST"]),
         Route("/cdx", cdx),
         Route("/_pywb/{secret}/cdx", pywb_cdx),
+        Route("/_pywb/{secret}/warc/{key:path}", pywb_warc),
         Route("/search", search),
         Route("/api/capture/{uuid}", api_capture),
+        Route(CAPTURE_PREFIX + "{uuid}/replay", capture_replay, methods=["GET", "HEAD"]),
+        Route(CAPTURE_PREFIX + "{uuid}/raw", capture_raw, methods=["GET", "HEAD"]),
+        Route(CAPTURE_PREFIX + "{uuid}/web/{rest:path}", capture_web, methods=["GET", "HEAD"]),
+        Route(CAPTURE_PREFIX + "{uuid}/static/{path:path}", static),
         Route("/ui/lookup", ui_lookup),
         Route("/ui/search", ui_search),
         Route("/ui/capture/{uuid}", ui_capture),
@@ -617,9 +973,12 @@ def build_app(service: Service) -> Starlette:
         Route("/web/timemap/link/{url:path}", timemap),
         Route("/web/{rest:path}", web, methods=["GET", "HEAD"]),
         Route("/static/{path:path}", static),
+        *ACTION_ROUTES,
     ]
     app = Starlette(
-        routes=routes, middleware=[Middleware(GateMiddleware)], exception_handlers=_errors()
+        routes=routes,
+        middleware=[Middleware(RefuseControlCharacters), Middleware(GateMiddleware)],
+        exception_handlers=_errors(),
     )
     app.state.service = service
     return app
@@ -627,7 +986,8 @@ def build_app(service: Service) -> Starlette:
 
 @contextlib.contextmanager
 def running_service(options: ServeOptions, port: int) -> Iterator[Service]:
-    """Index, store, gate and (unless disabled) pywb, for the lifetime of the server."""
+    """Index, store, gate and (unless disabled) pywb, for the lifetime of the server; pywb and
+    its folder are gone when this returns, however it returns."""
     from archive.serve.replay import PywbProcess, new_secret
 
     tokens = load_tokens(options.tokens_file)
@@ -643,45 +1003,67 @@ def running_service(options: ServeOptions, port: int) -> Iterator[Service]:
     try:
         if options.replay:
             venv = options.replay_venv or Path(__file__).resolve().parents[2] / ".venv-replay"
-            pywb = PywbProcess(
-                venv, f"http://127.0.0.1:{port}/_pywb/{secret}/cdx", options.store_uri,
-                s3_endpoint=options.s3_endpoint,
-            )  # fmt: skip
+            internal = f"http://127.0.0.1:{port}/_pywb/{secret}"
+            pywb = PywbProcess(venv, f"{internal}/cdx", f"{internal}/warc/")
             pywb.start()
-        yield Service(db, store, Gate(tokens), pywb_url=pywb.base_url if pywb else None,
-                      internal_secret=secret)  # fmt: skip
+        reach = Pywb(pywb.socket_path, pywb.secret) if pywb is not None else None
+        yield Service(db, store, Gate(tokens), pywb=reach, internal_secret=secret,
+                      actions=options.actions,
+                      custody_attestor=options.custody_attestor)  # fmt: skip
     finally:
         if pywb is not None:
             pywb.stop()
         db.close()
 
 
+class Stopped(Exception):
+    """SIGTERM or SIGINT once uvicorn has shut down (or before it started)."""
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
 def serve(options: ServeOptions) -> int:
     import uvicorn
 
-    with running_service(options, options.port) as service:
-        app = build_app(service)
-
-        async def seal_periodically() -> None:
-            while True:
-                await asyncio.sleep(SEAL_INTERVAL)
-                with contextlib.suppress(AttestError):
-                    await asyncio.to_thread(service.custody.seal)
-
-        @contextlib.asynccontextmanager
-        async def lifespan(_: Starlette) -> AsyncIterator[None]:
-            task = asyncio.create_task(seal_periodically())
-            try:
-                yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(AttestError):
-                    service.custody.seal()
-
-        app.router.lifespan_context = lifespan
-        print(f"attest serve: http://{options.host}:{options.port}/  "
-              f"(CDX API /cdx, Memento /web/, {'replay by pywb' if service.pywb_url else 'no pywb'}, "
-              f"{'open: loopback only' if service.gate.open else 'tokens required'})", flush=True)  # fmt: skip
-        uvicorn.run(app, host=options.host, port=options.port, log_level="warning",
-                    access_log=False, lifespan="on")  # fmt: skip
+    # One line per request to pywb is noise; failures are logged by the service itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # uvicorn catches SIGTERM and SIGINT, shuts down, then raises the signal again with the
+    # handler that was there before it: this one, so that the service's cleanup (pywb, its
+    # folder) runs instead of the process dying on the spot.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        with running_service(options, options.port) as service:
+            _run(options, service, uvicorn)
+    except Stopped as why:
+        log.info("attest serve stopped (%s)", why)
     return 0
+
+
+def _run(options: ServeOptions, service: Service, uvicorn: Any) -> None:
+    app = build_app(service)
+
+    async def seal_periodically() -> None:
+        while True:
+            await asyncio.sleep(SEAL_INTERVAL)
+            with contextlib.suppress(AttestError):
+                await asyncio.to_thread(service.custody.seal)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(seal_periodically())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(AttestError):
+                await asyncio.to_thread(service.custody.seal)
+
+    app.router.lifespan_context = lifespan
+    print(f"attest serve: http://{options.host}:{options.port}/  "
+          f"(CDX API /cdx, Memento /web/, {'replay by pywb' if service.pywb else 'no pywb'}, "
+          f"{'open: loopback only' if service.gate.open else 'tokens required'})", flush=True)  # fmt: skip
+    uvicorn.run(app, host=options.host, port=options.port, log_level="warning",
+                access_log=False, lifespan="on")  # fmt: skip

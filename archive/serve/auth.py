@@ -5,9 +5,17 @@ Tokens live in a JSON file (``ATTEST_TOKENS``) as SHA-256 hashes, never in clear
     [{"actor": "alice@ngo.example", "role": "investigator", "sha256": "<hex of the token>"}]
 
 Roles are cumulative: ``investigator`` may read (find, replay, search, metadata); ``legal`` may
-also export; ``admin`` may also manage. A request shows a token as ``Authorization: Bearer
-<token>``, or carries the session cookie the web page's login form sets. With no tokens file the
-service is open and must bind a loopback address (the embedded default).
+also act on evidence (legal holds, bundle exports, claim links); ``admin`` may also manage the
+service (seal the custody log). A request shows a token as ``Authorization: Bearer <token>``, or
+carries the session cookie the web page's login form sets (each session also has a CSRF token,
+which changes made with the cookie must echo). With no tokens file the service is open (every
+caller is ``admin``) and must bind a loopback address (the embedded default).
+
+Failed logins (an unknown token, from the form or in a header) are counted per client address:
+after :data:`MAX_FAILURES` within :data:`FAILURE_WINDOW` seconds that address is refused (HTTP
+429, ``Retry-After``) until the oldest failure is out of the window, even with a valid token, so
+guessing gains nothing. Behind a reverse proxy on loopback, uvicorn takes the client address from
+``X-Forwarded-For``.
 """
 
 from __future__ import annotations
@@ -16,16 +24,24 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import secrets
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive.errors import AccessDenied, ConfigError
+from archive.errors import AccessDenied, ConfigError, LoginThrottled, RoleRequired
 
 ROLES = ("investigator", "legal", "admin")
 SESSION_COOKIE = "attest_session"
 SESSION_SECONDS = 12 * 3600
+#: Failed logins an address may make within FAILURE_WINDOW seconds before it must wait.
+MAX_FAILURES = 10
+FAILURE_WINDOW = 300.0
+#: Addresses remembered at most (the oldest are forgotten first).
+MAX_TRACKED = 10_000
 
 
 @dataclass(frozen=True)
@@ -86,12 +102,64 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class LoginThrottle:
+    """Failed logins per client address, in a sliding window."""
+
+    def __init__(
+        self,
+        limit: int = MAX_FAILURES,
+        window: float = FAILURE_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, client: str) -> deque[float]:
+        times = self._failures.get(client)
+        if times is None:
+            return deque()
+        cutoff = self.clock() - self.window
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if not times:
+            del self._failures[client]
+        return times
+
+    def check(self, client: str) -> None:
+        """LoginThrottled when ``client`` has used up its failed logins."""
+        times = self._recent(client)
+        if len(times) >= self.limit:
+            wait = max(1, math.ceil(times[0] + self.window - self.clock()))
+            raise LoginThrottled(
+                f"too many failed logins from {client}: try again in {wait} s", wait
+            )
+
+    def failed(self, client: str) -> None:
+        times = self._recent(client)
+        times.append(self.clock())
+        self._failures[client] = times
+        self._failures.move_to_end(client)
+        while len(self._failures) > MAX_TRACKED:
+            self._failures.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Session:
+    principal: Principal
+    expires: float
+    #: what a change made with this session's cookie must carry (X-CSRF-Token)
+    csrf: str
+
+
 class Gate:
     """Checks requests against the tokens; keeps login sessions in memory."""
 
-    def __init__(self, tokens: dict[str, Principal]) -> None:
+    def __init__(self, tokens: dict[str, Principal], throttle: LoginThrottle | None = None) -> None:
         self.tokens = tokens
-        self._sessions: dict[str, tuple[Principal, float]] = {}
+        self.throttle = throttle or LoginThrottle()
+        self._sessions: dict[str, Session] = {}
 
     @property
     def open(self) -> bool:
@@ -104,13 +172,32 @@ class Gate:
                 return principal
         return None
 
-    def login(self, token: str) -> str:
+    def _known(self, token: str, client: str) -> Principal:
+        """The token's principal; a failure counted against ``client``, or LoginThrottled."""
+        self.throttle.check(client)
         principal = self.check_token(token)
         if principal is None:
+            self.throttle.failed(client)
             raise AccessDenied("unknown token")
+        return principal
+
+    def login(self, token: str, client: str) -> str:
+        principal = self._known(token, client)
         session = secrets.token_urlsafe(32)
-        self._sessions[session] = (principal, time.monotonic() + SESSION_SECONDS)
+        self._sessions[session] = Session(
+            principal, time.monotonic() + SESSION_SECONDS, secrets.token_urlsafe(32)
+        )
         return session
+
+    def session(self, session: str | None) -> Session | None:
+        """A live session by its cookie value (expired ones are forgotten)."""
+        if not session:
+            return None
+        held = self._sessions.get(session)
+        if held is not None and held.expires > time.monotonic():
+            return held
+        self._sessions.pop(session, None)
+        return None
 
     def logout(self, session: str | None) -> None:
         if session:
@@ -132,17 +219,19 @@ class Gate:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise AccessDenied("Authorization must be 'Bearer <token>'")
-            found = self.check_token(token.strip())
-            if found is None:
-                raise AccessDenied("unknown token")
-        elif session:
-            held = self._sessions.get(session)
-            if held is not None and held[1] > time.monotonic():
-                found = held[0]
-            else:
-                self._sessions.pop(session, None)
+            found = self._known(token.strip(), client)
+        else:
+            held = self.session(session)
+            found = held.principal if held is not None else None
         if found is None:
             raise AccessDenied("a token is required (Authorization: Bearer <token>, or log in)")
-        if not found.may(role):
-            raise AccessDenied(f"{found.actor} ({found.role}) may not do this (needs {role})")
+        require(found, role)
         return found
+
+
+def require(principal: Principal, role: str) -> None:
+    """RoleRequired unless ``principal``'s role includes ``role``."""
+    if not principal.may(role):
+        raise RoleRequired(
+            f"{principal.actor} ({principal.role}) may not do this: it needs the {role} role"
+        )

@@ -2,8 +2,10 @@
 
 - URI-R: the original URL; URI-M: ``/web/<14 digits>/<url>``; TimeGate: ``/web/<url>``;
   TimeMap: ``/web/timemap/link/<url>`` (``application/link-format``, RFC 6690).
-- Captures made within the same second share one URI-M (14 digits): the TimeMap lists each
-  URI-M once, with the first capture of that second.
+- ``/web/<14 digits>/<url>`` names a second, and is the first capture of that second; a later
+  capture in the same second has the URI-M of its exact replay,
+  ``/capture/<uuid>/web/<14 digits>/<url>`` (:mod:`archive.serve.links`). The TimeMap lists
+  every capture once, each with its own URI-M.
 """
 
 from __future__ import annotations
@@ -12,12 +14,29 @@ from collections.abc import Sequence
 
 from archive.cdxj import IndexRow
 from archive.dates import http_date, timestamp14
+from archive.serve.links import CAPTURE_PREFIX, capture_uuid
 
 PREFIX = "/web"
 
 
 def memento_uri(base: str, row: IndexRow) -> str:
+    """The per-second URI-M (the first capture of that second)."""
     return f"{base}{PREFIX}/{timestamp14(row.ts)}/{row.url}"
+
+
+def exact_memento_uri(base: str, row: IndexRow) -> str:
+    """The URI-M of exactly this capture (its exact replay's frame)."""
+    return f"{base}{CAPTURE_PREFIX}{capture_uuid(row.record_id)}{memento_uri('', row)}"
+
+
+def memento_uris(base: str, rows: Sequence[IndexRow]) -> list[tuple[IndexRow, str]]:
+    """Every capture, oldest first, with its URI-M: the per-second one for the first of its
+    second, the exact one for the others."""
+    firsts = {id(r) for r in distinct_mementos(rows)}
+    return [
+        (row, memento_uri(base, row) if id(row) in firsts else exact_memento_uri(base, row))
+        for row in sorted(rows, key=lambda r: r.ts)
+    ]
 
 
 def timegate_uri(base: str, url: str) -> str:
@@ -50,7 +69,10 @@ def _quote(url: str) -> str:
 
 
 def link_header(base: str, url: str, *, memento: IndexRow | None = None,
-                first: IndexRow | None = None, last: IndexRow | None = None) -> str:  # fmt: skip
+                first: IndexRow | None = None, last: IndexRow | None = None,
+                uri: str | None = None) -> str:  # fmt: skip
+    """The Link header of a memento (``uri``: its URI-M, if not the per-second one) or a
+    TimeGate's answer."""
     links = [
         f'<{_quote(url)}>; rel="original"',
         f'<{_quote(timegate_uri(base, url))}>; rel="timegate"',
@@ -63,29 +85,29 @@ def link_header(base: str, url: str, *, memento: IndexRow | None = None,
         if last is not None and timestamp14(last.ts) == timestamp14(memento.ts):
             rels.insert(1 if rels[0] == "first" else 0, "last")
         links.append(
-            f'<{_quote(memento_uri(base, memento))}>; rel="{" ".join(rels)}"; '
+            f'<{_quote(uri or memento_uri(base, memento))}>; rel="{" ".join(rels)}"; '
             f'datetime="{http_date(memento.ts)}"'
         )
     return ", ".join(links)
 
 
 def timemap(base: str, url: str, rows: Sequence[IndexRow]) -> str:
-    mementos = distinct_mementos(rows)
+    mementos = memento_uris(base, rows)
     lines = [
         f'<{_quote(url)}>; rel="original"',
         f'<{_quote(timegate_uri(base, url))}>; rel="timegate"',
     ]
     self_link = f'<{_quote(timemap_uri(base, url))}>; rel="self"; type="application/link-format"'
     if mementos:
-        self_link += f'; from="{http_date(mementos[0].ts)}"; until="{http_date(mementos[-1].ts)}"'
+        self_link += (
+            f'; from="{http_date(mementos[0][0].ts)}"; until="{http_date(mementos[-1][0].ts)}"'
+        )
     lines.append(self_link)
-    for i, row in enumerate(mementos):
+    for i, (row, uri) in enumerate(mementos):
         rel = "memento"
         if i == 0:
             rel = "first memento"
         if i == len(mementos) - 1:
             rel = "last memento" if i else "first last memento"
-        lines.append(
-            f'<{_quote(memento_uri(base, row))}>; rel="{rel}"; datetime="{http_date(row.ts)}"'
-        )
+        lines.append(f'<{_quote(uri)}>; rel="{rel}"; datetime="{http_date(row.ts)}"')
     return ",\n".join(lines) + "\n"

@@ -8,17 +8,25 @@ index through ``/cdx`` and our WARCs from the store.
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
+import os
 import re
+import signal
+import socket
+import stat
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
 import brotli
 import cdx_toolkit
 import link_header
+import psutil
 import pytest
 from archive_fixture import NEWS_ARTICLES, Archive
+from playwright.sync_api import expect
 from support.browser import chromium, guarded_page
 from support.cli import run_attest
 from support.replay import replay_venv, warc_timestamp
@@ -127,6 +135,159 @@ def test_rendered_replay_shows_text_the_page_script_fetched(
         text = archived.locator("body").inner_text()
     assert post.token in text
     assert not leaked, f"replay reached outside the archive: {leaked}"
+
+
+# --- pywb is reachable only through attest serve -----------------------------------------------
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket, as another process of this user could try it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=30)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(str(self.socket_path))
+
+
+def _ask(conn: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def reads_of(retrieval: Archive, record_id: str) -> list[dict[str, object]]:
+    return [
+        json.loads(d)
+        for (d,) in retrieval.rows(
+            "SELECT details FROM custody_log WHERE object = ? AND action = 'read' ORDER BY seq",
+            (record_id,),
+        )
+    ]
+
+
+def test_pywb_has_no_port_and_answers_only_attest_serve(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    """pywb used to listen on a loopback port (and its WarcServer on another) and answer anyone
+    there, token or not, with no custody entry. Now: no TCP port at all, a Unix socket in a
+    folder only its user may enter, and a per-process secret on every request."""
+    url = article(retrieval, NEWS_ARTICLES[0])
+    rec = retrieval.responses(url)[0]
+    ts = warc_timestamp(rec.headers["WARC-Date"])
+    token = retrieval.web.news.article_token(NEWS_ARTICLES[0])
+    pywb = server.pywb()
+    listening = [c for c in pywb.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    for conn in listening:
+        host = "127.0.0.1" if conn.laddr.ip in ("0.0.0.0", "::", "::1") else conn.laddr.ip
+        status, body = _ask(
+            http.client.HTTPConnection(host, conn.laddr.port, timeout=30), f"/web/{ts}id_/{url}", {}
+        )
+        assert token.encode() not in body, f"pywb answered on port {conn.laddr.port} ({status})"
+    assert listening == [], f"pywb listens on {[c.laddr for c in listening]}"
+    folder = Path(pywb.cwd())
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700, oct(folder.stat().st_mode)
+    sock = folder / "pywb.sock"
+    assert sock.is_socket()
+    for headers in ({}, {"X-Attest-Secret": "a-guess"}):
+        status, body = _ask(UnixHTTPConnection(sock), f"/web/{ts}id_/{url}", headers)
+        assert status == 403, (headers, status)
+        assert token.encode() not in body
+    # Through attest serve the replay is answered, and the read is in the custody log.
+    before = len(reads_of(retrieval, rec.id))
+    answer = server.get(f"/web/{ts}id_/{url}", {"Accept-Encoding": "identity"})
+    assert answer.status == 200, server.log_tail()
+    assert token in _text(answer)
+    new = reads_of(retrieval, rec.id)[before:]
+    assert [r["via"] for r in new] == ["replay id_"], new
+
+
+@pytest.mark.parametrize(
+    ("stop", "exit_code"),
+    [(signal.SIGTERM, 0), (signal.SIGINT, 0), (signal.SIGKILL, -signal.SIGKILL)],
+    ids=["SIGTERM", "SIGINT", "SIGKILL"],
+)
+def test_stopping_serve_stops_pywb_and_removes_its_folder(
+    retrieval: Archive, tmp_path: Path, stop: signal.Signals, exit_code: int
+) -> None:
+    """However attest serve ends, pywb ends with it and its folder (socket, the secret's only
+    holder on disk) is gone: SIGTERM and SIGINT through the service's own cleanup, SIGKILL
+    through pywb's (the kernel sends it SIGTERM when its parent dies)."""
+    srv = AttestServer(retrieval.env, workdir=tmp_path)
+    srv.start()
+    try:
+        pywb = srv.pywb()
+        folder = Path(pywb.cwd())
+        assert folder.is_dir()
+        assert srv.proc is not None
+        os.kill(srv.proc.pid, stop)  # the service process only, as a supervisor would
+        assert srv.proc.wait(30) == exit_code, srv.log_tail()
+        _gone, alive = psutil.wait_procs([pywb], timeout=15)
+        assert not alive, f"pywb still runs after {stop.name} to attest serve"
+        assert not folder.exists(), sorted(p.name for p in folder.iterdir())
+    finally:
+        srv.stop()
+
+
+# --- the replay banner ------------------------------------------------------------------------
+
+
+def banner_time(ts: str) -> str:
+    """How pywb's banner writes a 14-digit timestamp in Chromium's en locale (lowercased)."""
+    moment = datetime.strptime(ts, "%Y%m%d%H%M%S")
+    hour = moment.hour % 12 or 12
+    half = "am" if moment.hour < 12 else "pm"
+    return f"{moment.month}/{moment.day}/{moment.year}, {hour}:{moment:%M:%S} {half}"
+
+
+def test_banner_capture_list_is_answered_in_pywb_format(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    url = article(retrieval, NEWS_ARTICLES[0])
+    recs = retrieval.responses(url)
+    answer = server.get(f"/web/cdx?url={quote(url, safe='')}&output=json")
+    assert answer.status == 200, answer.text
+    entries = [json.loads(line) for line in answer.text.splitlines()]
+    assert [e["timestamp"] for e in entries] == [
+        warc_timestamp(r.headers["WARC-Date"]) for r in recs
+    ]
+    for entry in entries:
+        assert entry["url"] == url
+        assert {"urlkey", "mime", "status", "digest"} <= set(entry)
+    nothing = server.get(f"/web/cdx?url={quote(article(retrieval, 999), safe='')}&output=json")
+    assert nothing.status == 200
+    assert nothing.text == ""
+
+
+def test_replay_banner_shows_the_capture_time_and_the_captures(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    """In Chromium: the banner above the replayed page names the capture's time, and its
+    calendar lists the URL's captures (pywb builds both from /web/cdx)."""
+    url = article(retrieval, NEWS_ARTICLES[1])
+    recs = retrieval.responses(url)
+    rec = recs[-1]
+    ts = warc_timestamp(rec.headers["WARC-Date"])
+    with chromium() as browser, guarded_page(browser, server.base) as (page, leaked):
+        page.goto(f"{server.base}/web/{ts}/{url}")
+        archived = page.frame_locator("#replay_iframe")
+        expect(archived.locator("body")).to_contain_text(
+            retrieval.web.news.article_token(NEWS_ARTICLES[1]), timeout=20_000
+        )
+        banner = page.locator("#second-navbar")
+        expect(banner).to_contain_text("Current Capture", timeout=20_000)
+        shown = " ".join(banner.inner_text().split())
+        assert banner_time(ts) in shown, (shown, banner_time(ts))
+        page.get_by_title("Show calendar").click()
+        app = page.locator("[data-app]")
+        expect(app).to_contain_text(f"({len(recs)} captures)", timeout=20_000)
+    assert not leaked, f"replay reached outside the service: {leaked}"
 
 
 # --- Memento -------------------------------------------------------------------------------
@@ -385,13 +546,18 @@ def test_rebuild_from_the_store_equals_the_incremental_index(
     assert incremental
     assert texts_before
     assert custody_before
-    # Rebuild into a fresh copy of the database, so the other tests keep their index.
+    # Rebuild into a fresh copy of the database, so the other tests keep their index, over a
+    # copy of the store: the rebuild's custody entries are sealed into the store it uses, and a
+    # second database's segments in the shared store would contradict the first's.
     copy = tmp_path / "index.sqlite"
+    import shutil
     import sqlite3
 
     with sqlite3.connect(retrieval.index) as src, sqlite3.connect(copy) as dst:
         src.backup(dst)
-    env = dict(retrieval.env, ATTEST_INDEX=str(copy))
+    store = tmp_path / "store"
+    shutil.copytree(retrieval.home / "store", store)
+    env = dict(retrieval.env, ATTEST_INDEX=str(copy), ATTEST_STORE=store.as_uri())
     proc = run_attest(["index", "--rebuild", "--json"], env)
     assert proc.returncode == 0, proc.stderr
     with sqlite3.connect(copy) as conn:
@@ -405,7 +571,15 @@ def test_rebuild_from_the_store_equals_the_incremental_index(
     assert rebuilt == incremental
     assert texts_after == texts_before
     assert custody_after[: len(custody_before)] == custody_before
-    assert len(custody_after) == len(custody_before) + len(retrieval.warcs)
+    with sqlite3.connect(copy) as conn:
+        added = conn.execute(
+            "SELECT action, object FROM custody_log WHERE seq > ? ORDER BY seq",
+            (custody_before[-1][0],),
+        ).fetchall()
+    # One index entry per WARC; the copy's WARCs are objects of their own (their URIs name the
+    # copy), so each first gets the capture entry its run's ship report in the store gives it.
+    copied = [(store / w.relative_to(retrieval.home / "store")).as_uri() for w in retrieval.warcs]
+    assert sorted(added) == sorted([("capture", u) for u in copied] + [("index", u) for u in copied])
     verify = run_attest(["custody", "verify"], env)
     assert verify.returncode == 0, verify.stdout
     # Indexing again changes nothing.
@@ -461,6 +635,43 @@ def test_sql_like_and_traversal_strings_are_just_urls(
     assert server.get("/search?q=%22%29%20OR%20*&limit=5").status == 200
     assert server.get("/search?q=x&limit=100000").status == 400
     assert retrieval.rows("SELECT count(*) FROM captures") == before
+
+
+def test_the_open_service_answers_loopback_names_only(
+    server: AttestServer, retrieval: Archive
+) -> None:
+    """Without tokens anyone on this machine may read; a web page whose name was made to
+    resolve to 127.0.0.1 (DNS rebinding) is not on this machine."""
+    url = article(retrieval, NEWS_ARTICLES[0])
+    for host in ("evil.example", f"evil.example:{server.port}", "10.0.0.8"):
+        for method, path in (("GET", f"/cdx?url={quote(url)}"), ("POST", "/api/custody/seal")):
+            answer = server.get(path, {"Host": host, "Content-Type": "application/json"},
+                                method=method, body=b"{}" if method == "POST" else None)  # fmt: skip
+            assert answer.status == 421, (host, path, answer.status)
+            assert "loopback names only" in answer.text
+    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", "[::1]"):
+        assert server.get(f"/cdx?url={quote(url)}", {"Host": host}).status == 200, host
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/%00",
+        "/static/wb_frame.js%00",
+        "/web/%01http://example.com/",
+        "/web/20260101000000id_/http://example.com/%00",
+        "/web/timemap/link/http://example.com/%1b",
+        "/cdx%00",
+        "/api/capture/%00",
+        "/capture/%7f/raw",
+        "/ui/lookup%0a",
+    ],
+)
+def test_control_characters_in_a_path_get_a_clear_400(server: AttestServer, path: str) -> None:
+    answer = server.get(path)
+    assert answer.status == 400, (path, answer.status, answer.text)
+    assert "control character" in answer.text
+    assert "Traceback" not in answer.text
 
 
 def test_index_refuses_warc_names_outside_the_store(retrieval: Archive) -> None:

@@ -12,26 +12,39 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import http.client
+import io
 import json
+import os
 import re
 import secrets
+import sqlite3
 import ssl
+import threading
+import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 from archive_fixture import NEWS_ARTICLES, Archive
+from botocore.exceptions import ClientError
+from fixtureweb import FixtureWeb
 from playwright.sync_api import Browser, Page, expect
 from support.browser import chromium
 from support.browser import guarded_page as support_guarded_page
 from support.cli import run_attest
 from support.replay import replay_venv, warc_timestamp
-from support.serve import AttestServer, free_port
+from support.seaweed import SeaweedServer
+from support.serve import Answer, AttestServer, free_port
 from support.warcs import Rec
 
 from archive.dates import http_date, warc_date_micros
+from archive.indexdb import COLUMNS, IndexDB
+from archive.serve.auth import MAX_FAILURES, ROLES
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +61,14 @@ class Tokens:
     investigator_actor: str
     admin: str
     admin_actor: str
+    legal: str
+    legal_actor: str
+
+    def token(self, role: str) -> str:
+        return str(getattr(self, role))
+
+    def actor(self, role: str) -> str:
+        return str(getattr(self, f"{role}_actor"))
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +80,8 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Tokens:
         investigator_actor="ines@ngo.example",
         admin=secrets.token_urlsafe(24),
         admin_actor="adam@ngo.example",
+        legal=secrets.token_urlsafe(24),
+        legal_actor="lea@lawfirm.example",
     )
     made.file.write_text(
         json.dumps(
@@ -69,6 +92,7 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Tokens:
                     "sha256": _sha256(made.investigator),
                 },
                 {"actor": made.admin_actor, "role": "admin", "sha256": _sha256(made.admin)},
+                {"actor": made.legal_actor, "role": "legal", "sha256": _sha256(made.legal)},
             ]
         ),
         encoding="utf-8",
@@ -90,10 +114,10 @@ def open_server(
 
 @pytest.fixture(scope="module")
 def guarded_server(
-    retrieval: Archive, tokens: Tokens, tmp_path_factory: pytest.TempPathFactory
+    retrieval: Archive, tokens: Tokens, case_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AttestServer]:
-    """Tokens required, no pywb."""
-    env = dict(retrieval.env, ATTEST_TOKENS=str(tokens.file))
+    """Tokens required, no pywb; the test case (``test-case``) among its cases."""
+    env = dict(retrieval.env, ATTEST_TOKENS=str(tokens.file), ATTEST_CASES=str(case_file.parent))
     with AttestServer(env, workdir=tmp_path_factory.mktemp("serve-tokens"), replay=False) as srv:
         yield srv
 
@@ -239,33 +263,37 @@ def test_search_capture_details_lookup_timeline_and_replay(
         expect(page.locator("#summary")).to_contain_text("2 capture(s)")
         items = page.locator("#timeline .year .month .day li")
         expect(items).to_have_count(2)
-        expected = {warc_timestamp(r.headers["WARC-Date"]): r for r in captures}
-        assert len(expected) == 2, "the two runs share a second"
+        assert len({warc_timestamp(r.headers["WARC-Date"]) for r in captures}) == 2
         seen = set()
         for i in range(2):
             item = items.nth(i)
+            # Each capture's own links: exactly its record, whatever else shares its second.
             replay = item.locator("a.replay").get_attribute("href") or ""
-            stamp = re.fullmatch(r"/web/(\d{14})/(.+)", replay)
-            assert stamp, replay
-            assert stamp.group(2) == url, replay
-            rec_i = expected[stamp.group(1)]
+            exact = re.fullmatch(r"/capture/([0-9a-f-]{36})/replay", replay)
+            assert exact, replay
+            rec_i = by_uuid(retrieval, exact.group(1))
+            assert rec_i in captures
+            assert item.locator("a.raw").get_attribute("href") == f"/capture/{uuid_of(rec_i)}/raw"
             assert (
                 item.locator("a.capture").get_attribute("href") == f"/ui/capture/{uuid_of(rec_i)}"
             )
             assert rec_i.headers["WARC-Date"] in item.inner_text()
-            ts = stamp.group(1)
-            seen.add(ts)
+            ts = warc_timestamp(rec_i.headers["WARC-Date"])
+            seen.add(rec_i.id)
             day = item.locator("xpath=ancestor::div[contains(@class,'day')][1]/strong")
             assert day.inner_text() == f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}"
             month = item.locator("xpath=ancestor::div[contains(@class,'month')][1]/h3")
             assert month.inner_text() == f"{ts[:4]}-{ts[4:6]}"
             year = item.locator("xpath=ancestor::section[contains(@class,'year')][1]/h2")
             assert year.inner_text().startswith(ts[:4])
-        assert seen == set(expected), "the timeline does not link both captures"
+        assert seen == {r.id for r in captures}, "the timeline does not link both captures"
 
-        # Replay: pywb's frame shows the archived article.
+        # Replay: pywb's frame shows the archived article, under the capture's own prefix.
+        first = by_uuid(retrieval, (items.first.locator("a.replay").get_attribute("href") or "")
+                        .split("/")[2])  # fmt: skip
         with page.expect_navigation():
             items.first.locator("a.replay").click()
+        page.wait_for_url(re.compile(rf"/capture/{uuid_of(first)}/web/\d{{14}}/"))
         archived = page.frame_locator("#replay_iframe")
         expect(archived.locator("body")).to_contain_text(token, timeout=WAIT_MS)
     assert not leaked, f"the web page reached outside the service: {leaked}"
@@ -351,18 +379,21 @@ def _protected(retrieval: Archive) -> list[str]:
 def test_every_api_needs_a_known_token(
     guarded_server: AttestServer, retrieval: Archive, tokens: Tokens
 ) -> None:
-    for path in _protected(retrieval):
+    paths = _protected(retrieval)
+    for path in paths:
         bare = guarded_server.get(path)
         assert bare.status == 401, (path, bare.status, bare.text)
         assert bare.headers["WWW-Authenticate"].startswith("Bearer")
         assert "token is required" in bare.text
-        for wrong in ("Bearer " + secrets.token_urlsafe(24), "Bearer " + tokens.investigator + "x",
-                      "Bearer " + _sha256(tokens.investigator), "Basic aW5lczpzZWNyZXQ="):  # fmt: skip
-            denied = guarded_server.get(path, {"Authorization": wrong})
-            assert denied.status == 401, (path, wrong, denied.status, denied.text)
-            assert "Traceback" not in denied.text
-            assert tokens.investigator not in denied.text
-        for good in (tokens.investigator, tokens.admin):
+    # Wrong tokens on one path only: each one counts against this address (rate limit).
+    for wrong in ("Bearer " + secrets.token_urlsafe(24), "Bearer " + tokens.investigator + "x",
+                  "Bearer " + _sha256(tokens.investigator), "Basic aW5lczpzZWNyZXQ="):  # fmt: skip
+        denied = guarded_server.get(paths[0], {"Authorization": wrong})
+        assert denied.status == 401, (wrong, denied.status, denied.text)
+        assert "Traceback" not in denied.text
+        assert tokens.investigator not in denied.text
+    for path in paths:
+        for good in (tokens.investigator, tokens.legal, tokens.admin):
             ok = guarded_server.get(path, {"Authorization": f"Bearer {good}"})
             assert ok.status == 200, (path, ok.status, ok.text)
             assert ok.body
@@ -543,6 +574,13 @@ def test_without_pywb_a_memento_is_the_archived_payload_as_sent(
         assert 'rel="original"' in link
         assert f"<{guarded_server.base}/web/timemap/link/{url}>" in link
         assert f"<{guarded_server.base}/web/{url}>" in link
+        # Each capture's replay link, without pywb, is its archived bytes.
+        replay = guarded_server.get(f"/capture/{uuid_of(rec)}/replay", auth)
+        assert replay.status == 302
+        assert replay.headers["Location"] == f"/capture/{uuid_of(rec)}/raw"
+        raw = guarded_server.get(replay.headers["Location"], auth)
+        assert raw.status == 200
+        assert raw.body == rec.http_body
     # The fixture serves articles gzip-encoded; the memento keeps the encoding as archived.
     assert stored_header(rec, "Content-Encoding") == "gzip"
     # A timestamp that is not exact goes to the exact memento; no token, no memento.
@@ -550,3 +588,349 @@ def test_without_pywb_a_memento_is_the_archived_payload_as_sent(
     assert near.status == 302
     assert re.search(r"/web/\d{14}id_/", near.headers["Location"])
     assert guarded_server.get(f"/web/{ts}id_/{url}").status == 401
+
+
+# --- 4. changes through the service: each needs its role --------------------------------------
+
+#: The role each change needs (docs/INVESTIGATORS.md).
+CHANGES = {"hold": "legal", "export": "legal", "claim link": "legal", "claim unlink": "legal",
+           "custody seal": "admin"}  # fmt: skip
+CALLERS = ("nobody", "investigator", "legal", "admin")
+
+
+def custody_after(retrieval: Archive, seq: int) -> list[tuple[str, str, str, dict[str, Any]]]:
+    return [
+        (str(actor), str(action), str(obj), json.loads(details))
+        for actor, action, obj, details in retrieval.rows(
+            "SELECT actor, action, object, details FROM custody_log WHERE seq > ? ORDER BY seq",
+            (seq,),
+        )
+    ]
+
+
+def change_request(change: str, caller: str, retrieval: Archive) -> tuple[str, dict[str, Any]]:
+    # Each caller links a capture of its own, so every allowed link is a new one.
+    url = article(retrieval, NEWS_ARTICLES[CALLERS.index(caller) % 2])
+    rec = retrieval.responses(url)[CALLERS.index(caller) // 2]
+    if change == "hold":
+        return "/api/holds", {"captures": [uuid_of(rec)], "note": "matter 14"}
+    if change == "export":
+        return "/api/exports", {"case": "test-case", "claims": ["C2"], "unsigned": True}
+    if change == "claim link":
+        return "/api/claims/link", {"case": "test-case", "claim": "C3", "capture": uuid_of(rec),
+                                    "note": f"linked by the {caller}"}  # fmt: skip
+    if change == "claim unlink":
+        return "/api/claims/unlink", {"case": "test-case", "claim": "C2", "capture": uuid_of(rec),
+                                      "reason": f"withdrawn by the {caller}"}  # fmt: skip
+    return "/api/custody/seal", {}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_each_change_needs_its_role_and_is_logged_with_the_caller(
+    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens, change: str, caller: str
+) -> None:
+    path, body = change_request(change, caller, retrieval)
+    auth = {} if caller == "nobody" else {"Authorization": f"Bearer {tokens.token(caller)}"}
+    if change == "claim unlink":  # something to withdraw: a link made by the admin
+        made = guarded_server.post(
+            "/api/claims/link", {"case": "test-case", "claim": "C2", "capture": body["capture"]},
+            {"Authorization": f"Bearer {tokens.admin}"},
+        )  # fmt: skip
+        assert made.status == 200, made.text
+    before = last_seq(retrieval)
+    answer = guarded_server.post(path, body, auth)
+    needed = CHANGES[change]
+    if caller == "nobody":
+        assert answer.status == 401, answer.text
+        assert custody_after(retrieval, before) == []
+        return
+    if ROLES.index(caller) < ROLES.index(needed):
+        assert answer.status == 403, answer.text
+        assert f"needs the {needed} role" in answer.text
+        assert custody_after(retrieval, before) == []
+        return
+    actor = tokens.actor(caller)
+    if change == "hold":
+        # The role suffices; this archive's file store cannot hold (see the SeaweedFS test).
+        assert answer.status == 409, answer.text
+        assert "no legal holds" in answer.text
+        assert custody_after(retrieval, before) == []
+        return
+    assert answer.status in (200, 201), answer.text
+    done = json.loads(answer.text)
+    entries = custody_after(retrieval, before)
+    if change == "export":
+        assert answer.status == 201
+        assert done["claims"] == ["C2"]
+        assert done["signed"] is False
+        exports = [e for e in entries if e[1] == "export"]
+        assert [(e[0], e[3]["bundle"]) for e in exports] == [(actor, done["bundle"])]
+        # The bundle is offered for download, to the roles that may export only.
+        got = guarded_server.get(done["download"], auth)
+        assert got.status == 200
+        assert hashlib.sha256(got.body).hexdigest() == done["sha256"]
+        with zipfile.ZipFile(io.BytesIO(got.body)) as bundle:
+            assert "datapackage.json" in bundle.namelist()
+        refused = guarded_server.get(
+            done["download"], {"Authorization": f"Bearer {tokens.investigator}"}
+        )
+        assert refused.status == 403
+    elif change == "claim link":
+        assert done["linked"] is True
+        (entry,) = [e for e in entries if e[1] == "link"]
+        assert entry[0] == actor
+        assert entry[3]["case"] == "test-case"
+        assert entry[3]["claim"] == "C3"
+        assert entry[2] == f"<urn:uuid:{body['capture']}>"
+        assert retrieval.rows(
+            "SELECT annotator FROM claim_links WHERE record_id = ? AND claim_id = 'C3'",
+            (entry[2],),
+        ) == [(actor,)]
+    elif change == "claim unlink":
+        assert done["withdrawn"] is True
+        assert done["linked_by"] == tokens.admin_actor
+        (entry,) = [e for e in entries if e[1] == "unlink"]
+        assert entry[0] == actor
+        assert entry[3]["reason"] == body["reason"]
+        assert retrieval.rows(
+            "SELECT withdrawn_by FROM claim_links WHERE record_id = ? AND claim_id = 'C2' "
+            "AND withdrawn_at IS NOT NULL", (entry[2],),
+        ) == [(actor,)]  # fmt: skip
+    else:
+        assert done["sealed"], done
+        (entry,) = [e for e in entries if e[1] == "seal"]
+        assert entry[0] == actor
+        assert retrieval.rows(
+            "SELECT 1 FROM custody_seals WHERE segment_key = ? AND last_seq >= ?",
+            (done["sealed"], done["through"]),
+        )
+    verify = run_attest(["custody", "verify"], retrieval.env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_bad_change_requests_are_named_and_change_nothing(
+    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens
+) -> None:
+    auth = {"Authorization": f"Bearer {tokens.admin}"}
+    before = last_seq(retrieval)
+    for path, body, status, names in [
+        ("/api/claims/link", {"case": "../../etc/passwd", "claim": "C1", "capture": "x"}, 400,
+         "not a case id"),
+        ("/api/claims/link", {"case": "no-such-case", "claim": "C1", "capture": "x"}, 404,
+         "no-such-case"),
+        ("/api/claims/link", {"case": "test-case", "claim": "C9",
+                              "capture": uuid_of(retrieval.records[0])}, 400, "C9"),
+        ("/api/claims/link", {"case": "test-case", "claim": "C1", "capture": "nope"}, 400, "nope"),
+        ("/api/claims/link", {"case": "test-case", "claim": "C1", "capture": uuid_of(
+            next(r for r in retrieval.records if r.type == "request"))}, 400, "not a page"),
+        ("/api/claims/unlink", {"case": "test-case", "claim": "C1",
+                                "capture": uuid_of(retrieval.records[1])}, 400, "'reason'"),
+        ("/api/holds", {"captures": ["x"], "case": "test-case"}, 400, "either"),
+        ("/api/exports", {"case": "test-case", "claims": ["C1"], "sign": True}, 400, "'sign'"),
+        ("/api/exports", {"case": "test-case", "claims": "C1", "unsigned": True}, 400, "'claims'"),
+        ("/api/exports", {"case": "test-case", "claims": ["C1"]}, 409, "signing key"),
+        ("/api/custody/seal", [], 400, "JSON object"),
+    ]:  # fmt: skip
+        answer = guarded_server.post(path, body, auth)
+        assert answer.status == status, (path, body, answer.status, answer.text)
+        assert names in answer.text, (names, answer.text)
+        assert "Traceback" not in answer.text
+    assert last_seq(retrieval) == before
+
+
+def _login(server: AttestServer, token: str) -> str:
+    """The session cookie the login form sets for ``token``."""
+    answer = server.get(
+        "/login", {"Content-Type": "application/x-www-form-urlencoded"}, method="POST",
+        body=urlencode({"token": token}).encode(),
+    )  # fmt: skip
+    assert answer.status == 303, answer.text
+    return answer.headers["Set-Cookie"].split(";")[0]
+
+
+def test_a_change_with_the_session_cookie_needs_the_pages_csrf_token(
+    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens
+) -> None:
+    cookie = _login(guarded_server, tokens.legal)
+    page = guarded_server.get("/", {"Cookie": cookie})
+    found = re.search(r'<meta name="attest-csrf" content="([^"]+)">', page.text)
+    assert found, page.text[:500]
+    csrf = found.group(1)
+    rec = retrieval.responses(article(retrieval, NEWS_ARTICLES[1]))[1]
+    path = "/api/claims/link"
+    body = {"case": "test-case", "claim": "C1", "capture": uuid_of(rec)}
+    before = last_seq(retrieval)
+    for headers, status, why in [
+        ({"Cookie": cookie}, 403, "X-CSRF-Token"),
+        ({"Cookie": cookie, "X-CSRF-Token": csrf + "x"}, 403, "X-CSRF-Token"),
+        ({"Cookie": cookie, "X-CSRF-Token": csrf, "Origin": "http://evil.example"}, 403,
+         "cross-origin"),
+    ]:  # fmt: skip
+        answer = guarded_server.post(path, body, headers)
+        assert answer.status == status, (headers, answer.status, answer.text)
+        assert why in answer.text
+    # What a cross-site HTML form can send (no JSON) is refused too.
+    form = guarded_server.get(
+        path, {"Cookie": cookie, "X-CSRF-Token": csrf,
+               "Content-Type": "application/x-www-form-urlencoded"},
+        method="POST", body=urlencode(body).encode(),
+    )  # fmt: skip
+    assert form.status == 415, form.text
+    assert last_seq(retrieval) == before
+    done = guarded_server.post(
+        path, body, {"Cookie": cookie, "X-CSRF-Token": csrf, "Origin": guarded_server.base}
+    )
+    assert done.status == 200, done.text
+    assert [e[:2] for e in custody_after(retrieval, before)] == [(tokens.legal_actor, "link")]
+
+
+def _from(server: AttestServer, address: str, path: str, headers: dict[str, str]) -> Answer:
+    """A request from another loopback address (127.0.0.2, ...), as from another client."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60,
+                                      source_address=(address, 0))  # fmt: skip
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return Answer(resp.status, resp.headers, resp.read())
+    finally:
+        conn.close()
+
+
+def test_failed_logins_are_rate_limited_per_client_address(
+    retrieval: Archive, tokens: Tokens, tmp_path: Path
+) -> None:
+    env = dict(retrieval.env, ATTEST_TOKENS=str(tokens.file))
+    path = f"/search?q={quote(retrieval.web.news.article_token(NEWS_ARTICLES[0]))}"
+    good = {"Authorization": f"Bearer {tokens.investigator}"}
+    with AttestServer(env, workdir=tmp_path, replay=False) as srv:
+        for _ in range(MAX_FAILURES):
+            bad = srv.get(path, {"Authorization": f"Bearer {secrets.token_urlsafe(24)}"})
+            assert bad.status == 401, bad.text
+        # That address must now wait, even with a good token: guessing gains nothing.
+        for attempt in (
+            lambda: srv.get(path, {"Authorization": f"Bearer {secrets.token_urlsafe(24)}"}),
+            lambda: srv.get(path, good),
+            lambda: srv.get("/login", {"Content-Type": "application/x-www-form-urlencoded"},
+                            method="POST", body=urlencode({"token": tokens.investigator}).encode()),
+        ):  # fmt: skip
+            throttled = attempt()
+            assert throttled.status == 429, throttled.text
+            assert 0 < int(throttled.headers["Retry-After"]) <= 300
+            assert "too many failed logins" in throttled.text
+        # Another client is not affected.
+        other = _from(srv, "127.0.0.2", path, good)
+        assert other.status == 200, other.text
+
+
+def test_healthz_answers_while_a_slow_cdx_query_runs(tmp_path: Path) -> None:
+    """Database calls run in threads: a CDX query over a large index (built here, so its
+    cost is known: filters that every row but the last passes make it read and test them all,
+    for seconds) does not hold up others."""
+    home = tmp_path / "home"
+    db = IndexDB(str(home / "index.sqlite"))
+    rows = 200_000
+    base = {"mime": "text/html", "status": 200, "digest": "sha256:" + "0" * 64,
+            "record_type": "response", "warc_key": "warcs/big.warc.gz", "length": 900,
+            "source": "big"}  # fmt: skip
+    with db.transaction():
+        db.executemany(
+            f"INSERT INTO captures ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+            (
+                tuple({**base, "surt": f"com,example)/page/{i}", "url": f"http://example.com/page/{i}",
+                       "ts": 1_795_000_000_000_000 + i, "warc_offset": i * 1000,
+                       "record_id": f"<urn:uuid:00000000-0000-4000-8000-{i:012d}>"}.get(c)
+                      for c in COLUMNS)
+                for i in range(rows)
+            ),
+        )  # fmt: skip
+    db.close()
+    env = dict(os.environ, ATTEST_HOME=str(home))
+    for name in ("ATTEST_STORE", "ATTEST_INDEX", "ATTEST_TOKENS"):
+        env.pop(name, None)
+    slow = ("/cdx?url=example.com&matchType=domain&limit=100000&filter=mime:text/html"
+            "&filter=status:200&filter=source:big&filter=!%3Dmime:text/html")
+    with AttestServer(env, workdir=tmp_path, replay=False) as srv:
+        done: dict[str, Any] = {}
+
+        def query() -> None:
+            started = time.monotonic()
+            done["answer"] = srv.get(slow)
+            done["took"] = time.monotonic() - started
+
+        worker = threading.Thread(target=query)
+        worker.start()
+        time.sleep(0.5)
+        assert worker.is_alive(), f"the CDX query ended too soon to test anything: {done}"
+        took = []
+        for _ in range(3):
+            started = time.monotonic()
+            assert srv.get("/healthz").status == 200
+            took.append(time.monotonic() - started)
+        query_running = worker.is_alive()
+        worker.join(180)
+    assert done["answer"].status == 404, done["answer"].text  # no row passes the filter
+    assert query_running, f"the query ({done['took']:.1f} s) ended before /healthz answered"
+    assert max(took) < 0.5, f"/healthz took {took} s during a {done['took']:.1f} s query"
+
+
+def test_legal_holds_through_the_service_on_seaweedfs(
+    fixture_web: FixtureWeb, seaweedfs: SeaweedServer, s3_bucket: str, tokens: Tokens,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """A real hold and release on an Object Lock bucket, asked for over HTTP by a legal and an
+    admin caller; an investigator may not. Each change is in the custody log under its caller."""
+    home = tmp_path / "home"
+    env = dict(os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
+               ATTEST_STORE=f"s3://{s3_bucket}/evidence", ATTEST_TOKENS=str(tokens.file),
+               **seaweedfs.env())  # fmt: skip
+    for name in ("ATTEST_INDEX", "ATTEST_S3_OBJECT_LOCK_DAYS"):
+        env.pop(name, None)
+    press = fixture_web.url("ngo", "/press/")
+    crawl = run_attest(["crawl", press, "--max-pages", "1", "--depth", "0", "--json"], env)
+    assert crawl.returncode == 0, crawl.stderr[-3000:]
+    with sqlite3.connect(home / "index.sqlite") as conn:
+        ((record_id, key),) = conn.execute(
+            "SELECT record_id, warc_key FROM captures WHERE url = ? AND record_type = 'response'",
+            (press,),
+        ).fetchall()
+    obj = f"evidence/{key}"
+    client = seaweedfs.client()
+
+    def legal_hold() -> str:
+        try:
+            found = client.get_object_legal_hold(Bucket=s3_bucket, Key=obj)
+            return str(found["LegalHold"].get("Status", "OFF"))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "NoSuchObjectLegalHold":
+                return "OFF"
+            raise
+
+    def entries() -> list[tuple[str, str, str]]:
+        with sqlite3.connect(home / "index.sqlite") as conn:
+            return [
+                (str(a), str(b), str(c))
+                for a, b, c in conn.execute(
+                    "SELECT actor, action, object FROM custody_log WHERE action IN "
+                    "('hold', 'release') ORDER BY seq"
+                )
+            ]
+
+    body = {"captures": [record_id.removeprefix("<urn:uuid:").removesuffix(">")],
+            "note": "order 7/2026"}  # fmt: skip
+    with AttestServer(env, workdir=tmp_path, replay=False) as srv:
+        refused = srv.post("/api/holds", body, {"Authorization": f"Bearer {tokens.investigator}"})
+        assert refused.status == 403, refused.text
+        assert legal_hold() == "OFF"
+        held = srv.post("/api/holds", body, {"Authorization": f"Bearer {tokens.legal}"})
+        assert held.status == 200, held.text
+        (hold,) = json.loads(held.text)["holds"]
+        assert (hold["status"], hold["previous"], hold["captures"]) == ("ON", "OFF", [record_id])
+        assert legal_hold() == "ON"
+        released = srv.post("/api/holds", {**body, "release": True},
+                            {"Authorization": f"Bearer {tokens.admin}"})  # fmt: skip
+        assert released.status == 200, released.text
+        assert legal_hold() == "OFF"
+    uri = f"s3://{s3_bucket}/{obj}"
+    assert entries() == [(tokens.legal_actor, "hold", uri), (tokens.admin_actor, "release", uri)]
+    assert run_attest(["custody", "verify"], env).returncode == 0

@@ -1,5 +1,5 @@
 """The shared deployment's parts: WARCs in S3 (SeaweedFS), the index in PostgreSQL, replay
-by pywb reading the WARCs straight from S3.
+by pywb reading the WARCs from S3 through attest serve.
 
 Each test makes its own bucket and its own PostgreSQL database and drops the database after.
 """

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
+import psutil
+
 from support.cli import ROOT
 
 START_TIMEOUT = 90.0
@@ -81,6 +83,25 @@ class AttestServer:
             return Answer(resp.status, resp.headers, resp.read())
         finally:
             conn.close()
+
+    def post(self, path: str, data: object, headers: dict[str, str] | None = None) -> Answer:
+        """A JSON POST (``Content-Type: application/json``)."""
+        import json
+
+        return self.get(
+            path, {"Content-Type": "application/json", **(headers or {})}, method="POST",
+            body=json.dumps(data).encode("utf-8"),
+        )  # fmt: skip
+
+    def pywb(self) -> psutil.Process:
+        """The pywb process ``attest serve`` started (its only child running pywb)."""
+        assert self.proc is not None
+        found = [
+            p for p in psutil.Process(self.proc.pid).children(recursive=True)
+            if any(name in part for part in p.cmdline() for name in ("pywb_runner", "wayback"))
+        ]  # fmt: skip
+        assert len(found) == 1, f"expected one pywb process, found {found}"
+        return found[0]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
