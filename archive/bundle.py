@@ -52,6 +52,7 @@ from archive.indexdb import IndexDB
 from archive.pagemeta import PageMetadata
 from archive.report import SCRIPT_PATH, bundle_script, print_pdf, render_report
 from archive.retrieve import check_record, load_payload, verify_record
+from archive.serve.links import capture_links
 from archive.signing import Signer, fingerprint, sign
 from archive.store import Store
 from archive.timestamps import Authority
@@ -511,6 +512,9 @@ def _capture_entry(
     return {
         # The capture id: the stable reference to this capture (replay links are per second).
         "capture_id": row.record_id.removeprefix("<urn:uuid:").rstrip(">"),
+        # This one capture's paths in the archive's service (`attest serve`): exact, unlike a
+        # per-second Memento URI. In the bundle itself, the CDXJ and pages.jsonl replay it.
+        "archive_links": capture_links(row.record_id),
         "url": row.url,
         "captured": iso(row.ts),
         "record_id": row.record_id,

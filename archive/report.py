@@ -268,6 +268,8 @@ def _capture_view(capture: dict[str, Any], screenshots: dict[str, bytes]) -> dic
     return {
         "url": str(capture.get("url", "")),
         "capture_id": str(capture.get("capture_id") or "-"),
+        "replay_path": str((capture.get("archive_links") or {}).get("replay") or ""),
+        "raw_path": str((capture.get("archive_links") or {}).get("raw") or ""),
         "captured": _when(capture.get("captured")),
         "record_id": str(capture.get("record_id", "")),
         "record_type": str(capture.get("record_type") or ""),

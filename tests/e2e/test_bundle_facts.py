@@ -180,10 +180,18 @@ def test_each_capture_carries_its_own_pages_method(bundle: Path, built: Built) -
     for capture in (article, post, older):
         assert "Chromium 999" not in json.dumps(capture)  # nothing taken from the run
         assert capture["capture_id"] == capture["record_id"][10:-1]
+        # one capture's exact links in the archive's service (a per-second URI-M is not)
+        uuid = capture["capture_id"]
+        assert capture["archive_links"] == {
+            "replay": f"/capture/{uuid}/replay", "raw": f"/capture/{uuid}/raw",
+            "page": f"/ui/capture/{uuid}", "api": f"/api/capture/{uuid}",
+        }  # fmt: skip
     with zipfile.ZipFile(bundle) as archive:
         html = archive.read("evidence/report.html").decode()
     sections = html.split('<div class="capture">')[1:]
     by_url = {next(u for u in (ARTICLE, POST, OLDER) if u in s): s for s in sections}
+    for capture in (article, post, older):
+        assert f"/capture/{capture['capture_id']}/replay" in by_url[capture["url"]]
     assert "crawler (HTTP fetch, no browser)" in by_url[ARTICLE]
     assert "Chromium" not in by_url[ARTICLE]
     assert "browser (rendered in Chromium)" in by_url[POST]
