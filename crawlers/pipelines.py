@@ -46,10 +46,12 @@ class CaptureLedgerPipeline:
     BATCH = 32
     FLUSH_S = 0.5
 
-    def __init__(self, crawler: Crawler, ledger: Path, recorder_port: int) -> None:
+    def __init__(
+        self, crawler: Crawler, ledger: Path, recorder_port: int, secret: str | None = None
+    ) -> None:
         self.crawler = crawler
         self.ledger_path = ledger
-        self.records = RecordClient(recorder_port)
+        self.records = RecordClient(recorder_port, secret=secret)
         self.outcomes: Counter[str] = Counter()
         self._ledger: IO[str] | None = None
         self._unflushed = 0
@@ -63,6 +65,7 @@ class CaptureLedgerPipeline:
             crawler,
             Path(crawler.settings["ATTEST_LEDGER"]),
             crawler.settings.getint("ATTEST_RECORDER_PORT"),
+            crawler.settings.get("ATTEST_RECORDER_SECRET"),
         )
 
     def open_spider(self, spider: Spider | None = None) -> None:

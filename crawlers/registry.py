@@ -83,6 +83,9 @@ class SourceSpec:
     #: Profile sources (and browser capture): which platform adapter, and its bounds.
     platform: str = "generic"
     permalink_pattern: str | None = None
+    #: A CSS selector a post page shows once its content is there (``profile.content_ready``);
+    #: None: the platform adapter's own.
+    content_ready: str | None = None
     api_base: str | None = None
     max_posts: int = 200
     max_feed_pages: int = 20
@@ -277,6 +280,7 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
                 schedule=raw.get("schedule"),
                 platform=prof.get("platform", "generic"),
                 permalink_pattern=pattern,
+                content_ready=prof.get("content_ready"),
                 api_base=_expand(prof["api_base"], path, sid, "profile.api_base", env)
                 if prof.get("api_base")
                 else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -158,6 +159,7 @@ def _scrapy_settings(
         {
             "ATTEST_RECORDER_URL": recorder.proxy_url,
             "ATTEST_RECORDER_PORT": recorder.port,
+            "ATTEST_RECORDER_SECRET": recorder.secret,
             "ATTEST_LEDGER": str(ledger),
             "ATTEST_RETRIES": options.retries,
             "ATTEST_RETRY_BACKOFF": options.retry_backoff,
@@ -276,6 +278,8 @@ def run_capture(
         socket_timeout=options.download_timeout,
         one_cpu=options.recorder_one_cpu,
         require_source=True,
+        # Per run: only this run's crawler and browser may use its recorder.
+        secret=secrets.token_urlsafe(24),
     )
     recorder = RecorderProcess(config, lock_fd=spool.lock_fd)
     cpu_start = time.process_time()

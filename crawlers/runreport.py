@@ -7,8 +7,8 @@ that failed returns nothing) and lists the run's problems. The run fails when th
 - a batch stopped early (disk full, recorder unreachable) or left WARCs in its worker's spool;
 - a WARC is not in the store as uploaded, not indexed, or failed verification;
 - more than ``alert_ratio`` of the pages ended in an alert outcome (:data:`ALERT_OUTCOMES`:
-  a login wall, a removed or suspended account, rate limiting, or an error): the source
-  probably changed, blocked us, or is down.
+  a login wall, a removed or suspended account, rate limiting, an incomplete page, an invalid
+  URL, or an error): the source probably changed, blocked us, or is down.
 
 Gaps are the seeds that did not end in a captured page (the outcome says why), and the seeds
 of failed batches. :func:`render` writes the report for a task log.
@@ -25,7 +25,7 @@ from archive.outcomes import FAILURE_OUTCOMES, Outcome
 
 ALERT_OUTCOMES = frozenset(
     {Outcome.LOGIN_WALL, Outcome.REMOVED, Outcome.SUSPENDED, Outcome.RATE_LIMITED,
-     Outcome.HTTP_ERROR} | FAILURE_OUTCOMES
+     Outcome.HTTP_ERROR, Outcome.INCOMPLETE} | FAILURE_OUTCOMES
 )  # fmt: skip
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 from fixtureweb import FixtureWeb
+from fixtureweb.http import FixtureServer
+from fixtureweb.probes import ITEM_TOKENS, SIMPLE_TOKEN, CorsApi, ProbeSite
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
@@ -434,3 +436,59 @@ sources:
     assert printed.headers["Content-Type"] == "application/pdf"
     assert printed.block.startswith(b"%PDF-")
     assert printed.id == pages[post_url]["capture"]["derivatives"]["pdf"]["record_id"]
+
+
+@pytest.fixture
+def probe_servers() -> Iterator[tuple[FixtureServer, FixtureServer]]:
+    page, api = FixtureServer(ProbeSite(), keep_log=True), FixtureServer(CorsApi(), keep_log=True)
+    page.start()
+    api.start()
+    yield page, api
+    page.stop()
+    api.stop()
+
+
+def test_a_cross_origin_api_with_a_preflight_is_fetched_and_recorded(
+    web: FixtureWeb, tmp_path: Path, probe_servers: tuple[FixtureServer, FixtureServer]
+) -> None:
+    page, api = probe_servers
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"{page.origin}/cors.html?api={api.origin}"
+    proc = run_attest(["capture", "--browser", url], _env(home, web))
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    records = read_records(store_warcs(home / "store"))
+    # The page shows the API's data: both requests were made and answered.
+    text = next(r for r in records if r.target == f"urn:text:{url}").block.decode()
+    assert SIMPLE_TOKEN in text, text
+    for item in ITEM_TOKENS:
+        assert item in text
+    exchanges = {
+        (r.type, r.block.split(b" ", 1)[0] if r.type == "request" else b"", r.target)
+        for r in records
+        if r.type in ("request", "response")
+    }
+    items = f"{api.origin}/api/items"
+    # The preflight, the POST and the simple GET, each with its request and response.
+    assert ("request", b"OPTIONS", items) in exchanges
+    assert ("request", b"POST", items) in exchanges
+    assert ("request", b"GET", f"{api.origin}/api/simple") in exchanges
+    preflight = next(
+        r for r in records if r.type == "response" and r.target == items and r.http_status == 204
+    )
+    assert b"Access-Control-Allow-Headers: content-type, x-probe" in preflight.http_head
+    # What was recorded as sent is byte for byte what each origin received: no header of
+    # attest's, no proxy credentials.
+    for server in (page, api):
+        sent = [
+            r.block for r in records if r.type == "request" and r.target.startswith(server.origin)
+        ]
+        assert sent
+        for block in sent:
+            assert block in server.received, block[:300]
+            assert b"Attest-" not in block
+            assert b"Proxy-Authorization" not in block
+    # The simple GET went without a preflight (the API refuses preflights for it).
+    assert not any(
+        r.type == "request" and r.block.startswith(b"OPTIONS /api/simple") for r in records
+    )
