@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive.errors import ConfigError, CrawlFailed
+from archive.outcomes import Outcome
 from archive.ship import ShippedWarc, ShipReport, recover, ship_spool
 from archive.spool import RunSpool
 from archive.store import Store
@@ -63,6 +64,7 @@ class RunOptions:
     chromium: str | None = None
     browser_concurrency: int = 2
     browser_recycle: int = 200
+    browser_ready_timeout: float = 20.0
     #: The index database (path or URL); None: WARCs are stored but not indexed.
     index_url: str | None = None
     airflow: dict[str, str] = field(default_factory=dict)
@@ -91,6 +93,7 @@ def options_from_config(config: AttestConfig, *, airflow: Mapping[str, str]) -> 
         chromium=config.chromium,
         browser_concurrency=config.browser_concurrency,
         browser_recycle=config.browser_recycle,
+        browser_ready_timeout=config.browser_ready_timeout,
         index_url=config.index_url,
         airflow=dict(airflow),
     )
@@ -122,7 +125,12 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.pending and self.stopped is None
+        """Everything asked for was fetched and stored (a seed that is not a URL fails it)."""
+        return (
+            not self.pending
+            and self.stopped is None
+            and not self.outcomes.get(Outcome.INVALID_URL.value)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -171,6 +179,7 @@ def _scrapy_settings(
             "ATTEST_CHROMIUM": options.chromium,
             "ATTEST_BROWSER_CONCURRENCY": options.browser_concurrency,
             "ATTEST_BROWSER_RECYCLE": options.browser_recycle,
+            "ATTEST_BROWSER_READY_TIMEOUT": options.browser_ready_timeout,
         }
     )
     values.update(options.scrapy_settings)

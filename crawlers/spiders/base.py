@@ -34,6 +34,7 @@ from crawlers.recorder.protocol import (
 )
 from crawlers.registry import SourceSpec
 from crawlers.scope import Scope
+from crawlers.urls import URL_LIMIT, invalid_url_reason
 
 if TYPE_CHECKING:
     from crawlers.browser.capture import RenderedPage
@@ -93,11 +94,31 @@ class CaptureSpider(scrapy.Spider):
     # --- starting ---------------------------------------------------------------------
     async def start(self) -> AsyncIterator[Request | FetchResult]:
         for seed in self.source.seeds:
+            invalid = self.invalid_seed(seed)
+            if invalid is not None:
+                yield invalid
+                continue
             request = self.page_request(seed, depth=0, via="seed")
             if request is not None:
                 yield request
         for request in self.discovery_requests():
             yield request
+
+    def invalid_seed(self, seed: str) -> FetchResult | None:
+        """The ``invalid_url`` result of a seed that cannot be fetched, or None."""
+        reason = invalid_url_reason(seed, self.settings.getint("URLLENGTH_LIMIT", URL_LIMIT))
+        if reason is None:
+            return None
+        self.logger.error("seed %.200r %s: not fetched", seed, reason)
+        return FetchResult(
+            url=seed,
+            source=self.source.id,
+            outcome=Outcome.INVALID_URL.value,
+            role="page",
+            via="seed",
+            depth=0,
+            error=f"invalid URL: {reason}",
+        )
 
     def discovery_requests(self) -> Iterable[Request]:
         """Extra start requests (sitemaps, feeds, listings); none by default."""
@@ -363,6 +384,11 @@ class CaptureSpider(scrapy.Spider):
         """In-scope links of a page, within the depth; each noted in ``item.outlinks``."""
         item.outlinks = []
         for url in urls:
+            invalid = invalid_url_reason(url, self.settings.getint("URLLENGTH_LIMIT", URL_LIMIT))
+            if invalid is not None:
+                # A link that cannot be fetched is noted on the page, not followed.
+                item.outlinks.append({"url": url, "invalid": invalid})
+                continue
             in_scope = self.scope.allows(url)
             entry: dict[str, Any] = {"url": url, "in_scope": in_scope}
             if not in_scope:

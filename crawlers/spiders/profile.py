@@ -39,6 +39,10 @@ class ProfileSpider(CaptureSpider):
 
     async def start(self) -> AsyncIterator[Request | FetchResult]:
         for seed in self.source.seeds:
+            invalid = self.invalid_seed(seed)
+            if invalid is not None:
+                yield invalid
+                continue
             for request in self.platform.start_requests(seed):
                 yield request
 

@@ -21,6 +21,7 @@ import pytest
 from fixtureweb import FixtureWeb
 from fixtureweb.http import FixtureServer
 from fixtureweb.probes import ITEM_TOKENS, SIMPLE_TOKEN, CorsApi, ProbeSite
+from fixtureweb.social import Profile, SocialSite
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
@@ -427,8 +428,22 @@ sources:
         for r in records
         if r.type == "metadata" and "attest-page" in r.headers.get("Content-Type", "")
     }
-    assert pages[f"{news}/article/1.html"]["capture"]["method"] == "browser"
-    assert "capture" not in pages[f"{news}/article/2.html"]
+    # How each page was captured is its own, not the run's: one run, two methods.
+    rendered = pages[f"{news}/article/1.html"]["capture"]
+    fetched = pages[f"{news}/article/2.html"]["capture"]
+    assert fetched["method"] == "crawler"
+    assert fetched["software"].startswith("Scrapy 2.")
+    assert " via attest recorder " in fetched["software"]
+    assert not {"browser", "viewport", "behaviors"} & set(fetched)
+    assert rendered["method"] == "browser"
+    assert rendered["browser"].startswith("Chromium ")
+    assert rendered["software"].startswith(rendered["browser"] + " via attest recorder ")
+    assert rendered["automation"].startswith("playwright 1.")
+    assert rendered["viewport"] == "1280x900"
+    assert rendered["user_agent"]
+    assert "lazy_images" in {b["behavior"] for b in rendered["behaviors"]}
+    assert rendered["complete"] is True
+    assert rendered["wait"]["network_settled"] is True
     assert any(r.target == f"urn:view:{news}/article/1.html" for r in records)
     assert not any(r.target == f"urn:view:{news}/article/2.html" for r in records)
     printed = next(r for r in records if r.target == f"urn:pdf:{post_url}")
@@ -492,3 +507,70 @@ def test_a_cross_origin_api_with_a_preflight_is_fetched_and_recorded(
     assert not any(
         r.type == "request" and r.block.startswith(b"OPTIONS /api/simple") for r in records
     )
+
+
+@pytest.fixture
+def slow_social() -> Iterator[tuple[FixtureServer, SocialSite]]:
+    """Two one-post profiles: one whose post API answers after 2 s, one whose never does."""
+    site = SocialSite(
+        (
+            Profile("slowpoke", "Slow Example", posts=1, api_delay=2.0),
+            Profile("stuck", "Stuck Example", posts=1, api_delay=3600.0),
+        )
+    )
+    server = FixtureServer(site, keep_log=True).start()
+    yield server, site
+    server.stop()
+
+
+def test_a_post_is_snapshotted_only_once_its_content_is_there(
+    web: FixtureWeb, tmp_path: Path, slow_social: tuple[FixtureServer, SocialSite]
+) -> None:
+    server, site = slow_social
+    home = tmp_path / "home"
+    home.mkdir()
+    slow, stuck = site.posts("slowpoke")[0], site.posts("stuck")[0]
+    slow_url, stuck_url = (server.origin + p.permalink_path for p in (slow, stuck))
+    registry = home / "sources.yaml"
+    registry.write_text(
+        f"""
+sources:
+  - id: posts
+    kind: profile
+    seeds: ["{slow_url}", "{stuck_url}"]
+    profile: {{platform: generic}}
+"""
+    )
+    # Generous bounds: the slow API (2 s) is well within the page's 12 s; the stuck one
+    # never answers (the recorder gives up on it after 40 s and records a timeout).
+    env = dict(_env(home, web), ATTEST_BROWSER_READY_TIMEOUT="12", ATTEST_DOWNLOAD_TIMEOUT="40")
+    proc = run_attest(["crawl", "--sources", str(registry), "--json"], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    records = read_records(store_warcs(home / "store"))
+    pages = {
+        r.json()["url"]: r.json()
+        for r in records
+        if r.type == "metadata" and "attest-page" in r.headers.get("Content-Type", "")
+    }
+    captured = pages[slow_url]
+    assert captured["outcome"] == "captured"
+    assert captured["capture"]["complete"] is True
+    assert captured["capture"]["wait"]["content_ready"] is True
+    dom = next(r for r in records if r.target == f"urn:dom:{slow_url}").block.decode()
+    assert slow.token in dom
+    incomplete = pages[stuck_url]
+    assert incomplete["outcome"] == "incomplete"
+    assert incomplete["capture"]["complete"] is False
+    missing = " ".join(incomplete["capture"]["wait"]["missing"])
+    assert f"/api/post/{stuck.post_id}" in missing
+    assert "content-ready selector" in missing
+    # Tried twice, each time in a fresh context: the first attempt's response is recorded too.
+    assert len(incomplete["capture"]["retried"]) == 1
+    shells = [r for r in records if r.type == "response" and r.target == stuck_url]
+    assert len(shells) == 2
+    # What the page showed is kept (its placeholder), and never counted as captured.
+    text = next(r for r in records if r.target == f"urn:text:{stuck_url}").block.decode()
+    assert "Loading" in text
+    assert stuck.token not in text
+    assert summary["outcomes"]["incomplete"] == 1
