@@ -163,6 +163,13 @@ def render(report: Mapping[str, Any]) -> str:
         f"  WARCs stored {len(report['warcs'])}, indexed {report['indexed']}, "
         f"verified {report['verified']['ok']} of {report['verified']['verified']}",
     ]
+    incomplete = report["page_outcomes"].get(Outcome.INCOMPLETE.value)
+    if incomplete:
+        lines.append(
+            f"  INCOMPLETE {incomplete} page(s): their content never appeared within the bound, "
+            "even on a second try (not counted as captured; their metadata's capture.wait "
+            "says what was missing)"
+        )
     if report.get("lineage"):
         lines.append(f"  what the run produced: {report['lineage']['find']}")
     lines.extend(f"  stored {uri}" for uri in report["warcs"])

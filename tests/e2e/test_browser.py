@@ -553,12 +553,6 @@ sources:
         for r in records
         if r.type == "metadata" and "attest-page" in r.headers.get("Content-Type", "")
     }
-    captured = pages[slow_url]
-    assert captured["outcome"] == "captured"
-    assert captured["capture"]["complete"] is True
-    assert captured["capture"]["wait"]["content_ready"] is True
-    dom = next(r for r in records if r.target == f"urn:dom:{slow_url}").block.decode()
-    assert slow.token in dom
     incomplete = pages[stuck_url]
     assert incomplete["outcome"] == "incomplete"
     assert incomplete["capture"]["complete"] is False
@@ -574,3 +568,9 @@ sources:
     assert "Loading" in text
     assert stuck.token not in text
     assert summary["outcomes"]["incomplete"] == 1
+    captured = pages[slow_url]
+    assert captured["outcome"] == "captured"
+    assert captured["capture"]["complete"] is True
+    assert captured["capture"]["wait"]["content_ready"] is True
+    dom = next(r for r in records if r.target == f"urn:dom:{slow_url}").block.decode()
+    assert slow.token in dom
