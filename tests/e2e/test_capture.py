@@ -423,6 +423,9 @@ def test_invalid_seeds_beside_valid_ones_get_the_outcome_invalid_url(
     assert proc.returncode == 1, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     assert summary["outcomes"]["invalid_url"] == len(invalid)
+    # The outcome records are indexed like any other.
+    assert summary["indexed"] >= 1
+    assert summary["index_pending"] == []
     assert summary["outcomes"]["captured"] >= 1
     records = read_records(store_warcs(home / "store"))
     assert any(r.type == "response" and r.target == valid for r in records)
