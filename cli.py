@@ -285,11 +285,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
+    """Ship what dead runs left in the spool, then log and index each WARC as a run would."""
     from archive.ship import recover
     from archive.store import open_store
+    from crawlers.run import index_runs
 
     config = _config(args.store)
-    reports = recover(config.spool_root, open_store(config.store_uri))
+    store = open_store(config.store_uri)
+    reports = recover(config.spool_root, store)
+    indexed, index_pending = index_runs(
+        [(w, rep.run_id) for rep in reports for w in rep.shipped], config.index_url, store,
+        attestor=config.custody_attestor(),
+    )  # fmt: skip
     if not reports:
         print("no dead runs in the spool")
     for rep in reports:
@@ -302,7 +309,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
             print(f"  stored {warc.uri} sha256 {warc.sha256}")
         for file, why in rep.pending:
             print(f"  PENDING {file}: {why}")
-    return 0 if all(r.complete for r in reports) else 1
+    if indexed:
+        print(f"logged (capture) and indexed {indexed} WARC(s)")
+    for key, why in index_pending:
+        print(f"  INDEX PENDING {key}: {why} (the WARC is stored; run `attest index`)")
+    return 0 if all(r.complete for r in reports) and not index_pending else 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -361,10 +372,11 @@ def _index(config: Any) -> Any:
     return IndexDB(config.index_url)
 
 
-def _custody(db: Any, store: Any) -> Any:
+def _custody(db: Any, store: Any, config: Any = None) -> Any:
+    """The custody log, signing and timestamping the segments it seals as configured."""
     from archive.custody import CustodyLog
 
-    return CustodyLog(db, store)
+    return CustodyLog(db, store, attestor=(config or _config()).custody_attestor())
 
 
 def _warc_key(store: Any, given: str) -> str:
@@ -428,21 +440,35 @@ def cmd_index(args: argparse.Namespace) -> int:
                 )
         counts = db.counts()
     failed = [r for r in results if r.error]
+    flawed = [r for r in results if r.problems]
     if args.json:
         print(json.dumps({"results": [r.as_dict() for r in results], "index": counts}, indent=1))
     else:
         done = [r for r in results if not r.error and not r.skipped]
         skipped = [r for r in results if r.skipped]
+        # A record can fail several checks: count records (offsets), list every check.
+        left_out = sum(len({p["offset"] for p in r.problems}) for r in flawed)
         print(
             f"indexed {len(done)} WARC(s) ({sum(r.added for r in done)} rows added), "
             f"{len(skipped)} already indexed, {len(failed)} failed"
+            + (f", {left_out} record(s) left out of {len(flawed)} WARC(s)" if flawed else "")
         )
         for r in failed:
             print(f"  FAILED {r.key}: {r.error}")
+        for r in flawed:
+            bad = len({p["offset"] for p in r.problems})
+            print(f"  PROBLEMS {r.key}: {bad} record(s) failed their checks, not indexed")
+            for p in r.problems[:10]:
+                rid = f" record {p['record_id']}" if p.get("record_id") else ""
+                print(f"    {p['check']} at offset {p['offset']}{rid}: {p['detail']}")
+            if len(r.problems) > 10:
+                print(
+                    f"    ... and {len(r.problems) - 10} more (attest index --json lists them all)"
+                )
         print(
             f"index: {counts['warcs']} WARCs, {counts['records']} records, {counts['texts']} page texts"
         )
-    return 1 if failed else 0
+    return 1 if failed or flawed else 0
 
 
 def _when(value: str | None, what: str, bound: Any = "exact") -> int | None:
@@ -553,7 +579,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from archive.retrieve import load_payload, raw_record
+    from archive.retrieve import load_payload, pinned_store, raw_record
     from archive.store import open_store
 
     config = _config(args.store)
@@ -565,6 +591,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     args.date_from = args.date_to = None
     args.limit = 1
     with _index(config) as db:
+        store = pinned_store(store, db)
         rows = _find_rows(db, args)
         if not rows:
             sys.stderr.write(f"attest: no capture of {args.url} (match {args.match})\n")
@@ -619,21 +646,53 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_custody(args: argparse.Namespace) -> int:
+    """``verify``: the log against the segments sealed in the store; ``seal``: seal what is not
+    sealed yet (and sign and timestamp segments sealed without the organisation key)."""
+    from archive.signing import Trust, fingerprint, load_trust
     from archive.store import open_store
 
     config = _config(args.store)
     with _index(config) as db:
-        custody = _custody(db, open_store(config.store_uri))
+        custody = _custody(db, open_store(config.store_uri), config)
+        attestor = custody.attestor
         if args.action == "seal":
             key = custody.seal()
             print(f"sealed {key}" if key else "nothing to seal")
+            for late in custody.attest_sealed():
+                print(f"signed and timestamped {late} (sealed earlier without them)")
             return 0
-        problems = custody.verify()
-        count = sum(1 for _ in custody.entries())
-    for problem in problems:
+        trust_files = [Path(t) for t in args.trust] if args.trust else list(config.trust)
+        trust = load_trust(trust_files) if trust_files else Trust()
+        if trust.empty and attestor.signer is not None:
+            # No anchors given: the organisation's own key, which detects an outsider's rewrite.
+            trust.public_keys[fingerprint(attestor.signer.public_der())] = "the signing key"
+        verdict = custody.check(trust, require_seals=attestor.signer is not None)
+    if args.json:
+        print(json.dumps({
+            "ok": verdict.ok, "entries": verdict.entries, "sealed_through": verdict.sealed_through,
+            "unsealed": list(verdict.unsealed) if verdict.unsealed else None,
+            "segments": [vars(s) for s in verdict.segments], "problems": verdict.problems,
+            "notes": verdict.notes,
+        }, indent=1))  # fmt: skip
+        return 0 if verdict.ok else 1
+    for segment in verdict.segments:
+        signed = f"signed by {segment.signer}" if segment.signer else "not signed"
+        if segment.signer and not segment.trusted:
+            signed += " (not a trusted key)"
+        stamps = (
+            f"timestamped by {', '.join(segment.timestamps)}"
+            if segment.timestamps
+            else ("not timestamped")
+        )
+        print(f"  {segment.key}: entries {segment.first}-{segment.last}, {signed}, {stamps}")
+    for note in verdict.notes:
+        print(f"  NOTE {note}")
+    for problem in verdict.problems:
         print(f"BROKEN {problem}")
-    print(f"custody log: {count} entries, {'chain holds' if not problems else 'CHAIN BROKEN'}")
-    return 1 if problems else 0
+    sealed = f"sealed in the store through entry {verdict.sealed_through}"
+    status = "matches the sealed segments" if verdict.ok else "DOES NOT VERIFY"
+    print(f"custody log: {verdict.entries} entries, {sealed}; the database {status}")
+    return 0 if verdict.ok else 1
 
 
 def _case(name: str) -> Any:
@@ -710,6 +769,7 @@ def cmd_claim_link(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from archive.bundle import export_bundle
     from archive.custody import default_actor
+    from archive.retrieve import pinned_store
     from archive.store import open_store
 
     case = _case(args.case)
@@ -721,6 +781,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     signer, tsas = _signing(config, unsigned=args.unsigned)
     with _index(config) as db:
         custody = _custody(db, store)
+        store = pinned_store(store, db)
         report = export_bundle(
             db, store, case, output, claim_ids=args.claim or (), custody=custody,
             actor=default_actor(), signer=signer, tsas=tsas, chromium=config.chromium,
@@ -781,6 +842,7 @@ def cmd_hold(args: argparse.Namespace) -> int:
     """Legal holds on the WARCs behind captures, or behind a case's claims; each one logged."""
     from archive.custody import default_actor
     from archive.holds import apply_holds, plan_for_captures, plan_for_claims
+    from archive.retrieve import pinned_store
     from archive.store import open_store
 
     if not args.ids and not args.case:
@@ -790,6 +852,7 @@ def cmd_hold(args: argparse.Namespace) -> int:
     store.require_legal_holds()  # before anything else: a store without holds changes nothing
     case = _case(args.case) if args.case else None
     with _index(config) as db:
+        store = pinned_store(store, db)
         if case is not None:
             plan = plan_for_claims(db, store, case, args.ids)
         else:
@@ -1117,6 +1180,10 @@ def build_parser() -> argparse.ArgumentParser:
     cus = sub.add_parser("custody", help="verify or seal the custody log")
     cus.add_argument("action", choices=("verify", "seal"))
     cus.add_argument("--store", help="store URI")
+    cus.add_argument("--trust", action="append", metavar="FILE",
+                     help="PEM trust anchors for the segments' signatures and timestamps "
+                          "(default ATTEST_TRUST, else the configured signing key)")  # fmt: skip
+    cus.add_argument("--json", action="store_true")
     cus.set_defaults(func=cmd_custody)
     return parser
 

@@ -38,11 +38,12 @@ attest's environment settings (all optional):
                                 admin); with none, the service binds loopback only
 ``ATTEST_ACTOR``                who this process acts for, in the custody log (default user@host)
 ``ATTEST_REPLAY_VENV``          the venv holding pywb for replay (default ``.venv-replay``)
-``ATTEST_SIGNING_KEY``          ECDSA private key (PEM) that signs evidence bundles (default
-                                ``<home>/keys/signing.pem`` when it exists; ``attest keygen``)
+``ATTEST_SIGNING_KEY``          ECDSA private key (PEM) that signs evidence bundles and sealed
+                                custody segments (default ``<home>/keys/signing.pem`` when it
+                                exists; ``attest keygen``)
 ``ATTEST_SIGNING_CERT``         its certificate chain (PEM), to sign as a domain (optional)
 ``ATTEST_TSA_URLS``             RFC 3161 timestamp authorities, comma-separated; each export
-                                gets a token from every one
+                                and each sealed custody segment gets a token from every one
 ``ATTEST_TSA_CHAINS``           PEM chain files of those TSAs, comma-separated, same order
                                 (optional: tokens carry the TSA's own certificate)
 ``ATTEST_TRUST``                trust anchors for ``attest verify`` (PEM files of trusted
@@ -68,6 +69,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from archive.errors import ConfigError
 
@@ -180,6 +182,24 @@ class AttestConfig:
     @property
     def ca_dir(self) -> Path:
         return self.home / "recorder-ca"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The organisation key: ``ATTEST_SIGNING_KEY``, else the data home's (may not exist)."""
+        return self.signing_key or self.home / "keys" / "signing.pem"
+
+    def custody_attestor(self) -> Any:
+        """What signs and timestamps sealed custody segments: the organisation key (when it
+        exists) and the TSAs; an inactive attestor when neither is configured."""
+        from archive.custodyseal import SegmentAttestor
+        from archive.signing import load_signer
+        from archive.timestamps import authorities
+
+        key = self.signing_key_path
+        signer = load_signer(key, self.signing_cert) if key.is_file() else None
+        return SegmentAttestor(
+            signer, authorities(list(self.tsa_urls), [c for c in self.tsa_chains if c])
+        )
 
     def settings_hash(self) -> str:
         """SHA-256 over the effective settings, recorded in every ``warcinfo``."""

@@ -8,6 +8,9 @@ bundle handed to them. For each WARC it reads the object back from the store and
   log's ``capture`` entry), else the one the index recorded when it first read the WARC;
 - its size the same way;
 - every record's block and payload digests and its structure (:func:`archive.warcread.verify_warc`);
+- that the key's current version is the version that was stored: the object read and checked
+  is the stored version (the ``capture`` entry's, else the index's), and a later version put
+  under the same key (an overwrite, in a versioned bucket) is named as a failure;
 
 and appends one custody entry per WARC, action ``verify``, object the WARC's store URI, with the
 result: ``ok``, the SHA-256 found and the one expected (and where that was recorded), the
@@ -22,13 +25,14 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from archive.custody import CustodyLog
-from archive.errors import AttestError
+from archive.errors import AttestError, NotFound
 from archive.indexdb import IndexDB
-from archive.indexer import local_copy
-from archive.store import FileStore, Store, file_sha256
+from archive.indexer import open_warc
+from archive.store import Store
 from archive.warcread import verify_warc
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,11 @@ class AuditResult:
     expected_from: str | None = None
     size: int | None = None  # of the bytes read back
     expected_size: int | None = None
+    #: the object version read (the one stored at capture), where the store has versions
+    version_id: str | None = None
+    #: the key's current version and its SHA-256, when it is not the version read
+    current_version: str | None = None
+    current_sha256: str | None = None
     records: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -111,6 +120,7 @@ def _recorded(custody: CustodyLog, db: IndexDB, uri: str, key: str) -> AuditResu
         first = captures[0].details
         result.expected_sha256 = first.get("sha256")
         result.expected_from = "capture"
+        result.version_id = first.get("version_id")
         for later in captures[1:]:
             if later.details.get("sha256") != result.expected_sha256:
                 result.problems.append(
@@ -131,6 +141,8 @@ def _recorded(custody: CustodyLog, db: IndexDB, uri: str, key: str) -> AuditResu
             "no SHA-256 was recorded for this WARC (no capture entry in the custody log, "
             "not in the index): nothing to compare with"
         )
+    if result.version_id is None and indexed:
+        result.version_id = indexed.get("version_id") or None
     if result.expected_size is None:
         result.expected_size = index_size
     return result
@@ -139,17 +151,33 @@ def _recorded(custody: CustodyLog, db: IndexDB, uri: str, key: str) -> AuditResu
 def _audit_one(store: Store, db: IndexDB, custody: CustodyLog, key: str) -> AuditResult:
     uri = store.object_uri(key)
     result = _recorded(custody, db, uri, key)
-    if isinstance(store, FileStore):
-        present = (store.root / key).is_file()
-    else:
-        present = store.stat(key) is not None
-    if not present:
+    local = store.local_path(key)
+    if local is None:
+        # A store with versions: is the key's current version still the one stored?
+        current = store.current(key)
+        if current is None and result.version_id is None:
+            result.problems.append(f"missing: the store has no object {uri}")
+            return result
+        if current is not None and result.version_id and current.version_id != result.version_id:
+            result.current_version, result.current_sha256 = current.version_id, current.sha256
+            result.problems.append(
+                f"overwritten: the key's current version is {current.version_id} (sha256 "
+                f"{current.sha256 or '-'}), not version {result.version_id} stored at "
+                f"{result.expected_from}: another object was put under this key; the stored "
+                "version is what attest reads, checks and holds"
+            )
+    elif not local.is_file():
         result.problems.append(f"missing: the store has no object {uri}")
         return result
-    with local_copy(store, key) as path:
-        verdict = verify_warc(path, keep_records=False)
-        result.sha256 = verdict.sha256 or file_sha256(path)
-        result.size = path.stat().st_size
+    try:
+        with open_warc(store, key, version=result.version_id) as (handle, size):
+            verdict = verify_warc(Path(key), keep_records=False, handle=handle)
+    except NotFound:
+        what = f" version {result.version_id}" if result.version_id else ""
+        result.problems.append(f"missing: the store has no object {uri}{what}")
+        return result
+    result.sha256 = verdict.sha256
+    result.size = size
     result.records = verdict.record_count
     if result.expected_sha256 and result.sha256 != result.expected_sha256:
         result.problems.append(
@@ -174,8 +202,12 @@ def _details(result: AuditResult, context: dict[str, Any] | None) -> dict[str, A
         "expected_from": result.expected_from,
         "size": result.size,
         "expected_size": result.expected_size,
+        "version_id": result.version_id,
         "records": result.records,
     }
+    if result.current_version is not None:
+        details["current_version"] = result.current_version
+        details["current_sha256"] = result.current_sha256
     if result.problems:
         details["problems"] = result.problems[:MAX_PROBLEMS_RECORDED]
         details["problem_count"] = len(result.problems)

@@ -1,9 +1,13 @@
 """Reading a finished WARC into index rows and a pywb-compatible CDXJ file.
 
-One pass over the file: every gzip member is inflated once (zlib, in windows that grow with
-the member, so small records cost little), its WARC header parsed, and for HTTP records the
-status line and the few headers the index needs. Digests are not recomputed here: a WARC is
-indexed only after ``ship`` verified it, and ``attest verify`` re-checks on demand.
+One streaming pass over the file (:func:`archive.warcread.iter_records`): every record is
+inflated piece by piece, never held whole, and its block and payload digests are recomputed as
+it goes; its WARC header is parsed, and for HTTP records the status line and the few headers
+the index needs. Only the bytes the index uses are kept (a page's HTML for its text, up to
+:data:`MAX_HTML_BYTES`; metadata records; ``warcinfo``), so memory stays bounded however large
+a record is. A record whose digest fails, or that cannot be read whole, is not indexed: it is a
+:class:`~archive.warcread.Problem` of the WARC's index (with its offset), and the rest of the
+file is still indexed (in a gzip WARC, past a damaged record to the next gzip member).
 
 Rows keep every record type but ``warcinfo`` (whose fields become the WARC's run and source);
 the CDXJ file beside the WARC lists what replays (``response``, ``revisit``, ``resource``), so
@@ -16,26 +20,24 @@ searchable text of its page.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
-import mmap
 import re
-import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import surt as surtlib
 
 from archive.dates import timestamp14, warc_date_micros
-from archive.errors import IntegrityError
+from archive.warcread import Keep, Problem, RecordInfo, iter_records
 
 _JSON = json.JSONEncoder(ensure_ascii=False)
 #: Record types a replay tool serves; they go into the CDXJ file and the CDX API.
 REPLAYABLE = ("response", "revisit", "resource")
 #: Text kept per page for full-text search (characters).
 MAX_TEXT = 200_000
-_FIRST_WINDOW = 4096
 _MAX_HEAD = 64 * 1024
 
 
@@ -62,6 +64,8 @@ class IndexRow:
     account: str | None = None
     post_id: str | None = None
     block_digest: str | None = None
+    #: The outcome the page's attest-page metadata record gives (a response of a page).
+    outcome: str | None = None
 
     def cdxj_line(self) -> str:
         fields: dict[str, Any] = {"url": self.url, "mime": self.mime}
@@ -86,6 +90,8 @@ class WarcIndex:
     run_id: str | None = None
     source: str | None = None
     warcinfo: dict[str, str] = field(default_factory=dict)
+    #: Records left out of the index: a digest that does not hold, a record that cannot be read
+    problems: list[Problem] = field(default_factory=list)
 
     def cdxj(self) -> bytes:
         lines = sorted(
@@ -132,63 +138,66 @@ def surt_key(url: str) -> str:
 
 # --- reading records -------------------------------------------------------------------------
 
-
-def iter_members(data: bytes | mmap.mmap) -> Generator[tuple[int, int, bytes], None, None]:
-    """(offset, length, inflated bytes) for each gzip member, or each plain record."""
-    # Views over an mmap must be released, even when an error stops the reading: a view left
-    # alive in a traceback makes closing the mmap fail (BufferError) and hides the error.
-    with memoryview(data) as view:
-        size = len(view)
-        pos = 0
-        if size and bytes(view[0:2]) != b"\x1f\x8b":
-            yield from _iter_plain(view)
-            return
-        while pos < size:
-            if bytes(view[pos : pos + 2]) != b"\x1f\x8b":
-                if not bytes(view[pos:]).strip(b"\x00\r\n"):
-                    return
-                raise IntegrityError(f"no gzip member at offset {pos}")
-            start = pos
-            inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-            parts = []
-            window = _FIRST_WINDOW
-            while True:
-                with view[pos : pos + window] as chunk:
-                    taken = len(chunk)
-                    if not taken:
-                        raise IntegrityError(f"gzip member at offset {start} is truncated")
-                    try:
-                        parts.append(inflater.decompress(chunk))
-                    except zlib.error as exc:
-                        raise IntegrityError(f"gzip member at offset {start}: {exc}") from exc
-                if inflater.eof:
-                    pos += taken - len(inflater.unused_data)
-                    break
-                pos += taken
-                window = min(window * 4, 4 * 1024 * 1024)
-            yield start, pos - start, parts[0] if len(parts) == 1 else b"".join(parts)
+#: Bytes of a page's HTML payload (as sent: encoded, maybe chunked) read for its text: the
+#: text of more HTML than this would be cut at MAX_TEXT characters anyway.
+MAX_HTML_BYTES = 4 * 1024 * 1024
+#: Bytes kept of a metadata record, a rendered-text resource, or a warcinfo record.
+MAX_KEPT_BLOCK = 4 * 1024 * 1024
+_TEXT_MIMES = ("text/html", "application/xhtml+xml", "text/plain")
 
 
-def _iter_plain(view: memoryview) -> Iterator[tuple[int, int, bytes]]:
-    data = view.obj if isinstance(view.obj, bytes) else bytes(view)
-    pos = 0
-    size = len(data)
-    while pos < size:
-        while data[pos : pos + 2] == b"\r\n":
-            pos += 2
-        if pos >= size:
-            return
-        head_end = data.find(b"\r\n\r\n", pos, pos + _MAX_HEAD)
-        if head_end < 0:
-            raise IntegrityError(f"no WARC header at offset {pos}")
-        match = re.search(rb"(?im)^content-length:\s*(\d+)", data[pos:head_end])
-        if not match:
-            raise IntegrityError(f"record at offset {pos} has no Content-Length")
-        end = head_end + 4 + int(match.group(1)) + 4
-        if end > size:
-            raise IntegrityError(f"record at offset {pos} is truncated")
-        yield pos, end - pos, data[pos:end]
-        pos = end
+class _IndexKeep(Keep):
+    """What the index reads of each record besides its headers (see the module docstring)."""
+
+    def __init__(self, texts: bool) -> None:
+        self.texts = texts
+        #: The HTTP head last seen and its headers, parsed once for both keep and index.
+        self.http: tuple[bytes, dict[str, str]] | None = None
+
+    def block(self, headers: dict[str, str]) -> int:
+        rtype = headers.get("warc-type", "")
+        if rtype == "warcinfo":
+            return MAX_KEPT_BLOCK
+        if rtype == "metadata" and "attest-page" in headers.get("content-type", ""):
+            return MAX_KEPT_BLOCK
+        if (
+            self.texts
+            and rtype == "resource"
+            and _target(headers.get("warc-target-uri", "")).startswith("urn:text:")
+        ):
+            return MAX_KEPT_BLOCK
+        return 0
+
+    def payload(self, headers: dict[str, str], status: int | None, http_head: bytes) -> int:
+        parsed = _http_headers(http_head)
+        self.http = (http_head, parsed)
+        if (
+            self.texts
+            and headers.get("warc-type") == "response"
+            and status is not None
+            and 200 <= status < 300
+            and _mime(parsed.get("content-type")) in _TEXT_MIMES
+        ):
+            return MAX_HTML_BYTES
+        return 0
+
+    def headers_of(self, http_head: bytes | None) -> dict[str, str]:
+        if http_head is None:
+            return {}
+        if self.http is not None and self.http[0] is http_head:
+            return self.http[1]
+        return _http_headers(http_head)
+
+
+def _http_headers(http_head: bytes) -> dict[str, str]:
+    first_end = http_head.find(b"\r\n")
+    if first_end < 0:
+        return {}
+    return header_text_map(http_head[first_end + 2 :].decode("utf-8", "replace"))
+
+
+def _target(url: str) -> str:
+    return url[1:-1] if url.startswith("<") and url.endswith(">") else url
 
 
 def parse_head(data: bytes) -> tuple[bytes, dict[str, str], int] | None:
@@ -246,69 +255,73 @@ def _mime(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower() or "unk"
 
 
-def read_warc_index(path: Path, key: str, *, texts: bool = True) -> WarcIndex:
-    """Every record of the WARC at ``path`` (stored under ``key``) as index rows and texts."""
-    with open(path, "rb") as handle:
-        if handle.seek(0, 2) == 0:
-            raise IntegrityError(f"{key}: empty file")
-        handle.seek(0)
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            members = iter_members(data)
-            try:
-                return _index(members, key, texts=texts)
-            finally:
-                members.close()  # release its views of the mmap before it is closed
+def read_warc_index(
+    path: Path,
+    key: str,
+    *,
+    texts: bool = True,
+    handle: BinaryIO | None = None,
+    file_hash: list[str] | None = None,
+) -> WarcIndex:
+    """Every intact record of the WARC at ``path`` (stored under ``key``) as index rows and
+    texts, and the problems of the others. ``handle``: read the WARC from it (at its start);
+    ``file_hash``: as :func:`archive.warcread.iter_records`."""
+    keep = _IndexKeep(texts)
+    items = iter_records(path, handle=handle, keep=keep, resync=True, file_hash=file_hash)
+    result = _index(items, key, keep)
+    if not result.rows and not result.problems and not result.warcinfo:
+        result.problems.append(Problem("format", key, 0, None, "file holds no WARC record"))
+    return result
 
 
 def index_bytes(data: bytes, key: str, *, texts: bool = True) -> WarcIndex:
-    return _index(iter_members(data), key, texts=texts)
+    return read_warc_index(Path(key), key, texts=texts, handle=io.BytesIO(data))
 
 
-def _index(members: Iterator[tuple[int, int, bytes]], key: str, *, texts: bool) -> WarcIndex:
+def _index(items: Iterator[RecordInfo | Problem], key: str, keep: _IndexKeep) -> WarcIndex:
     result = WarcIndex(key=key)
     by_id: dict[str, IndexRow] = {}
     page_meta: list[tuple[str, dict[str, Any]]] = []
-    html: dict[str, tuple[bytes, str | None, bool, str | None]] = {}
+    html_texts: dict[str, str] = {}
     rendered: dict[str, str] = {}
-    for offset, length, raw in members:
-        head = parse_head(raw)
-        if head is None or not raw.startswith(b"WARC/"):
-            raise IntegrityError(f"{key}: no WARC record at offset {offset}")
-        _, headers, head_len = head
+    bad_at: int | None = None  # offset of the record whose problems were just reported
+    for item in items:
+        if isinstance(item, Problem):
+            item.file = key
+            result.problems.append(item)
+            bad_at = item.offset
+            continue
+        if item.offset == bad_at:
+            continue  # its digest does not hold: not indexed, its problem says why
+        headers: dict[str, str] = {}
+        for name, value in item.headers:
+            headers.setdefault(name.lower(), value)
         rtype = headers.get("warc-type", "").lower()
-        try:
-            content_length = int(headers.get("content-length", ""))
-        except ValueError:
-            raise IntegrityError(
-                f"{key}: record at offset {offset} has no Content-Length"
-            ) from None
-        block = raw[head_len : head_len + content_length]
+        offset = item.offset
         if rtype == "warcinfo":
-            info = _warc_fields(block)
+            info = _warc_fields(item.kept)
             result.warcinfo = info
             result.run_id = info.get("attest-run-id") or result.run_id
             result.source = info.get("source-id") or result.source
             continue
-        url = headers.get("warc-target-uri", "")
-        if url.startswith("<") and url.endswith(">"):
-            url = url[1:-1]
+        url = _target(headers.get("warc-target-uri", ""))
         try:
             ts = warc_date_micros(headers.get("warc-date", ""))
         except ValueError:
-            raise IntegrityError(
-                f"{key}: record at offset {offset} has a bad WARC-Date {headers.get('warc-date')!r}"
-            ) from None
+            result.problems.append(
+                Problem("format", key, offset, headers.get("warc-record-id"),
+                        f"bad WARC-Date {headers.get('warc-date')!r}", rtype, url)
+            )  # fmt: skip
+            continue
         record_id = headers.get("warc-record-id", "")
         content_type = headers.get("content-type")
         status = None
         mime = _mime(content_type)
-        http: HttpHead | None = None
+        http_headers: dict[str, str] | None = None
         if rtype in ("response", "revisit") and (content_type or "").startswith("application/http"):
-            http = parse_http_head(block)
-            status = http.status
-            mime = "warc/revisit" if rtype == "revisit" else _mime(http.headers.get("content-type"))
-        elif rtype == "request":
-            mime = _mime(content_type)
+            http_headers = keep.headers_of(item.http_head)
+            status = item.http_status
+            mime = "warc/revisit" if rtype == "revisit" else _mime(http_headers.get("content-type"))
         elif rtype == "metadata":
             mime = (content_type or "unk").strip().lower()
         row = IndexRow(
@@ -323,7 +336,7 @@ def _index(members: Iterator[tuple[int, int, bytes]], key: str, *, texts: bool) 
             record_id=record_id,
             warc_key=key,
             offset=offset,
-            length=length,
+            length=item.length,
             source=result.source,
             run_id=result.run_id,
             ip=headers.get("warc-ip-address"),
@@ -335,41 +348,40 @@ def _index(members: Iterator[tuple[int, int, bytes]], key: str, *, texts: bool) 
         if rtype == "metadata" and "attest-page" in mime:
             # Platform ids are row columns: read them whether or not texts are wanted.
             with contextlib.suppress(ValueError):
-                page_meta.append((row.concurrent_to or "", json.loads(block)))
+                page_meta.append((row.concurrent_to or "", json.loads(item.kept)))
             continue
-        if not texts:
+        if not keep.texts:
             continue
-        if (
-            http is not None
-            and rtype == "response"
-            and status is not None
-            and 200 <= status < 300
-            and mime in ("text/html", "application/xhtml+xml", "text/plain")
-        ):
-            html[record_id] = (
-                block[http.body_offset :],
-                http.headers.get("content-encoding"),
-                "chunked" in http.headers.get("transfer-encoding", "").lower(),
-                _charset(http.headers.get("content-type")),
+        if http_headers is not None and item.kept and rtype == "response":
+            from archive.textextract import html_text
+
+            text = html_text(
+                item.kept,
+                http_headers.get("content-encoding"),
+                chunked="chunked" in http_headers.get("transfer-encoding", "").lower(),
+                charset=_charset(http_headers.get("content-type")),
+                # A cut payload, or a large one (its decoding is then bounded: a bomb in a
+                # hostile page cannot inflate without limit), decodes as far as it goes.
+                partial=item.kept_cut or len(item.kept) > 1024 * 1024,
             )
+            if text:
+                html_texts[record_id] = text[:MAX_TEXT]
         elif rtype == "resource" and url.startswith("urn:text:") and row.concurrent_to:
-            rendered[row.concurrent_to] = block.decode("utf-8", "replace")
+            rendered[row.concurrent_to] = item.kept.decode("utf-8", "replace")
     for concurrent_to, meta in page_meta:
         target = by_id.get(concurrent_to)
-        post = meta.get("post") if isinstance(meta, dict) else None
-        if target is not None and isinstance(post, dict):
+        if target is None or not isinstance(meta, dict):
+            continue
+        target.outcome = _text(meta.get("outcome"))
+        post = meta.get("post")
+        if isinstance(post, dict):
             target.platform = _text(post.get("platform"))
             target.account = _text(post.get("account"))
             target.post_id = _text(post.get("post_id"))
-    if texts:
-        from archive.textextract import html_text
-
-        for record_id, (body, encoding, chunked, charset) in html.items():
-            if record_id in rendered:
-                continue
-            text = html_text(body, encoding, chunked=chunked, charset=charset)
-            if text:
-                result.texts[record_id] = text[:MAX_TEXT]
+    if keep.texts:
+        for record_id, text in html_texts.items():
+            if record_id not in rendered:
+                result.texts[record_id] = text
         for record_id, text in rendered.items():
             if record_id in by_id:
                 result.texts[record_id] = " ".join(text.split())[:MAX_TEXT]

@@ -6,9 +6,13 @@ removing, reordering or editing any entry breaks every hash after it. The tables
 log's own (an index rebuild never touches them) and refuse UPDATE and DELETE by trigger.
 
 Entries are sealed into the store as immutable JSON-lines segments
-(``custody/segments/<first seq>-<last seq>.jsonl``), so the log outlives the database: a new
-database whose log is empty first restores the sealed segments (checking their chain), then
-appends after them.
+(``custody/segments/<first seq>-<last seq>.jsonl``), each signed with the organisation key and
+stamped by the timestamp authorities when they are configured (:mod:`archive.custodyseal`), so
+the log outlives the database and is checked against what was sealed, never against the
+database's own word: :meth:`CustodyLog.check` lists the segments in the store and requires the
+database to hold exactly what they hold, and names the entries not sealed yet. A new database
+whose log is empty first restores the sealed segments (checking their chain), then appends
+after them.
 
 Actions: ``capture`` (a WARC reached the store), ``index`` (a WARC's rows were loaded), ``read``
 (someone retrieved a capture), ``link`` (a capture was linked to a claim), ``export`` (a bundle
@@ -30,16 +34,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from archive.errors import AttestError, CustodyError
+from archive.custodyseal import (
+    SEGMENT_PREFIX,
+    CustodyVerdict,
+    SegmentAttestor,
+    check_log,
+    parse_segment,
+    read_first_version,
+    segment_keys,
+    segment_range,
+    write_seal,
+)
+from archive.errors import CustodyError
 from archive.indexdb import IndexDB
 from archive.store import Store, file_sha256
+
+if TYPE_CHECKING:
+    from archive.signing import Trust
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-SEGMENT_PREFIX = "custody/segments/"
+__all__ = ["SEGMENT_PREFIX", "CustodyLog", "CustodyVerdict", "Entry", "SegmentAttestor"]
 #: Seal once this many entries are unsealed (and at the end of each index or crawl).
 SEAL_EVERY = 1000
 
@@ -128,9 +146,15 @@ def utc_iso() -> str:
 
 
 class CustodyLog:
-    def __init__(self, db: IndexDB, store: Store | None = None) -> None:
+    """The log in ``db``, sealed into ``store``; ``attestor`` signs and timestamps each segment
+    as it is sealed (the organisation key, the TSAs), when configured."""
+
+    def __init__(
+        self, db: IndexDB, store: Store | None = None, *, attestor: SegmentAttestor | None = None
+    ) -> None:
         self.db = db
         self.store = store
+        self.attestor = attestor
         with db.transaction():
             if db.dialect == "postgresql":
                 db.execute("SELECT pg_advisory_xact_lock(7304812)")
@@ -208,31 +232,13 @@ class CustodyLog:
         ]
 
     def verify(self) -> list[str]:
-        """Every break in the chain (empty when it holds), checked against sealed segments too."""
-        problems = check_chain(self.entries())
-        if self.store is not None:
-            for first, last, key, sha256 in self.db.rows(
-                "SELECT first_seq, last_seq, segment_key, sha256 FROM custody_seals ORDER BY last_seq"
-            ):
-                try:
-                    with self.store.open(key) as handle:
-                        data = handle.read()
-                    sealed = list(_parse_segment(data))
-                except (AttestError, ValueError, KeyError, TypeError) as exc:
-                    problems.append(f"{key}: sealed segment cannot be read: {exc}")
-                    continue
-                if hashlib.sha256(data).hexdigest() != sha256:
-                    problems.append(
-                        f"{key}: sealed segment's SHA-256 is not the one recorded when sealed"
-                    )
-                stored = [
-                    e.json_line() for e in self.entries(after=int(first) - 1, until=int(last))
-                ]
-                if [e.json_line() for e in sealed] != stored:
-                    problems.append(
-                        f"{key}: sealed segment differs from the database's entries {first}-{last}"
-                    )
-        return problems
+        """Every break in the chain or disagreement with the sealed segments (empty: it holds)."""
+        return self.check().problems
+
+    def check(self, trust: Trust | None = None, *, require_seals: bool = False) -> CustodyVerdict:
+        """The log checked against the store's sealed segments (see :mod:`archive.custodyseal`);
+        ``trust``: the anchors the segments' signatures and timestamps must chain to."""
+        return check_log(self, trust, require_seals=require_seals)
 
     # --- sealing ------------------------------------------------------------------------------
 
@@ -250,18 +256,36 @@ class CustodyLog:
             return None
         first, last = entries[0].seq, entries[-1].seq
         key = f"{SEGMENT_PREFIX}{first:012d}-{last:012d}.jsonl"
+        data = "".join(e.json_line() + "\n" for e in entries).encode("utf-8")
         with tempfile.TemporaryDirectory(prefix="attest-custody-") as tmp:
             path = Path(tmp) / "segment.jsonl"
-            path.write_text("".join(e.json_line() + "\n" for e in entries), encoding="utf-8")
+            path.write_bytes(data)
             sha256 = file_sha256(path)
             self.store.put_file(key, path, sha256)
+        sealed_at = utc_iso()
         self.db.execute(
             "INSERT INTO custody_seals (last_seq, first_seq, segment_key, sha256, sealed_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (last_seq) DO NOTHING",
-            (last, first, key, sha256, utc_iso()),
+            (last, first, key, sha256, sealed_at),
         )
         log.info("custody log sealed", extra={"segment": key, "entries": len(entries)})
+        if self.attestor is not None and self.attestor.active:
+            write_seal(self.store, key, self.attestor.attest(key, data, sealed_at))
         return key
+
+    def attest_sealed(self) -> list[str]:
+        """Sign and timestamp the sealed segments that have no seal file yet (sealed by a
+        process without the key, or whose seal could not be stored); their seal says when."""
+        if self.store is None or self.attestor is None or not self.attestor.active:
+            return []
+        done = []
+        for key in segment_keys(self.store):
+            if self.store.stat(key + ".seal.json") is not None:
+                continue
+            data = read_first_version(self.store, key, [])
+            write_seal(self.store, key, self.attestor.attest(key, data, utc_iso()))
+            done.append(key)
+        return done
 
     def maybe_seal(self) -> str | None:
         return self.seal(minimum=SEAL_EVERY)
@@ -271,15 +295,20 @@ class CustodyLog:
         assert self.store is not None
         if self.db.rows("SELECT 1 FROM custody_log LIMIT 1"):
             return 0
-        keys = sorted(k for k in self.store.keys(SEGMENT_PREFIX) if k.endswith(".jsonl"))
+        keys = segment_keys(self.store)
         if not keys:
             return 0
-        entries: list[Entry] = []
+        by_seq: dict[int, Entry] = {}
+        digests: dict[str, str] = {}
         for key in keys:
             try:
-                entries.extend(_read_segment(self.store, key))
+                data = read_first_version(self.store, key, [])
+                for entry in parse_segment(data):
+                    by_seq.setdefault(entry.seq, entry)
             except (ValueError, KeyError, TypeError) as exc:
                 raise CustodyError(f"sealed custody segment {key} cannot be read: {exc}") from exc
+            digests[key] = hashlib.sha256(data).hexdigest()
+        entries = [by_seq[s] for s in sorted(by_seq)]
         problems = check_chain(iter(entries))
         if problems:
             raise CustodyError("sealed custody segments do not chain: " + "; ".join(problems[:3]))
@@ -287,23 +316,19 @@ class CustodyLog:
             for entry in entries:
                 self._insert(entry)
             for key in keys:
-                first, last = (
-                    int(x) for x in key.rsplit("/", 1)[1].removesuffix(".jsonl").split("-")
-                )
-                with self.store.open(key) as handle:
-                    digest = hashlib.sha256(handle.read()).hexdigest()
+                first, last = segment_range(key) or (0, 0)
                 self.db.execute(
                     "INSERT INTO custody_seals (last_seq, first_seq, segment_key, sha256, sealed_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (last, first, key, digest, utc_iso()),
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (last_seq) DO NOTHING",
+                    (last, first, key, digests[key], utc_iso()),
                 )
         log.warning("custody log restored from %d sealed segment(s) in the store", len(keys))
         return len(entries)
 
 
-def check_chain(entries: Iterator[Entry]) -> list[str]:
+def check_chain(entries: Iterator[Entry], *, prev: str = GENESIS) -> list[str]:
+    """Every break in a run of entries; ``prev``: the hash the first one must follow."""
     problems = []
-    prev = GENESIS
     expected_seq = None
     for entry in entries:
         if expected_seq is not None and entry.seq != expected_seq:
@@ -317,19 +342,3 @@ def check_chain(entries: Iterator[Entry]) -> list[str]:
         prev = entry.hash
         expected_seq = entry.seq + 1
     return problems
-
-
-def _read_segment(store: Store, key: str) -> Iterator[Entry]:
-    with store.open(key) as handle:
-        data = handle.read()
-    return _parse_segment(data)
-
-
-def _parse_segment(data: bytes) -> Iterator[Entry]:
-    for line in data.decode("utf-8").splitlines():
-        if line.strip():
-            item = json.loads(line)
-            yield Entry(
-                int(item["seq"]), item["at"], item["actor"], item["action"], item["object"],
-                item["details"], item["prev_hash"], item["hash"],
-            )  # fmt: skip

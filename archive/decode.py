@@ -130,3 +130,57 @@ def decode_body(body: bytes, content_encoding: str | None, *, chunked: bool = Fa
         except Exception as exc:  # zlib.error, brotli.error: the archived bytes are not valid
             raise UnsupportedEncoding(f"the payload does not decode as {name}: {exc}") from exc
     return body
+
+
+def _dechunk_prefix(body: bytes) -> bytes:
+    """As much of a chunked body's entity as a prefix of it holds."""
+    out = bytearray()
+    pos = 0
+    while True:
+        end = body.find(b"\r\n", pos)
+        if end < 0:
+            return bytes(out)
+        try:
+            size = int(body[pos:end].split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return bytes(out)
+        pos = end + 2
+        if size == 0:
+            return bytes(out)
+        out += body[pos : pos + size]
+        if pos + size >= len(body):
+            return bytes(out)
+        pos += size + 2
+
+
+def decode_prefix(
+    body: bytes, content_encoding: str | None, *, chunked: bool = False, limit: int
+) -> bytes:
+    """The first bytes (at most ``limit``) of the document a PREFIX of an archived payload
+    holds: like :func:`decode_body`, but a body cut short decodes as far as it goes."""
+    if chunked:
+        body = _dechunk_prefix(body)
+    for name in reversed(encodings(content_encoding)):
+        if name == "identity" or not body:
+            continue
+        if name in ("gzip", "x-gzip", "deflate"):
+            wbits = 16 + zlib.MAX_WBITS if name != "deflate" else zlib.MAX_WBITS
+            try:
+                body = zlib.decompressobj(wbits).decompress(body, limit)
+            except zlib.error:
+                if name != "deflate":
+                    raise UnsupportedEncoding(f"the payload does not decode as {name}") from None
+                try:
+                    body = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit)
+                except zlib.error as exc:
+                    raise UnsupportedEncoding(f"the payload does not decode as {name}") from exc
+        elif name == "br":
+            import brotli
+
+            try:
+                body = brotli.Decompressor().process(body, output_buffer_limit=limit)
+            except brotli.error as exc:
+                raise UnsupportedEncoding(f"the payload does not decode as br: {exc}") from exc
+        else:
+            raise UnsupportedEncoding(f"Content-Encoding {name!r} is not supported")
+    return body[:limit]

@@ -8,9 +8,16 @@ page's subresources captured in the same run, a revisit's original, the origin's
 The bytes a court may ask for are then all under hold, not just the page.
 
 Everything is resolved before anything is held, so an unknown capture or claim changes nothing.
-Each WARC's hold is set on its current version, read back from the store, and then appended to
-the custody log (action ``hold``, or ``release`` when a hold is lifted), its object the WARC's
-store URI, its details what asked for it. Holding again is harmless and recorded again.
+Each WARC's hold is set on the object version the index read it as (the version stored at
+capture), never on whatever was put under its key since; it is read back from the store, and
+then appended to the custody log (action ``hold``, or ``release`` when a hold is lifted), its
+object the WARC's store URI, its details the version held and what asked for it. Holding again
+is harmless and recorded again.
+
+A hold is refused, before any is placed, when a WARC's current version is not the indexed one
+and its SHA-256 differs (someone put other bytes under its key): the error names each such key
+with both versions, so that the overwrite is investigated (``attest audit`` names it too) and
+not papered over by a hold that would look complete.
 
 S3 has one legal-hold flag per object version, but a WARC may be held for several reasons: for
 a capture, for a claim of one case and a claim of another. A release lifts only what it names,
@@ -30,7 +37,7 @@ from typing import Any
 from archive.cases import Case, capture_record_id, resolve
 from archive.cdxj import IndexRow
 from archive.custody import CustodyLog
-from archive.errors import AttestError, ConfigError, NotFound
+from archive.errors import AttestError, ConfigError, IntegrityError, NotFound
 from archive.evidence import select
 from archive.indexdb import IndexDB
 from archive.store import LegalHold, Store
@@ -134,6 +141,40 @@ def plan_for_claims(
     return plan
 
 
+def pinned_versions(
+    db: IndexDB, store: Store, keys: Sequence[str], *, refuse_changed: bool = True
+) -> dict[str, tuple[str | None, str | None]]:
+    """For each WARC key, the (object version, SHA-256) the index recorded.
+
+    With ``refuse_changed``: :class:`~archive.errors.IntegrityError` naming every key whose
+    current version is not the indexed one and holds other bytes (an overwrite)."""
+    pinned: dict[str, tuple[str | None, str | None]] = {}
+    changed: list[str] = []
+    for key in keys:
+        indexed = db.warc(key) or {}
+        version, sha256 = indexed.get("version_id") or None, indexed.get("sha256") or None
+        pinned[key] = (version, sha256)
+        if not refuse_changed or version is None:
+            continue
+        current = store.current(key)
+        if current is None:
+            continue  # the indexed version is asked for; the store says if it is gone
+        if current.version_id != version and current.sha256 != sha256:
+            changed.append(
+                f"{store.object_uri(key)}: its current version {current.version_id} has sha256 "
+                f"{current.sha256 or '-'}, the version indexed ({version}) sha256 {sha256}"
+            )
+    if changed:
+        raise IntegrityError(
+            "not holding: other bytes were put under the key of "
+            + ("these WARCs" if len(changed) > 1 else "this WARC")
+            + " since they were stored, so a hold would not cover what the index and the "
+            "custody log describe; nothing was held (run `attest audit` on them):\n  "
+            + "\n  ".join(changed)
+        )
+    return pinned
+
+
 def apply_holds(
     store: Store,
     custody: CustodyLog,
@@ -148,18 +189,23 @@ def apply_holds(
     A release lifts a WARC's hold only when nothing but this request holds it; otherwise the
     hold stays ON and ``plan.kept`` (and the entry's ``kept_for``) says what still holds it.
     A store without legal holds fails on the first WARC, before anything is recorded; a
-    failure part way leaves the holds already placed recorded (they are real).
+    failure part way leaves the holds already placed recorded (they are real). Each WARC is
+    held as the version its index entry names; a hold is refused, changing nothing, when a
+    WARC's key now holds other bytes (:func:`check_versions`).
     """
     store.require_legal_holds()
+    pinned = pinned_versions(custody.db, store, plan.warc_keys, refuse_changed=on)
     done: list[LegalHold] = []
     try:
         for key in plan.warc_keys:
             others = set() if on else holders(custody, store.object_uri(key)) - plan.holders(key)
-            hold = store.set_legal_hold(key, on=on or bool(others))
+            version, sha256 = pinned[key]
+            hold = store.set_legal_hold(key, on=on or bool(others), version=version)
             details: dict[str, Any] = {
                 "legal_hold": hold.status,
                 "previous": hold.previous,
                 "version_id": hold.version_id,
+                "sha256": sha256,
                 **plan.details(key),
             }
             if others:

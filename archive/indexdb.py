@@ -28,7 +28,7 @@ from archive.errors import ConfigError, IndexError_
 COLUMNS = (
     "surt", "url", "ts", "status", "mime", "digest", "record_type", "record_id", "warc_key",
     "warc_offset", "length", "source", "run_id", "ip", "concurrent_to", "platform", "account",
-    "post_id", "block_digest",
+    "post_id", "block_digest", "outcome",
 )  # fmt: skip
 
 # One schema for both databases; only types and the full-text table differ.
@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS warcs (
     source TEXT,
     warcinfo TEXT,
     cdxj_key TEXT,
-    indexed_at TEXT NOT NULL
+    indexed_at TEXT NOT NULL,
+    version_id TEXT,
+    problems INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS captures (
     id {id_column},
@@ -50,8 +52,13 @@ CREATE TABLE IF NOT EXISTS captures (
     mime TEXT NOT NULL, digest TEXT, record_type TEXT NOT NULL, record_id TEXT NOT NULL,
     warc_key TEXT NOT NULL, warc_offset {big} NOT NULL, length {big} NOT NULL,
     source TEXT, run_id TEXT, ip TEXT, concurrent_to TEXT,
-    platform TEXT, account TEXT, post_id TEXT, block_digest TEXT,
+    platform TEXT, account TEXT, post_id TEXT, block_digest TEXT, outcome TEXT,
     UNIQUE (warc_key, warc_offset)
+);
+CREATE TABLE IF NOT EXISTS index_problems (
+    warc_key TEXT NOT NULL, warc_offset {big} NOT NULL, record_id TEXT, record_type TEXT,
+    target_uri TEXT, check_name TEXT NOT NULL, detail TEXT NOT NULL, found_at TEXT NOT NULL,
+    UNIQUE (warc_key, warc_offset, check_name)
 );
 CREATE INDEX IF NOT EXISTS captures_surt_ts ON captures (surt, ts);
 CREATE INDEX IF NOT EXISTS captures_record_id ON captures (record_id);
@@ -103,7 +110,13 @@ def _placeholders(sql: str) -> str:
 
 
 RUN_WARC_COLUMNS = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
-                    "cdxj_key", "indexed_at")  # fmt: skip
+                    "cdxj_key", "indexed_at", "version_id", "problems")  # fmt: skip
+#: Columns added since the first schema: (table, column, type), added to older databases.
+_ADDED_COLUMNS = (
+    ("warcs", "version_id", "TEXT"),
+    ("warcs", "problems", "INTEGER NOT NULL DEFAULT 0"),
+    ("captures", "outcome", "TEXT"),
+)
 
 
 def run_warcs_query(dialect: str, run: str) -> tuple[str, tuple[str, ...]]:
@@ -223,7 +236,16 @@ class IndexDB:
                     # Two processes creating the schema at once would collide: serialise them.
                     self._pg.execute("SELECT pg_advisory_xact_lock(7304811)")
                     self._pg.execute(schema)
+                    for table, column, kind in _ADDED_COLUMNS:
+                        self._pg.execute(
+                            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
+                        )
             else:
+                # An index made by an earlier attest: its tables get the newer columns first.
+                for table, column, kind in _ADDED_COLUMNS:
+                    have = {r[1] for r in self._sqlite.execute(f"PRAGMA table_info({table})")}
+                    if have and column not in have:
+                        self._sqlite.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 self._sqlite.executescript(schema)
 
     # --- loading ----------------------------------------------------------------------------
@@ -286,17 +308,45 @@ class IndexDB:
                     )
                 else:
                     self.executemany("INSERT INTO texts (capture_id, body) VALUES (?, ?)", pairs)
+            problems = warc.get("problems") or []
             self.execute(
                 "INSERT INTO warcs (warc_key, sha256, size, records, run_id, source, warcinfo, "
-                "cdxj_key, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (warc_key) DO NOTHING",
+                "cdxj_key, indexed_at, version_id, problems) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (warc_key) DO NOTHING",
                 (
                     key, warc.get("sha256"), warc.get("size"), len(values), warc.get("run_id"),
                     warc.get("source"), json.dumps(warc.get("warcinfo") or {}, sort_keys=True),
-                    warc.get("cdxj_key"), warc["indexed_at"],
+                    warc.get("cdxj_key"), warc["indexed_at"], warc.get("version_id"),
+                    len(problems),
                 ),
             )  # fmt: skip
+            if problems:
+                self.executemany(
+                    "INSERT INTO index_problems (warc_key, warc_offset, record_id, record_type, "
+                    "target_uri, check_name, detail, found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (warc_key, warc_offset, check_name) DO NOTHING",
+                    [
+                        (key, p["offset"], p.get("record_id"), p.get("record_type"),
+                         p.get("target_uri"), p["check"], p["detail"], warc["indexed_at"])
+                        for p in problems
+                    ],
+                )  # fmt: skip
         return added
+
+    def problems(self, warc_key: str | None = None) -> list[dict[str, Any]]:
+        """The records indexing left out because a check failed (all WARCs', or one's)."""
+        names = ("warc_key", "offset", "record_id", "record_type", "target_uri", "check",
+                 "detail", "found_at")  # fmt: skip
+        sql = (
+            "SELECT warc_key, warc_offset, record_id, record_type, target_uri, check_name, "
+            "detail, found_at FROM index_problems"
+        )
+        params: tuple[Any, ...] = ()
+        if warc_key is not None:
+            sql += " WHERE warc_key = ?"
+            params = (warc_key,)
+        rows = self.rows(sql + " ORDER BY warc_key, warc_offset", params)
+        return [dict(zip(names, r, strict=True)) for r in rows]
 
     def _count_for(self, warc_key: str) -> int:
         return int(self.rows("SELECT count(*) FROM captures WHERE warc_key = ?", (warc_key,))[0][0])
@@ -306,6 +356,7 @@ class IndexDB:
         with self.transaction():
             self.execute("DELETE FROM texts")
             self.execute("DELETE FROM captures")
+            self.execute("DELETE FROM index_problems")
             self.execute("DELETE FROM warcs")
 
     # --- reading ----------------------------------------------------------------------------
@@ -426,15 +477,12 @@ class IndexDB:
 
     def warc(self, warc_key: str) -> dict[str, Any] | None:
         found = self.rows(
-            "SELECT warc_key, sha256, size, records, run_id, source, warcinfo, cdxj_key, indexed_at "
-            "FROM warcs WHERE warc_key = ?",
+            f"SELECT {', '.join(RUN_WARC_COLUMNS)} FROM warcs WHERE warc_key = ?",  # noqa: S608 - constant columns; values are bound
             (warc_key,),
         )
         if not found:
             return None
-        names = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
-                 "cdxj_key", "indexed_at")  # fmt: skip
-        return dict(zip(names, found[0], strict=True))
+        return dict(zip(RUN_WARC_COLUMNS, found[0], strict=True))
 
     def counts(self) -> dict[str, int]:
         return {
@@ -490,18 +538,18 @@ def row_values(row: IndexRow) -> tuple[Any, ...]:
     return (
         row.surt, row.url, row.ts, row.status, row.mime, row.digest, row.record_type,
         row.record_id, row.warc_key, row.offset, row.length, row.source, row.run_id, row.ip,
-        row.concurrent_to, row.platform, row.account, row.post_id, row.block_digest,
+        row.concurrent_to, row.platform, row.account, row.post_id, row.block_digest, row.outcome,
     )  # fmt: skip
 
 
 def _row(values: Sequence[Any]) -> IndexRow:
     (surt, url, ts, status, mime, digest, rtype, rid, key, offset, length, source, run_id, ip,
-     concurrent_to, platform, account, post_id, block_digest) = values  # fmt: skip
+     concurrent_to, platform, account, post_id, block_digest, outcome) = values  # fmt: skip
     return IndexRow(
         surt=surt, url=url, ts=int(ts), status=status, mime=mime, digest=digest,
         record_type=rtype, record_id=rid, warc_key=key, offset=int(offset), length=int(length),
         source=source, run_id=run_id, ip=ip, concurrent_to=concurrent_to, platform=platform,
-        account=account, post_id=post_id, block_digest=block_digest,
+        account=account, post_id=post_id, block_digest=block_digest, outcome=outcome,
     )  # fmt: skip
 
 

@@ -7,30 +7,45 @@ deterministically from immutable bytes, is the same object when written again.
 
 ``rebuild`` empties the index tables (never the custody log's) and indexes every WARC in the
 store again: the index is derived data, the store is the evidence.
+
+A WARC is read as the object version that was stored (the ``capture`` custody entry names it,
+and its SHA-256), streamed from the store with every record's digests recomputed
+(:func:`archive.cdxj.read_warc_index`); the whole object's SHA-256 must be the one recorded at
+upload, else nothing of it is indexed. A record that fails its own checks is left out and
+recorded as an index problem (``IndexDB.problems``), and its WARC's other records are indexed:
+the result says how many, and ``attest index`` exits non-zero.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
+import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from archive.cdxj import read_warc_index
 from archive.custody import CustodyLog, utc_iso
-from archive.errors import AttestError, ObjectExists
+from archive.errors import AttestError, DigestMismatch, NotFound, ObjectExists
 from archive.indexdb import IndexDB, row_values
-from archive.store import FileStore, Store, copy_to, file_sha256, open_store
+from archive.ship import ShippedWarc, record_capture, upload_record
+from archive.store import Store, file_sha256, open_store
+from archive.warcread import Problem
 
 log = logging.getLogger(__name__)
 
 WARC_PREFIX = "warcs/"
 CDXJ_SUFFIX = ".cdxj"
+
+
+#: Problems of one WARC written into its ``index`` custody entry (the index keeps them all).
+MAX_PROBLEMS_LOGGED = 20
 
 
 @dataclass
@@ -42,6 +57,13 @@ class IndexResult:
     skipped: bool = False
     cdxj_key: str | None = None
     error: str | None = None
+    version_id: str | None = None
+    #: Records left out because a check failed (``Problem`` fields, as dicts)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.problems
 
     def as_dict(self) -> dict[str, object]:
         return dict(vars(self))
@@ -58,15 +80,58 @@ def warc_keys(store: Store) -> Iterator[str]:
 
 
 @contextmanager
-def local_copy(store: Store, key: str) -> Iterator[Path]:
-    """A path to the object's bytes: the file itself for a file store, else a temporary copy."""
-    if isinstance(store, FileStore):
-        yield store.root / key
+def open_warc(
+    store: Store, key: str, *, version: str | None = None
+) -> Iterator[tuple[BinaryIO, int]]:
+    """The object's bytes as a stream (a file of a file store, else read as it is consumed),
+    positioned at its start and able to peek at its first bytes; and its size."""
+    path = store.local_path(key)
+    if path is not None:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed below, after the yield
+        except FileNotFoundError:
+            raise NotFound(f"{store.object_uri(key)}: no such object in the store") from None
+        with handle:
+            yield handle, os.fstat(handle.fileno()).st_size
         return
-    with tempfile.TemporaryDirectory(prefix="attest-index-") as tmp:
-        target = Path(tmp) / "warc"
-        copy_to(store, key, target)
-        yield target
+    found = store.stat(key, version=version)
+    if found is None:
+        what = f" version {version}" if version else ""
+        raise NotFound(f"{store.object_uri(key)}{what}: no such object in the store")
+    with store.open_range(key, 0, found.size, version=version) as stream:
+        yield stream, found.size
+
+
+def recorded_upload(
+    custody: CustodyLog | None, store: Store, key: str
+) -> tuple[str | None, str | None]:
+    """(SHA-256, object version) of the WARC as it was uploaded, from its first ``capture``
+    custody entry; (None, None) when none is known.
+
+    A WARC stored while the custody log could not be written (its run's index step failed)
+    has no ``capture`` entry: it gets one now, from what its run's ship report in the store
+    says of the upload (:func:`archive.ship.upload_record`), if that report is found."""
+    if custody is None:
+        return None, None
+    uri = store.object_uri(key)
+    for entry in custody.for_object(uri):
+        if entry.action == "capture":
+            return entry.details.get("sha256"), entry.details.get("version_id")
+    found = upload_record(store, key)
+    if found is None:
+        return None, None
+    shipped, report_key = found
+    record_capture(
+        custody,
+        ShippedWarc(
+            filename=key.rsplit("/", 1)[-1], key=key, uri=uri, sha256=str(shipped["sha256"]),
+            size=int(shipped["size"]), records=shipped.get("records"),
+            version_id=shipped.get("version_id"),
+        ),
+        shipped.get("run_id"),
+        recorded_from=store.object_uri(report_key),
+    )  # fmt: skip
+    return str(shipped["sha256"]), shipped.get("version_id")
 
 
 @dataclass
@@ -82,46 +147,105 @@ class ParsedWarc:
     cdxj: bytes
     size: int
     sha256: str
+    version_id: str | None = None
+    problems: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_warc(store: Store, key: str, *, sha256: str | None = None) -> ParsedWarc:
-    """Read a stored WARC into rows, texts and its CDXJ (no database, no writes)."""
-    with local_copy(store, key) as path:
-        index = read_warc_index(path, key)
-        size = path.stat().st_size
-        if sha256 is None:
-            sha256 = file_sha256(path)
+def problem_dict(problem: Problem) -> dict[str, Any]:
+    return {
+        "offset": problem.offset, "record_id": problem.record_id,
+        "record_type": problem.record_type, "target_uri": problem.target_uri,
+        "check": problem.check, "detail": problem.detail,
+    }  # fmt: skip
+
+
+def parse_warc(
+    store: Store, key: str, *, sha256: str | None = None, version: str | None = None
+) -> ParsedWarc:
+    """Read a stored WARC into rows, texts and its CDXJ (no database, no writes).
+
+    ``version``: the object version to read (default: the current one); ``sha256``: what the
+    whole object must hash to (the upload's), else :class:`DigestMismatch` and nothing read is
+    used."""
+    if version is None:
+        current = store.stat(key)
+        version = current.version_id if current is not None else None
+    digest: list[str] = []
+    with open_warc(store, key, version=version) as (handle, size):
+        index = read_warc_index(Path(key), key, handle=handle, file_hash=digest)
+    if not digest:  # an uncompressed WARC is read out of order: hash it in a pass of its own
+        whole = hashlib.sha256()
+        with open_warc(store, key, version=version) as (handle, _):
+            while chunk := handle.read(1024 * 1024):
+                whole.update(chunk)
+        digest.append(whole.hexdigest())
+    found = digest[0]
+    if sha256 is not None and found != sha256:
+        what = f" (version {version})" if version else ""
+        raise DigestMismatch(
+            f"{store.object_uri(key)}{what}: the stored object's sha256 is {found}, "
+            f"{sha256} was uploaded: not indexed"
+        )
     return ParsedWarc(
         key=key, values=[row_values(r) for r in index.rows], texts=index.texts,
         run_id=index.run_id, source=index.source, warcinfo=index.warcinfo, cdxj=index.cdxj(),
-        size=size, sha256=sha256,
+        size=size, sha256=found, version_id=version,
+        problems=[problem_dict(p) for p in index.problems],
     )  # fmt: skip
 
 
-def _parse_in_worker(store_uri: str, key: str) -> ParsedWarc:
-    return parse_warc(open_store(store_uri), key)
+def _parse_in_worker(
+    store_uri: str, key: str, sha256: str | None, version: str | None
+) -> ParsedWarc:
+    return parse_warc(open_store(store_uri), key, sha256=sha256, version=version)
 
 
 def load_parsed(
     db: IndexDB, store: Store, parsed: ParsedWarc, *, custody: CustodyLog | None = None
 ) -> IndexResult:
     """Store the CDXJ beside the WARC, load the rows, log the index event."""
-    result = IndexResult(key=parsed.key, rows=len(parsed.values), texts=len(parsed.texts))
+    result = IndexResult(
+        key=parsed.key, rows=len(parsed.values), texts=len(parsed.texts),
+        version_id=parsed.version_id, problems=parsed.problems,
+    )  # fmt: skip
     result.cdxj_key = _store_cdxj(store, parsed.key, parsed.cdxj)
     result.added = db.load_values(
         parsed.key, parsed.values, parsed.texts,
         warc={"sha256": parsed.sha256, "size": parsed.size, "run_id": parsed.run_id,
               "source": parsed.source, "warcinfo": parsed.warcinfo, "cdxj_key": result.cdxj_key,
-              "indexed_at": utc_iso()},
+              "indexed_at": utc_iso(), "version_id": parsed.version_id,
+              "problems": parsed.problems},
     )  # fmt: skip
     if custody is not None:
-        custody.append(
-            "index",
-            store.object_uri(parsed.key),
-            {"sha256": parsed.sha256, "rows": result.rows, "added": result.added,
-             "cdxj": result.cdxj_key, "run_id": parsed.run_id, "source": parsed.source},
+        uri = store.object_uri(parsed.key)
+        # Still no capture entry (nothing recorded the upload): the values as first indexed.
+        record_capture(
+            custody,
+            ShippedWarc(
+                filename=parsed.key.rsplit("/", 1)[-1], key=parsed.key, uri=uri,
+                sha256=parsed.sha256, size=parsed.size, records=None,
+                version_id=parsed.version_id,
+            ),
+            parsed.run_id,
+            recorded_from="the WARC as first indexed (no record of its upload was found)",
         )  # fmt: skip
-    log.info("indexed %s", parsed.key, extra={"rows": result.rows, "added": result.added})
+        details: dict[str, Any] = {
+            "sha256": parsed.sha256, "version_id": parsed.version_id, "rows": result.rows,
+            "added": result.added, "cdxj": result.cdxj_key, "run_id": parsed.run_id,
+            "source": parsed.source,
+        }  # fmt: skip
+        if parsed.problems:
+            details["records_left_out"] = len({p["offset"] for p in parsed.problems})
+            details["problem_count"] = len(parsed.problems)
+            details["problems"] = parsed.problems[:MAX_PROBLEMS_LOGGED]
+        custody.append("index", uri, details)
+    if parsed.problems:
+        log.error(
+            "indexed %s without %d record(s) that failed their checks", parsed.key,
+            len(parsed.problems), extra={"rows": result.rows, "problems": len(parsed.problems)},
+        )  # fmt: skip
+    else:
+        log.info("indexed %s", parsed.key, extra={"rows": result.rows, "added": result.added})
     return result
 
 
@@ -132,11 +256,16 @@ def index_warc(
     *,
     custody: CustodyLog | None = None,
     sha256: str | None = None,
+    version: str | None = None,
     force: bool = False,
 ) -> IndexResult:
+    """Index one WARC; ``sha256``/``version``: as uploaded (default: its ``capture`` entry's)."""
     if not force and db.is_indexed(key):
         return IndexResult(key=key, skipped=True)
-    return load_parsed(db, store, parse_warc(store, key, sha256=sha256), custody=custody)
+    if sha256 is None and version is None:
+        sha256, version = recorded_upload(custody, store, key)
+    parsed = parse_warc(store, key, sha256=sha256, version=version)
+    return load_parsed(db, store, parsed, custody=custody)
 
 
 def _store_cdxj(store: Store, key: str, cdxj: bytes) -> str | None:
@@ -184,7 +313,9 @@ def index_keys(
     if workers <= 1 or len(todo) <= 1:
         for key in todo:
             try:
-                results.append(load_parsed(db, store, parse_warc(store, key), custody=custody))
+                sha256, version = recorded_upload(custody, store, key)
+                parsed = parse_warc(store, key, sha256=sha256, version=version)
+                results.append(load_parsed(db, store, parsed, custody=custody))
             except (AttestError, OSError) as exc:
                 failed(key, exc)
             if progress is not None:
@@ -197,7 +328,8 @@ def index_keys(
                 # At most two WARCs per worker in flight: memory stays bounded.
                 while queue and len(pending) < 2 * workers:
                     key = queue.pop()
-                    pending[pool.submit(_parse_in_worker, store.uri, key)] = key
+                    sha256, version = recorded_upload(custody, store, key)
+                    pending[pool.submit(_parse_in_worker, store.uri, key, sha256, version)] = key
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     key = pending.pop(future)

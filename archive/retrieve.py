@@ -1,21 +1,32 @@
 """Getting a capture back: the raw WARC record, or its payload decoded, by index row.
 
 A row names the WARC (store key), the record's offset and its length in the file; one ranged
-read gets exactly that gzip member (or plain record), which is checked to be a WARC record with
-the expected ``WARC-Record-ID`` and, for the payload, its ``WARC-Payload-Digest`` before any
-byte is handed out.
+read gets exactly that gzip member (or plain record). Before any byte of it is handed out it is
+checked (:func:`check_record`): it is one whole WARC record, the one the row names (its
+``WARC-Record-ID``), with the digests the index recorded when it read the WARC, and those
+digests hold for its bytes (the block's, and the HTTP payload's, recomputed). A record that
+fails is refused with :class:`~archive.errors.DigestMismatch` or
+:class:`~archive.errors.IntegrityError` naming it: ``attest get``, replay, the capture pages
+and the bundle export all read through here.
+
+Reads are of the object version the index recorded for the WARC (:func:`pinned_store`), not of
+whatever was put under its key since.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 from archive.cdxj import HttpHead, IndexRow, parse_head, parse_http_head
 from archive.decode import decode_body
 from archive.errors import DigestMismatch, IntegrityError
-from archive.store import Store
+from archive.indexdb import IndexDB
+from archive.store import PinnedStore, Store
+from archive.warcread import Problem, RecordInfo, iter_records
 
 
 @dataclass
@@ -39,9 +50,78 @@ class Payload:
         return decode_body(self.body, self.http.headers.get("content-encoding"), chunked=chunked)
 
 
+def pinned_store(store: Store, db: IndexDB) -> PinnedStore:
+    """``store``, reading each indexed WARC as the object version the index recorded."""
+    known: dict[str, str | None] = {}
+
+    def version_of(key: str) -> str | None:
+        if key not in known:
+            found = db.warc(key)
+            if found is None:
+                return None  # not indexed (yet): the current version; asked again next time
+            known[key] = found.get("version_id") or None
+        return known[key]
+
+    return PinnedStore(store, version_of)
+
+
+def _where(row: IndexRow) -> str:
+    return f"{row.warc_key} at offset {row.offset} (record {row.record_id})"
+
+
+def check_record(row: IndexRow, handle: BinaryIO) -> RecordInfo:
+    """Read one record from ``handle`` (the row's bytes, as stored) and check it against the
+    row and its own digests; its info, or DigestMismatch / IntegrityError saying what failed."""
+    where = _where(row)
+    found: list[RecordInfo] = []
+    problems: list[Problem] = []
+    for item in iter_records(Path(row.warc_key), handle=handle):
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            found.append(item)
+    for problem in problems:
+        if problem.check in ("block-digest", "payload-digest"):
+            raise DigestMismatch(
+                f"{where}: {problem.check.replace('-', ' ')} does not hold: {problem.detail}"
+            )
+    if problems:
+        raise IntegrityError(f"{where}: not a whole WARC record: {problems[0].detail}")
+    if len(found) != 1:
+        raise IntegrityError(f"{where}: the range holds {len(found)} records, not one")
+    info = found[0]
+    if info.record_id != row.record_id:
+        raise IntegrityError(
+            f"{where}: holds record {info.record_id}, the index says {row.record_id}"
+        )
+    if info.length != row.length:
+        raise IntegrityError(
+            f"{where}: the record is {info.length} bytes, the index says {row.length}"
+        )
+    if row.block_digest and info.block_digest != row.block_digest:
+        raise DigestMismatch(
+            f"{where}: its WARC-Block-Digest is {info.block_digest}, the index recorded "
+            f"{row.block_digest}"
+        )
+    recorded = info.payload_digest or (info.block_digest if row.record_type == "resource" else None)
+    if row.digest and recorded != row.digest:
+        raise DigestMismatch(
+            f"{where}: its payload digest is {recorded}, the index recorded {row.digest}"
+        )
+    return info
+
+
+def verify_record(store: Store, row: IndexRow) -> RecordInfo:
+    """Check the row's record in the store without holding it in memory (see check_record)."""
+    with store.open_range(row.warc_key, row.offset, row.length) as stream:
+        return check_record(row, stream)
+
+
 def raw_record(store: Store, row: IndexRow) -> bytes:
-    """The record's bytes exactly as stored (a gzip member for .warc.gz)."""
-    return store.read_range(row.warc_key, row.offset, row.length)
+    """The record's bytes exactly as stored (a gzip member for .warc.gz), once checked."""
+    data = store.read_range(row.warc_key, row.offset, row.length)
+    check_record(row, io.BytesIO(data))
+    return data
 
 
 def inflate_record(raw: bytes, where: str) -> bytes:
@@ -58,21 +138,15 @@ def inflate_record(raw: bytes, where: str) -> bytes:
 
 
 def load_payload(store: Store, row: IndexRow) -> Payload:
-    where = f"{row.warc_key} at offset {row.offset}"
+    """The row's record, checked, split into its WARC headers, HTTP head and body."""
+    where = _where(row)
     data = inflate_record(raw_record(store, row), where)
     head = parse_head(data)
     if head is None or not head[0].startswith(b"WARC/"):
         raise IntegrityError(f"{where}: not a WARC record")
     _, headers, head_len = head
-    if headers.get("warc-record-id") != row.record_id:
-        raise IntegrityError(
-            f"{where}: holds record {headers.get('warc-record-id')}, the index says {row.record_id}"
-        )
     length = int(headers.get("content-length", "0"))
     block = data[head_len : head_len + length]
-    label = headers.get("warc-block-digest", "")
-    if label.startswith("sha256:") and hashlib.sha256(block).hexdigest() != label[7:]:
-        raise DigestMismatch(f"{where}: block digest does not match {label}")
     http = None
     body = block
     if headers.get("content-type", "").startswith("application/http") and row.record_type in (

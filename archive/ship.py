@@ -4,6 +4,10 @@ A WARC leaves the spool only after (1) every record digest in it has been recomp
 store has accepted it under its immutable key and (3) the store's own SHA-256 of the whole
 object equals ours. If the store is down, files stay in the spool and the report says so; a
 later run or ``attest recover`` ships them. A file that fails verification is never uploaded.
+
+Each stored WARC then gets one ``capture`` entry in the custody log (:func:`record_capture`):
+its SHA-256, size, records, the object version the store gave it and the attest run that wrote
+it, whichever way it reached the store (a run, a later run's recovery, ``attest recover``).
 """
 
 from __future__ import annotations
@@ -15,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from archive import failpoints
-from archive.errors import IntegrityError, StorageError
-from archive.spool import RunSpool, SealResult, dead_spools, seal_open_file, source_of, store_key
+from archive.custody import CustodyLog
+from archive.errors import AttestError, IntegrityError, StorageError
+from archive.spool import (
+    WARC_NAME,
+    RunSpool,
+    SealResult,
+    dead_spools,
+    seal_open_file,
+    source_of,
+    store_key,
+)
 from archive.store import Store, file_sha256
 from archive.warcread import verify_warc
 
@@ -33,6 +46,8 @@ class ShippedWarc:
     #: None when not counted: a WARC found in the store after the try that shipped it died
     #: (its ``index`` custody entry counts its rows).
     records: int | None
+    #: The object version the store created for it (None where the store has no versions).
+    version_id: str | None = None
 
 
 @dataclass
@@ -97,19 +112,56 @@ def ship_file(path: Path, store: Store) -> ShippedWarc:
     key = store_key(path.name, source_of(path.name))
     failpoints.failpoint("ship.before-put")
     stored = store.put_file(key, path, sha256)
-    shipped = ShippedWarc(path.name, key, stored.uri, sha256, stored.size, verdict.record_count)
+    shipped = ShippedWarc(
+        path.name, key, stored.uri, sha256, stored.size, verdict.record_count, stored.version_id
+    )
     failpoints.failpoint("ship.after-put")
     path.unlink()
     log.info("uploaded %s", stored.uri, extra={"sha256": sha256, "records": shipped.records})
     return shipped
 
 
+def run_base(started: str, run_id: str) -> str:
+    """Where a run's ledger and ship report are kept in the store."""
+    return f"runs/{started[:10].replace('-', '/') or 'unknown'}/{run_id}"
+
+
+def upload_record(store: Store, key: str) -> tuple[dict[str, Any], str] | None:
+    """What the run that shipped the WARC at ``key`` recorded of its upload (an entry of its
+    ship report: sha256, size, records, version_id), and the report's key; None if not found.
+
+    The report is kept under the day the run started (``runs/<yyyy>/<mm>/<dd>/<run id>/``): the
+    WARC's own day (in its file name) or one of the two before it, for a long run.
+    """
+    from datetime import datetime, timedelta
+
+    name = key.rsplit("/", 1)[-1]
+    match = WARC_NAME.match(name)
+    if match is None:
+        return None
+    day = datetime.strptime(match["ts"][:8], "%Y%m%d")
+    for back in range(3):
+        prefix = f"runs/{(day - timedelta(days=back)):%Y/%m/%d}/{match['run']}"
+        for report_key in store.keys(prefix):
+            if not report_key.endswith("/run-report.json"):
+                continue
+            try:
+                with store.open(report_key) as handle:
+                    report = json.loads(handle.read())
+            except (AttestError, ValueError) as exc:
+                log.warning("cannot read %s: %s", report_key, exc)
+                continue
+            for entry in report.get("ship", {}).get("shipped", []):
+                if entry.get("key") == key:
+                    return {**entry, "run_id": report.get("ship", {}).get("run_id")}, report_key
+    return None
+
+
 def _ship_ledger(spool: RunSpool, store: Store, report: ShipReport) -> str | None:
     """The run's ledger and ship report, kept beside the WARCs (``runs/<run id>/``)."""
     ledger = spool.path / "ledger.jsonl"
     info = spool.info()
-    started = str(info.get("started", ""))[:10].replace("-", "/") or "unknown"
-    base = f"runs/{started}/{spool.run_id}"
+    base = run_base(str(info.get("started", "")), spool.run_id)
     try:
         for name in ("ledger.jsonl", "recorder.log"):
             path = spool.path / name
@@ -125,6 +177,25 @@ def _ship_ledger(spool: RunSpool, store: Store, report: ShipReport) -> str | Non
         report.pending.append((str(ledger), str(exc)))
         return None
     return f"{base}/ledger.jsonl"
+
+
+def record_capture(
+    custody: CustodyLog, warc: ShippedWarc, run_id: str | None, *, recorded_from: str | None = None
+) -> bool:
+    """The WARC's ``capture`` custody entry, once per WARC (a retried step logs nothing twice);
+    True when it was added now. ``recorded_from``: where the values come from, when it is not
+    the upload itself (the run's ship report in the store; the first indexing of the WARC)."""
+    if any(e.action == "capture" for e in custody.for_object(warc.uri)):
+        return False
+    details: dict[str, Any] = {
+        "sha256": warc.sha256, "size": warc.size, "records": warc.records, "run_id": run_id,
+    }  # fmt: skip
+    if warc.version_id is not None:
+        details["version_id"] = warc.version_id
+    if recorded_from is not None:
+        details["recorded_from"] = recorded_from
+    custody.append("capture", warc.uri, details)
+    return True
 
 
 def recover(spool_root: Path, store: Store) -> list[ShipReport]:

@@ -45,7 +45,8 @@ OPEN_SUFFIX = ".warc.gz.open"
 CLOSED_SUFFIX = ".warc.gz"
 DEFAULT_MAX_WARC_SIZE = 1_000_000_000
 # The prefix is ``attest-<source id>``: no slash or leading dot, so a name is one key segment.
-_NAME_RE = re.compile(
+#: An attest WARC's file name: ``<prefix>-<20-digit time>-<serial>-<run id's first 8>.warc.gz``
+WARC_NAME = re.compile(
     r"^(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)-(?P<ts>\d{20})-(?P<serial>\d{5})"
     r"-(?P<run>[0-9a-f]{8})\.warc\.gz$"
 )
@@ -150,7 +151,7 @@ def warc_filename(prefix: str, moment: datetime, serial: int, run_id: str) -> st
 
 def store_key(filename: str, source_id: str) -> str:
     """``warcs/<source>/<yyyy>/<mm>/<dd>/<filename>``, the date taken from the filename."""
-    match = _NAME_RE.match(filename)
+    match = WARC_NAME.match(filename)
     if not match:
         raise IntegrityError(f"{filename}: not an attest WARC file name")
     if not _SOURCE_RE.match(source_id):
@@ -161,7 +162,7 @@ def store_key(filename: str, source_id: str) -> str:
 
 def source_of(filename: str) -> str:
     """The source id encoded in an attest WARC file name (``attest-<source>-...``)."""
-    match = _NAME_RE.match(filename)
+    match = WARC_NAME.match(filename)
     if not match or not match["prefix"].startswith("attest-"):
         raise IntegrityError(f"{filename}: not an attest WARC file name")
     return match["prefix"][len("attest-") :]

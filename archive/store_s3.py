@@ -9,6 +9,11 @@ Uploads are single-part PUTs with a SHA-256 checksum of the whole object (multip
 are composites, which no one can compare with ``sha256sum``), so objects are limited to 5 GB;
 WARCs rotate at 1 GB by default.
 
+Every object version is kept (a versioned bucket; Object Lock requires one): a put returns the
+version it created (:attr:`~archive.store.StoredObject.version_id`), and reads and holds take a
+``version`` so that evidence is read and held as the version that was stored, never a later
+one put under the same key by someone else.
+
 Legal holds need a bucket with Object Lock enabled, and that is checked first: SeaweedFS (4.48)
 accepts and reports a legal hold on any versioned bucket, yet only enforces it where Object
 Lock is on, so a hold that was merely accepted would be a false assurance.
@@ -33,7 +38,7 @@ from archive.errors import (
     StorageError,
     StoreUnavailable,
 )
-from archive.store import LegalHold, StoredObject, _same_or_raise, validate_key
+from archive.store import LegalHold, RangeReader, StoredObject, same_or_raise, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -50,6 +55,12 @@ def _b64(hexdigest: str) -> str:
 
 def _hex(b64digest: str) -> str:
     return base64.b64decode(b64digest).hex()
+
+
+def _version_id(response: Any) -> str | None:
+    """The object version a response names; None in a bucket without versions ("null")."""
+    version = response.get("VersionId") if response is not None else None
+    return None if not version or version == "null" else str(version)
 
 
 def _server_sha256(head: HeadObjectOutputTypeDef) -> str | None:
@@ -158,29 +169,71 @@ class S3Store:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"{self.uri}: {what} failed: {exc}") from exc
 
-    def _head(self, key: str) -> HeadObjectOutputTypeDef | None:
+    def _where(self, key: str, version: str | None) -> dict[str, Any]:
+        where: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if version is not None:
+            where["VersionId"] = version
+        return where
+
+    def _head(self, key: str, version: str | None = None) -> HeadObjectOutputTypeDef | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.client.head_object(
-                Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
-            )
+            return self.client.head_object(**self._where(key, version), ChecksumMode="ENABLED")
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status == 404 or exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            if status == 404 or exc.response.get("Error", {}).get("Code") in (
+                "404", "NoSuchKey", "NoSuchVersion",
+            ):  # fmt: skip
                 return None
             raise StorageError(f"{self.object_uri(key)}: head failed: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"{self.uri}: head {key} failed: {exc}") from exc
 
-    def stat(self, key: str) -> StoredObject | None:
-        head = self._head(key)
+    def stat(self, key: str, *, version: str | None = None) -> StoredObject | None:
+        head = self._head(key, version)
         if head is None:
             return None
         # Objects uploaded by other tools may carry a composite (multipart) checksum or none;
         # the sha256 metadata that put_file writes is then the best available.
         sha = _server_sha256(head) or head.get("Metadata", {}).get("sha256", "")
-        return StoredObject(key, int(head["ContentLength"]), sha, self.object_uri(key))
+        return StoredObject(
+            key, int(head["ContentLength"]), sha, self.object_uri(key), _version_id(head)
+        )
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def current(self, key: str) -> StoredObject | None:
+        return self.stat(key)
+
+    def versions(self, key: str) -> list[StoredObject]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        found: list[tuple[Any, StoredObject]] = []
+        paginator = self.client.get_paginator("list_object_versions")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Versions", []):
+                    if item["Key"] != full:
+                        continue
+                    version = _version_id(item)
+                    # The listing has no SHA-256: each version's own head says it.
+                    head = self._head(key, version)
+                    sha = (
+                        (_server_sha256(head) or head.get("Metadata", {}).get("sha256", ""))
+                        if head
+                        else ""
+                    )
+                    found.append((item["LastModified"], StoredObject(
+                        key, int(item["Size"]), sha, self.object_uri(key), version,
+                    )))  # fmt: skip
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable(
+                f"{self.uri}: listing the versions of {key} failed: {exc}"
+            ) from exc
+        return [obj for _, obj in sorted(found, key=lambda pair: pair[0])]
 
     def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
         size = path.stat().st_size
@@ -188,23 +241,26 @@ class S3Store:
             raise StorageError(f"{path}: {size} bytes is over the 5 GB single-PUT limit")
         existing = self.stat(key)
         if existing is not None:
-            return _same_or_raise(existing, sha256, self.object_uri(key))
+            return same_or_raise(existing, sha256, self.object_uri(key))
         extra: dict[str, Any] = {}
         if self.object_lock_days:
             extra["ObjectLockMode"] = "COMPLIANCE"
             extra["ObjectLockRetainUntilDate"] = datetime.now(UTC) + timedelta(
                 days=self.object_lock_days
             )
-        if not self._put_new(key, path, size, sha256, extra):
+        created = self._put_new(key, path, size, sha256, extra)
+        if created is None:
             # Another writer created the key between our HEAD and our PUT.
             existing = self.stat(key)
             if existing is None:
                 raise StorageError(
                     f"{self.object_uri(key)}: conditional put refused, yet no object"
                 )
-            return _same_or_raise(existing, sha256, self.object_uri(key))
-        # Verify against the checksum the server computed, never our own metadata.
-        head = self._head(key)
+            return same_or_raise(existing, sha256, self.object_uri(key))
+        # Verify against the checksum the server computed, never our own metadata, and of the
+        # very version this PUT created (another could be current already).
+        version = created or None
+        head = self._head(key, version)
         server_sha = _server_sha256(head) if head is not None else None
         if head is None or server_sha != sha256 or int(head["ContentLength"]) != size:
             got = (
@@ -216,10 +272,13 @@ class S3Store:
                 f"{self.object_uri(key)}: server reports {got}, "
                 f"expected {size} bytes sha256 {sha256}"
             )
-        return StoredObject(key, size, sha256, self.object_uri(key))
+        return StoredObject(key, size, sha256, self.object_uri(key), _version_id(head))
 
-    def _put_new(self, key: str, path: Path, size: int, sha256: str, extra: dict[str, Any]) -> bool:
-        """PUT only if the key does not exist yet; False if the server says it does."""
+    def _put_new(
+        self, key: str, path: Path, size: int, sha256: str, extra: dict[str, Any]
+    ) -> str | None:
+        """PUT only if the key does not exist yet: the version it created ("" in a bucket
+        without versions), or None if the server says the key exists."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         content_type = (
@@ -227,7 +286,7 @@ class S3Store:
         )
         try:
             with open(path, "rb") as body:
-                self.client.put_object(
+                response = self.client.put_object(
                     Bucket=self.bucket,
                     Key=self._key(key),
                     Body=body,
@@ -246,32 +305,45 @@ class S3Store:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code == "PreconditionFailed" or status == 412:
-                return False
+                return None
             raise StorageError(f"{self.uri}: put {key} failed: {code or exc}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"{self.uri}: put {key} failed: {exc}") from exc
-        return True
+        return _version_id(response) or ""
 
-    def open(self, key: str) -> BinaryIO:
-        resp = self._call(
-            f"get {key}", self.client.get_object, Bucket=self.bucket, Key=self._key(key)
-        )
+    def open(self, key: str, *, version: str | None = None) -> BinaryIO:
+        resp = self._call(f"get {key}", self.client.get_object, **self._where(key, version))
         return cast(BinaryIO, resp["Body"])
 
-    def read_range(self, key: str, offset: int, length: int) -> bytes:
-        resp = self._call(
-            f"get {key} bytes {offset}+{length}",
+    def _get_range(self, key: str, offset: int, length: int, version: str | None) -> Any:
+        return self._call(
+            f"get {key} bytes {offset}+{length}" + (f" (version {version})" if version else ""),
             self.client.get_object,
-            Bucket=self.bucket,
-            Key=self._key(key),
+            **self._where(key, version),
             Range=f"bytes={offset}-{offset + length - 1}",
         )
-        data: bytes = resp["Body"].read()
+
+    def read_range(
+        self, key: str, offset: int, length: int, *, version: str | None = None
+    ) -> bytes:
+        if length <= 0:
+            return b""
+        data: bytes = self._get_range(key, offset, length, version)["Body"].read()
         if len(data) != length:
             raise StorageError(
                 f"{self.object_uri(key)}: asked {length} bytes at {offset}, got {len(data)}"
             )
         return data
+
+    def open_range(
+        self, key: str, offset: int, length: int, *, version: str | None = None
+    ) -> BinaryIO:
+        if length <= 0:
+            import io
+
+            return io.BytesIO(b"")
+        body = self._get_range(key, offset, length, version)["Body"]
+        return cast(BinaryIO, RangeReader(body, length, self.object_uri(key), offset))
 
     def require_legal_holds(self) -> None:
         """:class:`HoldUnsupported`, naming the bucket, unless Object Lock is enabled on it."""
@@ -300,20 +372,19 @@ class S3Store:
             raise HoldUnsupported(unsupported)
         self._object_lock = True
 
-    def set_legal_hold(self, key: str, *, on: bool = True) -> LegalHold:
-        """Set the legal hold of the key's current version, then read it back."""
+    def set_legal_hold(self, key: str, *, on: bool = True, version: str | None = None) -> LegalHold:
+        """Set the legal hold of the key's ``version`` (default: current), then read it back."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         self.require_legal_holds()
-        head = self._head(key)
+        head = self._head(key, version)
         if head is None:
-            raise NotFound(f"{self.object_uri(key)}: no such object in the store")
-        version = head.get("VersionId") or None
+            what = f" version {version}" if version else ""
+            raise NotFound(f"{self.object_uri(key)}{what}: no such object in the store")
+        version = _version_id(head)
         previous = head.get("ObjectLockLegalHoldStatus") or "OFF"
         status: Literal["ON", "OFF"] = "ON" if on else "OFF"
-        where: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
-        if version is not None:
-            where["VersionId"] = version
+        where = self._where(key, version)
         self._call(
             f"legal hold {status} on {key}",
             self.client.put_object_legal_hold,

@@ -12,10 +12,13 @@ import logging
 
 from lxml import etree, html
 
-from archive.decode import decode_body
+from archive.decode import decode_body, decode_prefix
 from archive.errors import AttestError
 
 log = logging.getLogger(__name__)
+
+#: Decoded bytes of a page read for its text when only a prefix of its payload was kept.
+MAX_DECODED_HTML = 4 * 1024 * 1024
 
 _DROP = ("script", "style", "noscript", "template", "head", "svg")
 #: Elements that separate words when rendered (their text is not glued to the next).
@@ -28,11 +31,23 @@ _BLOCKS = (
 
 
 def html_text(
-    body: bytes, content_encoding: str | None, *, chunked: bool = False, charset: str | None = None
+    body: bytes,
+    content_encoding: str | None,
+    *,
+    chunked: bool = False,
+    charset: str | None = None,
+    partial: bool = False,
 ) -> str:
-    """Visible text, or "" when the payload cannot be decoded or parsed (logged, not raised)."""
+    """Visible text, or "" when the payload cannot be decoded or parsed (logged, not raised).
+
+    ``partial``: ``body`` is only the first part of the payload; its text is that part's."""
     try:
-        document = decode_body(body, content_encoding, chunked=chunked)
+        if partial:
+            document = decode_prefix(
+                body, content_encoding, chunked=chunked, limit=MAX_DECODED_HTML
+            )
+        else:
+            document = decode_body(body, content_encoding, chunked=chunked)
     except AttestError as exc:
         log.info("no text extracted: %s", exc)
         return ""

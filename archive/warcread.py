@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import zlib
 from collections.abc import Iterator
@@ -27,6 +28,44 @@ READ_CHUNK = 256 * 1024  # decompressed bytes per step: bounds the memory a reco
 FEED_CHUNK = 64 * 1024  # compressed bytes given to zlib per step
 RAW_CHUNK = 1024 * 1024  # bytes per read from the file
 MAX_HEADER_BYTES = 1024 * 1024
+
+
+class Keep:
+    """Which bytes of each record a reader wants kept while it is read (none by default).
+
+    :meth:`block` is asked with the record's WARC headers (names lowercased) before its block
+    is read; :meth:`payload`, for HTTP records, once the HTTP header block is read. Each answers
+    how many bytes to keep (0: none); more than a record has keeps it whole. Memory stays
+    bounded by these answers however large a record is.
+    """
+
+    def block(self, headers: dict[str, str]) -> int:
+        return 0
+
+    def payload(self, headers: dict[str, str], status: int | None, http_head: bytes) -> int:
+        return 0
+
+
+class _Kept:
+    """The first ``limit`` bytes fed to it."""
+
+    __slots__ = ("cut", "data", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.cut = False
+
+    def add(self, chunk: bytes | bytearray | memoryview) -> None:
+        room = self.limit - len(self.data)
+        if room <= 0:
+            self.cut = self.cut or len(chunk) > 0
+            return
+        if len(chunk) > room:
+            self.cut = True
+            self.data += chunk[:room]
+        else:
+            self.data += chunk
 
 
 class _Truncated(Exception):
@@ -50,6 +89,8 @@ class Problem:
     offset: int
     record_id: str | None
     detail: str
+    record_type: str | None = None
+    target_uri: str | None = None
 
     def __str__(self) -> str:
         rid = f" record {self.record_id}" if self.record_id else ""
@@ -67,6 +108,13 @@ class RecordInfo:
     block_digest: str
     payload_digest: str | None
     http_status: int | None = None
+    #: The HTTP header block of an ``application/http`` record (status line to the blank line).
+    http_head: bytes | None = None
+    #: Bytes a :class:`Keep` asked for: the first bytes of the block, or of the HTTP payload
+    #: (as on the wire: chunked and encoded as it was sent).
+    kept: bytes = b""
+    #: True when ``kept`` is shorter than what it was cut from.
+    kept_cut: bool = False
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -255,6 +303,25 @@ class _Source:
                 return True
         return False
 
+    def drain(self, limit: int) -> str:
+        """Inflate and drop the rest of this gzip member: "done" when its end was reached,
+        "eof" when the file ends first, "too large" past ``limit`` inflated bytes (a bomb)."""
+        if self._decomp is None:
+            return "eof"
+        dropped = 0
+        while not self.member_done:
+            dropped += len(self.buf) - self.pos
+            self.pos = len(self.buf)
+            if dropped > limit:
+                return "too large"
+            try:
+                if not self._fill():
+                    return "eof"
+            except _Malformed:
+                return "eof"
+        self.pos = len(self.buf)
+        return "done"
+
     def raw_consumed(self) -> int:
         """Compressed bytes that belong to this member (gzip) or were read (plain)."""
         if self._decomp is None:
@@ -374,15 +441,21 @@ def _http_status_and_chunking(head: bytes) -> tuple[int | None, bool]:
 
 
 def _http_head_and_payload(
-    chunks: Iterator[memoryview], block: _Digester, payload: _Digester | None
-) -> int | None:
+    chunks: Iterator[memoryview],
+    block: _Digester,
+    payload: _Digester | None,
+    keep: Any = None,
+) -> tuple[int | None, bytes | None, _Kept | None]:
     """Feed a record block to the digesters, splitting off the HTTP header block.
 
     Interim (1xx) responses before the final one are part of the block, not of the payload.
-    Returns the HTTP status code, if the block starts with a status line.
+    Returns the HTTP status code (if the block starts with a status line), the final header
+    block, and the payload bytes ``keep(status, head)`` asked for.
     """
     head = bytearray()
     status: int | None = None
+    http_head: bytes | None = None
+    kept: _Kept | None = None
     sink: _Digester | _Dechunker | None = None
     for chunk in chunks:
         block.update(chunk)
@@ -401,6 +474,10 @@ def _http_head_and_payload(
                     if sink is not None:
                         sink.update(head)
                 continue
+            http_head = bytes(head[:idx])
+            if keep is not None:
+                wanted = keep(status, http_head)
+                kept = _Kept(wanted) if wanted > 0 else None
             if payload is not None:
                 sink = _Dechunker(payload) if chunked else payload
             else:
@@ -408,13 +485,17 @@ def _http_head_and_payload(
             rest = memoryview(head)[idx + 4 :]
             if rest:
                 sink.update(rest) if isinstance(sink, _Digester) else sink.feed(rest)
+                if kept is not None:
+                    kept.add(rest)
             rest.release()
             continue
         if isinstance(sink, _Dechunker):
             sink.feed(chunk)
         else:
             sink.update(chunk)
-    return status
+        if kept is not None:
+            kept.add(chunk)
+    return status, http_head, kept
 
 
 class _HashingReader:
@@ -439,20 +520,31 @@ class _HashingReader:
         return self.raw.seek(offset, whence)
 
 
+#: Inflated bytes a resync may drop to find the end of a damaged gzip member: past this, the
+#: member is taken for a decompression bomb and the walk stops.
+MAX_DRAIN = 64 * 1024 * 1024
+
+
 def iter_records(
     path: Path,
     *,
     verify: bool = True,
     file_hash: list[str] | None = None,
     handle: BinaryIO | None = None,
+    keep: Keep | None = None,
+    resync: bool = False,
 ) -> Iterator[RecordInfo | Problem]:
     """Yield each record's info, or a :class:`Problem` where reading or a digest check failed.
 
-    Stops at the first structural problem (corrupt gzip, truncated record), since nothing after
-    it can be located reliably; digest mismatches do not stop the walk. When ``file_hash`` is
-    given and the whole file was read in order, the file's SHA-256 (hex) is appended to it.
-    With ``handle`` (readable and seekable, at offset 0 the file's start), the WARC is read from
-    it, not opened; ``path`` only names it in problems.
+    A record whose digest fails is yielded after its problems (same offset): a reader that
+    must not trust it skips it. Digest mismatches do not stop the walk. A structural problem
+    (corrupt gzip, a truncated record, a bad Content-Length) stops it, since nothing after it
+    can be located reliably, unless ``resync``: then, in a gzip WARC whose damaged member still
+    ends as a gzip member should (one record per member), the walk goes on at the next member.
+    When ``file_hash`` is given and the whole file was read in order (a gzip WARC), the file's
+    SHA-256 (hex) is appended to it, also when the walk stopped early. With ``handle`` (readable and seekable, at offset 0 the file's start),
+    the WARC is read from it, not opened; ``path`` only names it in problems. ``keep`` says
+    which bytes of each record to keep in its :attr:`RecordInfo.kept`.
     """
     name = str(path)
     with open(path, "rb") if handle is None else contextlib.nullcontext(handle) as plain:
@@ -473,6 +565,8 @@ def iter_records(
             src = _Source(raw, gzipped, offset, pushback)
             pushback = b""
             record_id: str | None = None
+            rtype: str | None = None
+            target: str | None = None
             skipped = 0
             try:
                 if not gzipped:
@@ -487,27 +581,50 @@ def iter_records(
                     raise _Malformed(f"not a WARC record (starts with {first[:20]!r})")
                 info_headers = {k.lower(): v for k, v in headers}
                 record_id = info_headers.get("warc-record-id")
+                rtype = info_headers.get("warc-type", "").lower()
+                target = info_headers.get("warc-target-uri")
                 try:
                     length = int(info_headers["content-length"])
                 except (KeyError, ValueError) as exc:
                     raise _Malformed("missing or invalid Content-Length") from exc
+                if length < 0:
+                    raise _Malformed(f"negative Content-Length {length}")
                 block_label = info_headers.get("warc-block-digest")
                 payload_label = info_headers.get("warc-payload-digest")
                 ctype = info_headers.get("content-type", "").lower()
-                rtype = info_headers.get("warc-type", "").lower()
                 block = _Digester(block_label)
                 # A revisit's payload digest names the payload of the record it revisits, which
                 # this record does not hold, so it cannot be recomputed here.
                 check_payload = payload_label and rtype != "revisit"
                 payload = _Digester(payload_label) if check_payload else None
                 status = None
-                if ctype.startswith("application/http") and rtype in ("response", "request"):
-                    status = _http_head_and_payload(src.read_exact(length), block, payload)
+                http_head: bytes | None = None
+                kept: _Kept | None = None
+                if ctype.startswith("application/http") and rtype in (
+                    "response", "request", "revisit",
+                ):  # fmt: skip
+                    wants = None
+                    if keep is not None:
+                        wants = functools.partial(keep.payload, info_headers)
+                    if rtype == "revisit":
+                        # Its block is the HTTP head only (or head and a truncated body): the
+                        # block digest covers it; there is no payload to check.
+                        status, http_head, kept = _http_head_and_payload(
+                            src.read_exact(length), block, None, wants
+                        )
+                    else:
+                        status, http_head, kept = _http_head_and_payload(
+                            src.read_exact(length), block, payload, wants
+                        )
                 else:
+                    wanted = keep.block(info_headers) if keep is not None else 0
+                    kept = _Kept(wanted) if wanted > 0 else None
                     for chunk in src.read_exact(length):
                         block.update(chunk)
                         if payload is not None:
                             payload.update(chunk)
+                        if kept is not None:
+                            kept.add(chunk)
                 trailer = b"".join(src.read_exact(4))
                 if trailer != b"\r\n\r\n":
                     raise _Malformed("record does not end with CRLF CRLF")
@@ -521,13 +638,32 @@ def iter_records(
                 else:
                     member_len = src.raw_consumed()
                     raw.seek(offset + member_len)
-            except _Truncated as exc:
-                if record_id is None and exc.partial_head:
+            except (_Truncated, _Malformed) as exc:
+                check = "truncated" if isinstance(exc, _Truncated) else "format"
+                if record_id is None and isinstance(exc, _Truncated) and exc.partial_head:
                     record_id = _record_id_from_partial_head(exc.partial_head)
-                yield Problem("truncated", name, offset + skipped, record_id, str(exc))
-                return
-            except _Malformed as exc:
-                yield Problem("format", name, offset + skipped, record_id, str(exc))
+                detail = str(exc)
+                drained = src.drain(MAX_DRAIN) if resync and gzipped else None
+                if drained == "done":
+                    # The member itself is whole: only this record is lost.
+                    yield Problem(
+                        check, name, offset, record_id, detail + "; skipped to the next record",
+                        rtype, target,
+                    )  # fmt: skip
+                    pushback = src.leftover
+                    offset += src.raw_consumed()
+                    continue
+                if drained == "too large":
+                    detail += (
+                        f"; its gzip member inflates past {MAX_DRAIN} more bytes (a decompression "
+                        "bomb?): the rest of the file is not read"
+                    )
+                yield Problem(check, name, offset + skipped, record_id, detail, rtype, target)
+                if file_hash is not None and raw.sequential:
+                    # Nothing more is read as records, but the file's hash covers all of it.
+                    while raw.read(RAW_CHUNK):
+                        pass
+                    file_hash.append(raw.hash.hexdigest())
                 return
             record_offset = offset + skipped
             info = RecordInfo(
@@ -538,12 +674,16 @@ def iter_records(
                 block_digest=block_label or "",
                 payload_digest=payload_label,
                 http_status=status,
+                http_head=http_head,
+                kept=bytes(kept.data) if kept is not None else b"",
+                kept_cut=kept.cut if kept is not None else False,
             )
             if verify:
                 if not block_label:
                     yield Problem(
-                        "block-digest", name, record_offset, record_id, "no WARC-Block-Digest"
-                    )
+                        "block-digest", name, record_offset, record_id, "no WARC-Block-Digest",
+                        rtype, target,
+                    )  # fmt: skip
                 elif not block.matches():
                     yield Problem(
                         "block-digest",
@@ -551,6 +691,8 @@ def iter_records(
                         record_offset,
                         record_id,
                         f"recorded {block_label}, computed {block.computed()}",
+                        rtype,
+                        target,
                     )
                 if payload is not None and not payload.matches():
                     yield Problem(
@@ -559,6 +701,8 @@ def iter_records(
                         record_offset,
                         record_id,
                         f"recorded {payload_label}, computed {payload.computed()}",
+                        rtype,
+                        target,
                     )
             yield info
             offset += member_len

@@ -67,6 +67,8 @@ class RunOptions:
     browser_ready_timeout: float = 20.0
     #: The index database (path or URL); None: WARCs are stored but not indexed.
     index_url: str | None = None
+    #: Signs and timestamps the custody segments the run seals (archive.custodyseal).
+    custody_attestor: Any = None
     airflow: dict[str, str] = field(default_factory=dict)
     scrapy_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -95,6 +97,7 @@ def options_from_config(config: AttestConfig, *, airflow: Mapping[str, str]) -> 
         browser_recycle=config.browser_recycle,
         browser_ready_timeout=config.browser_ready_timeout,
         index_url=config.index_url,
+        custody_attestor=config.custody_attestor(),
         airflow=dict(airflow),
     )
 
@@ -304,8 +307,14 @@ def run_capture(
     captures = _page_entries(spool.path / "ledger.jsonl") if keep_captures else []
     report = ship_spool(spool, store, seal_open=True)
     spool.release()
-    shipped = report.shipped + [w for rec in recovered for w in rec.shipped]
-    indexed, index_pending = index_shipped(shipped, options.index_url, store, run_id)
+    # Recovered WARCs are logged with the run that wrote them, not this one.
+    indexed, index_pending = index_runs(
+        [(w, run_id) for w in report.shipped]
+        + [(w, rec.run_id) for rec in recovered for w in rec.shipped],
+        options.index_url,
+        store,
+        attestor=options.custody_attestor,
+    )
     cpu_s = {
         "crawler": round(cpu_crawled - cpu_start, 3),
         "recorder": float(closed.get("cpu_s", 0.0)),
@@ -348,15 +357,12 @@ def run_capture(
     )
 
 
-def index_shipped(
-    shipped: list[ShippedWarc], index_url: str | None, store: Store, run_id: str
-) -> tuple[int, list[tuple[str, str]]]:
-    """Log each stored WARC of a run in the custody log and index it (see :func:`index_runs`)."""
-    return index_runs([(warc, run_id) for warc in shipped], index_url, store)
-
-
 def index_runs(
-    shipped: Sequence[tuple[ShippedWarc, str]], index_url: str | None, store: Store
+    shipped: Sequence[tuple[ShippedWarc, str]],
+    index_url: str | None,
+    store: Store,
+    *,
+    attestor: Any = None,
 ) -> tuple[int, list[tuple[str, str]]]:
     """Log each stored WARC (with the attest run that wrote it) in the custody log and index
     it; a failure leaves it for later. Returns how many were indexed and (key, why) for the rest.
@@ -370,6 +376,7 @@ def index_runs(
     from archive.errors import AttestError
     from archive.indexdb import IndexDB
     from archive.indexer import index_warc
+    from archive.ship import record_capture
 
     pending: list[tuple[str, str]] = []
     indexed = 0
@@ -379,19 +386,16 @@ def index_runs(
         return 0, [(w.key, str(exc)) for w, _ in shipped]
     with db:
         try:
-            custody = CustodyLog(db, store)
+            custody = CustodyLog(db, store, attestor=attestor)
             for warc, run_id in shipped:
                 # Once per WARC: a retried index task (or a cleared one) logs nothing twice.
                 logged = {e.action for e in custody.for_object(warc.uri)}
-                if "capture" not in logged:
-                    custody.append(
-                        "capture",
-                        warc.uri,
-                        {"sha256": warc.sha256, "size": warc.size, "records": warc.records,
-                         "run_id": run_id},
-                    )  # fmt: skip
+                record_capture(custody, warc, run_id)
                 try:
-                    result = index_warc(db, store, warc.key, custody=custody, sha256=warc.sha256)
+                    result = index_warc(
+                        db, store, warc.key, custody=custody, sha256=warc.sha256,
+                        version=warc.version_id,
+                    )  # fmt: skip
                     if result.skipped and "index" not in logged:
                         # Loaded by a try that died before it could log it.
                         info = db.warc(warc.key) or {}
@@ -403,6 +407,8 @@ def index_runs(
                              "run_id": info.get("run_id"), "source": info.get("source")},
                         )  # fmt: skip
                     indexed += 1
+                    if result.problems:
+                        pending.append((warc.key, _problems_text(result.problems)))
                 except AttestError as exc:
                     log.error("cannot index %s: %s", warc.key, exc)
                     pending.append((warc.key, str(exc)))
@@ -412,6 +418,16 @@ def index_runs(
             done = {k for k, _ in pending}
             pending.extend((w.key, str(exc)) for w, _ in shipped[indexed:] if w.key not in done)
     return indexed, pending
+
+
+def _problems_text(problems: Sequence[Mapping[str, Any]]) -> str:
+    first = problems[0]
+    rid = f" record {first['record_id']}" if first.get("record_id") else ""
+    return (
+        f"indexed without {len(problems)} record(s) that failed their checks (first: "
+        f"{first['check']} at offset {first['offset']}{rid}: {first['detail']}); "
+        "`attest index` lists them"
+    )
 
 
 def _browser_context(options: RunOptions) -> dict[str, str]:

@@ -105,7 +105,7 @@ def earlier_warcs(
                 continue
             found.setdefault(rid, []).append({
                 "filename": name, "key": key, "uri": stat.uri, "sha256": stat.sha256,
-                "size": stat.size, "records": None,
+                "size": stat.size, "records": None, "version_id": stat.version_id,
             })  # fmt: skip
         day += timedelta(days=1)
     return [
@@ -114,7 +114,9 @@ def earlier_warcs(
     ]
 
 
-def index_run(warcs: Sequence[Mapping[str, Any]], index_url: str, store: Store) -> dict[str, Any]:
+def index_run(
+    warcs: Sequence[Mapping[str, Any]], index_url: str, store: Store, *, attestor: Any = None
+) -> dict[str, Any]:
     """Custody ``capture`` entries and index rows for the run's WARCs; pending ones listed."""
     from archive.ship import ShippedWarc
     from crawlers.run import index_runs
@@ -125,12 +127,13 @@ def index_run(warcs: Sequence[Mapping[str, Any]], index_url: str, store: Store) 
                 filename=w["filename"], key=w["key"], uri=w["uri"], sha256=w["sha256"],
                 size=int(w["size"]),
                 records=None if w.get("records") is None else int(w["records"]),
+                version_id=w.get("version_id"),
             ),
             str(w["run_id"]),
         )
         for w in warcs
     ]  # fmt: skip
-    indexed, pending = index_runs(shipped, index_url, store)
+    indexed, pending = index_runs(shipped, index_url, store, attestor=attestor)
     done = {k for k, _ in pending}
     ok = [w for w in warcs if w["key"] not in done]
     counted = sum(int(w["records"]) for w in ok if w.get("records"))
@@ -161,6 +164,7 @@ def verify_run(
     *,
     actor: str,
     context: Mapping[str, Any],
+    attestor: Any = None,
 ) -> dict[str, Any]:
     """Re-read each WARC from the store and check it; one custody ``verify`` entry each."""
     if not keys:
@@ -171,7 +175,12 @@ def verify_run(
 
     with IndexDB(index_url) as db:
         results = audit_warcs(
-            store, db, CustodyLog(db, store), list(keys), actor=actor, context=dict(context)
+            store,
+            db,
+            CustodyLog(db, store, attestor=attestor),
+            list(keys),
+            actor=actor,
+            context=dict(context),
         )
     failed = [
         {"key": r.key, "uri": r.uri, "problems": r.problems[:PROBLEMS_SHOWN],
@@ -191,6 +200,7 @@ def link_run(
     store: Store,
     annotator: str,
     note: str | None = None,
+    attestor: Any = None,
 ) -> dict[str, Any]:
     """Link each URL's capture to the claim, with a custody ``link`` entry for each new link.
 
@@ -206,7 +216,7 @@ def link_run(
     linked: list[dict[str, Any]] = []
     not_linked: list[dict[str, Any]] = []
     with IndexDB(index_url) as db:
-        custody = CustodyLog(db, store)
+        custody = CustodyLog(db, store, attestor=attestor)
         for url, end in seeds.items():
             if end.get("outcome") != "captured" or not end.get("capture_id"):
                 not_linked.append({"url": url, "outcome": end.get("outcome")})

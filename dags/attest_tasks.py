@@ -210,7 +210,10 @@ def index(finalized: dict[str, Any]) -> dict[str, Any]:
     from crawlers.runsteps import index_run
 
     config = attest_config()
-    result = index_run(finalized["warcs"], config.index_url, configured_store(config))
+    result = index_run(
+        finalized["warcs"], config.index_url, configured_store(config),
+        attestor=config.custody_attestor(),
+    )  # fmt: skip
     if result["pending"]:
         raise IndexError_(
             f"{len(result['pending'])} WARC(s) not indexed: "
@@ -242,6 +245,7 @@ def verify(indexed: dict[str, Any]) -> dict[str, Any]:
         actor=os.environ.get("ATTEST_ACTOR") or f"airflow:{ti.dag_id}",
         context={"via": "airflow", "dag_id": ti.dag_id, "run_id": ti.run_id,
                  "task_id": ti.task_id, "try_number": ti.try_number},
+        attestor=config.custody_attestor(),
     )  # fmt: skip
 
 

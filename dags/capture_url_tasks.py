@@ -96,7 +96,7 @@ def link(
                 captured["seeds"], case_name=request["case"], claim_id=request["claim"],
                 case_dirs=case_dirs(), index_url=config.index_url, store=configured_store(config),
                 annotator=os.environ.get("ATTEST_ACTOR") or f"airflow:{dag_id}",
-                note=request["note"],
+                note=request["note"], attestor=config.custody_attestor(),
             )  # fmt: skip
         for item in result["linked"]:
             state = "linked" if item["new"] else "already linked"

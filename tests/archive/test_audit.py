@@ -143,17 +143,24 @@ def test_a_missing_object_is_a_recorded_failure(archive: StoredArchive) -> None:
     assert verify_entries(archive.custody)[1].details["ok"] is False
 
 
-def test_without_a_capture_entry_the_index_sha256_is_the_reference(tmp_path: Path) -> None:
-    # A WARC stored by other means and indexed by `attest index`: no capture entry.
+def test_without_a_record_of_its_upload_a_warc_gets_a_capture_entry_as_first_indexed(
+    tmp_path: Path,
+) -> None:
+    # A WARC stored by other means (no run's ship report beside it) and indexed by
+    # `attest index`: its capture entry says where its values come from.
     sample = sample_warc(tmp_path)
     store = FileStore(tmp_path / "store")
     store.put_file(SAMPLE_KEY, sample.path, file_sha256(sample.path))
     with IndexDB(str(tmp_path / "index.sqlite")) as db:
         custody = CustodyLog(db, store)
         index_warc(db, store, SAMPLE_KEY, custody=custody)
+        entries = custody.for_object(store.object_uri(SAMPLE_KEY))
         (result,) = audit_warcs(store, db, custody)
+    assert [e.action for e in entries] == ["capture", "index"]
+    assert entries[0].details["sha256"] == file_sha256(sample.path)
+    assert "first indexed" in entries[0].details["recorded_from"]
     assert result.ok, result.problems
-    assert result.expected_from == "index"
+    assert result.expected_from == "capture"
     assert result.expected_sha256 == result.sha256 == file_sha256(sample.path)
 
 

@@ -19,12 +19,15 @@ from archive.custody import (
     SEGMENT_PREFIX,
     CustodyLog,
     Entry,
+    SegmentAttestor,
     check_chain,
     default_actor,
     entry_hash,
 )
+from archive.custodyseal import SEAL_SUFFIX, parse_segment
 from archive.errors import CustodyError, IndexError_
 from archive.indexdb import IndexDB
+from archive.signing import Trust
 from archive.store import FileStore
 
 
@@ -175,7 +178,7 @@ def test_an_edited_sealed_segment_is_reported(log: CustodyLog, store: FileStore)
     assert '"actor":"investigator-1"' in text
     path.write_text(text.replace('"actor":"investigator-1"', '"actor":"investigator-9"', 1))
     problems = log.verify()
-    assert any("differs from the database" in p for p in problems)
+    assert any("in the database differs from the sealed segment" in p for p in problems)
     assert any("SHA-256" in p for p in problems)
     assert all(path.name in p for p in problems)
 
@@ -194,12 +197,14 @@ def test_a_damaged_segment_is_reported_not_raised(log: CustodyLog, store: FileSt
     _, path = sealed_log(log, store)
     path.write_bytes(path.read_bytes()[:-40])
     problems = log.verify()
-    assert len(problems) == 1
+    assert len(problems) == 2
     assert "cannot be read" in problems[0]
+    assert "SHA-256" in problems[1]
     path.unlink()
-    problems = log.verify()
-    assert len(problems) == 1
-    assert "cannot be read" in problems[0]
+    verdict = log.check()
+    assert len(verdict.problems) == 1
+    assert "the store has no such segment" in verdict.problems[0]
+    assert verdict.unsealed == (1, 4)
 
 
 # --- restoring from the store ----------------------------------------------------------------
@@ -297,3 +302,181 @@ def test_default_actor(monkeypatch: pytest.MonkeyPatch, log: CustodyLog) -> None
     assert log.append("read", "x").actor == "case-officer-7"
     monkeypatch.delenv("ATTEST_ACTOR")
     assert "@" in default_actor()
+
+
+# --- verification anchored in the store ------------------------------------------------------
+
+
+def attack(db: IndexDB, *statements: str) -> None:
+    """What someone with write access to the database can do: drop the guards, change rows."""
+    for trigger in ("custody_log_no_update", "custody_log_no_delete"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    for sql in statements:
+        db.execute(sql)
+
+
+def test_deleting_the_newest_entries_with_their_seal_rows_is_detected_from_the_store(
+    db: IndexDB, log: CustodyLog
+) -> None:
+    fill(log, 3)
+    log.seal()
+    fill(log, 3, start=3)
+    log.seal()
+    attack(
+        db, "DELETE FROM custody_log WHERE seq > 3", "DELETE FROM custody_seals WHERE last_seq > 3"
+    )
+    assert check_chain(log.entries()) == []  # the database agrees with itself
+    verdict = log.check()
+    assert not verdict.ok
+    assert "entries 4-6 are sealed in the store but missing from the database" in verdict.problems
+
+
+def test_rewritten_entries_with_recomputed_hashes_are_detected_from_the_store(
+    db: IndexDB, log: CustodyLog
+) -> None:
+    fill(log, 5)
+    log.seal()
+    # entry 2 rewritten, every later hash recomputed, the seal table made to agree
+    entries = list(log.entries())
+    forged: list[Entry] = []
+    prev = entries[0].hash
+    for entry in entries[1:]:
+        changed = dataclasses.replace(entry, prev_hash=prev)
+        if entry.seq == 2:
+            changed = dataclasses.replace(changed, actor="mallory", details={"n": 99})
+        changed = dataclasses.replace(changed, hash=entry_hash(changed.body()))
+        forged.append(changed)
+        prev = changed.hash
+    attack(db, "DELETE FROM custody_log WHERE seq > 1", "DELETE FROM custody_seals")
+    for entry in forged:
+        log._insert(entry)
+    assert check_chain(log.entries()) == []
+    problems = log.verify()
+    differ = [p for p in problems if "in the database differs from the sealed segment" in p]
+    assert [p.split()[1] for p in differ] == ["2", "3", "4", "5"]
+
+
+def test_entries_not_sealed_yet_are_named(log: CustodyLog) -> None:
+    fill(log, 3)
+    log.seal()
+    fill(log, 2, start=3)
+    verdict = log.check()
+    assert verdict.ok
+    assert verdict.sealed_through == 3
+    assert verdict.unsealed == (4, 5)
+    assert any(n.startswith("entries 4-5 are not sealed yet") for n in verdict.notes)
+    assert [(s.first, s.last) for s in verdict.segments] == [(1, 3)]
+
+
+@pytest.fixture
+def signing(tmp_path: Path) -> Iterator[tuple[SegmentAttestor, Trust, Any]]:
+    from support.pki import make_pki
+    from support.tsa import local_tsa
+
+    from archive.signing import load_signer, load_trust
+    from archive.timestamps import authorities
+
+    pki = make_pki(tmp_path / "pki")
+    trust_file = tmp_path / "trust.pem"
+    trust_file.write_bytes(pki.org_public.read_bytes() + pki.root.read_bytes())
+    with local_tsa(pki, tmp_path / "tsa") as tsa:
+        attestor = SegmentAttestor(load_signer(pki.org_key), authorities([tsa.url], [""]))
+        yield attestor, load_trust([trust_file]), tsa
+
+
+def test_segments_are_signed_and_timestamped_and_a_rewritten_store_is_detected(
+    db: IndexDB, store: FileStore, signing: tuple[SegmentAttestor, Trust, Any]
+) -> None:
+    attestor, trust, tsa = signing
+    log = CustodyLog(db, store, attestor=attestor)
+    fill(log, 4)
+    key = log.seal()
+    assert key is not None
+    assert store.stat(key + SEAL_SUFFIX) is not None
+    assert tsa.requests == 1
+    verdict = log.check(trust, require_seals=True)
+    assert verdict.ok, verdict.problems
+    (segment,) = verdict.segments
+    assert segment.signer is not None
+    assert segment.signer.startswith("key ")
+    assert segment.trusted
+    assert len(segment.timestamps) == 1
+
+    # Whoever controls the disk and the database rewrites both, consistently...
+    path = store.root / key
+    os.chmod(path, 0o644)
+    text = path.read_text(encoding="utf-8").replace("investigator-1", "investigator-9")
+    path.write_text(text, encoding="utf-8")
+    attack(db, "DELETE FROM custody_log", "DELETE FROM custody_seals")
+    for entry in parse_segment(text.encode("utf-8")):
+        log._insert(entry)
+    # ...but cannot sign: the seal says the segment changed after it was sealed.
+    problems = log.check(trust, require_seals=True).problems
+    assert any("the segment was changed after it was sealed" in p for p in problems)
+
+    # Removing the seal file too: still refused where segments are signed.
+    (store.root / (key + SEAL_SUFFIX)).unlink()
+    problems = log.check(trust, require_seals=True).problems
+    assert any("not signed or timestamped" in p for p in problems)
+
+
+def test_a_segment_sealed_before_the_key_is_signed_later(
+    db: IndexDB, store: FileStore, signing: tuple[SegmentAttestor, Trust, Any]
+) -> None:
+    attestor, trust, _ = signing
+    fill(CustodyLog(db, store), 2)
+    CustodyLog(db, store).seal()
+    signed = CustodyLog(db, store, attestor=attestor)
+    assert not signed.check(trust, require_seals=True).ok
+    assert signed.attest_sealed() == [f"{SEGMENT_PREFIX}000000000001-000000000002.jsonl"]
+    assert signed.attest_sealed() == []
+    assert signed.check(trust, require_seals=True).ok
+
+
+def test_attest_custody_verify_checks_the_database_against_the_store(
+    tmp_path: Path, signing: tuple[SegmentAttestor, Trust, Any]
+) -> None:
+    from support.cli import run_attest
+    from support.storedarchive import stored_archive
+
+    archive = stored_archive(tmp_path)
+    archive.custody.seal()
+    archive.db.close()
+    _, _, tsa = signing
+    pki_dir = tmp_path / "pki"
+    env = dict(
+        os.environ,
+        ATTEST_HOME=str(archive.home),
+        ATTEST_SIGNING_KEY=str(pki_dir / "org.pem"),
+        ATTEST_TSA_URLS=tsa.url,
+        ATTEST_TRUST=f"{tmp_path / 'trust.pem'}",
+    )
+    for name in ("ATTEST_STORE", "ATTEST_INDEX"):
+        env.pop(name, None)
+    # Sealed before the key was configured: unsigned, which verification now refuses...
+    unsigned = run_attest(["custody", "verify"], env)
+    assert unsigned.returncode == 1, unsigned.stdout + unsigned.stderr
+    assert "not signed or timestamped" in unsigned.stdout
+    # ...until `attest custody seal` signs and stamps it.
+    sealed = run_attest(["custody", "seal"], env)
+    assert sealed.returncode == 0, sealed.stderr
+    assert "signed and timestamped custody/segments/" in sealed.stdout
+    ok = run_attest(["custody", "verify"], env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "signed by key " in ok.stdout
+    assert f"timestamped by {tsa.url}" in ok.stdout
+    verdict = json.loads(run_attest(["custody", "verify", "--json"], env).stdout)
+    last = verdict["sealed_through"]
+    assert verdict["ok"]
+    assert verdict["unsealed"] is None
+
+    with IndexDB(str(archive.home / "index.sqlite")) as db:
+        attack(db, f"DELETE FROM custody_log WHERE seq > {last - 2}",
+               f"DELETE FROM custody_seals WHERE last_seq > {last - 2}")  # fmt: skip
+    broken = run_attest(["custody", "verify"], env)
+    assert broken.returncode == 1
+    assert (
+        f"BROKEN entries {last - 1}-{last} are sealed in the store but missing from the database"
+        in broken.stdout
+    )
+    assert "DOES NOT VERIFY" in broken.stdout

@@ -37,7 +37,7 @@ class HoldingStore(FileStore):
     def require_legal_holds(self) -> None:  # type: ignore[override]
         return None
 
-    def set_legal_hold(self, key: str, *, on: bool = True) -> LegalHold:
+    def set_legal_hold(self, key: str, *, on: bool = True, version: str | None = None) -> LegalHold:
         previous = self.holds.get(key, "OFF")
         self.holds[key] = "ON" if on else "OFF"
         return LegalHold(key, self.object_uri(key), "v1", self.holds[key], previous)
@@ -154,6 +154,7 @@ def test_each_held_warc_gets_a_hold_entry_and_holding_again_is_recorded_again(
     assert holds[0].details == {
         "legal_hold": "ON", "previous": "OFF", "version_id": "v1",
         "captures": [archive.revisit_id], "note": "order 12/2026",
+        "sha256": archive.db.warc(plan.warc_keys[0])["sha256"],
     }  # fmt: skip
     assert [e.details["legal_hold"] for e in entries(archive, "release")] == ["OFF", "OFF"]
     assert archive.custody.verify() == []

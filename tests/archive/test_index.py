@@ -352,23 +352,155 @@ def test_an_uncompressed_warc_is_indexed_at_its_record_offsets(
     } == {(k, t, f["offset"], int(f["length"]) + 4) for k, t, f in theirs}
 
 
+def members_of(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    return [data[o : o + n] for o, n in member_spans(data)]
+
+
+def rewrite_member(member: bytes, change: Any) -> bytes:
+    """The record of a gzip member changed by ``change(plain bytes)``, gzipped again."""
+    return gzip.compress(change(gzip.decompress(member)))
+
+
 @pytest.mark.parametrize(
-    ("damage", "message"),
+    ("damage", "check", "message", "rows_kept"),
     [
-        (lambda data: b"", "empty"),
-        (lambda data: data[: len(data) - 20], "truncated"),
-        (lambda data: data + b"garbage after the last record", "no gzip member"),
-        (lambda data: data[:40] + b"\x00" * 50 + data[90:], "offset"),
-        (lambda data: gzip.compress(b"not a warc record\r\n\r\n"), "no WARC record"),
+        (lambda data: b"", "format", "holds no WARC record", 0),
+        # the last record cut short: every record before it is indexed
+        (lambda data: data[: len(data) - 20], "truncated", "", -1),
+        (lambda data: data + b"garbage after the last record", "format", "gzip", "all"),
+        # the first record's gzip member destroyed: nothing after it can be located
+        (lambda data: data[:40] + b"\x00" * 50 + data[90:], "format", "gzip", 0),
+        (lambda data: gzip.compress(b"not a warc record\r\n\r\n"), "format", "not a WARC", 0),
     ],
 )
-def test_damaged_warcs_raise_integrity_errors(
-    sample: Sample, tmp_path: Path, damage: Any, message: str
-) -> None:
+def test_a_damaged_warc_is_indexed_up_to_its_damage_which_is_a_problem_with_its_offset(
+    sample: Sample, index: WarcIndex, tmp_path: Path, damage: Any, check: str, message: str,
+    rows_kept: Any,
+) -> None:  # fmt: skip
     path = tmp_path / "damaged.warc.gz"
     path.write_bytes(damage(sample.path.read_bytes()))
-    with pytest.raises(IntegrityError, match=message):
-        read_warc_index(path, "warcs/damaged.warc.gz")
+    damaged = read_warc_index(path, "warcs/damaged.warc.gz")
+    assert len(damaged.problems) == 1, damaged.problems
+    problem = damaged.problems[0]
+    assert problem.check == check
+    assert message in problem.detail
+    expected = {"all": len(index.rows), -1: len(index.rows) - 1}.get(rows_kept, rows_kept)
+    assert len(damaged.rows) == expected
+    assert [r.record_id for r in damaged.rows] == [r.record_id for r in index.rows][:expected]
+    if expected:
+        assert problem.offset >= damaged.rows[-1].offset + damaged.rows[-1].length
+
+
+def tampered_warc(sample: Sample, tmp_path: Path, changes: dict[int, Any]) -> Path:
+    """The sample WARC with the records at these member positions rewritten."""
+    members = members_of(sample.path)
+    for position, change in changes.items():
+        members[position] = change(members[position])
+    path = tmp_path / "tampered.warc.gz"
+    path.write_bytes(b"".join(members))
+    return path
+
+
+def member_position(sample: Sample, index: WarcIndex, record_id: str) -> int:
+    offsets = [o for o, _ in member_spans(sample.path.read_bytes())]
+    return offsets.index(next(r.offset for r in index.rows if r.record_id == record_id))
+
+
+def test_a_record_whose_digests_fail_is_a_problem_and_its_neighbours_are_indexed(
+    sample: Sample, index: WarcIndex, tmp_path: Path
+) -> None:
+    image = sample.image.response.record_id
+    page = sample.html_gzip.response.record_id
+    changes = {
+        # the body changed, the recorded digests kept: both digests fail
+        member_position(sample, index, image): lambda m: rewrite_member(
+            m, lambda plain: plain.replace(b"IHDR", b"IHDS")
+        ),
+        # the block digest changed to match a changed body: the payload digest still fails
+        member_position(sample, index, page): lambda m: rewrite_member(m, _reseal_body),
+    }
+    tampered = read_warc_index(tampered_warc(sample, tmp_path, changes), "warcs/t.warc.gz")
+    bad = {p.record_id: p for p in tampered.problems}
+    assert set(bad) == {image, page}
+    assert {p.check for p in tampered.problems if p.record_id == image} >= {"block-digest"}
+    assert [p.check for p in tampered.problems if p.record_id == page] == ["payload-digest"]
+    assert bad[image].record_type == "response"
+    assert bad[image].target_uri == IMAGE_URL
+    rows = [r.record_id for r in tampered.rows]
+    assert image not in rows
+    assert page not in rows
+    assert rows == [r.record_id for r in index.rows if r.record_id not in (image, page)]
+    assert page not in tampered.texts
+    cdxj = tampered.cdxj().decode()
+    assert IMAGE_URL not in cdxj
+
+
+def _reseal_body(plain: bytes) -> bytes:
+    """Change a record's HTTP body and give it the block digest of its new block."""
+    import hashlib
+
+    head, _, rest = plain.partition(b"\r\n\r\n")
+    block = rest[:-4]
+    http_head, _, body = block.partition(b"\r\n\r\n")
+    changed = http_head + b"\r\n\r\n" + body[:-1] + bytes([body[-1] ^ 1])
+    digest = "sha256:" + hashlib.sha256(changed).hexdigest()
+    lines = [
+        f"WARC-Block-Digest: {digest}".encode() if line.startswith(b"WARC-Block-Digest:") else line
+        for line in head.split(b"\r\n")
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + changed + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("length", [b"9999999999999999999", b"-5"])
+def test_a_record_with_an_impossible_content_length_is_skipped_to_the_next_member(
+    sample: Sample, index: WarcIndex, tmp_path: Path, length: bytes
+) -> None:
+    image = sample.image.response.record_id
+
+    def lie(plain: bytes) -> bytes:
+        head, sep, rest = plain.partition(b"\r\n\r\n")
+        lines = [
+            b"Content-Length: " + length if line.startswith(b"Content-Length:") else line
+            for line in head.split(b"\r\n")
+        ]
+        return b"\r\n".join(lines) + sep + rest
+
+    changes = {member_position(sample, index, image): lambda m: rewrite_member(m, lie)}
+    tampered = read_warc_index(tampered_warc(sample, tmp_path, changes), "warcs/t.warc.gz")
+    assert [p.record_id for p in tampered.problems] == [image]
+    assert "skipped to the next record" in tampered.problems[0].detail
+    assert [r.record_id for r in tampered.rows] == [
+        r.record_id for r in index.rows if r.record_id != image
+    ]
+
+
+def test_a_gzip_bomb_member_stops_the_walk_without_inflating_it_whole(
+    sample: Sample, index: WarcIndex, tmp_path: Path
+) -> None:
+    from archive.warcread import MAX_DRAIN
+
+    image = sample.image.response.record_id
+    position = member_position(sample, index, image)
+
+    def bomb(member: bytes) -> bytes:
+        # the record as written, followed inside its gzip member by far more zeros than a
+        # resync may inflate: a member that does not end where its record does
+        plain = gzip.decompress(member)
+        inflater = zlib.compressobj(9, zlib.DEFLATED, 31)
+        out = inflater.compress(plain)
+        zeros = b"\x00" * (1024 * 1024)
+        for _ in range(MAX_DRAIN // len(zeros) + 8):
+            out += inflater.compress(zeros)
+        return out + inflater.flush()
+
+    tampered = read_warc_index(tampered_warc(sample, tmp_path, {position: bomb}), "warcs/t.warc.gz")
+    assert len(tampered.problems) == 1
+    assert "decompression bomb" in tampered.problems[0].detail
+    # everything before the bomb is indexed; its own record is not (its member is not whole)
+    assert [r.record_id for r in tampered.rows] == [
+        r.record_id for r in index.rows[: [r.record_id for r in index.rows].index(image)]
+    ]
 
 
 # --- retrieval by row ------------------------------------------------------------------------
@@ -517,9 +649,10 @@ def test_index_warc_stores_the_cdxj_beside_the_warc_and_loads_the_rows(
         sample.metadata.record_id,
         sample.text.record_id,
     }
-    (event,) = custody.for_object(store.object_uri(KEY))
+    capture, event = custody.for_object(store.object_uri(KEY))
+    assert capture.action == "capture"
     assert event.action == "index"
-    assert event.details["sha256"] == file_sha256(sample.path)
+    assert event.details["sha256"] == capture.details["sha256"] == file_sha256(sample.path)
     assert event.details["rows"] == 12
 
 
@@ -572,8 +705,10 @@ def test_rebuild_reproduces_the_incremental_index_and_keeps_the_custody_log(
     assert len(rows) == 12 + 4
     assert len(texts) == 4
     log_before = list(custody.entries())
-    assert len(log_before) == 3
-    assert custody.last_sealed() == 3  # index_keys seals at the end
+    # the second WARC had no capture entry: it got one, as first indexed
+    assert [e.action for e in log_before] == ["capture", "index", "capture", "index"]
+    assert log_before[2].object == store.object_uri(keys[1])
+    assert custody.last_sealed() == 4  # index_keys seals at the end
 
     rebuilt = rebuild(db, store, custody=custody)
 
@@ -598,11 +733,21 @@ def test_one_bad_warc_does_not_stop_the_others(
     bad_key = "warcs/src/2026/11/28/broken.warc.gz"
     store.put_file(bad_key, broken, file_sha256(broken))
     results = index_keys(db, store, [bad_key, *keys])
-    assert results[0].error is not None
-    assert "truncated" in results[0].error
+    assert results[0].error is None
+    assert not results[0].ok
+    assert [p["check"] for p in results[0].problems] == ["truncated"]
+    # its complete records are indexed; the cut one is an index problem with its offset
+    assert results[0].added == 11
     assert [r.added for r in results[1:]] == [12, 4]
-    assert not db.is_indexed(bad_key)
-    assert db.counts()["warcs"] == 2
+    assert all(r.ok for r in results[1:])
+    assert db.is_indexed(bad_key)
+    assert db.counts()["warcs"] == 3
+    problems = db.problems(bad_key)
+    assert [(p["check"], p["offset"]) for p in problems] == [
+        ("truncated", results[0].problems[0]["offset"])
+    ]
+    assert db.warc(bad_key)["problems"] == 1
+    assert db.problems() == problems
 
 
 def test_worker_processes_index_exactly_as_one_process(
@@ -620,10 +765,84 @@ def test_worker_processes_index_exactly_as_one_process(
         parallel = index_keys(other, store, [bad_key, *keys], workers=2)
         assert (all_rows(other), all_texts(other)) == (rows, texts)
         by_key = {r.key: r for r in parallel}
-        assert by_key[bad_key].error is not None
-        assert "truncated" in by_key[bad_key].error
-        assert sorted((r.key, r.rows, r.added) for r in parallel if not r.error) == sorted(
-            (r.key, r.rows, r.added) for r in single if not r.error
+        assert [p["check"] for p in by_key[bad_key].problems] == ["truncated"]
+        assert sorted((r.key, r.rows, r.added, len(r.problems)) for r in parallel) == sorted(
+            (r.key, r.rows, r.added, len(r.problems)) for r in single
         )
     finally:
         other.close()
+
+
+# --- attest index ----------------------------------------------------------------------------
+
+
+def index_env(home: Path) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ, ATTEST_HOME=str(home))
+    for name in ("ATTEST_STORE", "ATTEST_INDEX"):
+        env.pop(name, None)
+    return env
+
+
+def test_attest_index_leaves_out_a_bad_record_names_it_and_exits_1(
+    sample: Sample, index: WarcIndex, tmp_path: Path
+) -> None:
+    from support.cli import run_attest
+
+    image = sample.image.response.record_id
+    changes = {
+        member_position(sample, index, image): lambda m: rewrite_member(
+            m, lambda plain: plain.replace(b"IHDR", b"IHDS")
+        )
+    }
+    warc = tampered_warc(sample, tmp_path, changes)
+    home = tmp_path / "home"
+    FileStore(home / "store").put_file(KEY, warc, file_sha256(warc))
+    env = index_env(home)
+
+    first = run_attest(["index"], env)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "1 record(s) left out of 1 WARC(s)" in first.stdout
+    assert f"PROBLEMS {KEY}: 1 record(s) failed their checks, not indexed" in first.stdout
+    offset = next(r.offset for r in index.rows if r.record_id == image)
+    assert f"block-digest at offset {offset} record {image}: recorded sha256:" in first.stdout
+    assert "Traceback" not in first.stderr
+    # The other records are there; the bad one is not (nothing can be read or replayed from it).
+    assert run_attest(["find", GZIP_URL], env).returncode == 0
+    missing = run_attest(["find", IMAGE_URL], env)
+    assert missing.returncode == 1
+    with IndexDB(str(home / "index.sqlite")) as db:
+        assert next((p["offset"], p["record_id"], p["check"]) for p in db.problems()) == (
+            offset, image, "block-digest",
+        )  # fmt: skip
+        (capture,) = [
+            e for e in CustodyLog(db).entries() if e.action == "capture"
+        ]  # no upload record: its capture entry says so
+        assert "first indexed" in capture.details["recorded_from"]
+        (logged,) = [e for e in CustodyLog(db).entries() if e.action == "index"]
+        assert logged.details["records_left_out"] == 1
+        assert logged.details["problem_count"] == 2  # its block and its payload digest
+
+
+def test_attest_index_refuses_a_warc_whose_bytes_are_not_those_uploaded(tmp_path: Path) -> None:
+    from support.cli import run_attest
+    from support.storedarchive import SAMPLE_KEY, stored_archive
+
+    archive = stored_archive(tmp_path)
+    archive.db.close()
+    path = archive.path(SAMPLE_KEY)
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x01
+    path.write_bytes(bytes(data))
+
+    rebuilt = run_attest(["index", "--rebuild"], index_env(archive.home))
+    assert rebuilt.returncode == 1, rebuilt.stdout + rebuilt.stderr
+    assert (
+        f"FAILED {SAMPLE_KEY}: {archive.store.object_uri(SAMPLE_KEY)}: the stored object's "
+        "sha256 is" in rebuilt.stdout
+    )
+    assert "was uploaded: not indexed" in rebuilt.stdout
+    with IndexDB(str(archive.home / "index.sqlite")) as db:
+        assert not db.is_indexed(SAMPLE_KEY)

@@ -75,8 +75,13 @@ def test_put_file_stores_and_the_server_checksum_matches(
     stored = store.put_file("2026/11/a.warc.gz", warc, sha)
 
     full_key = f"{PREFIX}/2026/11/a.warc.gz"
+    assert versions(seaweedfs, s3_bucket, full_key) == [stored.version_id]
     assert stored == StoredObject(
-        "2026/11/a.warc.gz", warc.stat().st_size, sha, f"s3://{s3_bucket}/{full_key}"
+        "2026/11/a.warc.gz",
+        warc.stat().st_size,
+        sha,
+        f"s3://{s3_bucket}/{full_key}",
+        stored.version_id,
     )
     client = seaweedfs.client()
     try:
@@ -124,11 +129,11 @@ class RacingStore(S3Store):
 
     looked = False
 
-    def stat(self, key: str) -> StoredObject | None:
+    def stat(self, key: str, *, version: str | None = None) -> StoredObject | None:
         if not self.looked:
             self.looked = True
             return None
-        return super().stat(key)
+        return super().stat(key, version=version)
 
 
 def test_conditional_put_refuses_to_overwrite_an_object_created_meanwhile(
@@ -183,6 +188,46 @@ def test_open_returns_the_stored_bytes(store: S3Store, warc: Path) -> None:
 
     with store.open("a.warc.gz") as body:
         assert body.read() == warc.read_bytes()
+
+
+def overwrite(seaweedfs: SeaweedServer, bucket: str, key: str, data: bytes) -> str:
+    """Put ``data`` under ``key`` as anyone with write access could: a new version."""
+    client = seaweedfs.client()
+    try:
+        return str(client.put_object(Bucket=bucket, Key=key, Body=data)["VersionId"])
+    finally:
+        client.close()
+
+
+def test_reads_by_version_get_the_stored_bytes_after_the_key_is_overwritten(
+    store: S3Store, warc: Path, seaweedfs: SeaweedServer, s3_bucket: str
+) -> None:
+    stored = store.put_file("a.warc.gz", warc, file_sha256(warc))
+    original = warc.read_bytes()
+    tampered = original[:100] + bytes([original[100] ^ 1]) + original[101:]
+    newer = overwrite(seaweedfs, s3_bucket, f"{PREFIX}/a.warc.gz", tampered)
+    assert newer != stored.version_id
+
+    current = store.stat("a.warc.gz")
+    assert current is not None
+    assert current.version_id == newer
+    assert store.stat("a.warc.gz", version=stored.version_id) == stored
+    with store.open("a.warc.gz", version=stored.version_id) as body:
+        assert body.read() == original
+    with store.open("a.warc.gz") as body:
+        assert body.read() == tampered
+    assert store.read_range("a.warc.gz", 90, 20, version=stored.version_id) == original[90:110]
+    with store.open_range("a.warc.gz", 90, 20, version=stored.version_id) as part:
+        assert part.read(2) == original[90:92]
+        part.seek(0)
+        assert part.read() == original[90:110]
+    with store.open_range("a.warc.gz", 90, 20) as part:
+        assert part.read() == tampered[90:110]
+    with (
+        pytest.raises(StorageError, match="ends 10 bytes before"),
+        store.open_range("a.warc.gz", len(original) - 10, 20, version=stored.version_id) as part,
+    ):
+        part.read()
 
 
 def test_open_of_a_missing_key_is_a_storage_error(store: S3Store) -> None:

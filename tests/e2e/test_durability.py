@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 from fixtureweb import FixtureWeb
 
+from archive.custody import CustodyLog
+from archive.indexdb import IndexDB
 from archive.spool import CLOSED_SUFFIX, OPEN_SUFFIX
+from archive.store import file_sha256
 from archive.warcread import verify_warc
 
 pytestmark = pytest.mark.e2e
@@ -98,6 +101,24 @@ def recover(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def assert_logged_and_indexed(home: Path) -> dict[str, str]:
+    """Every stored WARC has one ``capture`` custody entry with its SHA-256, and is indexed.
+    Returns each WARC's key -> the run id its capture entry names."""
+    store = home / "store"
+    runs: dict[str, str] = {}
+    with IndexDB(str(home / "index.sqlite")) as db:
+        custody = CustodyLog(db)
+        for path in sorted(store.rglob("*.warc.gz")):
+            key = path.relative_to(store).as_posix()
+            captures = [e for e in custody.for_object(path.as_uri()) if e.action == "capture"]
+            assert len(captures) == 1, (key, captures)
+            assert captures[0].details["sha256"] == file_sha256(path)
+            assert db.is_indexed(key), key
+            runs[key] = captures[0].details["run_id"]
+        assert custody.verify() == []
+    return runs
+
+
 def assert_recovered_exactly(home: Path, env: dict[str, str]) -> int:
     """Recover; every record complete at the kill is in the store exactly once. Returns the count."""
     before_store = Counter(stored_records(home / "store"))
@@ -109,6 +130,10 @@ def assert_recovered_exactly(home: Path, env: dict[str, str]) -> int:
     assert not duplicated, f"records stored twice: {duplicated[:3]}"
     assert set(after) == set(before_store) | set(spool_ids)
     assert not list((home / "spool").rglob("*.warc.gz*")), "the spool still holds WARCs"
+    # Recovered WARCs are logged (capture) and indexed like any other, under the dead run.
+    runs = assert_logged_and_indexed(home)
+    assert len(set(runs.values())) == 1
+    assert f"logged (capture) and indexed {len(runs)} WARC(s)" in result.stdout
     return len(after)
 
 
@@ -180,6 +205,13 @@ def test_kill_at_random_moment_then_next_run_recovers(
     assert not [r for r, n in stored.items() if n > 1]
     assert set(spool_ids) <= set(stored)
     assert not list((home / "spool").rglob("*.warc.gz*"))
+    runs = assert_logged_and_indexed(home)
+    if had_run:
+        # the dead run's WARCs are logged under its own run id, not the run that shipped them
+        dead = summary["recovered_runs"][0]["run_id"]
+        assert {k for k, r in runs.items() if r == dead} == {
+            w["key"] for w in summary["recovered_runs"][0]["shipped"]
+        }
 
 
 def test_full_spool_disk_stops_cleanly_with_what_was_written_intact(

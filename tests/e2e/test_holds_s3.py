@@ -100,9 +100,12 @@ def test_hold_captures_and_claims_then_audit(
     (entry,) = custody(home, "hold")
     assert entry["object"] == uris[0]
     assert entry["actor"] == "counsel@test"
+    stored = json.loads(run_attest(["find", press, "--json"], env).stdout.splitlines()[0])
     assert entry["details"] == {
         "legal_hold": "ON", "previous": "OFF", "version_id": version, "captures": [first_id],
+        "sha256": custody(home, "capture")[0]["details"]["sha256"],
     }  # fmt: skip
+    assert stored["recordid"] == first_id
 
     # Holding again is harmless, and recorded again.
     again = run_attest(["hold", first_id, "--json"], env)
@@ -188,3 +191,78 @@ def test_hold_captures_and_claims_then_audit(
     )
     assert all("kept_for" not in e["details"] for e in releases)
     assert run_attest(["custody", "verify"], env).returncode == 0
+
+
+def test_an_overwritten_warc_is_read_as_stored_never_held_and_named_by_audit(
+    fixture_web: FixtureWeb, seaweedfs: SeaweedServer, s3_bucket: str, tmp_path: Path
+) -> None:
+    """Someone with write access puts a WARC's bytes again under its key, one byte changed
+    (same length): a new version. Reads still get the version stored at capture; a hold is
+    refused (it would sit on the tampered version); the audit names the key."""
+    home = tmp_path / "home"
+    env = dict(
+        os.environ,
+        ATTEST_HOME=str(home),
+        ATTEST_ALLOW_NETWORKS="127.0.0.0/8",
+        ATTEST_STORE=f"s3://{s3_bucket}/{PREFIX}",
+        **seaweedfs.env(),
+    )
+    for name in ("ATTEST_INDEX", "ATTEST_TOKENS", "ATTEST_S3_OBJECT_LOCK_DAYS"):
+        env.pop(name, None)
+    press = fixture_web.url("ngo", "/press/")
+    proc = run_attest(["crawl", press, "--max-pages", "1", "--depth", "0", "--json"], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (warc,) = json.loads(proc.stdout)["warcs"]
+    key = f"{PREFIX}/{warc['key']}"
+    uri = f"s3://{s3_bucket}/{key}"
+    (capture,) = custody(home, "capture")
+    stored_version = capture["details"]["version_id"]
+    client = seaweedfs.client()
+    assert client.head_object(Bucket=s3_bucket, Key=key)["VersionId"] == stored_version
+    found = json.loads(run_attest(["find", press, "--json"], env).stdout.splitlines()[0])
+    page = run_attest(["get", press, "--at", found["timestamp"]], env)
+    assert page.returncode == 0, page.stderr
+
+    original = client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
+    # One byte of the page's own record changed: what an attacker wants replayed.
+    at = int(found["offset"]) + int(found["length"]) // 2
+    tampered = original[:at] + bytes([original[at] ^ 0x55]) + original[at + 1 :]
+    newer = client.put_object(Bucket=s3_bucket, Key=key, Body=tampered)["VersionId"]
+    assert newer != stored_version
+    before = custody(home)
+
+    again = run_attest(["get", press, "--at", found["timestamp"]], env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == page.stdout  # the version stored at capture, not the new one
+
+    held = run_attest(["hold", found["recordid"]], env)
+    assert held.returncode == 1, held.stdout + held.stderr
+    assert "not holding" in held.stderr
+    assert f"{uri}: its current version {newer}" in held.stderr
+    assert f"the version indexed ({stored_version})" in held.stderr
+    assert "Traceback" not in held.stderr
+    assert custody(home, "hold") == []
+    for version in (stored_version, newer):
+        assert legal_hold_of(client, s3_bucket, key, version) == "OFF"
+
+    audit = run_attest(["audit", "--json"], env)
+    assert audit.returncode == 1, audit.stdout + audit.stderr
+    (verdict,) = json.loads(audit.stdout)
+    assert verdict["ok"] is False
+    assert verdict["version_id"] == stored_version
+    assert verdict["current_version"] == newer
+    assert verdict["sha256"] == capture["details"]["sha256"]  # the stored version is intact
+    assert any(p.startswith("overwritten: ") for p in verdict["problems"])
+    (logged,) = [e for e in custody(home, "verify") if e not in before]
+    assert logged["details"]["current_version"] == newer
+    assert run_attest(["custody", "verify"], env).returncode == 0
+
+
+def legal_hold_of(client: Any, bucket: str, key: str, version: str) -> str:
+    try:
+        found = client.get_object_legal_hold(Bucket=bucket, Key=key, VersionId=version)
+        return str(found["LegalHold"].get("Status", "OFF"))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchObjectLegalHold":
+            return "OFF"
+        raise
