@@ -1,6 +1,6 @@
-"""When a rendered page is complete: its own requests settled, its DOM stable, its content there.
+"""When a rendered page is complete: its own requests settled and its content there.
 
-A page is snapshotted only once, within a time bound, all three hold:
+The browser waits, within a time bound, until all three hold:
 
 - **network settled**: none of the page's requests has been in flight for ``quiet_s`` (counted
   from Playwright's request events, not its one-off ``networkidle`` lifecycle event, which
@@ -8,10 +8,13 @@ A page is snapshotted only once, within a time bound, all three hold:
 - **DOM stable**: the element count and text length have not changed for ``quiet_s``;
 - **content ready**: the content-ready selector (:class:`ReadySpec`, from the platform adapter
   or the source) matches, or the page shows one of the platform's notices (suspended, removed,
-  login wall...), which is its content. Without a selector, the first two suffice.
+  login wall...), which is its content. Without a selector, this holds.
 
-:func:`wait_until_complete` says which held and, when the bound ran out, what was missing; the
-capture records that with the page (see :mod:`crawlers.browser.capture`).
+The page is **complete** when its requests settled and its content is ready. A DOM that never
+stops changing (a ticker, a carousel) is waited for until the bound and then noted, but does not
+make an otherwise complete page incomplete. :func:`wait_until_complete` says which held and,
+for an incomplete page, what was missing; the capture records that with the page (see
+:mod:`crawlers.browser.capture`).
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ async def wait_until_complete(
         if now >= deadline:
             break
         await page.wait_for_timeout(100)
-    complete = settled and stable and (ready.selector is None or bool(found) or bool(notice))
+    complete = settled and content
     result: dict[str, Any] = {
         "complete": complete,
         "network_settled": settled,
@@ -129,9 +132,7 @@ async def wait_until_complete(
         missing = []
         if not settled:
             missing.append(f"requests still in flight: {', '.join(requests.urls()) or 'none'}")
-        if not stable:
-            missing.append("the page was still changing")
-        if ready.selector and not found and not notice:
+        if not content:
             missing.append(f"no element matches the content-ready selector {ready.selector!r}")
         result["missing"] = missing
     return result

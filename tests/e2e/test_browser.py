@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fixtureweb import FixtureWeb
 from fixtureweb.http import FixtureServer
-from fixtureweb.probes import ITEM_TOKENS, SIMPLE_TOKEN, CorsApi, ProbeSite
+from fixtureweb.probes import ITEM_TOKENS, SIMPLE_TOKEN, TICKER_TOKEN, CorsApi, ProbeSite
 from fixtureweb.social import Profile, SocialSite
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
@@ -574,3 +574,29 @@ sources:
     assert captured["capture"]["wait"]["content_ready"] is True
     dom = next(r for r in records if r.target == f"urn:dom:{slow_url}").block.decode()
     assert slow.token in dom
+
+
+def test_a_page_that_never_stops_changing_is_complete_once_settled(
+    web: FixtureWeb, tmp_path: Path, probe_servers: tuple[FixtureServer, FixtureServer]
+) -> None:
+    page, _api = probe_servers
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"{page.origin}/ticker.html"
+    env = dict(_env(home, web), ATTEST_BROWSER_READY_TIMEOUT="3")
+    proc = run_attest(["capture", "--browser", url], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    records = read_records(store_warcs(home / "store"))
+    meta = next(
+        r.json()
+        for r in records
+        if r.type == "metadata" and "attest-page" in r.headers.get("Content-Type", "")
+    )
+    assert meta["outcome"] == "captured"
+    wait = meta["capture"]["wait"]
+    assert wait["complete"] is True
+    assert wait["network_settled"] is True
+    # Waited for until the bound, noted, and not held against the page.
+    assert wait["dom_stable"] is False
+    assert "retried" not in meta["capture"]
+    assert TICKER_TOKEN in next(r for r in records if r.target == f"urn:text:{url}").block.decode()

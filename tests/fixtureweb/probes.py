@@ -7,6 +7,7 @@
   for). ``/allowed-fetch`` and ``/allowed-beacon`` answer those calls on the page's origin.
 - ``/cors.html?api=ORIGIN``: asks a JSON API on another origin, once with a simple GET and once
   with a JSON POST carrying a custom header (a real CORS preflight), and shows the API's items.
+- ``/ticker.html``: a story whose page never stops changing (a ticker adds a line every 100 ms).
 - :class:`CorsApi`: that API. It answers preflights for ``/api/items`` only: a simple request
   that arrives as a preflight (as it did while the browser added a header of attest's to every
   request) gets no CORS headers, so the page shows an error instead of the data.
@@ -93,7 +94,20 @@ CORS_PAGE = r"""<!doctype html>
 </script></body></html>
 """
 
+TICKER_PAGE = r"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Ticker</title></head>
+<body><article id="story">TICKER_TOKEN</article><ul id="ticker"></ul>
+<script>
+setInterval(() => {
+  const li = document.createElement('li');
+  li.textContent = 'tick ' + Date.now();
+  document.getElementById('ticker').prepend(li);
+}, 100);
+</script></body></html>
+"""
+
 SIMPLE_TOKEN = token("cors-simple", 1)
+TICKER_TOKEN = token("ticker", 1)
 ITEM_TOKENS = tuple(token("cors-item", n) for n in range(1, 4))
 
 
@@ -107,6 +121,8 @@ class ProbeSite:
             return _html(LEAK_PAGE)
         if req.path == "/cors.html":
             return _html(CORS_PAGE)
+        if req.path == "/ticker.html":
+            return _html(TICKER_PAGE.replace("TICKER_TOKEN", TICKER_TOKEN))
         if req.path in ("/allowed-fetch", "/allowed-beacon"):
             return Reply(headers=[("Content-Type", "text/plain")], body=b"ok " + req.body)
         if req.path == "/robots.txt":
