@@ -28,6 +28,9 @@ attest's environment settings (all optional):
 ``ATTEST_CHROMIUM``             the Chromium executable (default: Debian's ``/usr/lib/chromium``)
 ``ATTEST_BROWSER_CONCURRENCY``  browser pages rendered at once (default 2)
 ``ATTEST_BROWSER_RECYCLE``      pages per browser process before it is restarted (default 200)
+``ATTEST_BROWSER_READY_TIMEOUT`` seconds a rendered page gets to become complete (requests
+                                settled, DOM stable, content there) before it is tried once
+                                more, then recorded ``incomplete`` (default 20)
 ``ATTEST_INDEX``                index database: a path or ``sqlite:///path`` (default
                                 ``<home>/index.sqlite``) or ``postgresql://user@host/db``
 ``ATTEST_TOKENS``               JSON file of service tokens (``attest serve``): each entry
@@ -157,6 +160,7 @@ class AttestConfig:
     chromium: str | None = None
     browser_concurrency: int = 2
     browser_recycle: int = 200
+    browser_ready_timeout: float = 20.0
     s3_endpoint: str | None = None
     s3_object_lock_days: int | None = None
     index_url: str = ""
@@ -277,6 +281,7 @@ def load_config(env: dict[str, str] | None = None, *, store: str | None = None) 
         chromium=env.get("ATTEST_CHROMIUM") or None,
         browser_concurrency=_int(env, "ATTEST_BROWSER_CONCURRENCY", 2, low=1, high=32),
         browser_recycle=_int(env, "ATTEST_BROWSER_RECYCLE", 200, low=1, high=100_000),
+        browser_ready_timeout=_float(env, "ATTEST_BROWSER_READY_TIMEOUT", 20.0, low=1, high=600),
         s3_endpoint=env.get("ATTEST_S3_ENDPOINT") or None,
         s3_object_lock_days=lock,
         index_url=_index_url(env.get("ATTEST_INDEX"), home),

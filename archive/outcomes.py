@@ -25,6 +25,13 @@ class Outcome(StrEnum):
     SUSPENDED = "suspended"
     REMOVED = "removed"
     RATE_LIMITED = "rate_limited"
+    #: The browser rendered the page, but within its bounds the page's requests did not
+    #: settle or its content did not appear (even in a second, fresh try): what it showed is
+    #: recorded, and never counted as captured.
+    INCOMPLETE = "incomplete"
+    #: A URL that cannot be fetched at all (no http(s) scheme, no host, a bad port, spaces, too
+    #: long): nothing was sent; the reason is recorded.
+    INVALID_URL = "invalid_url"
 
 
 #: Outcomes where the server answered and its response is in the WARC.
@@ -38,6 +45,7 @@ FAILURE_OUTCOMES = frozenset(
         Outcome.CONNECTION_ERROR,
         Outcome.TLS_ERROR,
         Outcome.EGRESS_REFUSED,
+        Outcome.INVALID_URL,
     }
 )
 

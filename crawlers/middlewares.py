@@ -37,8 +37,10 @@ from archive.outcomes import TRANSIENT_OUTCOMES, Outcome
 from crawlers.recorder.protocol import (
     CAPTURE_ID_HEADER,
     OUTCOME_HEADER,
+    PROXY_AUTH_HEADER,
     RECORDER_ERROR_HEADER,
     SOURCE_HEADER,
+    proxy_credentials,
 )
 
 if TYPE_CHECKING:
@@ -53,21 +55,33 @@ MAX_RETRY_AFTER = 60.0
 
 
 class RecorderMiddleware:
-    def __init__(self, crawler: Crawler, proxy_url: str) -> None:
+    """Every request through the recorder, attributed to the spider's source by the run's
+    proxy credentials (never forwarded upstream: ``Proxy-Authorization`` is hop-by-hop; for
+    HTTPS Scrapy sends it on the CONNECT only)."""
+
+    def __init__(self, crawler: Crawler, proxy_url: str, secret: str | None = None) -> None:
         self.crawler = crawler
         self.proxy_url = proxy_url
+        self.secret = secret
+        self._credentials: bytes | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RecorderMiddleware:
         proxy = crawler.settings.get("ATTEST_RECORDER_URL")
         if not proxy:
             raise NotConfigured("no recorder")
-        return cls(crawler, proxy)
+        return cls(crawler, proxy, crawler.settings.get("ATTEST_RECORDER_SECRET"))
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         request.meta["proxy"] = self.proxy_url
         assert self.crawler.spider is not None
-        request.headers[SOURCE_HEADER] = self.crawler.spider.name
+        if self.secret is None:
+            request.headers[SOURCE_HEADER] = self.crawler.spider.name
+            return
+        if self._credentials is None:
+            value = proxy_credentials(self.crawler.spider.name, self.secret)
+            self._credentials = value.encode("ascii")
+        request.headers[PROXY_AUTH_HEADER] = self._credentials
 
     def process_response(
         self, request: Request, response: Response, spider: Spider | None = None

@@ -4,7 +4,8 @@ Every result becomes one line of the run's ledger (``ledger.jsonl`` in the spool
 by outcome. A page or attachment also gets a ``metadata`` record in the WARC, linked to its
 response (``WARC-Concurrent-To``): how it was discovered, its outlinks (with their scope), its
 requisites and its retry attempts. A URL that was never fetched because robots.txt forbids it
-gets a ``metadata`` outcome record, so the refusal is evidence too.
+gets a ``metadata`` outcome record, so the refusal is evidence too; so does a seed that cannot
+be fetched at all (``invalid_url``, target ``urn:attest:invalid-url:<percent-encoded URL>``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import task
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PAGE_METADATA_TYPE = "application/json; profile=attest-page"
 OUTCOME_METADATA_TYPE = "application/json; profile=attest-outcome"
+#: The target URI of an ``invalid_url`` outcome record, before the percent-encoded URL.
+INVALID_URL_TARGET = "urn:attest:invalid-url:"
 
 
 class CaptureLedgerPipeline:
@@ -46,10 +50,12 @@ class CaptureLedgerPipeline:
     BATCH = 32
     FLUSH_S = 0.5
 
-    def __init__(self, crawler: Crawler, ledger: Path, recorder_port: int) -> None:
+    def __init__(
+        self, crawler: Crawler, ledger: Path, recorder_port: int, secret: str | None = None
+    ) -> None:
         self.crawler = crawler
         self.ledger_path = ledger
-        self.records = RecordClient(recorder_port)
+        self.records = RecordClient(recorder_port, secret=secret)
         self.outcomes: Counter[str] = Counter()
         self._ledger: IO[str] | None = None
         self._unflushed = 0
@@ -63,6 +69,7 @@ class CaptureLedgerPipeline:
             crawler,
             Path(crawler.settings["ATTEST_LEDGER"]),
             crawler.settings.getint("ATTEST_RECORDER_PORT"),
+            crawler.settings.get("ATTEST_RECORDER_SECRET"),
         )
 
     def open_spider(self, spider: Spider | None = None) -> None:
@@ -114,7 +121,7 @@ class CaptureLedgerPipeline:
         if not isinstance(item, FetchResult):
             return item
         self._log(item)
-        if item.outcome == Outcome.ROBOTS_DISALLOWED:
+        if item.outcome in (Outcome.ROBOTS_DISALLOWED, Outcome.INVALID_URL):
             body: dict[str, Any] = {
                 "outcome": item.outcome,
                 "url": item.url,
@@ -122,7 +129,11 @@ class CaptureLedgerPipeline:
                 "referrer": item.referrer,
                 "source": item.source,
             }
-            self._queue(item, body, OUTCOME_METADATA_TYPE, None)
+            target = item.url
+            if item.outcome == Outcome.INVALID_URL:
+                # The URL itself (spaces, a broken IPv6 literal, ...) cannot be a WARC target.
+                target = INVALID_URL_TARGET + quote(item.url, safe="")
+            self._queue(item, body, OUTCOME_METADATA_TYPE, None, target=target)
         elif item.role in ("page", "attachment") and item.capture_id:
             body = {
                 "url": item.url,
@@ -142,12 +153,18 @@ class CaptureLedgerPipeline:
         return item
 
     def _queue(
-        self, item: FetchResult, body: dict[str, Any], content_type: str, concurrent_to: str | None
+        self,
+        item: FetchResult,
+        body: dict[str, Any],
+        content_type: str,
+        concurrent_to: str | None,
+        *,
+        target: str | None = None,
     ) -> None:
         self._pending.append(
             {
                 "source": item.source,
-                "target": item.url,
+                "target": target or item.url,
                 "content_type": content_type,
                 "concurrent_to": concurrent_to,
                 "data": json.dumps(body, sort_keys=True),

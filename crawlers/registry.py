@@ -19,12 +19,12 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from archive.errors import RegistryError
 from archive.schemaerrors import first_error
+from crawlers.urls import invalid_url_reason
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _CRON_ALIASES = {
@@ -83,6 +83,9 @@ class SourceSpec:
     #: Profile sources (and browser capture): which platform adapter, and its bounds.
     platform: str = "generic"
     permalink_pattern: str | None = None
+    #: A CSS selector a post page shows once its content is there (``profile.content_ready``);
+    #: None: the platform adapter's own.
+    content_ready: str | None = None
     api_base: str | None = None
     max_posts: int = 200
     max_feed_pages: int = 20
@@ -168,10 +171,15 @@ def _expand(value: str, path: str, entry: str | None, field_name: str, env: dict
         return env[name]
 
     expanded = _VAR.sub(sub, value)
-    parts = urlsplit(expanded)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RegistryError(path, entry, field_name, f"{expanded!r} is not an http(s) URL")
+    reason = invalid_url_reason(expanded)
+    if reason is not None:
+        raise RegistryError(path, entry, field_name, f"{_shown(expanded)} {reason}")
     return expanded
+
+
+def _shown(url: str, limit: int = 120) -> str:
+    """A URL as an error message shows it: quoted, and cut short when long."""
+    return repr(url) if len(url) <= limit else repr(url[:limit]) + f"... ({len(url)} characters)"
 
 
 def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> list[SourceSpec]:
@@ -277,6 +285,7 @@ def parse_registry(doc: Any, path: str, env: dict[str, str] | None = None) -> li
                 schedule=raw.get("schedule"),
                 platform=prof.get("platform", "generic"),
                 permalink_pattern=pattern,
+                content_ready=prof.get("content_ready"),
                 api_base=_expand(prof["api_base"], path, sid, "profile.api_base", env)
                 if prof.get("api_base")
                 else None,
@@ -408,14 +417,23 @@ def adhoc_source(
     """A source for ``attest crawl URL...``: the seeds' own origins are the scope.
 
     With ``browser``, the seeds are profiles or posts captured by the browser with the profile
-    behaviors (one capture per post), as a ``profile`` source of the generic platform.
+    behaviors (one capture per post), as a ``profile`` source of the generic platform. Seeds
+    that cannot be fetched (:func:`crawlers.urls.invalid_url_reason`) are kept: each gets the
+    outcome ``invalid_url``; when no seed can be fetched, this raises.
     """
-    for i, seed in enumerate(seeds):
-        parts = urlsplit(seed)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RegistryError(
-                "<command line>", None, f"URL[{i}]", f"{seed!r} is not an http(s) URL"
-            )
+    reasons = [invalid_url_reason(seed) for seed in seeds]
+    if seeds and all(reasons):
+        # Nothing could be fetched: bad input, and nothing is changed. With some valid seeds,
+        # the run goes on and each invalid one gets the outcome invalid_url.
+        raise RegistryError(
+            "<command line>",
+            None,
+            None,
+            "; ".join(
+                f"URL[{i}] {_shown(s)} {r}"
+                for i, (s, r) in enumerate(zip(seeds, reasons, strict=True))
+            ),
+        )
     return SourceSpec(
         id="adhoc",
         kind="profile" if browser else "news",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive.errors import ConfigError, CrawlFailed
+from archive.outcomes import Outcome
 from archive.ship import ShippedWarc, ShipReport, recover, ship_spool
 from archive.spool import RunSpool
 from archive.store import Store
@@ -62,6 +64,7 @@ class RunOptions:
     chromium: str | None = None
     browser_concurrency: int = 2
     browser_recycle: int = 200
+    browser_ready_timeout: float = 20.0
     #: The index database (path or URL); None: WARCs are stored but not indexed.
     index_url: str | None = None
     #: Signs and timestamps the custody segments the run seals (archive.custodyseal).
@@ -92,6 +95,7 @@ def options_from_config(config: AttestConfig, *, airflow: Mapping[str, str]) -> 
         chromium=config.chromium,
         browser_concurrency=config.browser_concurrency,
         browser_recycle=config.browser_recycle,
+        browser_ready_timeout=config.browser_ready_timeout,
         index_url=config.index_url,
         custody_attestor=config.custody_attestor(),
         airflow=dict(airflow),
@@ -124,7 +128,12 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.pending and self.stopped is None
+        """Everything asked for was fetched and stored (a seed that is not a URL fails it)."""
+        return (
+            not self.pending
+            and self.stopped is None
+            and not self.outcomes.get(Outcome.INVALID_URL.value)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -161,6 +170,7 @@ def _scrapy_settings(
         {
             "ATTEST_RECORDER_URL": recorder.proxy_url,
             "ATTEST_RECORDER_PORT": recorder.port,
+            "ATTEST_RECORDER_SECRET": recorder.secret,
             "ATTEST_LEDGER": str(ledger),
             "ATTEST_RETRIES": options.retries,
             "ATTEST_RETRY_BACKOFF": options.retry_backoff,
@@ -172,6 +182,7 @@ def _scrapy_settings(
             "ATTEST_CHROMIUM": options.chromium,
             "ATTEST_BROWSER_CONCURRENCY": options.browser_concurrency,
             "ATTEST_BROWSER_RECYCLE": options.browser_recycle,
+            "ATTEST_BROWSER_READY_TIMEOUT": options.browser_ready_timeout,
         }
     )
     values.update(options.scrapy_settings)
@@ -279,6 +290,8 @@ def run_capture(
         socket_timeout=options.download_timeout,
         one_cpu=options.recorder_one_cpu,
         require_source=True,
+        # Per run: only this run's crawler and browser may use its recorder.
+        secret=secrets.token_urlsafe(24),
     )
     recorder = RecorderProcess(config, lock_fd=spool.lock_fd)
     cpu_start = time.process_time()

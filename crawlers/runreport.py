@@ -7,8 +7,8 @@ that failed returns nothing) and lists the run's problems. The run fails when th
 - a batch stopped early (disk full, recorder unreachable) or left WARCs in its worker's spool;
 - a WARC is not in the store as uploaded, not indexed, or failed verification;
 - more than ``alert_ratio`` of the pages ended in an alert outcome (:data:`ALERT_OUTCOMES`:
-  a login wall, a removed or suspended account, rate limiting, or an error): the source
-  probably changed, blocked us, or is down.
+  a login wall, a removed or suspended account, rate limiting, an incomplete page, an invalid
+  URL, or an error): the source probably changed, blocked us, or is down.
 
 Gaps are the seeds that did not end in a captured page (the outcome says why), and the seeds
 of failed batches. :func:`render` writes the report for a task log.
@@ -25,7 +25,7 @@ from archive.outcomes import FAILURE_OUTCOMES, Outcome
 
 ALERT_OUTCOMES = frozenset(
     {Outcome.LOGIN_WALL, Outcome.REMOVED, Outcome.SUSPENDED, Outcome.RATE_LIMITED,
-     Outcome.HTTP_ERROR} | FAILURE_OUTCOMES
+     Outcome.HTTP_ERROR, Outcome.INCOMPLETE} | FAILURE_OUTCOMES
 )  # fmt: skip
 
 
@@ -163,6 +163,13 @@ def render(report: Mapping[str, Any]) -> str:
         f"  WARCs stored {len(report['warcs'])}, indexed {report['indexed']}, "
         f"verified {report['verified']['ok']} of {report['verified']['verified']}",
     ]
+    incomplete = report["page_outcomes"].get(Outcome.INCOMPLETE.value)
+    if incomplete:
+        lines.append(
+            f"  INCOMPLETE {incomplete} page(s): their content never appeared within the bound, "
+            "even on a second try (not counted as captured; their metadata's capture.wait "
+            "says what was missing)"
+        )
     if report.get("lineage"):
         lines.append(f"  what the run produced: {report['lineage']['find']}")
     lines.extend(f"  stored {uri}" for uri in report["warcs"])

@@ -17,10 +17,11 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def origin(url: str) -> tuple[str, str, int] | None:
-    parts = urlsplit(url)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        return None
+    """(scheme, host, port) of an http(s) URL; None for any other (or unparsable) one."""
     try:
+        parts = urlsplit(url)
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            return None
         port = parts.port or DEFAULT_PORTS[parts.scheme]
     except ValueError:
         return None

@@ -5,6 +5,10 @@ XHR/fetch and JSON API calls) are written by the recorder as the bytes pass thro
 as for Scrapy: the browser's own APIs only ever see decoded bodies, so they are never the
 record. What the browser adds is what only it can see, written as derivatives linked to the
 page's response record: a full-page screenshot, the rendered DOM, the visible text.
+
+A page is snapshotted once it is complete (:mod:`crawlers.browser.ready`). One that is not
+within the bound is tried once more in a fresh context; if it is still incomplete, it is
+snapshotted as it is and reported incomplete, with what was missing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from archive.errors import RecorderError
 from crawlers.browser.behaviors import PAGE_HEIGHT_JS, BehaviorSpec, run_behaviors
 from crawlers.browser.launch import BrowserSettings
+from crawlers.browser.ready import ReadySpec, RequestsInFlight, wait_until_complete
 from crawlers.recorder.protocol import CAPTURE_ID_HEADER, OUTCOME_HEADER, WARC_DATE_HEADER
 
 if TYPE_CHECKING:
@@ -81,6 +86,19 @@ class RenderedPage:
     extracted: Any = None
     error: str | None = None
     seconds: float = 0.0
+    #: The completeness wait's result (:func:`crawlers.browser.ready.wait_until_complete`).
+    wait: dict[str, Any] = field(default_factory=dict)
+    #: Earlier attempts at this page that were incomplete (each in a context of its own).
+    retried: list[dict[str, Any]] = field(default_factory=list)
+    #: How it was rendered: browser, automation, viewport, user agent (BrowserSettings.page_context).
+    context: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.wait.get("complete", True))
+
+    def attempt_summary(self) -> dict[str, Any]:
+        return {"capture_id": self.capture_id, "status": self.status, "wait": self.wait}
 
 
 async def _exchange(response: Response) -> Exchange:
@@ -108,6 +126,7 @@ class BrowserPool:
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._lock = asyncio.Lock()
         self._retired: set[Browser] = set()
+        self._context: dict[str, str] | None = None
         self.pages = 0
 
     async def _current_browser(self) -> Browser:
@@ -148,20 +167,72 @@ class BrowserPool:
         extract: str | tuple[str, Any] | None = None,
         screenshot: bool = True,
         pdf: bool = False,
+        ready: ReadySpec | None = None,
     ) -> RenderedPage:
+        """Render ``url`` once it is complete; an incomplete page is tried once more in a
+        fresh context before it is snapshotted as it is (``RenderedPage.complete`` False)."""
+        ready = ready or ReadySpec()
+        if self._context is None:
+            # Asks the browser binary for its version once (a subprocess): off the event loop.
+            self._context = await asyncio.to_thread(self.settings.page_context)
         async with self._slots:
-            browser = await self._current_browser()
+            rendered = await self._render_complete(
+                url, source, behaviors, extract, screenshot, pdf, ready
+            )
+        rendered.context = dict(self._context)
+        return rendered
+
+    async def _render_complete(
+        self,
+        url: str,
+        source: str,
+        behaviors: BehaviorSpec,
+        extract: str | tuple[str, Any] | None,
+        screenshot: bool,
+        pdf: bool,
+        ready: ReadySpec,
+    ) -> RenderedPage:
+        first = await self._attempt(
+            url, source, behaviors, extract, screenshot, pdf, ready, last=False
+        )
+        if first.error is not None or first.complete:
+            return first
+        log.info(
+            "page incomplete, trying once more in a fresh context",
+            extra={"url": url, "missing": first.wait.get("missing")},
+        )
+        second = await self._attempt(
+            url, source, behaviors, extract, screenshot, pdf, ready, last=True
+        )
+        second.retried = [first.attempt_summary()]
+        return second
+
+    async def _attempt(
+        self,
+        url: str,
+        source: str,
+        behaviors: BehaviorSpec,
+        extract: str | tuple[str, Any] | None,
+        screenshot: bool,
+        pdf: bool,
+        ready: ReadySpec,
+        *,
+        last: bool,
+    ) -> RenderedPage:
+        browser = await self._current_browser()
+        try:
+            context = await browser.new_context(**self.settings.context_options(source))
             try:
-                context = await browser.new_context(**self.settings.context_options(source))
-                try:
-                    page = await context.new_page()
-                    return await self._render(page, url, behaviors, extract, screenshot, pdf)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await context.close()
+                page = await context.new_page()
+                return await self._render(
+                    page, url, behaviors, extract, screenshot, pdf, ready, last=last
+                )
             finally:
-                self.pages += 1
-                await self._page_done(browser)
+                with contextlib.suppress(Exception):
+                    await context.close()
+        finally:
+            self.pages += 1
+            await self._page_done(browser)
 
     async def _render(
         self,
@@ -171,12 +242,17 @@ class BrowserPool:
         extract: str | tuple[str, Any] | None,
         screenshot: bool,
         pdf: bool,
+        ready: ReadySpec,
+        *,
+        last: bool = True,
     ) -> RenderedPage:
+        """One attempt; unless it is the ``last``, an incomplete page is given up at once."""
         from playwright.async_api import Error as PlaywrightError
 
         started = time.monotonic()
         seen: list[Response] = []
         page.on("response", lambda response: seen.append(response))
+        in_flight = RequestsInFlight(page)
         timeout_ms = self.settings.page_timeout_s * 1000
         page.set_default_timeout(timeout_ms)
         try:
@@ -206,6 +282,23 @@ class BrowserPool:
             if previous is not None:
                 redirects.insert(0, await _exchange(previous))
             hop = hop.redirected_from
+        wait: dict[str, Any] = {}
+        if main.status < 300:
+            # An error page is complete as the server sent it; a page's content is awaited.
+            wait = await wait_until_complete(page, in_flight, ready, self.settings.ready_timeout_s)
+            if not wait["complete"] and not last:
+                return RenderedPage(
+                    requested_url=url,
+                    url=main.url,
+                    status=main.status,
+                    headers=headers,
+                    capture_id=headers.get(CAPTURE_ID_HEADER.lower()),
+                    warc_date=headers.get(WARC_DATE_HEADER.lower()),
+                    outcome=headers.get(OUTCOME_HEADER.lower()),
+                    redirects=redirects,
+                    seconds=time.monotonic() - started,
+                    wait=wait,
+                )
         log_ = await run_behaviors(page, behaviors)
         extracted = None
         if extract:
@@ -248,6 +341,7 @@ class BrowserPool:
             behaviors=log_,
             extracted=extracted,
             seconds=time.monotonic() - started,
+            wait=wait,
         )
 
     async def close(self) -> None:

@@ -34,7 +34,6 @@ from crawlers.browser.capture import BrowserPool, RenderedPage
 from crawlers.browser.launch import BrowserSettings, find_chromium
 from crawlers.middlewares import KeepAliveDownloadHandler
 from crawlers.recorder.process import RecordClient
-from crawlers.recorder.protocol import SOURCE_HEADER
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -62,10 +61,12 @@ def browser_settings(crawler: Crawler) -> BrowserSettings:
     return BrowserSettings(
         executable=find_chromium(s.get("ATTEST_CHROMIUM")),
         proxy_url=s["ATTEST_RECORDER_URL"],
+        proxy_secret=s.get("ATTEST_RECORDER_SECRET"),
         user_agent=s["USER_AGENT"],
         concurrency=s.getint("ATTEST_BROWSER_CONCURRENCY", 2),
         recycle_after=s.getint("ATTEST_BROWSER_RECYCLE", 200),
         page_timeout_s=s.getfloat("ATTEST_BROWSER_TIMEOUT", 45.0),
+        ready_timeout_s=s.getfloat("ATTEST_BROWSER_READY_TIMEOUT", 20.0),
     )
 
 
@@ -91,14 +92,19 @@ class BrowserDownloadHandler(KeepAliveDownloadHandler):
     def _browser_pool(self) -> BrowserPool:
         if self._browsers is None:
             self._browsers = BrowserPool(browser_settings(self._crawler))
-            self._records = RecordClient(self._crawler.settings.getint("ATTEST_RECORDER_PORT"))
+            self._records = RecordClient(
+                self._crawler.settings.getint("ATTEST_RECORDER_PORT"),
+                secret=self._crawler.settings.get("ATTEST_RECORDER_SECRET"),
+            )
         return self._browsers
 
     async def download_request(self, request: Request) -> Response:
         wanted: dict[str, Any] | None = request.meta.get(BROWSER_META)
         if not wanted:
             return await super().download_request(request)
-        source = (request.headers.get(SOURCE_HEADER) or b"adhoc").decode()
+        # One crawler per source, its spider named by the source id.
+        spider = self._crawler.spider
+        source = spider.name if spider is not None and spider.name else "adhoc"
         spec: BehaviorSpec = wanted.get("behaviors") or BehaviorSpec()
         rendered = await self._browser_pool().render(
             request.url,
@@ -107,6 +113,7 @@ class BrowserDownloadHandler(KeepAliveDownloadHandler):
             extract=wanted.get("extract"),
             screenshot=wanted.get("screenshot", True),
             pdf=wanted.get("pdf", False),
+            ready=wanted.get("ready"),
         )
         request.meta[RENDERED_META] = rendered
         if rendered.error is not None:

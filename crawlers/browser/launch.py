@@ -4,6 +4,16 @@ The browser is Debian's Chromium (``apt-get install chromium``), driven by Playw
 traffic goes through the run's recorder, so what the WARC holds is what the origins sent. Each
 page gets a fresh browser context: no cookies, no storage, no login, the same viewport, time
 zone and locale every time; they are written into the run's ``warcinfo``.
+
+Confinement: every byte the browser sends goes to the recorder, which checks it against the
+egress guard. Chromium otherwise opens paths of its own around an HTTP proxy: WebRTC (STUN and
+media over UDP), QUIC, DNS lookups for prefetch and preconnect, mDNS. The flags below close
+each one (see :data:`CONFINEMENT_FLAGS`); ``tests/e2e/test_confinement.py`` proves it with
+packets counted in a network namespace.
+
+Attribution: each context reaches the recorder with proxy credentials of its own (the page's
+source and the run's secret), so the browser's requests carry no header of attest's and are
+sent exactly as the page made them (docs/adr/0003-browser-attribution.md).
 """
 
 from __future__ import annotations
@@ -20,11 +30,25 @@ from typing import Any
 from archive.chromium import find_chromium as _find_chromium
 from archive.errors import ConfigError
 
+#: Flags that keep every byte the browser sends on the way to the recorder.
+CONFINEMENT_FLAGS = (
+    # WebRTC may use no UDP that does not go through the proxy (and the HTTP proxy carries
+    # none): no STUN, no media, no host candidates. --force-webrtc-ip-handling-policy alone
+    # did not stop STUN on Debian's Chromium; this did.
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--force-webrtc-ip-handling-policy",
+    "--disable-quic",  # QUIC (UDP) would go around the HTTP proxy, unrecorded
+    "--dns-prefetch-disable",
+    # Chromium resolves no name itself: through the proxy the recorder resolves (and checks)
+    # each one. The proxy's own address is a literal; 127.0.0.1 stays reachable.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+)
+
 CHROMIUM_FLAGS = (
     "--no-sandbox",  # CI and the DAG workers run as root
     "--disable-gpu",
     "--disable-dev-shm-usage",
-    "--disable-quic",  # QUIC would go around the HTTP proxy, unrecorded
+    *CONFINEMENT_FLAGS,
     "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",
@@ -42,7 +66,9 @@ CHROMIUM_FLAGS = (
     "--disable-features=ZstdContentEncoding,MediaRouter,OptimizationHints,Translate,"
     "OptimizationGuideModelDownloading,AutofillServerCommunication,"
     "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,"
-    "SafeBrowsing,PrivacySandboxSettings4,IsolateOrigins,site-per-process",
+    "SafeBrowsing,PrivacySandboxSettings4,IsolateOrigins,site-per-process,"
+    # mDNS (224.0.0.251) for WebRTC's local candidates, preconnects and prefetches.
+    "WebRtcHideLocalIpsWithMdns,NetworkPrediction,Prerender2,SpeculationRulesPrefetchFuture",
 )
 
 
@@ -69,6 +95,9 @@ class BrowserSettings:
     executable: str
     proxy_url: str
     user_agent: str
+    #: The run's secret (the password of each context's proxy credentials); None: the
+    #: recorder takes requests without credentials (tools that run one of their own).
+    proxy_secret: str | None = None
     viewport_width: int = 1280
     viewport_height: int = 900
     timezone: str = "UTC"
@@ -79,6 +108,8 @@ class BrowserSettings:
     #: Pages per browser process before it is restarted (memory stays flat on long runs).
     recycle_after: int = 200
     page_timeout_s: float = 45.0
+    #: Seconds a page gets to become complete (network idle, DOM stable, content ready).
+    ready_timeout_s: float = 20.0
     extra_flags: tuple[str, ...] = field(default=())
 
     def launch_options(self) -> dict[str, Any]:
@@ -94,9 +125,13 @@ class BrowserSettings:
         }
 
     def context_options(self, source: str) -> dict[str, Any]:
-        from crawlers.recorder.protocol import SOURCE_HEADER
-
+        # The context's own proxy credentials name its source: nothing is added to the page's
+        # requests (a header would turn simple cross-origin requests into preflights).
+        proxy: dict[str, str] = {"server": self.proxy_url}
+        if self.proxy_secret is not None:
+            proxy.update(username=source, password=self.proxy_secret)
         return {
+            "proxy": proxy,
             "viewport": {"width": self.viewport_width, "height": self.viewport_height},
             "user_agent": self.user_agent,
             "locale": self.locale,
@@ -106,7 +141,15 @@ class BrowserSettings:
             "ignore_https_errors": True,
             "service_workers": "block",
             "accept_downloads": False,
-            "extra_http_headers": {SOURCE_HEADER: source},
+        }
+
+    def page_context(self) -> dict[str, str]:
+        """How each page is rendered, for its metadata record's ``capture``."""
+        return {
+            "browser": chromium_version(self.executable),
+            "automation": f"playwright {metadata.version('playwright')}",
+            "viewport": f"{self.viewport_width}x{self.viewport_height}",
+            "user_agent": self.user_agent,
         }
 
     def capture_context(self) -> dict[str, str]:

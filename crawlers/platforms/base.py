@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from archive.errors import ConfigError
 from archive.outcomes import Outcome
 from crawlers.browser.behaviors import BehaviorSpec
+from crawlers.browser.ready import ReadySpec
 
 if TYPE_CHECKING:
     from scrapy.http import Request, Response
@@ -86,13 +87,22 @@ MARKERS: tuple[tuple[Outcome, re.Pattern[str]], ...] = (
     ),
 )
 MARKER_TEXT_LIMIT = 3000
+#: The markers as the browser checks them (JavaScript regexes, case-insensitive).
+NOTICE_PATTERNS = tuple(pattern.pattern for _, pattern in MARKERS)
 
 
 class Platform:
-    """The generic behaviour; adapters override what differs."""
+    """The generic behaviour; adapters override what differs.
+
+    ``content_ready``: a CSS selector a rendered post page shows once its content is there
+    (None: the page is complete when its requests settled and its DOM is stable); a source's
+    ``profile.content_ready`` replaces it. A page showing one of the platform's notices
+    (:data:`MARKERS`) is complete too: the notice is what it shows.
+    """
 
     name = "generic"
     behaviors = BehaviorSpec()
+    content_ready: str | None = None
 
     def __init__(self, spider: ProfileSpider) -> None:
         self.spider = spider
@@ -101,6 +111,19 @@ class Platform:
     # --- walking ------------------------------------------------------------------------
     def start_requests(self, seed: str) -> Iterable[Request]:
         raise NotImplementedError
+
+    # --- completeness -------------------------------------------------------------------
+    def post_ready(self) -> ReadySpec:
+        """When a rendered post page is complete (see :mod:`crawlers.browser.ready`)."""
+        return ReadySpec(
+            selector=self.source.content_ready or self.content_ready,
+            notices=NOTICE_PATTERNS,
+            notice_text_limit=MARKER_TEXT_LIMIT,
+        )
+
+    def feed_ready(self) -> ReadySpec:
+        """When a rendered feed or profile page is complete: settled, stable, or a notice."""
+        return ReadySpec(notices=NOTICE_PATTERNS, notice_text_limit=MARKER_TEXT_LIMIT)
 
     # --- URLs ---------------------------------------------------------------------------
     @staticmethod
@@ -194,6 +217,7 @@ class Platform:
             callback=self.parse_seed,
             browser=self.source.browser,
             behaviors=self.behaviors.for_post(),
+            ready=self.feed_ready(),
         )
         if request is not None:
             request.meta[SEED_OUTCOME_META] = {"outcome": outcome, "api": api_url}

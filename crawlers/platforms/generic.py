@@ -51,12 +51,21 @@ POST_JS = """() => {
 }"""
 
 
+#: A post is there once the page shows it as an article (X, Facebook, Instagram and the
+#: fixture social site all mark posts up so).
+POST_READY = "article, [data-post-id], [role=article]"
+
+
 class GenericPlatform(Platform):
     name = "generic"
 
     def __init__(self, spider: Any) -> None:
         super().__init__(spider)
         self.permalink = re.compile(self.source.permalink_pattern or DEFAULT_PERMALINK)
+        # Posts of the default permalink pattern are social posts; a source that names its own
+        # pattern (``attest capture --browser`` takes any page as a post) names its own
+        # ``profile.content_ready`` if it needs one.
+        self.content_ready = POST_READY if self.source.permalink_pattern is None else None
 
     def is_post(self, url: str) -> bool:
         from urllib.parse import urlsplit

@@ -44,6 +44,8 @@ def next_link(value: bytes | None) -> str | None:
 
 class MastodonPlatform(Platform):
     name = "mastodon"
+    #: The web UI shows the status a page is about as its detailed status.
+    content_ready = ".detailed-status"
 
     def __init__(self, spider: ProfileSpider) -> None:
         super().__init__(spider)

@@ -121,6 +121,7 @@ def main(argv: list[str]) -> int:
         tls_chains=TlsChainRecorder(load_trust_store([Path(p) for p in config.ca_bundles])),
         default_source=config.default_source,
         require_source=config.require_source,
+        secret=config.secret,
     )
     ca_dir = Path(config.ca_dir)
     ca_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,10 +33,18 @@ class RecorderConfig:
     #: Refuse proxied requests that name no source: they are not part of a capture (a
     #: browser's own background traffic), so they are neither sent upstream nor recorded.
     require_source: bool = False
+    #: The run's secret, the password of its proxy credentials (see crawlers.recorder.proxy):
+    #: with one, every request must carry them. None: the ``Attest-Source`` header names the
+    #: source (tools and benches that run a recorder of their own).
+    secret: str | None = None
     parent_pid: int | None = None
 
     def dump(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+        """Write the config, readable by its owner only: it holds the run's secret."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(asdict(self), indent=1, sort_keys=True))
 
     @classmethod
     def load(cls, path: Path) -> RecorderConfig:

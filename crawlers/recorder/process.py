@@ -24,9 +24,11 @@ from crawlers.recorder.config import RecorderConfig
 from crawlers.recorder.protocol import (
     BATCH_CONTENT_TYPE,
     CAPTURE_ID_HEADER,
+    PROXY_AUTH_HEADER,
     RECORD_METHOD,
     RECORDER_ERROR_HEADER,
     SOURCE_HEADER,
+    proxy_credentials,
 )
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,11 @@ class RecorderProcess:
             raise RecorderError("recorder not started")
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def secret(self) -> str | None:
+        """The run's secret: the password of the proxy credentials every client must send."""
+        return self.config.secret
+
     def start(self, timeout: float = 60) -> None:
         config_path = self.spool / "recorder.json"
         self.config.parent_pid = os.getpid()
@@ -124,7 +131,11 @@ class RecorderProcess:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            if proc.poll() is not None:
+                proc.stdout.close()
         proc.wait(timeout)
+        proc.stdout.close()
         self.closed_event = event
         return event
 
@@ -133,12 +144,29 @@ class RecorderProcess:
 
 
 class RecordClient:
-    """Asks the recorder to write records over one persistent connection per thread."""
+    """Asks the recorder to write records over one persistent connection per thread.
 
-    def __init__(self, port: int, timeout: float = 30) -> None:
+    ``secret``: the run's, when its recorder has one (each request then carries the run's
+    proxy credentials, naming the source); None names the source by ``Attest-Source``.
+    """
+
+    def __init__(self, port: int, timeout: float = 30, *, secret: str | None = None) -> None:
         self.port = port
         self.timeout = timeout
+        self.secret = secret
         self._local = threading.local()
+
+    def close(self) -> None:
+        """Close this thread's connection (the next request opens a new one)."""
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _source_headers(self, source: str) -> dict[str, str]:
+        if self.secret is None:
+            return {SOURCE_HEADER: source}
+        return {PROXY_AUTH_HEADER: proxy_credentials(source, self.secret)}
 
     def _connection(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
@@ -160,7 +188,7 @@ class RecordClient:
     ) -> str:
         """Have the recorder write a ``metadata``/``resource`` record; returns its record id."""
         headers = {
-            SOURCE_HEADER: source,
+            **self._source_headers(source),
             "WARC-Type": record_type,
             "Content-Type": content_type,
             "Content-Length": str(len(data)),
@@ -184,7 +212,11 @@ class RecordClient:
         ``type``, ``concurrent_to``, ``refers_to``.
         """
         body = json.dumps(items).encode("utf-8")
-        headers = {"Content-Type": BATCH_CONTENT_TYPE, "Content-Length": str(len(body))}
+        headers = {
+            **self._source_headers(str(items[0].get("source") or "adhoc") if items else "adhoc"),
+            "Content-Type": BATCH_CONTENT_TYPE,
+            "Content-Length": str(len(body)),
+        }
         status, text, _ = self._request("urn:attest:batch", body, headers)
         if status == 507:
             raise DiskFull("recorder spool is full")
@@ -215,7 +247,14 @@ class RecordClient:
 
 
 def write_record(
-    port: int, source: str, target_uri: str, data: bytes, content_type: str, **kwargs: Any
+    port: int,
+    source: str,
+    target_uri: str,
+    data: bytes,
+    content_type: str,
+    *,
+    secret: str | None = None,
+    **kwargs: Any,
 ) -> str:
     """One record, on a connection of its own (see :class:`RecordClient` for many)."""
-    return RecordClient(port).write(source, target_uri, data, content_type, **kwargs)
+    return RecordClient(port, secret=secret).write(source, target_uri, data, content_type, **kwargs)

@@ -13,8 +13,15 @@ header block, body with its Content-Encoding and chunked framing). What attest r
   and only then relayed to the client, tagged with its capture id (``Attest-Capture-Id``).
 - The origin's **TLS certificate chain** is kept in a ``metadata`` record per host and run.
 
-Control headers from the crawler (``Attest-Source``, ``Attest-Meta``) are removed before the
-request goes upstream, so the recorded request is what the origin received.
+Each request is attributed to its source by proxy authentication (``Proxy-Authorization:
+Basic``, the source id as user name and the run's secret as password): per CONNECT tunnel for
+HTTPS (and WebSockets), per request for plain HTTP. A request without the run's credentials is
+answered 407 and goes nowhere, so no other local process can use the recorder as an open proxy,
+and the browser's requests need no header of their own (docs/adr/0003-browser-attribution.md).
+``Proxy-Authorization`` is hop-by-hop: it is never forwarded, so never recorded as sent. Control
+headers from the crawler (``Attest-Meta``, and ``Attest-Source`` where a recorder runs without a
+secret) are removed before the request goes upstream, so the recorded request is what the origin
+received.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import hmac
 import http.client
 import json
 import logging
@@ -66,9 +74,12 @@ from crawlers.recorder.protocol import (
     META_HEADER,
     OUTCOME_HEADER,
     PAYLOAD_DIGEST_HEADER,
+    PROXY_AUTH_HEADER,
+    PROXY_REALM,
     RECORDER_ERROR_HEADER,
     SOURCE_HEADER,
     WARC_DATE_HEADER,
+    parse_proxy_credentials,
 )
 from crawlers.recorder.tlschain import TlsChainRecorder
 from crawlers.recorder.upstream import OriginPool, Upstream
@@ -143,6 +154,10 @@ class RecorderState:
     source_ids: set[str] = field(default_factory=set)
     clock: Callable[[], datetime] = utc_now
     require_source: bool = False
+    #: The run's secret: with one, every request must carry the run's proxy credentials.
+    secret: str | None = None
+    #: ``Proxy-Authorization`` values already checked, and the source each names.
+    credentials: dict[str, str] = field(default_factory=dict)
     disk_full: bool = False
     exchanges: int = 0
     failures: int = 0
@@ -241,13 +256,66 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         return Upstream(sock, remote_ip, tls_info)
 
     # --- the request ------------------------------------------------------------------
-    def _take_control_headers(self) -> tuple[str, dict[str, Any]]:
-        source = self.headers.get(SOURCE_HEADER) or self.state.default_source
+    def _authenticated_source(self) -> str | None:
+        """The source named by this request's proxy credentials, if they are the run's."""
+        state = self.state
+        value = self.headers.get(PROXY_AUTH_HEADER)
+        if value is None or state.secret is None:
+            return None
+        source = state.credentials.get(value)
+        if source is None:
+            parsed = parse_proxy_credentials(value)
+            if (
+                parsed is None
+                or not is_source_id(parsed[0])
+                or not hmac.compare_digest(parsed[1].encode(), state.secret.encode())
+            ):
+                return None
+            source = state.credentials[value] = parsed[0]
+        return source
+
+    def _source(self) -> str | None:
+        """Whose request this is: the tunnel's or the request's credentials; without a run
+        secret, the ``Attest-Source`` header (or the default source unless one is required).
+        None: the request names no source it may use."""
+        tunnel: str | None = getattr(self, "_tunnel_source", None)
+        if tunnel is not None and self.is_connect:
+            return tunnel
+        if self.state.secret is not None:
+            return self._authenticated_source()
+        source: str | None = self.headers.get(SOURCE_HEADER)
+        if not source:
+            return None if self.state.require_source else self.state.default_source
         if source not in self.state.source_ids:
             if not is_source_id(source):
-                source = self.state.default_source
-            else:
-                self.state.source_ids.add(source)
+                return self.state.default_source
+            self.state.source_ids.add(source)
+        return source
+
+    def _refuse_unattributed(self) -> None:
+        # Not a capture's request (e.g. the browser's own background services, or another
+        # local process): it goes nowhere and leaves nothing in the evidence.
+        log.info("refused a request that names no source of the run: %s", self.requestline)
+        self._send_plain(
+            407,
+            "Proxy Authentication Required",
+            "attest recorder: requests must carry the run's proxy credentials",
+            [
+                ("Proxy-Authenticate", f'Basic realm="{PROXY_REALM}"'),
+                (RECORDER_ERROR_HEADER, "no_source"),
+            ],
+        )
+
+    def do_CONNECT(self) -> None:
+        source = self._source()
+        if source is None:
+            self._refuse_unattributed()
+            return
+        # Requests inside the tunnel carry no credentials of their own: they are the tunnel's.
+        self._tunnel_source = source if self.state.secret is not None else None
+        super().do_CONNECT()
+
+    def _take_control_headers(self) -> dict[str, Any]:
         raw_meta = self.headers.get(META_HEADER)
         _drop_headers(self.headers, _CONTROL_HEADERS)
         meta: dict[str, Any] = {}
@@ -256,7 +324,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
                 meta = json.loads(raw_meta)
             except ValueError:
                 meta = {}
-        return source, meta
+        return meta
 
     def do_COMMAND(self) -> None:
         try:
@@ -267,18 +335,11 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         except Exception as exc:  # noqa: BLE001 - any unparsable request is the client's error
             self._send_plain(400, "Bad Request", f"not a proxy request: {exc}", [])
             return
-        if self.state.require_source and not self.headers.get(SOURCE_HEADER):
-            # Not a capture's request (e.g. the browser's own background services): it goes
-            # nowhere and leaves nothing in the evidence.
-            log.info("refused a request that names no source: %s", self.url)
-            self._send_plain(
-                403,
-                "Forbidden",
-                "attest recorder: requests must name their source",
-                [(RECORDER_ERROR_HEADER, "no_source")],
-            )
+        source = self._source()
+        if source is None:
+            self._refuse_unattributed()
             return
-        source, _meta = self._take_control_headers()
+        self._take_control_headers()
         if self.state.disk_full:
             self._refuse_disk_full()
             return
@@ -495,7 +556,11 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
 
     # --- records sent by the crawler (page metadata, outcomes) ------------------------
     def do_ATTEST_RECORD(self) -> None:
-        source, _meta = self._take_control_headers()
+        source = self._source()
+        if source is None:
+            self._refuse_unattributed()
+            return
+        self._take_control_headers()
         if self.headers.get("Content-Type") == BATCH_CONTENT_TYPE:
             self._record_batch(source)
             return

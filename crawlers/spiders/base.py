@@ -8,7 +8,9 @@ Subclasses add discovery: :mod:`crawlers.spiders.news` (sitemaps, feeds) and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterable, Iterator
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -20,6 +22,7 @@ from twisted.python.failure import Failure
 from archive.outcomes import Outcome, outcome_for_status
 from crawlers.browser.behaviors import BehaviorSpec
 from crawlers.browser.handler import BROWSER_META, DERIVED_META, RENDERED_META
+from crawlers.browser.ready import ReadySpec
 from crawlers.items import FetchResult
 from crawlers.links import extract_css, extract_html
 from crawlers.recorder.protocol import (
@@ -31,11 +34,30 @@ from crawlers.recorder.protocol import (
 )
 from crawlers.registry import SourceSpec
 from crawlers.scope import Scope
+from crawlers.urls import URL_LIMIT, invalid_url_reason
 
 if TYPE_CHECKING:
     from crawlers.browser.capture import RenderedPage
 
 PAGE_ROLES = ("page", "attachment")
+
+
+@functools.cache
+def recorder_name() -> str:
+    """The recorder every capture goes through, with attest's version."""
+    try:
+        version = metadata.version("attest")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"attest recorder {version}"
+
+
+@functools.cache
+def crawler_capture() -> dict[str, str]:
+    """How a page fetched by Scrapy was captured (its metadata record's ``capture``)."""
+    return {"method": "crawler", "software": f"Scrapy {scrapy.__version__} via {recorder_name()}"}
+
+
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
 
@@ -72,11 +94,31 @@ class CaptureSpider(scrapy.Spider):
     # --- starting ---------------------------------------------------------------------
     async def start(self) -> AsyncIterator[Request | FetchResult]:
         for seed in self.source.seeds:
+            invalid = self.invalid_seed(seed)
+            if invalid is not None:
+                yield invalid
+                continue
             request = self.page_request(seed, depth=0, via="seed")
             if request is not None:
                 yield request
         for request in self.discovery_requests():
             yield request
+
+    def invalid_seed(self, seed: str) -> FetchResult | None:
+        """The ``invalid_url`` result of a seed that cannot be fetched, or None."""
+        reason = invalid_url_reason(seed, self.settings.getint("URLLENGTH_LIMIT", URL_LIMIT))
+        if reason is None:
+            return None
+        self.logger.error("seed %.200r %s: not fetched", seed, reason)
+        return FetchResult(
+            url=seed,
+            source=self.source.id,
+            outcome=Outcome.INVALID_URL.value,
+            role="page",
+            via="seed",
+            depth=0,
+            error=f"invalid URL: {reason}",
+        )
 
     def discovery_requests(self) -> Iterable[Request]:
         """Extra start requests (sitemaps, feeds, listings); none by default."""
@@ -108,11 +150,12 @@ class CaptureSpider(scrapy.Spider):
         browser: bool | None = None,
         behaviors: BehaviorSpec | None = None,
         extract: str | tuple[str, Any] | None = None,
+        ready: ReadySpec | None = None,
         **extra: Any,
     ) -> Request | None:
         """A page (or attachment) within the page budget. ``browser``: render it in Chromium
         (default: pages of sources marked ``browser``, and seeds marked so), with these
-        behaviors and extraction."""
+        behaviors and extraction, complete when ``ready`` holds."""
         if url in self._page_urls:
             return None
         if self.pages_scheduled >= self.scope.max_pages:
@@ -124,7 +167,9 @@ class CaptureSpider(scrapy.Spider):
         if browser is None:
             browser = role == "page" and (self.source.browser or url in self.source.browser_seeds)
         if browser:
-            meta[BROWSER_META] = self.browser_meta(behaviors or BehaviorSpec().for_post(), extract)
+            meta[BROWSER_META] = self.browser_meta(
+                behaviors or BehaviorSpec().for_post(), extract, ready
+            )
         return Request(
             url,
             callback=callback or self.parse_page,
@@ -134,12 +179,16 @@ class CaptureSpider(scrapy.Spider):
         )
 
     def browser_meta(
-        self, behaviors: BehaviorSpec, extract: str | tuple[str, Any] | None = None
+        self,
+        behaviors: BehaviorSpec,
+        extract: str | tuple[str, Any] | None = None,
+        ready: ReadySpec | None = None,
     ) -> dict[str, Any]:
         """What the download handler needs to render a page (see crawlers.browser.handler)."""
         return {
             "behaviors": behaviors,
             "extract": extract,
+            "ready": ready,
             "screenshot": self.source.screenshot,
             "pdf": self.source.pdf,
         }
@@ -182,6 +231,7 @@ class CaptureSpider(scrapy.Spider):
     def result(self, response: Response, **extra: Any) -> FetchResult:
         info = response.meta["attest"]
         outcome, capture_id = classify(response)
+        extra.setdefault("details", {"capture": dict(crawler_capture())})
         return FetchResult(
             url=response.url,
             source=self.source.id,
@@ -271,15 +321,25 @@ class CaptureSpider(scrapy.Spider):
         item.outlinks = [{"url": u, "in_scope": self.scope.allows(u)} for u in rendered.outlinks]
         item.details["capture"] = {
             "method": "browser",
+            "software": f"{rendered.context.get('browser', 'Chromium')} via {recorder_name()}",
+            **rendered.context,
             "final_url": rendered.url,
             "title": rendered.title,
             "page_height": rendered.page_height,
             "seconds": round(rendered.seconds, 3),
             "behaviors": rendered.behaviors,
+            "complete": rendered.complete,
+            "wait": rendered.wait,
             "derivatives": response.meta.get(DERIVED_META, {}),
             "redirects": [e.as_dict() for e in rendered.redirects],
             "exchanges": [e.as_dict() for e in rendered.exchanges],
         }
+        if rendered.retried:
+            item.details["capture"]["retried"] = rendered.retried
+        if not rendered.complete and item.outcome == Outcome.CAPTURED:
+            # What the page showed is recorded; it is not a capture of its content.
+            item.outcome = Outcome.INCOMPLETE.value
+            item.error = "incomplete: " + "; ".join(rendered.wait.get("missing", []))
         return rendered
 
     def parse_requisite(self, response: Response) -> Iterator[Request | FetchResult]:
@@ -324,6 +384,11 @@ class CaptureSpider(scrapy.Spider):
         """In-scope links of a page, within the depth; each noted in ``item.outlinks``."""
         item.outlinks = []
         for url in urls:
+            invalid = invalid_url_reason(url, self.settings.getint("URLLENGTH_LIMIT", URL_LIMIT))
+            if invalid is not None:
+                # A link that cannot be fetched is noted on the page, not followed.
+                item.outlinks.append({"url": url, "invalid": invalid})
+                continue
             in_scope = self.scope.allows(url)
             entry: dict[str, Any] = {"url": url, "in_scope": in_scope}
             if not in_scope:

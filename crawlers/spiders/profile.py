@@ -15,6 +15,7 @@ from scrapy.http import Request, Response
 
 from archive.outcomes import Outcome
 from crawlers.browser.behaviors import BehaviorSpec
+from crawlers.browser.ready import ReadySpec
 from crawlers.items import FetchResult
 from crawlers.links import extract_html
 from crawlers.platforms import platform_for
@@ -38,6 +39,10 @@ class ProfileSpider(CaptureSpider):
 
     async def start(self) -> AsyncIterator[Request | FetchResult]:
         for seed in self.source.seeds:
+            invalid = self.invalid_seed(seed)
+            if invalid is not None:
+                yield invalid
+                continue
             for request in self.platform.start_requests(seed):
                 yield request
 
@@ -54,6 +59,7 @@ class ProfileSpider(CaptureSpider):
         extract: str | tuple[str, Any] | None = None,
         role: str = "page",
         meta: dict[str, Any] | None = None,
+        ready: ReadySpec | None = None,
     ) -> Request | None:
         request = self.page_request(
             url,
@@ -65,6 +71,7 @@ class ProfileSpider(CaptureSpider):
             browser=True,
             behaviors=behaviors,
             extract=extract,
+            ready=ready if ready is not None else self.platform.feed_ready(),
         )
         if request is not None:
             request.meta.update(meta or {})
@@ -112,6 +119,7 @@ class ProfileSpider(CaptureSpider):
                 extract=getattr(platform, "post_extract", None),
                 callback=callback,
                 meta={POST_META: ref},
+                ready=platform.post_ready(),
             )
         else:
             request = self.page_request(

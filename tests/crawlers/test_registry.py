@@ -9,6 +9,7 @@ import yaml
 
 from archive.errors import RegistryError
 from crawlers.registry import adhoc_source, load_registry, parse_registry
+from crawlers.urls import invalid_url_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_ENV = {
@@ -210,5 +211,52 @@ def test_adhoc_sources_check_their_urls() -> None:
     spec = adhoc_source(["https://example.org/a"], max_pages=5, max_depth=1)
     assert spec.seeds == ("https://example.org/a",)
     assert spec.max_pages == 5
-    with pytest.raises(RegistryError, match=r"URL\[1\].*not an http\(s\) URL"):
-        adhoc_source(["https://example.org/", "example.org"], max_pages=5, max_depth=1)
+    # A URL that cannot be fetched beside valid ones is kept: the crawl gives it the outcome
+    # invalid_url. When none can be fetched, the input is refused, each URL with its reason.
+    mixed = adhoc_source(["https://example.org/", "example.org"], max_pages=5, max_depth=1)
+    assert mixed.seeds == ("https://example.org/", "example.org")
+    with pytest.raises(RegistryError, match=r"URL\[0\] 'example.org' is not an http\(s\) URL"):
+        adhoc_source(["example.org"], max_pages=5, max_depth=1)
+    with pytest.raises(RegistryError, match=r"URL\[1\] 'http://a:99999/' cannot be parsed"):
+        adhoc_source(["ftp://a/", "http://a:99999/"], max_pages=5, max_depth=1)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://example.org/" + "a" * 2100, "longer than 2083 characters"),
+        ("http://example.org:99999/", "cannot be parsed: Port out of range"),
+        ("http://ex ample.org/", "contains a space"),
+        ("http://[::1", "cannot be parsed: Invalid IPv6 URL"),
+        ("http://exa\x00mple.org/", "contains a control character"),
+        ("http:///path", "has no host"),
+        ("mailto:someone@example.org", "is not an http(s) URL"),
+        ("http://bad_host!.org/", "is not a valid name"),
+    ],
+)
+def test_urls_that_cannot_be_fetched_say_why(url: str, reason: str) -> None:
+    assert reason in (invalid_url_reason(url) or "")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.org/",
+        "https://[::1]:8443/x?q=1",
+        "http://127.0.0.1:8080/",
+        "https://bücher.example/",
+    ],
+)
+def test_urls_that_can_be_fetched(url: str) -> None:
+    assert invalid_url_reason(url) is None
+
+
+def test_a_registry_seed_that_cannot_be_fetched_names_its_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        'sources:\n  - id: s\n    kind: news\n    seeds: ["http://a.example/", "http://b.example:99999/"]\n'
+    )
+    with pytest.raises(
+        RegistryError, match=r"sources.yaml: source 's', field 'seeds\[1\]'.*Port out of range"
+    ):
+        load_registry([path])

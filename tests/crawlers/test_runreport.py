@@ -104,3 +104,27 @@ def test_a_seed_ends_where_its_redirects_end() -> None:
                           "capture_id": "<urn:uuid:2>"},
         "http://a/never": {"outcome": "not_fetched", "url": "http://a/never", "capture_id": None},
     }  # fmt: skip
+
+
+def test_incomplete_pages_are_alerts_shown_and_never_captured() -> None:
+    partial = capture(1, page_outcomes={"incomplete": 2, "captured": 1},
+                      seeds={"http://a/2": {"outcome": "incomplete", "url": "http://a/2"}})  # fmt: skip
+    result = report(captures=[capture(0), partial], alert_ratio=0.3)
+    assert result["page_outcomes"] == {"captured": 3, "incomplete": 2}
+    assert result["alert"]["outcomes"] == {"incomplete": 2}
+    assert result["problems"] == [
+        "2 of 5 pages (40%) ended as incomplete 2: more than the alert threshold of 30% "
+        "(ATTEST_ALERT_RATIO)"
+    ]
+    assert result["gaps"] == [{"seed": "http://a/2", "outcome": "incomplete", "url": "http://a/2"}]
+    shown = render(result)
+    assert "INCOMPLETE 2 page(s)" in shown
+    assert "GAP http://a/2: incomplete" in shown
+
+
+def test_an_invalid_seed_is_a_gap_and_an_alert() -> None:
+    bad = capture(1, page_outcomes={"invalid_url": 1},
+                  seeds={"http://a/2": {"outcome": "invalid_url", "url": "http://a/2"}})  # fmt: skip
+    result = report(captures=[capture(0), bad], alert_ratio=0.9)
+    assert result["alert"]["outcomes"] == {"invalid_url": 1}
+    assert result["gaps"] == [{"seed": "http://a/2", "outcome": "invalid_url", "url": "http://a/2"}]

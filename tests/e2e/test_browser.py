@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 from fixtureweb import FixtureWeb
+from fixtureweb.http import FixtureServer
+from fixtureweb.probes import ITEM_TOKENS, SIMPLE_TOKEN, TICKER_TOKEN, CorsApi, ProbeSite
+from fixtureweb.social import Profile, SocialSite
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
@@ -425,8 +428,22 @@ sources:
         for r in records
         if r.type == "metadata" and "attest-page" in r.headers.get("Content-Type", "")
     }
-    assert pages[f"{news}/article/1.html"]["capture"]["method"] == "browser"
-    assert "capture" not in pages[f"{news}/article/2.html"]
+    # How each page was captured is its own, not the run's: one run, two methods.
+    rendered = pages[f"{news}/article/1.html"]["capture"]
+    fetched = pages[f"{news}/article/2.html"]["capture"]
+    assert fetched["method"] == "crawler"
+    assert fetched["software"].startswith("Scrapy 2.")
+    assert " via attest recorder " in fetched["software"]
+    assert not {"browser", "viewport", "behaviors"} & set(fetched)
+    assert rendered["method"] == "browser"
+    assert rendered["browser"].startswith("Chromium ")
+    assert rendered["software"].startswith(rendered["browser"] + " via attest recorder ")
+    assert rendered["automation"].startswith("playwright 1.")
+    assert rendered["viewport"] == "1280x900"
+    assert rendered["user_agent"]
+    assert "lazy_images" in {b["behavior"] for b in rendered["behaviors"]}
+    assert rendered["complete"] is True
+    assert rendered["wait"]["network_settled"] is True
     assert any(r.target == f"urn:view:{news}/article/1.html" for r in records)
     assert not any(r.target == f"urn:view:{news}/article/2.html" for r in records)
     printed = next(r for r in records if r.target == f"urn:pdf:{post_url}")
@@ -434,3 +451,152 @@ sources:
     assert printed.headers["Content-Type"] == "application/pdf"
     assert printed.block.startswith(b"%PDF-")
     assert printed.id == pages[post_url]["capture"]["derivatives"]["pdf"]["record_id"]
+
+
+@pytest.fixture
+def probe_servers() -> Iterator[tuple[FixtureServer, FixtureServer]]:
+    page, api = FixtureServer(ProbeSite(), keep_log=True), FixtureServer(CorsApi(), keep_log=True)
+    page.start()
+    api.start()
+    yield page, api
+    page.stop()
+    api.stop()
+
+
+def test_a_cross_origin_api_with_a_preflight_is_fetched_and_recorded(
+    web: FixtureWeb, tmp_path: Path, probe_servers: tuple[FixtureServer, FixtureServer]
+) -> None:
+    page, api = probe_servers
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"{page.origin}/cors.html?api={api.origin}"
+    proc = run_attest(["capture", "--browser", url], _env(home, web))
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    records = read_records(store_warcs(home / "store"))
+    # The page shows the API's data: both requests were made and answered.
+    text = next(r for r in records if r.target == f"urn:text:{url}").block.decode()
+    assert SIMPLE_TOKEN in text, text
+    for item in ITEM_TOKENS:
+        assert item in text
+    exchanges = {
+        (r.type, r.block.split(b" ", 1)[0] if r.type == "request" else b"", r.target)
+        for r in records
+        if r.type in ("request", "response")
+    }
+    items = f"{api.origin}/api/items"
+    # The preflight, the POST and the simple GET, each with its request and response.
+    assert ("request", b"OPTIONS", items) in exchanges
+    assert ("request", b"POST", items) in exchanges
+    assert ("request", b"GET", f"{api.origin}/api/simple") in exchanges
+    preflight = next(
+        r for r in records if r.type == "response" and r.target == items and r.http_status == 204
+    )
+    assert b"Access-Control-Allow-Headers: content-type, x-probe" in preflight.http_head
+    # What was recorded as sent is byte for byte what each origin received: no header of
+    # attest's, no proxy credentials.
+    for server in (page, api):
+        sent = [
+            r.block for r in records if r.type == "request" and r.target.startswith(server.origin)
+        ]
+        assert sent
+        for block in sent:
+            assert block in server.received, block[:300]
+            assert b"Attest-" not in block
+            assert b"Proxy-Authorization" not in block
+    # The simple GET went without a preflight (the API refuses preflights for it).
+    assert not any(
+        r.type == "request" and r.block.startswith(b"OPTIONS /api/simple") for r in records
+    )
+
+
+@pytest.fixture
+def slow_social() -> Iterator[tuple[FixtureServer, SocialSite]]:
+    """Two one-post profiles: one whose post API answers after 2 s, one whose never does."""
+    site = SocialSite(
+        (
+            Profile("slowpoke", "Slow Example", posts=1, api_delay=2.0),
+            Profile("stuck", "Stuck Example", posts=1, api_delay=3600.0),
+        )
+    )
+    server = FixtureServer(site, keep_log=True).start()
+    yield server, site
+    server.stop()
+
+
+def test_a_post_is_snapshotted_only_once_its_content_is_there(
+    web: FixtureWeb, tmp_path: Path, slow_social: tuple[FixtureServer, SocialSite]
+) -> None:
+    server, site = slow_social
+    home = tmp_path / "home"
+    home.mkdir()
+    slow, stuck = site.posts("slowpoke")[0], site.posts("stuck")[0]
+    slow_url, stuck_url = (server.origin + p.permalink_path for p in (slow, stuck))
+    registry = home / "sources.yaml"
+    registry.write_text(
+        f"""
+sources:
+  - id: posts
+    kind: profile
+    seeds: ["{slow_url}", "{stuck_url}"]
+    profile: {{platform: generic}}
+"""
+    )
+    # Generous bounds: the slow API (2 s) is well within the page's 12 s; the stuck one
+    # never answers (the recorder gives up on it after 40 s and records a timeout).
+    env = dict(_env(home, web), ATTEST_BROWSER_READY_TIMEOUT="12", ATTEST_DOWNLOAD_TIMEOUT="40")
+    proc = run_attest(["crawl", "--sources", str(registry), "--json"], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    records = read_records(store_warcs(home / "store"))
+    pages = {
+        r.json()["url"]: r.json()
+        for r in records
+        if r.type == "metadata" and "attest-page" in r.headers.get("Content-Type", "")
+    }
+    incomplete = pages[stuck_url]
+    assert incomplete["outcome"] == "incomplete"
+    assert incomplete["capture"]["complete"] is False
+    missing = " ".join(incomplete["capture"]["wait"]["missing"])
+    assert f"/api/post/{stuck.post_id}" in missing
+    assert "content-ready selector" in missing
+    # Tried twice, each time in a fresh context: the first attempt's response is recorded too.
+    assert len(incomplete["capture"]["retried"]) == 1
+    shells = [r for r in records if r.type == "response" and r.target == stuck_url]
+    assert len(shells) == 2
+    # What the page showed is kept (its placeholder), and never counted as captured.
+    text = next(r for r in records if r.target == f"urn:text:{stuck_url}").block.decode()
+    assert "Loading" in text
+    assert stuck.token not in text
+    assert summary["outcomes"]["incomplete"] == 1
+    captured = pages[slow_url]
+    assert captured["outcome"] == "captured"
+    assert captured["capture"]["complete"] is True
+    assert captured["capture"]["wait"]["content_ready"] is True
+    dom = next(r for r in records if r.target == f"urn:dom:{slow_url}").block.decode()
+    assert slow.token in dom
+
+
+def test_a_page_that_never_stops_changing_is_complete_once_settled(
+    web: FixtureWeb, tmp_path: Path, probe_servers: tuple[FixtureServer, FixtureServer]
+) -> None:
+    page, _api = probe_servers
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"{page.origin}/ticker.html"
+    env = dict(_env(home, web), ATTEST_BROWSER_READY_TIMEOUT="3")
+    proc = run_attest(["capture", "--browser", url], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    records = read_records(store_warcs(home / "store"))
+    meta = next(
+        r.json()
+        for r in records
+        if r.type == "metadata" and "attest-page" in r.headers.get("Content-Type", "")
+    )
+    assert meta["outcome"] == "captured"
+    wait = meta["capture"]["wait"]
+    assert wait["complete"] is True
+    assert wait["network_settled"] is True
+    # Waited for until the bound, noted, and not held against the page.
+    assert wait["dom_stable"] is False
+    assert "retried" not in meta["capture"]
+    assert TICKER_TOKEN in next(r for r in records if r.target == f"urn:text:{url}").block.decode()

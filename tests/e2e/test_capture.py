@@ -362,3 +362,84 @@ def test_summary_counts_match_the_ledger(crawl: dict[str, Any]) -> None:
     assert crawl["summary"]["outcomes"] == dict(sorted(counted.items()))
     assert crawl["summary"]["pending"] == []
     assert not list((crawl["home"] / "spool").iterdir()), "the spool is emptied after upload"
+
+
+def test_recorded_requests_are_byte_for_byte_what_the_origins_received(
+    crawl: dict[str, Any], fixture_web: FixtureWeb
+) -> None:
+    for site in ("news", "ngo"):
+        server = fixture_web.servers[site]
+        sent = [
+            r.block
+            for r in crawl["records"]
+            if r.type == "request" and (r.target or "").startswith(server.origin)
+        ]
+        assert sent
+        for block in sent:
+            assert block in server.received, block[:300]
+            assert b"Proxy-Authorization" not in block
+
+
+def _invalid_seeds(news: str) -> dict[str, str]:
+    """The seeds that once left nothing behind, and what their outcome must say."""
+    return {
+        f"{news}/article/1.html?q=" + "x" * 2100: "longer than 2083 characters",
+        "http://127.0.0.1:99999/": "Port out of range",
+        "http://ex ample.org/": "contains a space",
+        "http://[::1": "Invalid IPv6 URL",
+    }
+
+
+def _env_for(home: Path) -> dict[str, str]:
+    env = dict(os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8")
+    env.pop("ATTEST_STORE", None)
+    return env
+
+
+@pytest.mark.parametrize("command", ["crawl", "capture"])
+def test_a_seed_that_cannot_be_fetched_is_bad_input(
+    command: str, fixture_web: FixtureWeb, tmp_path: Path
+) -> None:
+    for n, (seed, reason) in enumerate(_invalid_seeds(fixture_web.url("news", "")).items()):
+        home = tmp_path / f"home-{n}"
+        home.mkdir()
+        proc = run_attest([command, seed], _env_for(home))
+        assert proc.returncode == 2, (seed[:80], proc.stdout, proc.stderr[-2000:])
+        assert reason in proc.stderr, proc.stderr[-2000:]
+        assert seed[:60] in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not (home / "store").exists(), "bad input changes nothing"
+
+
+def test_invalid_seeds_beside_valid_ones_get_the_outcome_invalid_url(
+    fixture_web: FixtureWeb, tmp_path: Path
+) -> None:
+    news = fixture_web.url("news", "")
+    invalid = _invalid_seeds(news)
+    home = tmp_path / "home"
+    home.mkdir()
+    valid = f"{news}/article/2.html"
+    proc = run_attest(["crawl", "--depth", "0", "--json", valid, *invalid], _env_for(home))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["outcomes"]["invalid_url"] == len(invalid)
+    # The outcome records are indexed like any other.
+    assert summary["indexed"] >= 1
+    assert summary["index_pending"] == []
+    assert summary["outcomes"]["captured"] >= 1
+    records = read_records(store_warcs(home / "store"))
+    assert any(r.type == "response" and r.target == valid for r in records)
+    outcomes = {
+        r.json()["url"]: r
+        for r in records
+        if r.type == "metadata" and "attest-outcome" in r.headers.get("Content-Type", "")
+    }
+    for seed, reason in invalid.items():
+        rec = outcomes[seed]
+        assert rec.json()["outcome"] == "invalid_url"
+        assert reason in rec.json()["reason"]
+        assert (rec.target or "").startswith("urn:attest:invalid-url:")
+    entries = {e["url"]: e for e in ledger(home)}
+    for seed, reason in invalid.items():
+        assert entries[seed]["outcome"] == "invalid_url"
+        assert reason in entries[seed]["error"]

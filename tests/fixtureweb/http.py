@@ -24,6 +24,7 @@ class Request:
     target: str
     headers: dict[str, str]
     host: str
+    body: bytes = b""
 
     @property
     def path(self) -> str:
@@ -103,6 +104,8 @@ class FixtureServer:
         self.keep_log = keep_log
         self.sent: list[tuple[str, str, bytes, bytes]] = []  # (method, target, head, body)
         self.requests: list[Request] = []
+        #: Each request exactly as it arrived (head and body bytes), when ``keep_log`` is on.
+        self.received: list[bytes] = []
         #: Requests being answered right now, the most seen at once, and when each began.
         self.in_flight = 0
         self.max_in_flight = 0
@@ -136,9 +139,10 @@ class FixtureServer:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
                 length = int(headers.get("content-length", "0") or 0)
-                if length:
-                    await reader.readexactly(length)
-                request = Request(method, target, headers, headers.get("host", ""))
+                body = await reader.readexactly(length) if length else b""
+                if self.keep_log:
+                    self.received.append(head + body)
+                request = Request(method, target, headers, headers.get("host", ""), body)
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 self.started.append(time.monotonic())

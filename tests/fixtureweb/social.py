@@ -61,6 +61,9 @@ class Profile:
     removed: tuple[int, ...] = ()
     #: Posts with given texts, newest first (``posts`` is then ignored).
     authored: tuple[Authored, ...] = ()
+    #: Seconds each post's own API call (``/api/post/<id>``) takes to answer: a slow API, or
+    #: (hours) one that never answers, so its page keeps showing its placeholder.
+    api_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -436,5 +439,7 @@ class SocialSite:
                 return self._json({"error": "not_found"}, 404, "Not Found")
             if post.removed:
                 return self._json({"error": "removed"}, 410, "Gone")
-            return self._json(self.post_json(post))
+            reply = self._json(self.post_json(post))
+            reply.delay = self.profiles[post.handle].api_delay
+            return reply
         return self._json({"error": "not_found"}, 404, "Not Found")
