@@ -19,7 +19,7 @@ import contextlib
 import functools
 import hashlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -668,32 +668,39 @@ def iter_records(
                 status = None
                 http_fields: dict[str, str] | None = None
                 kept: _Kept | None = None
+                # Most records are already whole in the buffer: read them in one piece.
+                whole = src.pos + length + 4 <= len(src.buf)
+                chunks: Iterable[memoryview] = (
+                    (memoryview(src.buf)[src.pos : src.pos + length],)
+                    if whole
+                    else src.read_exact(length)
+                )
                 if ctype.startswith("application/http") and rtype in (
                     "response", "request", "revisit",
                 ):  # fmt: skip
                     wants = None
                     if keep is not None:
                         wants = functools.partial(keep.payload, info_headers)
-                    if rtype == "revisit":
-                        # Its block is the HTTP head only (or head and a truncated body): the
-                        # block digest covers it; there is no payload to check.
-                        status, http_fields, kept = _http_head_and_payload(
-                            src.read_exact(length), block, None, wants
-                        )
-                    else:
-                        status, http_fields, kept = _http_head_and_payload(
-                            src.read_exact(length), block, payload, wants
-                        )
+                    # A revisit's block is the HTTP head only (or head and a truncated body):
+                    # the block digest covers it; there is no payload to check.
+                    status, http_fields, kept = _http_head_and_payload(
+                        iter(chunks), block, None if rtype == "revisit" else payload, wants
+                    )
                 else:
                     wanted = keep.block(info_headers) if keep is not None else 0
                     kept = _Kept(wanted) if wanted > 0 else None
-                    for chunk in src.read_exact(length):
+                    for chunk in chunks:
                         block.update(chunk)
                         if payload is not None:
                             payload.update(chunk)
                         if kept is not None:
                             kept.add(chunk)
-                trailer = b"".join(src.read_exact(4))
+                if whole:
+                    end = src.pos + length
+                    trailer = src.buf[end : end + 4]
+                    src.pos = end + 4
+                else:
+                    trailer = b"".join(src.read_exact(4))
                 if trailer != b"\r\n\r\n":
                     raise _Malformed("record does not end with CRLF CRLF")
                 if gzipped:
