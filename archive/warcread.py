@@ -199,6 +199,18 @@ class _Digester:
         return f"{self.algo}:{self.hash.hexdigest()}"
 
 
+class _Unchecked:
+    """Takes a record's bytes and computes nothing (``iter_records(verify=False)``)."""
+
+    __slots__ = ()
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        return None
+
+
+_UNCHECKED: Any = _Unchecked()
+
+
 class _Source:
     """Decompressed bytes of one record: a gzip member, or a slice of a plain file.
 
@@ -496,7 +508,7 @@ def _http_head_and_payload(
     status: int | None = None
     final: dict[str, str] | None = None
     kept: _Kept | None = None
-    sink: _Digester | _Dechunker | None = None
+    sink: Any = None  # the payload's digester, its dechunker, or _UNCHECKED
     for chunk in chunks:
         block.update(chunk)
         if sink is None and not head:
@@ -519,10 +531,10 @@ def _http_head_and_payload(
                 if payload is not None:
                     sink = _Dechunker(payload) if chunked else payload
                 else:
-                    sink = _Digester(None)
+                    sink = _UNCHECKED
                 rest = chunk[idx + 4 :]
                 if rest:
-                    sink.update(rest) if isinstance(sink, _Digester) else sink.feed(rest)
+                    sink.feed(rest) if isinstance(sink, _Dechunker) else sink.update(rest)
                     if kept is not None:
                         kept.add(rest)
                 continue
@@ -539,7 +551,7 @@ def _http_head_and_payload(
                 if len(head) > MAX_HEADER_BYTES:
                     # No header block: all of it is payload (and memory stays bounded).
                     status = None
-                    sink = payload if payload is not None else _Digester(None)
+                    sink = payload if payload is not None else _UNCHECKED
                     sink.update(head)
                     head = bytearray()
                 continue
@@ -550,10 +562,10 @@ def _http_head_and_payload(
             if payload is not None:
                 sink = _Dechunker(payload) if chunked else payload
             else:
-                sink = _Digester(None)
+                sink = _UNCHECKED
             rest = memoryview(head)[idx + 4 :]
             if rest:
-                sink.update(rest) if isinstance(sink, _Digester) else sink.feed(rest)
+                sink.feed(rest) if isinstance(sink, _Dechunker) else sink.update(rest)
                 if kept is not None:
                     kept.add(rest)
             rest.release()
@@ -660,10 +672,10 @@ def iter_records(
                 block_label = info_headers.get("warc-block-digest")
                 payload_label = info_headers.get("warc-payload-digest")
                 ctype = info_headers.get("content-type", "").lower()
-                block = _Digester(block_label)
+                block = _Digester(block_label) if verify else _UNCHECKED
                 # A revisit's payload digest names the payload of the record it revisits, which
                 # this record does not hold, so it cannot be recomputed here.
-                check_payload = payload_label and rtype != "revisit"
+                check_payload = verify and payload_label and rtype != "revisit"
                 payload = _Digester(payload_label) if check_payload else None
                 status = None
                 http_fields: dict[str, str] | None = None
