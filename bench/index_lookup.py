@@ -73,8 +73,10 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+#: The attest code a child process indexes with: this checkout, or another (``--compare``).
+CODE = Path(os.environ.get("ATTEST_BENCH_CODE") or ROOT)
+if str(CODE) not in sys.path:
+    sys.path.insert(0, str(CODE))
 
 VENV = ROOT / ".venv" / "bin"
 REPLAY_VENV = ROOT / ".venv-replay" / "bin"
@@ -479,18 +481,22 @@ def attest_index(
     profile: Path | None = None,
     pragmas: list[str] | None = None,
     workers: int = 1,
+    capture: str = "verified",
+    code: Path | None = None,
 ) -> dict[str, Any]:
     store = fresh_store(data, run_dir / "store")
     db_path = run_dir / "index.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db_path) + suffix).unlink(missing_ok=True)
-    job = {"store": str(store), "db": str(db_path), "keys": data["keys"], "workers": workers}
+    job = {"store": str(store), "db": str(db_path), "keys": data["keys"], "workers": workers,
+           "capture": capture}  # fmt: skip
     if profile is not None:
         job["profile"] = str(profile)
     if pragmas:
         job["pragmas"] = pragmas
+    env = None if code is None else dict(os.environ, ATTEST_BENCH_CODE=str(code))
     wall, usage, out = run_child(
-        [sys.executable, __file__, "--child-attest-index", json.dumps(job)]
+        [sys.executable, __file__, "--child-attest-index", json.dumps(job)], env=env
     )
     res = json.loads(out.strip().splitlines()[-1])
     res.update(usage)
@@ -565,6 +571,17 @@ def child_attest_index(job: dict[str, Any]) -> None:
     for pragma in job.get("pragmas", []):  # experiments only (--sqlite-pragma)
         db.execute(f"PRAGMA {pragma}")
     custody = CustodyLog(db, store)
+    if job.get("capture") == "verified":
+        # As `attest crawl` (or a DAG) leaves each WARC: a capture entry recording the upload of
+        # a file the spool verified record by record (not timed).
+        from archive.store import file_sha256
+
+        for key in job["keys"]:
+            path = store.root / key
+            custody.append("capture", store.object_uri(key), {
+                "sha256": file_sha256(path), "size": path.stat().st_size, "records": None,
+                "run_id": None, "verified_before_upload": True,
+            })  # fmt: skip
     wrap(custody, "append", "custody")
     extra: dict[str, Any] = {}
     if "workers" in inspect.signature(indexer.index_keys).parameters:
@@ -1164,7 +1181,23 @@ def markdown(result: dict[str, Any]) -> str:
         )
 
     full = "CDXJ + SQLite + FTS5 texts + custody"
-    lines.append(row(f"attest, {a['workers']} reading worker(s) ({full})", a))
+    mode = result["args"].get("capture_entries", "verified")
+    how = (
+        "every record's digests recomputed"
+        if mode == "none"
+        else "WARCs with capture entries as a crawl leaves them: whole-file SHA-256 checked"
+    )
+    lines.append(row(f"attest, {a['workers']} reading worker(s) ({full}; {how})", a))
+    if idx.get("attest_unverified"):
+        lines.append(row(
+            f"attest, {a['workers']} reading worker(s), no capture entries (every record's "
+            "digests recomputed)", idx["attest_unverified"],
+        ))  # fmt: skip
+    if idx.get("attest_compare"):
+        lines.append(row(
+            f"attest at {idx['attest_compare']['code']} (same data, same options)",
+            idx["attest_compare"],
+        ))  # fmt: skip
     if single and a["workers"] != 1:
         lines.append(row(f"attest, one process ({full})", single))
     lite = idx.get("attest_cdxj_only")
@@ -1379,6 +1412,21 @@ def main() -> int:
     parser.add_argument(
         "--only-profile", action="store_true", help="only the cProfile run (no timing, no lookups)"
     )
+    parser.add_argument(
+        "--capture-entries",
+        choices=("verified", "none", "both"),
+        default="verified",
+        help="before indexing, a custody 'capture' entry per WARC as `attest crawl` leaves it (the "
+        "upload of a file verified record by record: the index checks the whole file's SHA-256); "
+        "'none': no entry, every record's digests recomputed; 'both': time both (interleaved)",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also index with the attest code in CHECKOUT (e.g. a git worktree of an older "
+        "commit), interleaved, same data and options: an A/B in one run",
+    )
     args = parser.parse_args()
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -1393,6 +1441,8 @@ def main() -> int:
     queries = make_queries(args)
     runs_dir = args.workdir / "runs"
     attest_runs: list[dict[str, Any]] = []
+    compare_runs: list[dict[str, Any]] = []  # --compare: another checkout's code
+    unverified_runs: list[dict[str, Any]] = []  # --capture-entries both: no capture entries
     single_runs: list[dict[str, Any]] = []  # workers=1: the per-phase breakdown
     base_runs: list[dict[str, Any]] = []
     cdxj_only_runs: list[dict[str, Any]] = []
@@ -1404,9 +1454,33 @@ def main() -> int:
     kept: Path | None = None
     for rep in range(max(args.repeat, baseline_reps, single_extra)):
         # Interleaved: drift on a busy machine hits every contender alike.
+        if rep < args.repeat and args.compare is not None:
+            run = attest_index(
+                data, runs_dir / "attest-compare", pragmas=args.sqlite_pragma,
+                workers=args.workers, code=args.compare,
+                capture="none" if args.capture_entries == "none" else "verified",
+            )  # fmt: skip
+            compare_runs.append(run)
+            shutil.rmtree(runs_dir / "attest-compare", ignore_errors=True)
+            log(f"rep {rep + 1} attest at {args.compare} ({args.workers} worker(s)) "
+                f"{run['rows']} rows in {run['wall_s']:.2f} s = {run['records_per_s']:,.0f} "
+                f"records/s, cpu {run['cpu_s']:.2f} s")  # fmt: skip
+        if rep < args.repeat and args.capture_entries == "both":
+            run = attest_index(
+                data, runs_dir / "attest-unverified", pragmas=args.sqlite_pragma,
+                workers=args.workers, capture="none",
+            )  # fmt: skip
+            unverified_runs.append(run)
+            shutil.rmtree(runs_dir / "attest-unverified", ignore_errors=True)
+            log(f"rep {rep + 1} attest, no capture entries (every record checked) "
+                f"{run['rows']} rows in {run['wall_s']:.2f} s = {run['records_per_s']:,.0f} "
+                f"records/s, cpu {run['cpu_s']:.2f} s")  # fmt: skip
         if rep < args.repeat:
             run_dir = runs_dir / f"attest-{rep}"
-            run = attest_index(data, run_dir, pragmas=args.sqlite_pragma, workers=args.workers)
+            run = attest_index(
+                data, run_dir, pragmas=args.sqlite_pragma, workers=args.workers,
+                capture="none" if args.capture_entries == "none" else "verified",
+            )  # fmt: skip
             attest_runs.append(run)
             if args.workers == 1:
                 single_runs.append(run)
@@ -1459,6 +1533,13 @@ def main() -> int:
         "data": data,
         "indexing": {"attest": attest_summary, "attest_runs": attest_runs},
     }
+    if compare_runs:
+        result["indexing"]["attest_compare"] = summarize(compare_runs)
+        result["indexing"]["attest_compare"]["code"] = str(args.compare)
+        result["indexing"]["attest_compare_runs"] = compare_runs
+    if unverified_runs:
+        result["indexing"]["attest_unverified"] = summarize(unverified_runs)
+        result["indexing"]["attest_unverified_runs"] = unverified_runs
     if single_runs:
         result["indexing"]["attest_single"] = summarize(single_runs)
         if args.workers != 1:
