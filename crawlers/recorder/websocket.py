@@ -148,6 +148,8 @@ class Transcript:
         self._frames = 0
         self._started: datetime | None = None
         self._opened_at = 0.0
+        # The first part is dated when the connection opened; later ones when they began.
+        self._open()
 
     # --- lines -------------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
