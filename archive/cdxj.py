@@ -244,12 +244,16 @@ def read_warc_index(
     texts: bool = True,
     handle: BinaryIO | None = None,
     file_hash: list[str] | None = None,
+    verify: bool = True,
 ) -> WarcIndex:
     """Every intact record of the WARC at ``path`` (stored under ``key``) as index rows and
     texts, and the problems of the others. ``handle``: read the WARC from it (at its start);
-    ``file_hash``: as :func:`archive.warcread.iter_records`."""
+    ``file_hash``, ``verify``: as :func:`archive.warcread.iter_records` (without ``verify``,
+    the caller checks the whole file's hash instead)."""
     keep = _IndexKeep(texts)
-    items = iter_records(path, handle=handle, keep=keep, resync=True, file_hash=file_hash)
+    items = iter_records(
+        path, handle=handle, keep=keep, resync=True, file_hash=file_hash, verify=verify
+    )
     result = _index(items, key, keep)
     if not result.rows and not result.problems and not result.warcinfo:
         result.problems.append(Problem("format", key, 0, None, "file holds no WARC record"))

@@ -14,11 +14,12 @@ database to hold exactly what they hold, and names the entries not sealed yet. A
 whose log is empty first restores the sealed segments (checking their chain), then appends
 after them.
 
-Actions: ``capture`` (a WARC reached the store), ``index`` (a WARC's rows were loaded), ``read``
-(someone retrieved a capture), ``link`` (a capture was linked to a claim), ``export`` (a bundle
-was written), ``hold`` / ``release`` (a legal hold was placed on a WARC / lifted:
-:mod:`archive.holds`), ``verify`` (the pipeline re-read a stored WARC and checked it:
-:mod:`archive.audit`).
+Actions: ``capture`` (a WARC reached the store: its SHA-256 and object version), ``index`` (a
+WARC's rows were loaded, and the records left out), ``read`` (someone retrieved a capture),
+``link`` / ``unlink`` (a capture was linked to a claim / the link withdrawn, with the reason),
+``export`` (a bundle was written), ``hold`` / ``release`` (a legal hold was placed on a WARC's
+stored version / lifted: :mod:`archive.holds`), ``verify`` (the pipeline re-read a stored WARC
+and checked it: :mod:`archive.audit`), ``seal`` (someone asked the service to seal the log).
 """
 
 from __future__ import annotations

@@ -111,6 +111,7 @@ def _placeholders(sql: str) -> str:
 
 RUN_WARC_COLUMNS = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
                     "cdxj_key", "indexed_at", "version_id", "problems")  # fmt: skip
+_RECORD_ID = COLUMNS.index("record_id")
 #: Columns added since the first schema: (table, column, type), added to older databases.
 _ADDED_COLUMNS = (
     ("warcs", "version_id", "TEXT"),
@@ -292,13 +293,27 @@ class IndexDB:
             self._sqlite.execute("PRAGMA cache_size=-262144")
             self._big_cache = True
         with self.transaction():
-            before = self._count_for(key)
-            self.executemany(insert, values)
-            added = self._count_for(key) - before
+            if self.dialect == "sqlite":
+                # SQLite counts the rows an INSERT added (not those ON CONFLICT skipped), and
+                # gives rows inserted in one go consecutive ids: no count or id query needed.
+                changes = self._sqlite.total_changes
+                self.executemany(insert, values)
+                added = self._sqlite.total_changes - changes
+                ids: dict[str, int] = {}
+                if texts and added == len(values):
+                    last = int(self._sqlite.execute("SELECT last_insert_rowid()").fetchone()[0])
+                    first = last - added + 1
+                    ids = {row[_RECORD_ID]: first + i for i, row in enumerate(values)}
+            else:
+                before = self._count_for(key)
+                self.executemany(insert, values)
+                added = self._count_for(key) - before
+                ids = {}
             if texts and added:
-                ids = dict(
-                    self.rows("SELECT record_id, id FROM captures WHERE warc_key = ?", (key,))
-                )
+                if not ids:
+                    ids = dict(
+                        self.rows("SELECT record_id, id FROM captures WHERE warc_key = ?", (key,))
+                    )
                 pairs = [(ids[rid], body) for rid, body in texts.items() if rid in ids]
                 if self.dialect == "postgresql":
                     self.executemany(

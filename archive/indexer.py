@@ -102,24 +102,38 @@ def open_warc(
         yield stream, found.size
 
 
-def recorded_upload(
-    custody: CustodyLog | None, store: Store, key: str
-) -> tuple[str | None, str | None]:
-    """(SHA-256, object version) of the WARC as it was uploaded, from its first ``capture``
-    custody entry; (None, None) when none is known.
+#: What a ``capture`` entry records of a WARC when it was not its upload that was recorded.
+FIRST_INDEXED = "the WARC as first indexed (no record of its upload was found)"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What was recorded of a WARC's upload: the SHA-256 of the whole object, its version, and
+    whether that file was verified record by record before it was uploaded (the spool does it
+    for every WARC it ships; a WARC first seen by the index was not)."""
+
+    sha256: str | None = None
+    version: str | None = None
+    verified: bool = False
+
+
+def recorded_upload(custody: CustodyLog | None, store: Store, key: str) -> Upload:
+    """The WARC's upload, from its first ``capture`` custody entry; empty when none is known.
 
     A WARC stored while the custody log could not be written (its run's index step failed)
     has no ``capture`` entry: it gets one now, from what its run's ship report in the store
     says of the upload (:func:`archive.ship.upload_record`), if that report is found."""
     if custody is None:
-        return None, None
+        return Upload()
     uri = store.object_uri(key)
     for entry in custody.for_object(uri):
         if entry.action == "capture":
-            return entry.details.get("sha256"), entry.details.get("version_id")
+            sha256 = entry.details.get("sha256")
+            verified = entry.details.get("verified_before_upload") is True
+            return Upload(sha256, entry.details.get("version_id"), bool(sha256) and verified)
     found = upload_record(store, key)
     if found is None:
-        return None, None
+        return Upload()
     shipped, report_key = found
     record_capture(
         custody,
@@ -129,9 +143,10 @@ def recorded_upload(
             version_id=shipped.get("version_id"),
         ),
         shipped.get("run_id"),
+        verified=True,  # the ship report lists what the spool verified and uploaded
         recorded_from=store.object_uri(report_key),
     )  # fmt: skip
-    return str(shipped["sha256"]), shipped.get("version_id")
+    return Upload(str(shipped["sha256"]), shipped.get("version_id"), verified=True)
 
 
 @dataclass
@@ -149,6 +164,8 @@ class ParsedWarc:
     sha256: str
     version_id: str | None = None
     problems: list[dict[str, Any]] = field(default_factory=list)
+    #: How its records were checked: each one's digests, or the whole file against the upload
+    checked: str = "records"
 
 
 def problem_dict(problem: Problem) -> dict[str, Any]:
@@ -160,19 +177,28 @@ def problem_dict(problem: Problem) -> dict[str, Any]:
 
 
 def parse_warc(
-    store: Store, key: str, *, sha256: str | None = None, version: str | None = None
+    store: Store,
+    key: str,
+    *,
+    sha256: str | None = None,
+    version: str | None = None,
+    verified: bool = False,
 ) -> ParsedWarc:
     """Read a stored WARC into rows, texts and its CDXJ (no database, no writes).
 
     ``version``: the object version to read (default: the current one); ``sha256``: what the
     whole object must hash to (the upload's), else :class:`DigestMismatch` and nothing read is
-    used."""
+    used. ``verified``: that file's every record was verified before upload (as the spool does),
+    so bytes with the same SHA-256 need no record digest recomputed: the whole file's hash,
+    checked here, covers them all. Otherwise every record's digests are recomputed and a record
+    that fails is left out (a problem of the result)."""
     if version is None:
         current = store.stat(key)
         version = current.version_id if current is not None else None
     digest: list[str] = []
+    by_file = verified and sha256 is not None
     with open_warc(store, key, version=version) as (handle, size):
-        index = read_warc_index(Path(key), key, handle=handle, file_hash=digest)
+        index = read_warc_index(Path(key), key, handle=handle, file_hash=digest, verify=not by_file)
     if not digest:  # an uncompressed WARC is read out of order: hash it in a pass of its own
         whole = hashlib.sha256()
         with open_warc(store, key, version=version) as (handle, _):
@@ -191,13 +217,15 @@ def parse_warc(
         run_id=index.run_id, source=index.source, warcinfo=index.warcinfo, cdxj=index.cdxj(),
         size=size, sha256=found, version_id=version,
         problems=[problem_dict(p) for p in index.problems],
+        checked="file" if by_file else "records",
     )  # fmt: skip
 
 
-def _parse_in_worker(
-    store_uri: str, key: str, sha256: str | None, version: str | None
-) -> ParsedWarc:
-    return parse_warc(open_store(store_uri), key, sha256=sha256, version=version)
+def _parse_in_worker(store_uri: str, key: str, upload: Upload) -> ParsedWarc:
+    return parse_warc(
+        open_store(store_uri), key, sha256=upload.sha256, version=upload.version,
+        verified=upload.verified,
+    )  # fmt: skip
 
 
 def load_parsed(
@@ -227,12 +255,17 @@ def load_parsed(
                 version_id=parsed.version_id,
             ),
             parsed.run_id,
-            recorded_from="the WARC as first indexed (no record of its upload was found)",
+            verified=False,
+            recorded_from=FIRST_INDEXED,
         )  # fmt: skip
         details: dict[str, Any] = {
             "sha256": parsed.sha256, "version_id": parsed.version_id, "rows": result.rows,
             "added": result.added, "cdxj": result.cdxj_key, "run_id": parsed.run_id,
             "source": parsed.source,
+            # how its records' digests were checked: each recomputed, or the whole file's
+            # SHA-256 equal to that of the file the spool verified record by record
+            "checked": "every record's digests" if parsed.checked == "records"
+            else "the whole file's SHA-256, as verified and uploaded",
         }  # fmt: skip
         if parsed.problems:
             details["records_left_out"] = len({p["offset"] for p in parsed.problems})
@@ -257,14 +290,19 @@ def index_warc(
     custody: CustodyLog | None = None,
     sha256: str | None = None,
     version: str | None = None,
+    verified: bool = False,
     force: bool = False,
 ) -> IndexResult:
-    """Index one WARC; ``sha256``/``version``: as uploaded (default: its ``capture`` entry's)."""
+    """Index one WARC; ``sha256``/``version``/``verified``: as uploaded (default: its
+    ``capture`` entry's); see :func:`parse_warc`."""
     if not force and db.is_indexed(key):
         return IndexResult(key=key, skipped=True)
+    upload = Upload(sha256, version, verified)
     if sha256 is None and version is None:
-        sha256, version = recorded_upload(custody, store, key)
-    parsed = parse_warc(store, key, sha256=sha256, version=version)
+        upload = recorded_upload(custody, store, key)
+    parsed = parse_warc(
+        store, key, sha256=upload.sha256, version=upload.version, verified=upload.verified
+    )
     return load_parsed(db, store, parsed, custody=custody)
 
 
@@ -313,8 +351,11 @@ def index_keys(
     if workers <= 1 or len(todo) <= 1:
         for key in todo:
             try:
-                sha256, version = recorded_upload(custody, store, key)
-                parsed = parse_warc(store, key, sha256=sha256, version=version)
+                upload = recorded_upload(custody, store, key)
+                parsed = parse_warc(
+                    store, key, sha256=upload.sha256, version=upload.version,
+                    verified=upload.verified,
+                )  # fmt: skip
                 results.append(load_parsed(db, store, parsed, custody=custody))
             except (AttestError, OSError) as exc:
                 failed(key, exc)
@@ -328,8 +369,8 @@ def index_keys(
                 # At most two WARCs per worker in flight: memory stays bounded.
                 while queue and len(pending) < 2 * workers:
                     key = queue.pop()
-                    sha256, version = recorded_upload(custody, store, key)
-                    pending[pool.submit(_parse_in_worker, store.uri, key, sha256, version)] = key
+                    upload = recorded_upload(custody, store, key)
+                    pending[pool.submit(_parse_in_worker, store.uri, key, upload)] = key
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     key = pending.pop(future)

@@ -180,15 +180,24 @@ def _ship_ledger(spool: RunSpool, store: Store, report: ShipReport) -> str | Non
 
 
 def record_capture(
-    custody: CustodyLog, warc: ShippedWarc, run_id: str | None, *, recorded_from: str | None = None
+    custody: CustodyLog,
+    warc: ShippedWarc,
+    run_id: str | None,
+    *,
+    verified: bool,
+    recorded_from: str | None = None,
 ) -> bool:
     """The WARC's ``capture`` custody entry, once per WARC (a retried step logs nothing twice);
-    True when it was added now. ``recorded_from``: where the values come from, when it is not
-    the upload itself (the run's ship report in the store; the first indexing of the WARC)."""
+    True when it was added now. ``verified``: these are the values of a file the spool verified
+    record by record before uploading it (``verified_before_upload``), so the index may check
+    the whole file's hash against them instead of every record's digests. ``recorded_from``:
+    where the values come from, when it is not the upload itself (the run's ship report in the
+    store; the first indexing of the WARC)."""
     if any(e.action == "capture" for e in custody.for_object(warc.uri)):
         return False
     details: dict[str, Any] = {
         "sha256": warc.sha256, "size": warc.size, "records": warc.records, "run_id": run_id,
+        "verified_before_upload": verified,
     }  # fmt: skip
     if warc.version_id is not None:
         details["version_id"] = warc.version_id

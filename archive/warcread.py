@@ -19,7 +19,7 @@ import contextlib
 import functools
 import hashlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -197,6 +197,18 @@ class _Digester:
 
     def computed(self) -> str:
         return f"{self.algo}:{self.hash.hexdigest()}"
+
+
+class _Unchecked:
+    """Takes a record's bytes and computes nothing (``iter_records(verify=False)``)."""
+
+    __slots__ = ()
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        return None
+
+
+_UNCHECKED: Any = _Unchecked()
 
 
 class _Source:
@@ -496,7 +508,7 @@ def _http_head_and_payload(
     status: int | None = None
     final: dict[str, str] | None = None
     kept: _Kept | None = None
-    sink: _Digester | _Dechunker | None = None
+    sink: Any = None  # the payload's digester, its dechunker, or _UNCHECKED
     for chunk in chunks:
         block.update(chunk)
         if sink is None and not head:
@@ -519,10 +531,10 @@ def _http_head_and_payload(
                 if payload is not None:
                     sink = _Dechunker(payload) if chunked else payload
                 else:
-                    sink = _Digester(None)
+                    sink = _UNCHECKED
                 rest = chunk[idx + 4 :]
                 if rest:
-                    sink.update(rest) if isinstance(sink, _Digester) else sink.feed(rest)
+                    sink.feed(rest) if isinstance(sink, _Dechunker) else sink.update(rest)
                     if kept is not None:
                         kept.add(rest)
                 continue
@@ -539,7 +551,7 @@ def _http_head_and_payload(
                 if len(head) > MAX_HEADER_BYTES:
                     # No header block: all of it is payload (and memory stays bounded).
                     status = None
-                    sink = payload if payload is not None else _Digester(None)
+                    sink = payload if payload is not None else _UNCHECKED
                     sink.update(head)
                     head = bytearray()
                 continue
@@ -550,10 +562,10 @@ def _http_head_and_payload(
             if payload is not None:
                 sink = _Dechunker(payload) if chunked else payload
             else:
-                sink = _Digester(None)
+                sink = _UNCHECKED
             rest = memoryview(head)[idx + 4 :]
             if rest:
-                sink.update(rest) if isinstance(sink, _Digester) else sink.feed(rest)
+                sink.feed(rest) if isinstance(sink, _Dechunker) else sink.update(rest)
                 if kept is not None:
                     kept.add(rest)
             rest.release()
@@ -660,40 +672,47 @@ def iter_records(
                 block_label = info_headers.get("warc-block-digest")
                 payload_label = info_headers.get("warc-payload-digest")
                 ctype = info_headers.get("content-type", "").lower()
-                block = _Digester(block_label)
+                block = _Digester(block_label) if verify else _UNCHECKED
                 # A revisit's payload digest names the payload of the record it revisits, which
                 # this record does not hold, so it cannot be recomputed here.
-                check_payload = payload_label and rtype != "revisit"
+                check_payload = verify and payload_label and rtype != "revisit"
                 payload = _Digester(payload_label) if check_payload else None
                 status = None
                 http_fields: dict[str, str] | None = None
                 kept: _Kept | None = None
+                # Most records are already whole in the buffer: read them in one piece.
+                whole = src.pos + length + 4 <= len(src.buf)
+                chunks: Iterable[memoryview] = (
+                    (memoryview(src.buf)[src.pos : src.pos + length],)
+                    if whole
+                    else src.read_exact(length)
+                )
                 if ctype.startswith("application/http") and rtype in (
                     "response", "request", "revisit",
                 ):  # fmt: skip
                     wants = None
                     if keep is not None:
                         wants = functools.partial(keep.payload, info_headers)
-                    if rtype == "revisit":
-                        # Its block is the HTTP head only (or head and a truncated body): the
-                        # block digest covers it; there is no payload to check.
-                        status, http_fields, kept = _http_head_and_payload(
-                            src.read_exact(length), block, None, wants
-                        )
-                    else:
-                        status, http_fields, kept = _http_head_and_payload(
-                            src.read_exact(length), block, payload, wants
-                        )
+                    # A revisit's block is the HTTP head only (or head and a truncated body):
+                    # the block digest covers it; there is no payload to check.
+                    status, http_fields, kept = _http_head_and_payload(
+                        iter(chunks), block, None if rtype == "revisit" else payload, wants
+                    )
                 else:
                     wanted = keep.block(info_headers) if keep is not None else 0
                     kept = _Kept(wanted) if wanted > 0 else None
-                    for chunk in src.read_exact(length):
+                    for chunk in chunks:
                         block.update(chunk)
                         if payload is not None:
                             payload.update(chunk)
                         if kept is not None:
                             kept.add(chunk)
-                trailer = b"".join(src.read_exact(4))
+                if whole:
+                    end = src.pos + length
+                    trailer = src.buf[end : end + 4]
+                    src.pos = end + 4
+                else:
+                    trailer = b"".join(src.read_exact(4))
                 if trailer != b"\r\n\r\n":
                     raise _Malformed("record does not end with CRLF CRLF")
                 if gzipped:

@@ -390,11 +390,15 @@ def index_runs(
             for warc, run_id in shipped:
                 # Once per WARC: a retried index task (or a cleared one) logs nothing twice.
                 logged = {e.action for e in custody.for_object(warc.uri)}
-                record_capture(custody, warc, run_id)
+                # Shipped now, the spool verified each record before uploading it; a WARC found
+                # in the store after a dead try (records None) was not seen whole here.
+                record_capture(custody, warc, run_id, verified=warc.records is not None)
                 try:
+                    # A verified upload: the index checks the stored file's SHA-256 against
+                    # it; otherwise every record is checked again.
                     result = index_warc(
                         db, store, warc.key, custody=custody, sha256=warc.sha256,
-                        version=warc.version_id,
+                        version=warc.version_id, verified=warc.records is not None,
                     )  # fmt: skip
                     if result.skipped and "index" not in logged:
                         # Loaded by a try that died before it could log it.

@@ -846,3 +846,32 @@ def test_attest_index_refuses_a_warc_whose_bytes_are_not_those_uploaded(tmp_path
     assert "was uploaded: not indexed" in rebuilt.stdout
     with IndexDB(str(archive.home / "index.sqlite")) as db:
         assert not db.is_indexed(SAMPLE_KEY)
+
+
+def test_a_verified_upload_is_indexed_by_its_whole_file_hash_and_refused_if_it_changed(
+    sample: Sample, index: WarcIndex, tmp_path: Path
+) -> None:
+    from archive.ship import ShippedWarc, record_capture
+
+    store = FileStore(tmp_path / "store")
+    sha = file_sha256(sample.path)
+    stored = store.put_file(KEY, sample.path, sha)
+    with IndexDB(str(tmp_path / "index.sqlite")) as db:
+        custody = CustodyLog(db, store)
+        shipped = ShippedWarc(sample.name, KEY, stored.uri, sha, stored.size, 13)
+        record_capture(custody, shipped, RUN_ID, verified=True)
+        result = index_warc(db, store, KEY, custody=custody)
+        assert result.ok
+        assert result.rows == len(index.rows)
+        logged = [e for e in custody.for_object(stored.uri) if e.action == "index"]
+        assert logged[0].details["checked"] == "the whole file's SHA-256, as verified and uploaded"
+
+        # The same bytes, one changed where no record digest is read without verification:
+        # the whole file's hash no longer matches the upload's, so nothing is indexed.
+        path = store.root / KEY
+        path.chmod(0o644)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+        with pytest.raises(DigestMismatch, match="was uploaded: not indexed"):
+            index_warc(db, store, KEY, custody=custody, force=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import http.client
 import io
@@ -18,6 +19,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import sqlite3
 import ssl
 import threading
@@ -113,11 +115,21 @@ def open_server(
 
 
 @pytest.fixture(scope="module")
+def guarded(retrieval: Archive, tmp_path_factory: pytest.TempPathFactory) -> Archive:
+    """A copy of the shared archive for the tests that make changes through the service
+    (claim links, holds, seals), so that other tests never see what these leave behind."""
+    home = tmp_path_factory.mktemp("serve-tokens-home") / "home"
+    shutil.copytree(retrieval.home, home)
+    return dataclasses.replace(retrieval, home=home, env=dict(retrieval.env, ATTEST_HOME=str(home)))
+
+
+@pytest.fixture(scope="module")
 def guarded_server(
-    retrieval: Archive, tokens: Tokens, case_file: Path, tmp_path_factory: pytest.TempPathFactory
+    guarded: Archive, tokens: Tokens, case_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AttestServer]:
-    """Tokens required, no pywb; the test case (``test-case``) among its cases."""
-    env = dict(retrieval.env, ATTEST_TOKENS=str(tokens.file), ATTEST_CASES=str(case_file.parent))
+    """Tokens required, no pywb; the test case (``test-case``) among its cases; serving the
+    copy ``guarded``."""
+    env = dict(guarded.env, ATTEST_TOKENS=str(tokens.file), ATTEST_CASES=str(case_file.parent))
     with AttestServer(env, workdir=tmp_path_factory.mktemp("serve-tokens"), replay=False) as srv:
         yield srv
 
@@ -377,9 +389,9 @@ def _protected(retrieval: Archive) -> list[str]:
 
 
 def test_every_api_needs_a_known_token(
-    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens
+    guarded_server: AttestServer, guarded: Archive, tokens: Tokens
 ) -> None:
-    paths = _protected(retrieval)
+    paths = _protected(guarded)
     for path in paths:
         bare = guarded_server.get(path)
         assert bare.status == 401, (path, bare.status, bare.text)
@@ -400,35 +412,33 @@ def test_every_api_needs_a_known_token(
 
 
 def test_a_capture_read_with_a_token_is_logged_with_its_actor(
-    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens
+    guarded_server: AttestServer, guarded: Archive, tokens: Tokens
 ) -> None:
-    rec = retrieval.responses(article(retrieval, NEWS_ARTICLES[1]))[-1]
-    before = last_seq(retrieval)
+    rec = guarded.responses(article(guarded, NEWS_ARTICLES[1]))[-1]
+    before = last_seq(guarded)
     answer = guarded_server.get(
         f"/api/capture/{uuid_of(rec)}", {"Authorization": f"Bearer {tokens.investigator}"}
     )
     assert answer.status == 200, answer.text
     assert json.loads(answer.text)["payload_sha256"] == rec.headers["WARC-Payload-Digest"]
-    new = [
-        (seq, d) for seq, d in reads_of(retrieval, rec, tokens.investigator_actor) if seq > before
-    ]
+    new = [(seq, d) for seq, d in reads_of(guarded, rec, tokens.investigator_actor) if seq > before]
     assert len(new) == 1, new
     seq, details = new[0]
     assert json.loads(details)["via"] == "capture metadata"
-    (prev_hash,) = retrieval.rows("SELECT prev_hash FROM custody_log WHERE seq = ?", (seq,))[0]
-    (previous,) = retrieval.rows("SELECT hash FROM custody_log WHERE seq = ?", (seq - 1,))[0]
+    (prev_hash,) = guarded.rows("SELECT prev_hash FROM custody_log WHERE seq = ?", (seq,))[0]
+    (previous,) = guarded.rows("SELECT hash FROM custody_log WHERE seq = ?", (seq - 1,))[0]
     assert prev_hash == previous, "the read entry does not chain to the entry before it"
     # An unauthenticated attempt reads nothing and logs nothing.
-    after = last_seq(retrieval)
+    after = last_seq(guarded)
     assert guarded_server.get(f"/api/capture/{uuid_of(rec)}").status == 401
-    assert last_seq(retrieval) == after
+    assert last_seq(guarded) == after
 
 
 def test_the_web_page_asks_for_a_login_and_keeps_a_session(
-    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens, browser: Browser
+    guarded_server: AttestServer, guarded: Archive, tokens: Tokens, browser: Browser
 ) -> None:
-    url = article(retrieval, NEWS_ARTICLES[0])
-    captures = retrieval.responses(url)
+    url = article(guarded, NEWS_ARTICLES[0])
+    captures = guarded.responses(url)
     bare = guarded_server.get("/")
     assert bare.status == 303
     assert bare.headers["Location"].startswith("/login")
@@ -463,19 +473,19 @@ def test_the_web_page_asks_for_a_login_and_keeps_a_session(
 
         # The session opens the other pages; reading a capture is logged with the actor.
         rec = captures[0]
-        before = last_seq(retrieval)
+        before = last_seq(guarded)
         page.locator(f"#timeline a.capture[href='/ui/capture/{uuid_of(rec)}']").click()
         page.wait_for_url(re.compile(r"/ui/capture/"))
         assert page.locator("#payload-sha256").inner_text() == rec.headers["WARC-Payload-Digest"]
         new = [
             json.loads(d)["via"]
-            for seq, d in reads_of(retrieval, rec, tokens.investigator_actor)
+            for seq, d in reads_of(guarded, rec, tokens.investigator_actor)
             if seq > before
         ]
         assert new == ["capture page"]
         expect(page.locator("#custody")).to_contain_text(f"read by {tokens.investigator_actor}")
         answer = page.goto(
-            f"{guarded_server.base}/ui/search?q={quote(retrieval.web.news.article_token(NEWS_ARTICLES[0]))}"
+            f"{guarded_server.base}/ui/search?q={quote(guarded.web.news.article_token(NEWS_ARTICLES[0]))}"
         )
         assert answer is not None
         assert answer.status == 200
@@ -555,11 +565,11 @@ def test_a_malformed_tokens_file_stops_serve_with_a_clear_error(
 
 @pytest.mark.parametrize("n", NEWS_ARTICLES)
 def test_without_pywb_a_memento_is_the_archived_payload_as_sent(
-    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens, n: int
+    guarded_server: AttestServer, guarded: Archive, tokens: Tokens, n: int
 ) -> None:
-    url = article(retrieval, n)
+    url = article(guarded, n)
     auth = {"Authorization": f"Bearer {tokens.investigator}", "Accept-Encoding": "identity"}
-    for rec in retrieval.responses(url):
+    for rec in guarded.responses(url):
         ts = warc_timestamp(rec.headers["WARC-Date"])
         answer = guarded_server.get(f"/web/{ts}id_/{url}", auth)
         assert answer.status == 200, answer.text
@@ -598,20 +608,20 @@ CHANGES = {"hold": "legal", "export": "legal", "claim link": "legal", "claim unl
 CALLERS = ("nobody", "investigator", "legal", "admin")
 
 
-def custody_after(retrieval: Archive, seq: int) -> list[tuple[str, str, str, dict[str, Any]]]:
+def custody_after(guarded: Archive, seq: int) -> list[tuple[str, str, str, dict[str, Any]]]:
     return [
         (str(actor), str(action), str(obj), json.loads(details))
-        for actor, action, obj, details in retrieval.rows(
+        for actor, action, obj, details in guarded.rows(
             "SELECT actor, action, object, details FROM custody_log WHERE seq > ? ORDER BY seq",
             (seq,),
         )
     ]
 
 
-def change_request(change: str, caller: str, retrieval: Archive) -> tuple[str, dict[str, Any]]:
+def change_request(change: str, caller: str, guarded: Archive) -> tuple[str, dict[str, Any]]:
     # Each caller links a capture of its own, so every allowed link is a new one.
-    url = article(retrieval, NEWS_ARTICLES[CALLERS.index(caller) % 2])
-    rec = retrieval.responses(url)[CALLERS.index(caller) // 2]
+    url = article(guarded, NEWS_ARTICLES[CALLERS.index(caller) % 2])
+    rec = guarded.responses(url)[CALLERS.index(caller) // 2]
     if change == "hold":
         return "/api/holds", {"captures": [uuid_of(rec)], "note": "matter 14"}
     if change == "export":
@@ -628,9 +638,9 @@ def change_request(change: str, caller: str, retrieval: Archive) -> tuple[str, d
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_each_change_needs_its_role_and_is_logged_with_the_caller(
-    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens, change: str, caller: str
+    guarded_server: AttestServer, guarded: Archive, tokens: Tokens, change: str, caller: str
 ) -> None:
-    path, body = change_request(change, caller, retrieval)
+    path, body = change_request(change, caller, guarded)
     auth = {} if caller == "nobody" else {"Authorization": f"Bearer {tokens.token(caller)}"}
     if change == "claim unlink":  # something to withdraw: a link made by the admin
         made = guarded_server.post(
@@ -638,28 +648,28 @@ def test_each_change_needs_its_role_and_is_logged_with_the_caller(
             {"Authorization": f"Bearer {tokens.admin}"},
         )  # fmt: skip
         assert made.status == 200, made.text
-    before = last_seq(retrieval)
+    before = last_seq(guarded)
     answer = guarded_server.post(path, body, auth)
     needed = CHANGES[change]
     if caller == "nobody":
         assert answer.status == 401, answer.text
-        assert custody_after(retrieval, before) == []
+        assert custody_after(guarded, before) == []
         return
     if ROLES.index(caller) < ROLES.index(needed):
         assert answer.status == 403, answer.text
         assert f"needs the {needed} role" in answer.text
-        assert custody_after(retrieval, before) == []
+        assert custody_after(guarded, before) == []
         return
     actor = tokens.actor(caller)
     if change == "hold":
         # The role suffices; this archive's file store cannot hold (see the SeaweedFS test).
         assert answer.status == 409, answer.text
         assert "no legal holds" in answer.text
-        assert custody_after(retrieval, before) == []
+        assert custody_after(guarded, before) == []
         return
     assert answer.status in (200, 201), answer.text
     done = json.loads(answer.text)
-    entries = custody_after(retrieval, before)
+    entries = custody_after(guarded, before)
     if change == "export":
         assert answer.status == 201
         assert done["claims"] == ["C2"]
@@ -683,7 +693,7 @@ def test_each_change_needs_its_role_and_is_logged_with_the_caller(
         assert entry[3]["case"] == "test-case"
         assert entry[3]["claim"] == "C3"
         assert entry[2] == f"<urn:uuid:{body['capture']}>"
-        assert retrieval.rows(
+        assert guarded.rows(
             "SELECT annotator FROM claim_links WHERE record_id = ? AND claim_id = 'C3'",
             (entry[2],),
         ) == [(actor,)]
@@ -693,7 +703,7 @@ def test_each_change_needs_its_role_and_is_logged_with_the_caller(
         (entry,) = [e for e in entries if e[1] == "unlink"]
         assert entry[0] == actor
         assert entry[3]["reason"] == body["reason"]
-        assert retrieval.rows(
+        assert guarded.rows(
             "SELECT withdrawn_by FROM claim_links WHERE record_id = ? AND claim_id = 'C2' "
             "AND withdrawn_at IS NOT NULL", (entry[2],),
         ) == [(actor,)]  # fmt: skip
@@ -701,31 +711,31 @@ def test_each_change_needs_its_role_and_is_logged_with_the_caller(
         assert done["sealed"], done
         (entry,) = [e for e in entries if e[1] == "seal"]
         assert entry[0] == actor
-        assert retrieval.rows(
+        assert guarded.rows(
             "SELECT 1 FROM custody_seals WHERE segment_key = ? AND last_seq >= ?",
             (done["sealed"], done["through"]),
         )
-    verify = run_attest(["custody", "verify"], retrieval.env)
+    verify = run_attest(["custody", "verify"], guarded.env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def test_bad_change_requests_are_named_and_change_nothing(
-    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens
+    guarded_server: AttestServer, guarded: Archive, tokens: Tokens
 ) -> None:
     auth = {"Authorization": f"Bearer {tokens.admin}"}
-    before = last_seq(retrieval)
+    before = last_seq(guarded)
     for path, body, status, names in [
         ("/api/claims/link", {"case": "../../etc/passwd", "claim": "C1", "capture": "x"}, 400,
          "not a case id"),
         ("/api/claims/link", {"case": "no-such-case", "claim": "C1", "capture": "x"}, 404,
          "no-such-case"),
         ("/api/claims/link", {"case": "test-case", "claim": "C9",
-                              "capture": uuid_of(retrieval.records[0])}, 400, "C9"),
+                              "capture": uuid_of(guarded.records[0])}, 400, "C9"),
         ("/api/claims/link", {"case": "test-case", "claim": "C1", "capture": "nope"}, 400, "nope"),
         ("/api/claims/link", {"case": "test-case", "claim": "C1", "capture": uuid_of(
-            next(r for r in retrieval.records if r.type == "request"))}, 400, "not a page"),
+            next(r for r in guarded.records if r.type == "request"))}, 400, "not a page"),
         ("/api/claims/unlink", {"case": "test-case", "claim": "C1",
-                                "capture": uuid_of(retrieval.records[1])}, 400, "'reason'"),
+                                "capture": uuid_of(guarded.records[1])}, 400, "'reason'"),
         ("/api/holds", {"captures": ["x"], "case": "test-case"}, 400, "either"),
         ("/api/exports", {"case": "test-case", "claims": ["C1"], "sign": True}, 400, "'sign'"),
         ("/api/exports", {"case": "test-case", "claims": "C1", "unsigned": True}, 400, "'claims'"),
@@ -736,7 +746,7 @@ def test_bad_change_requests_are_named_and_change_nothing(
         assert answer.status == status, (path, body, answer.status, answer.text)
         assert names in answer.text, (names, answer.text)
         assert "Traceback" not in answer.text
-    assert last_seq(retrieval) == before
+    assert last_seq(guarded) == before
 
 
 def _login(server: AttestServer, token: str) -> str:
@@ -750,17 +760,17 @@ def _login(server: AttestServer, token: str) -> str:
 
 
 def test_a_change_with_the_session_cookie_needs_the_pages_csrf_token(
-    guarded_server: AttestServer, retrieval: Archive, tokens: Tokens
+    guarded_server: AttestServer, guarded: Archive, tokens: Tokens
 ) -> None:
     cookie = _login(guarded_server, tokens.legal)
     page = guarded_server.get("/", {"Cookie": cookie})
     found = re.search(r'<meta name="attest-csrf" content="([^"]+)">', page.text)
     assert found, page.text[:500]
     csrf = found.group(1)
-    rec = retrieval.responses(article(retrieval, NEWS_ARTICLES[1]))[1]
+    rec = guarded.responses(article(guarded, NEWS_ARTICLES[1]))[1]
     path = "/api/claims/link"
     body = {"case": "test-case", "claim": "C1", "capture": uuid_of(rec)}
-    before = last_seq(retrieval)
+    before = last_seq(guarded)
     for headers, status, why in [
         ({"Cookie": cookie}, 403, "X-CSRF-Token"),
         ({"Cookie": cookie, "X-CSRF-Token": csrf + "x"}, 403, "X-CSRF-Token"),
@@ -777,12 +787,12 @@ def test_a_change_with_the_session_cookie_needs_the_pages_csrf_token(
         method="POST", body=urlencode(body).encode(),
     )  # fmt: skip
     assert form.status == 415, form.text
-    assert last_seq(retrieval) == before
+    assert last_seq(guarded) == before
     done = guarded_server.post(
         path, body, {"Cookie": cookie, "X-CSRF-Token": csrf, "Origin": guarded_server.base}
     )
     assert done.status == 200, done.text
-    assert [e[:2] for e in custody_after(retrieval, before)] == [(tokens.legal_actor, "link")]
+    assert [e[:2] for e in custody_after(guarded, before)] == [(tokens.legal_actor, "link")]
 
 
 def _from(server: AttestServer, address: str, path: str, headers: dict[str, str]) -> Answer:
@@ -848,8 +858,10 @@ def test_healthz_answers_while_a_slow_cdx_query_runs(tmp_path: Path) -> None:
     env = dict(os.environ, ATTEST_HOME=str(home))
     for name in ("ATTEST_STORE", "ATTEST_INDEX", "ATTEST_TOKENS"):
         env.pop(name, None)
-    slow = ("/cdx?url=example.com&matchType=domain&limit=100000&filter=mime:text/html"
-            "&filter=status:200&filter=source:big&filter=!%3Dmime:text/html")
+    slow = (
+        "/cdx?url=example.com&matchType=domain&limit=100000&filter=mime:text/html"
+        "&filter=status:200&filter=source:big&filter=!%3Dmime:text/html"
+    )
     with AttestServer(env, workdir=tmp_path, replay=False) as srv:
         done: dict[str, Any] = {}
 
