@@ -122,6 +122,8 @@ def main(argv: list[str]) -> int:
         default_source=config.default_source,
         require_source=config.require_source,
         secret=config.secret,
+        websocket_part_bytes=config.websocket_part_bytes,
+        websocket_part_seconds=config.websocket_part_seconds,
     )
     ca_dir = Path(config.ca_dir)
     ca_dir.mkdir(parents=True, exist_ok=True)
@@ -156,10 +158,13 @@ def main(argv: list[str]) -> int:
         pass
     proxy.shutdown()
     state.close_idle_connections()
+    # Open WebSockets end now, each writing its transcript before the files are closed.
+    state.stop_websockets()
     deadline = time.monotonic() + 30
     while proxy.active_requests and time.monotonic() < deadline:
         time.sleep(0.05)
         state.close_idle_connections()
+        state.stop_websockets()
     with writers_lock:
         files = []
         for writer in writers.values():

@@ -38,6 +38,10 @@ class RecorderConfig:
     #: source (tools and benches that run a recorder of their own).
     secret: str | None = None
     parent_pid: int | None = None
+    #: A WebSocket transcript is written as a record once it holds this many bytes or is this
+    #: many seconds old (and when the connection ends): a crash loses at most one part.
+    websocket_part_bytes: int = 16 * 1024 * 1024
+    websocket_part_seconds: float = 60.0
 
     def dump(self, path: Path) -> None:
         """Write the config, readable by its owner only: it holds the run's secret."""

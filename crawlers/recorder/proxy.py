@@ -22,6 +22,12 @@ and the browser's requests need no header of their own (docs/adr/0003-browser-at
 headers from the crawler (``Attest-Meta``, and ``Attest-Source`` where a recorder runs without a
 secret) are removed before the request goes upstream, so the recorded request is what the origin
 received.
+
+A CONNECT tunnel carries TLS (https, wss) or plain HTTP: Chromium tunnels ``ws://`` WebSockets
+through CONNECT too. A request that asks to upgrade to a WebSocket is recorded like any exchange
+(through the same guard and attribution); after the origin's ``101`` the connection's frames are
+relayed both ways and kept in a transcript (:mod:`crawlers.recorder.websocket`,
+docs/adr/0004-websocket-transcripts.md). Only such a request takes that path.
 """
 
 from __future__ import annotations
@@ -83,6 +89,12 @@ from crawlers.recorder.protocol import (
 )
 from crawlers.recorder.tlschain import TlsChainRecorder
 from crawlers.recorder.upstream import OriginPool, Upstream
+from crawlers.recorder.websocket import (
+    Transcript,
+    WebSocketRelay,
+    is_upgrade_to_websocket,
+    websocket_url,
+)
 from crawlers.recorder.wire import EmptyResponse, ResponseError, WireResponse, read_response
 
 log = logging.getLogger(__name__)
@@ -98,6 +110,10 @@ _HOP_BY_HOP = (
 )
 #: What warcprox's ``_swallow_hop_by_hop_headers`` removes before a request goes upstream.
 _NOT_FORWARDED = frozenset(("warcprox-meta", *_HOP_BY_HOP))
+#: A WebSocket handshake keeps ``Connection`` and ``Upgrade``: the origin must see them.
+_NOT_FORWARDED_UPGRADE = _NOT_FORWARDED - {"connection", "upgrade"}
+#: What the client gets of a ``101`` besides its status line: ``Connection`` and ``Upgrade`` too.
+_NOT_RELAYED_UPGRADE = frozenset(_HOP_BY_HOP) - {"connection", "upgrade"}
 _FAILURE_STATUS = {
     "dns_error": 502,
     "connection_error": 502,
@@ -164,11 +180,22 @@ class RecorderState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: Client connections waiting for their next request (none is mid-exchange).
     idle_connections: set[socket.socket] = field(default_factory=set)
+    #: WebSocket connections being relayed, and when their transcripts are cut into parts.
+    websockets: set[WebSocketRelay] = field(default_factory=set)
+    websocket_part_bytes: int = 16 * 1024 * 1024
+    websocket_part_seconds: float = 60.0
 
     def close_idle_connections(self) -> None:
         for conn in list(self.idle_connections):
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+
+    def stop_websockets(self) -> None:
+        """End every relayed WebSocket; each writes its transcript as it ends."""
+        with self.lock:
+            relays = list(self.websockets)
+        for relay in relays:
+            relay.stop()
 
     def count(self, failed: bool) -> None:
         with self.lock:
@@ -190,6 +217,8 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
     protocol_version = "HTTP/1.1"
     MessageClass = FastMessage
     disable_nagle_algorithm = True  # socketserver sets TCP_NODELAY on client connections
+    #: Whether the CONNECT tunnel this handler serves carries TLS (set per tunnel).
+    _tls_tunnel = True
 
     # --- idle keep-alive connections --------------------------------------------------
     def handle_one_request(self) -> None:
@@ -205,6 +234,21 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
     def parse_request(self) -> bool:
         self.state.idle_connections.discard(self.connection)
         return bool(super().parse_request())
+
+    # --- tunnels ----------------------------------------------------------------------
+    def _transition_to_ssl(self) -> None:
+        # A tunnel carries TLS (https, wss) or plain HTTP (Chromium tunnels ws:// too): the
+        # client's first byte tells, a TLS handshake record starts with 0x16.
+        first = self.connection.recv(1, socket.MSG_PEEK)
+        self._tls_tunnel = first == b"\x16"
+        if self._tls_tunnel:
+            super()._transition_to_ssl()
+
+    def _construct_tunneled_url(self) -> str:
+        scheme, default_port = ("https", 443) if self._tls_tunnel else ("http", 80)
+        port = int(self.port)
+        netloc = self.hostname if port == default_port else f"{self.hostname}:{port}"
+        return f"{scheme}://{netloc}{self.path}"
 
     # --- connecting -------------------------------------------------------------------
     def _determine_host_port(self) -> None:
@@ -224,11 +268,12 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         rest = match[2].split("#", 1)[0]
         self.path = rest if rest.startswith("/") else "/" + rest
 
-    def _connect_to_remote_server(self) -> socket.socket:
-        """An idle connection to the origin from the pool, or a new one through the guard."""
-        key = (self.hostname, int(self.port), bool(self.is_connect))
+    def _connect_to_remote_server(self, *, fresh: bool = False) -> socket.socket:
+        """An idle connection to the origin from the pool, or a new one through the guard
+        (always a new one when ``fresh``: a WebSocket keeps its connection)."""
+        key = (self.hostname, int(self.port), bool(self.is_connect and self._tls_tunnel))
         self._origin_key = key
-        upstream = self.state.upstreams.take(key)
+        upstream = None if fresh else self.state.upstreams.take(key)
         self._reused_connection = upstream is not None
         if upstream is None:
             upstream = self._open_upstream()
@@ -242,7 +287,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         remote_ip = sock.getpeername()[0]
         tls_info = None
-        if self.is_connect:
+        if self.is_connect and self._tls_tunnel:
             context = self.server.remote_connection_pool.connection_pool_kw["ssl_context"]
             try:
                 sock = context.wrap_socket(sock, server_hostname=self.hostname)
@@ -343,9 +388,12 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         if self.state.disk_full:
             self._refuse_disk_full()
             return
+        websocket = is_upgrade_to_websocket(self.command, self.headers.get("Upgrade"))
+        if websocket:
+            self.url = websocket_url(self.url)
         started = self.state.clock()
         try:
-            self._connect_to_remote_server()
+            self._connect_to_remote_server(fresh=websocket)
         except CaptureError as exc:
             self._record_failure(source, started, exc)
             return
@@ -353,7 +401,10 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             self._record_failure(source, started, ConnectFailure(str(exc)))
             return
         try:
-            self._exchange(source, started)
+            if websocket:
+                self._exchange_websocket(source, started)
+            else:
+                self._exchange(source, started)
         except CaptureError as exc:
             self._drop_remote()
             self._record_failure(source, started, exc)
@@ -424,6 +475,104 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         finally:
             response.close()
 
+    # --- WebSockets -------------------------------------------------------------------
+    def _exchange_websocket(self, source: str, started: datetime) -> None:
+        """The handshake, recorded like any exchange; after a ``101``, the relay.
+
+        A WebSocket to a forbidden address never gets here: the guard refused the connection.
+        """
+        _drop_headers(self.headers, _NOT_FORWARDED_UPGRADE)
+        request_bytes = self._build_request()
+        if "Content-Length" in self.headers:
+            request_bytes += self.rfile.read(int(self.headers["Content-Length"]))
+        upstream = self._upstream
+        assert upstream is not None
+        upstream.sock.sendall(request_bytes)
+        try:
+            response = read_response(upstream.sock, "GET", max_size=self._max_resource_size)
+        except EmptyResponse as exc:
+            raise ConnectFailure(
+                f"{self.hostname} closed the connection without answering"
+            ) from exc
+        except ResponseError as exc:
+            raise ConnectFailure(f"{self.hostname} sent something that is not HTTP: {exc}") from exc
+        try:
+            if response.status != 101:
+                # Refused or answered otherwise: an ordinary response, on a connection that
+                # is not reused (it was asked to change protocols).
+                self._drop_remote()
+                self._write_and_relay(source, started, request_bytes, response, upstream.remote_ip)
+                return
+            specs = self._write_exchange(
+                source, started, request_bytes, response, upstream.remote_ip
+            )
+            if specs is None:
+                self._drop_remote()
+                return
+            self._upstream = None  # the connection is the WebSocket's now
+            self._relay_websocket(source, specs[1], response, upstream)
+        finally:
+            response.close()
+
+    def _relay_websocket(
+        self, source: str, response_spec: RecordSpec, response: WireResponse, upstream: Upstream
+    ) -> None:
+        """Acknowledge the ``101`` (its records are written), then relay the connection until
+        it ends and write its transcript. The client connection ends with it."""
+        self.close_connection = True
+        state = self.state
+        head = [f"HTTP/1.1 {response.status} {response.reason}"]
+        head.extend(
+            f"{k}: {v}"
+            for k, v in response.headers
+            if k.lower() not in _NOT_RELAYED_UPGRADE and _TOKEN.match(k)
+        )
+        head.extend(self._capture_headers(response_spec))
+        transcript = Transcript(
+            self.url,
+            response_spec.record_id or "",
+            lambda spec: self._write([(source, [spec])], answer=False),
+            clock=state.clock,
+            part_bytes=state.websocket_part_bytes,
+            part_seconds=state.websocket_part_seconds,
+        )
+        relay = WebSocketRelay(
+            self.connection,
+            upstream.sock,
+            transcript,
+            timeout=self._socket_timeout,
+            clock=state.clock,
+        )
+        with state.lock:
+            state.websockets.add(relay)
+        try:
+            try:
+                self.connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+                client_first = self._buffered_client_bytes()
+            except OSError as exc:
+                log.info("client went away before the 101 of %s was relayed: %s", self.url, exc)
+                client_first = b""
+                relay.stop()
+            reason = relay.run(client_first, response.unread)
+            log.info("websocket %s ended: %s", self.url, reason)
+        finally:
+            with state.lock:
+                state.websockets.discard(relay)
+            upstream.close()
+
+    def _buffered_client_bytes(self) -> bytes:
+        """What the client sent after its handshake that the request reader already took in
+        (``select`` cannot see a reader's buffer): read without waiting for more."""
+        sock = self.connection
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            return self.rfile.read1(256 * 1024) or b""
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return b""
+        finally:
+            sock.settimeout(timeout)
+
     # --- recording --------------------------------------------------------------------
     def _write_and_relay(
         self,
@@ -433,6 +582,62 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         response: WireResponse,
         remote_ip: str,
     ) -> None:
+        specs = self._write_exchange(source, started, request_bytes, response, remote_ip)
+        if specs is None:
+            return
+        truncated = response.truncated
+        # Acknowledge only now: the records are in the spool file.
+        head = [f"HTTP/1.1 {response.status} {response.reason}"]
+        # What the client gets must be valid HTTP even when the origin's is not (the WARC keeps
+        # the origin's bytes): names that are not tokens are dropped, hop-by-hop ones too.
+        head.extend(
+            f"{k}: {v}"
+            for k, v in response.headers
+            if k.lower() not in _HOP_BY_HOP and _TOKEN.match(k)
+        )
+        head.extend(self._capture_headers(specs[1]))
+        # The client connection stays open when the body is delimited (the origin's own
+        # Content-Length or chunked framing is relayed unchanged); otherwise it ends the body.
+        if not self._delimited(response, truncated):
+            head.append("Connection: close")
+            self.close_connection = True
+        try:
+            # Head and first body chunk in one write: on a kept-alive connection two small
+            # writes would wait on the client's delayed ACK.
+            out = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+            if self.command != "HEAD":
+                stream = response.block
+                stream.seek(response.body_offset)
+                while chunk := stream.read(256 * 1024):
+                    self.connection.sendall(out + chunk if out else chunk)
+                    out = b""
+            if out:
+                self.connection.sendall(out)
+        except OSError as exc:
+            log.info("client went away before %s was relayed: %s", self.url, exc)
+            self.close_connection = True
+
+    @staticmethod
+    def _capture_headers(response_spec: RecordSpec) -> list[str]:
+        """What the client learns of the response record written for it."""
+        assert response_spec.date is not None
+        return [
+            f"{CAPTURE_ID_HEADER}: {response_spec.record_id}",
+            f"{WARC_DATE_HEADER}: {warc_date(response_spec.date)}",
+            f"{PAYLOAD_DIGEST_HEADER}: {response_spec.block.payload_digest}",
+            f"{BLOCK_DIGEST_HEADER}: {response_spec.block.block_digest}",
+        ]
+
+    def _write_exchange(
+        self,
+        source: str,
+        started: datetime,
+        request_bytes: bytes,
+        response: WireResponse,
+        remote_ip: str,
+    ) -> list[RecordSpec] | None:
+        """Write the request and response records (and the origin's TLS chain, the first time);
+        the records, or None when the spool refused them (and the client was answered)."""
         truncated = response.truncated
         response_id = new_record_id()
         request_id = new_record_id()
@@ -479,41 +684,9 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             if chain_spec is not None:
                 specs.append(chain_spec)
         if not self._write([(source, specs)]):
-            return
+            return None
         self.state.count(failed=False)
-        # Acknowledge only now: the records are in the spool file.
-        head = [f"HTTP/1.1 {response.status} {response.reason}"]
-        # What the client gets must be valid HTTP even when the origin's is not (the WARC keeps
-        # the origin's bytes): names that are not tokens are dropped, hop-by-hop ones too.
-        head.extend(
-            f"{k}: {v}"
-            for k, v in response.headers
-            if k.lower() not in _HOP_BY_HOP and _TOKEN.match(k)
-        )
-        head.append(f"{CAPTURE_ID_HEADER}: {response_id}")
-        head.append(f"{WARC_DATE_HEADER}: {warc_date(started)}")
-        head.append(f"{PAYLOAD_DIGEST_HEADER}: {specs[1].block.payload_digest}")
-        head.append(f"{BLOCK_DIGEST_HEADER}: {specs[1].block.block_digest}")
-        # The client connection stays open when the body is delimited (the origin's own
-        # Content-Length or chunked framing is relayed unchanged); otherwise it ends the body.
-        if not self._delimited(response, truncated):
-            head.append("Connection: close")
-            self.close_connection = True
-        try:
-            # Head and first body chunk in one write: on a kept-alive connection two small
-            # writes would wait on the client's delayed ACK.
-            out = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-            if self.command != "HEAD":
-                stream = response.block
-                stream.seek(response.body_offset)
-                while chunk := stream.read(256 * 1024):
-                    self.connection.sendall(out + chunk if out else chunk)
-                    out = b""
-            if out:
-                self.connection.sendall(out)
-        except OSError as exc:
-            log.info("client went away before %s was relayed: %s", self.url, exc)
-            self.close_connection = True
+        return specs
 
     def _delimited(self, response: WireResponse, truncated: str | None) -> bool:
         if truncated or self.close_connection:
@@ -637,10 +810,11 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         self._send_plain(201, "Created", json.dumps(ids), [], close=False)
 
     # --- plumbing ---------------------------------------------------------------------
-    def _write(self, groups: list[tuple[str, list[RecordSpec]]]) -> bool:
+    def _write(self, groups: list[tuple[str, list[RecordSpec]]], *, answer: bool = True) -> bool:
         """Write each source's records (a group together, or not at all).
 
-        On a full spool, answers 507 (the crawler then stops) and refuses every later fetch.
+        On a full spool, answers 507 (the crawler then stops; not inside a WebSocket, where
+        ``answer`` is False) and refuses every later fetch.
         """
         try:
             for source, specs in groups:
@@ -648,7 +822,8 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         except DiskFull:
             self.state.disk_full = True
             log.error("spool disk full; refusing further fetches")
-            self._refuse_disk_full()
+            if answer:
+                self._refuse_disk_full()
             return False
         return True
 

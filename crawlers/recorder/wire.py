@@ -52,6 +52,9 @@ class WireResponse:
     will_close: bool = False
     #: How the body was delimited: "length", "chunked", "none" (no body) or "close".
     framing: str = "none"
+    #: Bytes read past the end of the response (not in the block). After a ``101 Switching
+    #: Protocols`` they are the new protocol's first bytes (a WebSocket server's first frames).
+    unread: bytes = b""
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -169,6 +172,7 @@ def read_response(sock: socket.socket, method: str, *, max_size: int | None = No
         if reader.buf:
             # Bytes past the end of this response: the connection is not reusable.
             response.will_close = True
+            response.unread = bytes(reader.buf)
     except BaseException:
         response.close()
         raise

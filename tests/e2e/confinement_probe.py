@@ -4,12 +4,14 @@ Run as ``unshare -n python confinement_probe.py HOME RESULT`` (``tests/e2e/test_
 does): in a namespace of its own, where only ``lo`` exists, it brings ``lo`` up, listens on a
 forbidden address (127.0.0.2: a UDP port for STUN/TURN, a TCP port for WebSocket, fetch and
 beacon), counts every packet on ``lo`` to an address other than 127.0.0.1 with a raw socket,
-serves the probe page on 127.0.0.1, and captures it in the browser (``attest crawl``) with only
-127.0.0.1/32 allowed. What it saw goes to RESULT as JSON. Nothing can leave the namespace.
+serves the probe page (and its WebSocket echo) on 127.0.0.1, and captures it in the browser
+(``attest crawl``) with only 127.0.0.1/32 allowed. What it saw, and the bytes the echo received
+and sent on each WebSocket, go to RESULT as JSON. Nothing can leave the namespace.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ipaddress
 import json
@@ -134,7 +136,8 @@ def main(home: Path, result: Path) -> int:
         subprocess.run(command, check=True)
     counter = LoopbackCounter()
     listeners = ForbiddenListeners()
-    page = FixtureServer(ProbeSite(), keep_log=True).start()
+    site = ProbeSite()
+    page = FixtureServer(site, keep_log=True).start()
     url = (
         f"{page.origin}/leak.html?forbidden={FORBIDDEN}:{listeners.tcp_port}&stun={FORBIDDEN}:3478"
     )
@@ -184,6 +187,15 @@ def main(home: Path, result: Path) -> int:
                 "udp_datagrams": listeners.datagrams,
                 "tcp_connections": listeners.connections,
                 "page_requests": [r.target for r in page.requests],
+                "websockets": [
+                    {
+                        "received": base64.b64encode(received).decode(),
+                        "sent": base64.b64encode(sent).decode(),
+                    }
+                    for received, sent in zip(
+                        site.websocket.received, site.websocket.sent, strict=True
+                    )
+                ],
             }
         )
     )

@@ -13,7 +13,7 @@ import contextlib
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,6 +38,9 @@ class Request:
         return coding in self.headers.get("accept-encoding", "").lower()
 
 
+Upgrade = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -52,6 +55,9 @@ class Reply:
     cut_after: int | None = None
     #: Header lines sent verbatim after the headers (malformed ones, for edge cases).
     raw_lines: list[str] = field(default_factory=list)
+    #: After a ``101``: what speaks the new protocol on the connection (given the reader, the
+    #: writer and the body bytes sent with the head); the connection ends when it returns.
+    upgrade: Upgrade | None = None
 
     def wire_head(self) -> bytes:
         lines = [f"HTTP/1.1 {self.status} {self.reason}"]
@@ -61,7 +67,7 @@ class Reply:
         if self.chunks is not None:
             if "transfer-encoding" not in names:
                 lines.append("Transfer-Encoding: chunked")
-        elif "content-length" not in names:
+        elif "content-length" not in names and self.status != 101:
             lines.append(f"Content-Length: {len(self.body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -163,6 +169,9 @@ class FixtureServer:
                     return
                 writer.write(wire_head + wire_body)
                 await writer.drain()
+                if reply.upgrade is not None:
+                    await reply.upgrade(reader, writer, wire_body)
+                    return
                 if headers.get("connection", "").lower() == "close" or version == "HTTP/1.0":
                     return
         except (ConnectionError, ssl.SSLError, asyncio.CancelledError):

@@ -4,7 +4,9 @@
   ``RTCPeerConnection`` with a STUN/TURN server at ``stun``, WebSockets, ``fetch`` calls and
   ``sendBeacon`` calls, each to the forbidden address and to its own (allowed) origin; when
   every attempt is over it shows the log in an ``<article>`` (what the completeness wait looks
-  for). ``/allowed-fetch`` and ``/allowed-beacon`` answer those calls on the page's origin.
+  for). ``/allowed-fetch`` and ``/allowed-beacon`` answer those calls on the page's origin,
+  ``/ws`` is a WebSocket echo (:mod:`fixtureweb.websocket`): the page sends it a text and a
+  binary message, logs the echoes, and closes it.
 - ``/cors.html?api=ORIGIN``: asks a JSON API on another origin, once with a simple GET and once
   with a JSON POST carrying a custom header (a real CORS preflight), and shows the API's items.
 - ``/ticker.html``: a story whose page never stops changing (a ticker adds a line every 100 ms).
@@ -19,6 +21,7 @@ import json
 
 from fixtureweb.assets import token
 from fixtureweb.http import Reply, Request
+from fixtureweb.websocket import WebSocketEcho
 
 LEAK_PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Confinement probe</title></head>
@@ -46,7 +49,22 @@ LEAK_PAGE = r"""<!doctype html>
     await Promise.race([settle(3000), new Promise((r) => {
       try {
         const ws = new WebSocket(target);
-        ws.onopen = () => { log.push('ws open ' + target); ws.close(); r(); };
+        ws.binaryType = 'arraybuffer';
+        const echoes = [];
+        ws.onopen = () => {
+          log.push('ws open ' + target);
+          ws.send('probe-ws-text');
+          ws.send(new Uint8Array([1, 2, 3, 250]).buffer);
+        };
+        ws.onmessage = (e) => {
+          echoes.push(typeof e.data === 'string' ? 'text ' + e.data
+            : 'binary ' + Array.from(new Uint8Array(e.data)).join(','));
+          if (echoes.length === 2) {
+            log.push('ws echo ' + echoes.join(' | '));
+            ws.close(1000, 'probe done');
+          }
+        };
+        ws.onclose = (e) => { log.push('ws closed ' + e.code + ' clean ' + e.wasClean); r(); };
         ws.onerror = () => { log.push('ws error ' + target); r(); };
       } catch (e) { log.push('ws refused ' + target); r(); }
     })]);
@@ -116,7 +134,12 @@ def _html(body: str) -> Reply:
 
 
 class ProbeSite:
+    def __init__(self) -> None:
+        self.websocket = WebSocketEcho()
+
     def __call__(self, req: Request) -> Reply:
+        if req.path == "/ws":
+            return self.websocket.handshake(req)
         if req.path == "/leak.html":
             return _html(LEAK_PAGE)
         if req.path == "/cors.html":
