@@ -68,7 +68,8 @@ asyncio.run(main(urls, int(sys.argv[2])))
 """
 
 
-def run_attest(urls: list[str], concurrency: int, work: Path) -> Sample:
+def run_attest(urls: list[str], concurrency: int, work: Path, code: Path | None = None) -> Sample:
+    """``attest crawl`` of the posts, with this checkout's code or another's (``--compare``)."""
     home = work / "attest-home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -92,8 +93,12 @@ def run_attest(urls: list[str], concurrency: int, work: Path) -> Sample:
         ATTEST_BROWSER_CONCURRENCY=str(concurrency),
     )
     env.pop("ATTEST_STORE", None)
-    cmd = [str(ROOT / ".venv/bin/attest"), "crawl", "--sources", str(registry), "--json"]
-    sample, out = measure("attest", cmd, env, ROOT)
+    launcher = [str(ROOT / ".venv/bin/attest")]
+    if code is not None:
+        launcher = [sys.executable, "-m", "cli"]
+        env["PYTHONPATH"] = str(code)
+    cmd = [*launcher, "crawl", "--sources", str(registry), "--json"]
+    sample, out = measure("attest", cmd, env, code or ROOT)
     summary = json.loads(out)
     sample.articles = int(summary["outcomes"].get("captured", 0))
     sample.fetches = int(summary["fetches"])
@@ -118,8 +123,16 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tools", default="attest,plain")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run attest from another checkout (tool 'attest-compare'), interleaved",
+    )
     args = parser.parse_args()
     tools = args.tools.split(",")
+    if args.compare is not None:
+        tools.insert(0, "attest-compare")
     server = subprocess.Popen(
         [sys.executable, "-m", "fixtureweb", "--social-posts", str(args.pages)],
         cwd=ROOT / "tests",
@@ -139,8 +152,11 @@ def main() -> int:
             work = Path(tmp)
             for i in range(args.repeat):
                 for tool in tools:
-                    run = run_attest if tool == "attest" else run_plain
-                    sample = run(urls, args.concurrency, work)
+                    if tool == "attest-compare":
+                        sample = run_attest(urls, args.concurrency, work, args.compare.resolve())
+                    else:
+                        run = run_attest if tool == "attest" else run_plain
+                        sample = run(urls, args.concurrency, work)
                     samples[tool].append(sample)
                     print(
                         f"[{i + 1}/{args.repeat}] {tool:6} {sample.articles} pages "

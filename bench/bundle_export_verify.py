@@ -82,6 +82,9 @@ ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT, ROOT / "bench", ROOT / "tests"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
+#: A child's attest code: another checkout's (``--compare``), before this one's on the path.
+if os.environ.get("ATTEST_BENCH_CODE"):
+    sys.path.insert(0, os.environ["ATTEST_BENCH_CODE"])
 
 from index_lookup import (  # noqa: E402 - bench/ on the path first
     MAGIC,
@@ -552,9 +555,12 @@ def child_hashlib(job: dict[str, Any]) -> None:
     print(json.dumps(figures | {"sha256": digest}))
 
 
-def timed_child(mode: str, job: dict[str, Any]) -> dict[str, Any]:
+def timed_child(mode: str, job: dict[str, Any], code: Path | None = None) -> dict[str, Any]:
     os.sync()  # no writeback of an earlier step during this one
-    wall, usage, out = run_child([sys.executable, __file__, f"--child-{mode}", json.dumps(job)])
+    env = None if code is None else dict(os.environ, ATTEST_BENCH_CODE=str(code))
+    wall, usage, out = run_child(
+        [sys.executable, __file__, f"--child-{mode}", json.dumps(job)], env=env
+    )
     res: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     res.update(usage)
     res["ru_maxrss_mb"] = res["peak_rss_mb"]  # inflated by the parent's pages (see _vm_hwm_mb)
@@ -705,6 +711,12 @@ def main() -> int:
         "--profile", action="store_true", help="also export and verify once under cProfile"
     )
     parser.add_argument("--only-profile", action="store_true", help="only the cProfile runs")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also export and verify with another checkout's code, interleaved (an A/B)",
+    )
     args = parser.parse_args()
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -745,19 +757,22 @@ def main() -> int:
         warm([*store_files, Path(data["db"])])
 
         def export(
-            case: str, out: Path, profile: Path | None = None, stub_pdf: bool = False
-        ) -> dict[str, Any]:
+            case: str, out: Path, profile: Path | None = None, stub_pdf: bool = False,
+            code: Path | None = None,
+        ) -> dict[str, Any]:  # fmt: skip
             out.unlink(missing_ok=True)
             job = base_job | {"case": data["cases"][case], "out": str(out), "stub_pdf": stub_pdf}
             if profile:
                 job["profile"] = str(profile)
-            return timed_child("export", job)
+            return timed_child("export", job, code)
 
-        def verify(bundle: Path, profile: Path | None = None) -> dict[str, Any]:
+        def verify(
+            bundle: Path, profile: Path | None = None, code: Path | None = None
+        ) -> dict[str, Any]:
             job = {"bundle": str(bundle), "trust": str(trust)}
             if profile:
                 job["profile"] = str(profile)
-            res = timed_child("verify", job)
+            res = timed_child("verify", job, code)
             if not res["ok"]:
                 log(f"verify FAILED: {res['failures']}")
             return res
@@ -778,9 +793,23 @@ def main() -> int:
 
         runs: dict[str, list[dict[str, Any]]] = {"export": [], "verify": [], "sha256sum": [],
                                                  "hashlib": [], "export_no_pdf": [],
-                                                 "half_export": [], "half_verify": []}  # fmt: skip
+                                                 "half_export": [], "half_verify": [],
+                                                 "export_compare": [], "verify_compare": []}  # fmt: skip
         checks: dict[str, Any] = {}
         for rep in range(args.repeat):
+            if args.compare is not None:
+                bundle = run_dir / "compare.wacz"
+                res = export("full", bundle, code=args.compare.resolve())
+                runs["export_compare"].append(res)
+                mb = res["warc_bytes"] / 1e6
+                log(f"rep {rep + 1} export at {args.compare}: {mb:,.0f} MB WARC in "
+                    f"{res['wall_s']:.2f} s = {mb / res['wall_s']:,.0f} MB/s")  # fmt: skip
+                res = verify(bundle, code=args.compare.resolve())
+                runs["verify_compare"].append(res)
+                log(
+                    f"rep {rep + 1} verify at {args.compare}: {res['wall_s']:.2f} s, ok {res['ok']}"
+                )
+                bundle.unlink()
             bundle = run_dir / "full.wacz"
             res = export("full", bundle)
             runs["export"].append(res)
@@ -823,6 +852,13 @@ def main() -> int:
                     f"{runs['half_export'][-1]['wall_s']:.2f} s (RSS {runs['half_export'][-1]['peak_rss_mb']:.0f} MB), "
                     f"verify {res['wall_s']:.2f} s (RSS {res['peak_rss_mb']:.0f} MB)")  # fmt: skip
     summary = {name: summarize(r) for name, r in runs.items() if r and not name.startswith("half")}
+    if runs["export_compare"]:
+        sha_wall = summarize(runs["sha256sum"])["wall_s"]
+        result["compare"] = {
+            "code": str(args.compare),
+            "export_rate_vs_sha256sum": sha_wall / summary["export_compare"]["wall_s"],
+            "verify_time_vs_sha256sum": summary["verify_compare"]["wall_s"] / sha_wall,
+        }
     result["summary"] = summary
     if runs["half_export"]:
         result["half"] = {"warc_bytes": runs["half_export"][-1]["warc_bytes"],

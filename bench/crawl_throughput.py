@@ -132,12 +132,18 @@ def count_warc(paths: list[Path]) -> tuple[int, int, int]:
     return articles, responses, size
 
 
-def run_attest(origin: str, work: Path) -> Sample:
+def run_attest(origin: str, work: Path, code: Path | None = None) -> Sample:
+    """``attest crawl`` with this checkout's code, or with ``code`` (another checkout, e.g. a
+    git worktree of an older commit, run with this venv: ``--compare``)."""
     home = work / "attest"
     env = dict(os.environ, ATTEST_HOME=str(home), ATTEST_ALLOW_NETWORKS="127.0.0.0/8")
     env.pop("ATTEST_STORE", None)
+    launcher = [str(ROOT / ".venv/bin/attest")]
+    if code is not None:
+        launcher = [sys.executable, "-m", "cli"]
+        env["PYTHONPATH"] = str(code)
     cmd = [
-        str(ROOT / ".venv/bin/attest"),
+        *launcher,
         "crawl",
         origin + "/",
         "--max-pages",
@@ -146,7 +152,7 @@ def run_attest(origin: str, work: Path) -> Sample:
         "1000",
         "--json",
     ]
-    sample, out = measure("attest", cmd, env, ROOT)
+    sample, out = measure("attest", cmd, env, code or ROOT)
     summary = json.loads(out)
     warcs = sorted((home / "store").rglob("*.warc.gz"))
     sample.articles, sample.fetches, sample.warc_bytes = count_warc(warcs)
@@ -191,6 +197,12 @@ def main() -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="news")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tools", default="attest,scrapy,wget")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run attest from another checkout (tool 'attest-compare'), interleaved",
+    )
     args = parser.parse_args()
     if shutil.which("wget") is None:
         raise SystemExit("wget is not installed (apt-get install wget)")
@@ -226,6 +238,10 @@ def main() -> int:
             subprocess.run([*warm, "-P", "/tmp/attest-warm", origin + "/"], check=False)
         tools = {"attest": run_attest, "scrapy": run_scrapy, "wget": run_wget}
         chosen = [t for t in args.tools.split(",") if t]
+        if args.compare is not None:
+            checkout = args.compare.resolve()
+            tools["attest-compare"] = lambda origin, work: run_attest(origin, work, checkout)
+            chosen.insert(chosen.index("attest") if "attest" in chosen else 0, "attest-compare")
         samples: dict[str, list[Sample]] = {t: [] for t in chosen}
         for rep in range(args.repeat):
             for tool in chosen:  # interleaved, so drift on a noisy machine hits every tool alike
