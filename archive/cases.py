@@ -385,9 +385,7 @@ def unlink_capture(
                   if link.record_id == record_id]  # fmt: skip
         if not active:
             declared = any(e.capture == record_id for e in case.claim(claim_id).evidence)
-            where = (
-                f"; it is declared in {case.path}: remove it there" if declared else ""
-            )
+            where = f"; it is declared in {case.path}: remove it there" if declared else ""
             raise ConfigError(
                 f"no active link of capture {record_id} to {case.id} claim {claim_id}{where}"
             )

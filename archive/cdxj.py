@@ -271,6 +271,10 @@ def _index(items: Iterator[RecordInfo | Problem], key: str, keep: _IndexKeep) ->
     html_texts: dict[str, str] = {}
     rendered: dict[str, str] = {}
     bad_at: int | None = None  # offset of the record whose problems were just reported
+    # Pages' HTML waits in batches for its text: parsed together, faster than one at a time
+    # between inflating records, and memory stays bounded by the batch.
+    pages: list[tuple[str, bytes, dict[str, str], bool]] = []
+    pages_bytes = 0
     for item in items:
         if isinstance(item, Problem):
             item.file = key
@@ -337,21 +341,14 @@ def _index(items: Iterator[RecordInfo | Problem], key: str, keep: _IndexKeep) ->
         if not keep.texts:
             continue
         if http_headers is not None and item.kept and rtype == "response":
-            from archive.textextract import html_text
-
-            text = html_text(
-                item.kept,
-                http_headers.get("content-encoding"),
-                chunked="chunked" in http_headers.get("transfer-encoding", "").lower(),
-                charset=_charset(http_headers.get("content-type")),
-                # A cut payload, or a large one (its decoding is then bounded: a bomb in a
-                # hostile page cannot inflate without limit), decodes as far as it goes.
-                partial=item.kept_cut or len(item.kept) > 1024 * 1024,
-            )
-            if text:
-                html_texts[record_id] = text[:MAX_TEXT]
+            pages.append((record_id, item.kept, http_headers, item.kept_cut))
+            pages_bytes += len(item.kept)
+            if pages_bytes >= _TEXT_BATCH:
+                _page_texts(pages, html_texts)
+                pages, pages_bytes = [], 0
         elif rtype == "resource" and url.startswith("urn:text:") and row.concurrent_to:
             rendered[row.concurrent_to] = item.kept.decode("utf-8", "replace")
+    _page_texts(pages, html_texts)
     for concurrent_to, meta in page_meta:
         target = by_id.get(concurrent_to)
         if target is None or not isinstance(meta, dict):
@@ -370,6 +367,28 @@ def _index(items: Iterator[RecordInfo | Problem], key: str, keep: _IndexKeep) ->
             if record_id in by_id:
                 result.texts[record_id] = " ".join(text.split())[:MAX_TEXT]
     return result
+
+
+#: Bytes of pages' HTML read before their texts are extracted together.
+_TEXT_BATCH = 16 * 1024 * 1024
+
+
+def _page_texts(pages: list[tuple[str, bytes, dict[str, str], bool]], into: dict[str, str]) -> None:
+    """The visible text of each page's HTML, as record id -> text (cut at MAX_TEXT)."""
+    from archive.textextract import html_text
+
+    for record_id, body, http_headers, cut in pages:
+        text = html_text(
+            body,
+            http_headers.get("content-encoding"),
+            chunked="chunked" in http_headers.get("transfer-encoding", "").lower(),
+            charset=_charset(http_headers.get("content-type")),
+            # A cut payload, or a large one (its decoding is then bounded: a bomb in a
+            # hostile page cannot inflate without limit), decodes as far as it goes.
+            partial=cut or len(body) > 1024 * 1024,
+        )
+        if text:
+            into[record_id] = text[:MAX_TEXT]
 
 
 def _text(value: Any) -> str | None:

@@ -643,15 +643,20 @@ def verify_script(
     No line is longer than :data:`SCRIPT_WIDTH`, so the report prints it unwrapped.
     """
     for name in files:
-        if not _SAFE_PATH.fullmatch(name) or len(name) > SCRIPT_WIDTH or name in (
-            "datapackage.json",
-            "datapackage-digest.json",
+        if (
+            not _SAFE_PATH.fullmatch(name)
+            or len(name) > SCRIPT_WIDTH
+            or name
+            in (
+                "datapackage.json",
+                "datapackage-digest.json",
+            )
         ):
             raise ReportError(f"bundle file {name!r}: not a path the verification script can name")
     view = _signing_view(signing)
     inputs, usage = _inputs(view, tsas)
     script = _PRELUDE.replace("@INPUTS@", inputs).replace("@USAGE@", usage)
-    script = script.replace("@CASE@", _comment(case)[:SCRIPT_WIDTH - 8])
+    script = script.replace("@CASE@", _comment(case)[: SCRIPT_WIDTH - 8])
     dirs = sorted({f.split("/", 1)[0] for f in files if "/" in f}) or ["evidence"]
     # One name a line inside single quotes: _SAFE_PATH names hold no quote and no blank.
     script += _FILES.replace("@FILES@", "\n".join(files)).replace(

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 READ_CHUNK = 256 * 1024  # decompressed bytes per step: bounds the memory a record takes
 FEED_CHUNK = 64 * 1024  # compressed bytes given to zlib per step
+FIRST_FEED = 4096  # ... for a member's first step
 RAW_CHUNK = 1024 * 1024  # bytes per read from the file
 MAX_HEADER_BYTES = 1024 * 1024
 _HEAD_PROBE = 8192  # bytes of a block searched first for the end of its HTTP header block
@@ -99,7 +100,7 @@ class Problem:
         return f"{self.check}: {self.file} at offset {self.offset}{rid}: {self.detail}"
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordInfo:
     """A record's WARC headers and position, as read back from a file."""
 
@@ -214,10 +215,15 @@ _UNCHECKED: Any = _Unchecked()
 class _Source:
     """Decompressed bytes of one record: a gzip member, or a slice of a plain file.
 
+    (Slots: its attributes are read for every record, many times.)
+
     Bytes are kept as an immutable buffer with a read position and handed out as memoryview
     slices, and the file is fed to zlib in bounded pieces tracked by position: copying buffers
     around (and zlib's copy of all unread input at each member's end) cost more than inflating.
     """
+
+    __slots__ = ("_consumed", "_decomp", "_feed", "_in", "_in_pos", "buf", "gzipped", "leftover",
+                 "member_done", "pos", "raw", "start")  # fmt: skip
 
     def __init__(
         self, raw: BinaryIO, gzipped: bool, start: int, pushback: bytes | memoryview
@@ -233,6 +239,10 @@ class _Source:
         self._consumed = 0  # raw bytes taken for this member (gzip) or read (plain)
         self.leftover: bytes | memoryview = b""  # raw bytes after the member's end
         self.member_done = False
+        # Compressed bytes fed at once: small first, growing with the member. At a member's
+        # end zlib copies all input it was given past that end (unused_data): a small first
+        # piece keeps that copy small for the many small records.
+        self._feed = FIRST_FEED
 
     def _append(self, data: bytes) -> None:
         if self.pos >= len(self.buf):
@@ -264,7 +274,9 @@ class _Source:
         while True:
             if not self._raw_input():
                 return False
-            piece = self._in[self._in_pos : self._in_pos + FEED_CHUNK]
+            piece = self._in[self._in_pos : self._in_pos + self._feed]
+            if self._feed < FEED_CHUNK:
+                self._feed = min(self._feed * 4, FEED_CHUNK)
             try:
                 out = self._decomp.decompress(piece, READ_CHUNK)
             except zlib.error as exc:

@@ -233,17 +233,13 @@ def _error(request: Request, status: int, message: str, title: str | None = None
         return _service(request).render(
             "error.html", request, status, status_code=status, message=message, title=title
         )
-    return PlainTextResponse(
-        (f"{title}: " if title else "") + message + "\n", status_code=status
-    )
+    return PlainTextResponse((f"{title}: " if title else "") + message + "\n", status_code=status)
 
 
 def _wants_html(request: Request) -> bool:
     path = request.url.path
     return (
-        path == "/"
-        or path.startswith("/ui/")
-        or "text/html" in request.headers.get("accept", "")
+        path == "/" or path.startswith("/ui/") or "text/html" in request.headers.get("accept", "")
     )
 
 
@@ -377,9 +373,7 @@ async def banner_cdx(request: Request) -> Response:
     capture, as pywb's own ``/<coll>/cdx`` gives them), to show the capture's time and the list
     of captures; no capture is an empty list."""
     params = _params(request)
-    return await blocking(
-        lambda: _cdx_response(_service(request).db, params, empty_ok=True)
-    )
+    return await blocking(lambda: _cdx_response(_service(request).db, params, empty_ok=True))
 
 
 def _pinned_answer(db: IndexDB, params: dict[str, list[str]], pin: str) -> Response:
@@ -406,9 +400,7 @@ async def pywb_cdx(request: Request) -> Response:
         return await blocking(_pinned_answer, service.db, params, pin)
     if params.get("matchType") == ["exact"] and "closest" in params:
         params.setdefault("sort", ["closest"])
-    return await blocking(
-        lambda: _cdx_response(service.db, params, allow_extra=True)
-    )
+    return await blocking(lambda: _cdx_response(service.db, params, allow_extra=True))
 
 
 _RANGE = re.compile(r"bytes=(\d{1,18})-(\d{1,18})")
@@ -533,8 +525,10 @@ async def _memento(
         return PlainTextResponse(f"no capture of {url}\n", status_code=404)
     base = _base(request)
     prefix = f"{CAPTURE_PREFIX}{capture_uuid(pinned.record_id)}" if pinned is not None else ""
-    if pinned is not None and timestamp14(pinned.ts) == stamp and any(
-        r.record_id == pinned.record_id for r in rows
+    if (
+        pinned is not None
+        and timestamp14(pinned.ts) == stamp
+        and any(r.record_id == pinned.record_id for r in rows)
     ):
         best = pinned
     else:
@@ -576,9 +570,7 @@ def _as_archived(payload: Payload, headers: dict[str, str]) -> tuple[int, dict[s
     return status, out
 
 
-async def _archived(
-    request: Request, row: IndexRow, headers: dict[str, str], via: str
-) -> Response:
+async def _archived(request: Request, row: IndexRow, headers: dict[str, str], via: str) -> Response:
     """The archived payload as it was sent (``id_`` replay): status, type and encoding as
     archived, no rewriting; the record is checked before any byte goes out."""
     service = _service(request)
@@ -610,7 +602,8 @@ async def _proxy(
     headers = [
         (k, v)
         for k, v in request.headers.items()
-        if k.lower() not in _HOP | {"authorization", "cookie"} and not k.lower().startswith("x-attest-")
+        if k.lower() not in _HOP | {"authorization", "cookie"}
+        and not k.lower().startswith("x-attest-")
     ]
     headers.append(("X-Attest-Secret", service.pywb.secret))
     if prefix:

@@ -134,7 +134,9 @@ def in_process_session(app: WsgiApp) -> Any:
                     environ[f"HTTP_{key}"] = value
             started: dict[str, Any] = {}
 
-            def start_response(status: str, headers: list[tuple[str, str]], _exc: Any = None) -> Any:
+            def start_response(
+                status: str, headers: list[tuple[str, str]], _exc: Any = None
+            ) -> Any:
                 started["status"], started["headers"] = status, headers
                 return lambda _data: None
 
@@ -190,7 +192,9 @@ def build_app(settings: dict[str, Any]) -> WsgiApp:
             pin = environ.get("attest.pin", "")
             return super().render_content(wb_url, dict(kwargs, attest_pin=pin), environ)
 
-        def get_upstream_url(self, wb_url: Any, kwargs: dict[str, Any], params: dict[str, Any]) -> Any:
+        def get_upstream_url(
+            self, wb_url: Any, kwargs: dict[str, Any], params: dict[str, Any]
+        ) -> Any:
             pin = kwargs.get("attest_pin")
             if pin and "closest" in params:  # the lookup of the record to replay
                 params = dict(params, pin=pin)
