@@ -194,7 +194,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = out / f"browser-{stamp}.json"
-    path.write_text(json.dumps({"args": vars(args), "results": result}, indent=1))
+    args_json = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    path.write_text(json.dumps({"args": args_json, "results": result}, indent=1))
     print(f"results: {path.relative_to(ROOT)}")
     return 0
 

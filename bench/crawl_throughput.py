@@ -294,7 +294,7 @@ def main() -> int:
     path.write_text(
         json.dumps(
             {
-                "args": vars(args),
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "median": med,
                 "samples": {t: [asdict(s) for s in ss] for t, ss in samples.items()},
             },
