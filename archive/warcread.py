@@ -626,6 +626,7 @@ def iter_records(
     handle: BinaryIO | None = None,
     keep: Keep | None = None,
     resync: bool = False,
+    payload_digests: bool = True,
 ) -> Iterator[RecordInfo | Problem]:
     """Yield each record's info, or a :class:`Problem` where reading or a digest check failed.
 
@@ -687,7 +688,7 @@ def iter_records(
                 block = _Digester(block_label) if verify else _UNCHECKED
                 # A revisit's payload digest names the payload of the record it revisits, which
                 # this record does not hold, so it cannot be recomputed here.
-                check_payload = verify and payload_label and rtype != "revisit"
+                check_payload = verify and payload_digests and payload_label and rtype != "revisit"
                 payload = _Digester(payload_label) if check_payload else None
                 status = None
                 http_fields: dict[str, str] | None = None
