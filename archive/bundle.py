@@ -51,7 +51,7 @@ from archive.evidence import Selection, select
 from archive.indexdb import IndexDB
 from archive.pagemeta import PageMetadata
 from archive.report import SCRIPT_PATH, bundle_script, print_pdf, render_report
-from archive.retrieve import check_record, load_payload, verify_record
+from archive.retrieve import check_stored, load_payload, verify_record
 from archive.serve.links import capture_links
 from archive.signing import Signer, fingerprint, sign
 from archive.store import Store
@@ -179,7 +179,7 @@ class _RecordChecks:
                 if data is None:  # larger than a piece: read again, as a stream
                     verify_record(self.store, row)
                 else:
-                    check_record(row, io.BytesIO(data))
+                    check_stored(row, data)
             except AttestError as exc:
                 self.failure = exc
 
