@@ -537,18 +537,9 @@ def _http_head_and_payload(
                 idx = probe.find(b"\r\n\r\n", start)
             if idx >= 0:
                 final = fields
-                if keep is not None:
-                    wanted = keep(status, fields)
-                    kept = _Kept(wanted) if wanted > 0 else None
-                if payload is not None:
-                    sink = _Dechunker(payload) if chunked else payload
-                else:
-                    sink = _UNCHECKED
-                rest = chunk[idx + 4 :]
-                if rest:
-                    sink.feed(rest) if isinstance(sink, _Dechunker) else sink.update(rest)
-                    if kept is not None:
-                        kept.add(rest)
+                sink, kept = _begin_payload(
+                    chunk[idx + 4 :], status, chunked, fields, payload, keep
+                )
                 continue
         if sink is None:
             head += chunk
@@ -568,19 +559,8 @@ def _http_head_and_payload(
                     head = bytearray()
                 continue
             final = fields
-            if keep is not None:
-                wanted = keep(status, fields)
-                kept = _Kept(wanted) if wanted > 0 else None
-            if payload is not None:
-                sink = _Dechunker(payload) if chunked else payload
-            else:
-                sink = _UNCHECKED
-            rest = memoryview(head)[idx + 4 :]
-            if rest:
-                sink.feed(rest) if isinstance(sink, _Dechunker) else sink.update(rest)
-                if kept is not None:
-                    kept.add(rest)
-            rest.release()
+            with memoryview(head) as view:
+                sink, kept = _begin_payload(view[idx + 4 :], status, chunked, fields, payload, keep)
             continue
         if isinstance(sink, _Dechunker):
             sink.feed(chunk)
@@ -589,6 +569,31 @@ def _http_head_and_payload(
         if kept is not None:
             kept.add(chunk)
     return status, final, kept
+
+
+def _begin_payload(
+    rest: memoryview,
+    status: int | None,
+    chunked: bool,
+    fields: dict[str, str],
+    payload: _Digester | None,
+    keep: Any,
+) -> tuple[Any, _Kept | None]:
+    """Once the final HTTP header block is found: the payload's sink (its digester, through a
+    dechunker if the body is chunked; or nothing), what ``keep`` wants of it, and the first of
+    its bytes (``rest``, after the header block) fed to both."""
+    kept = None
+    if keep is not None:
+        wanted = keep(status, fields)
+        kept = _Kept(wanted) if wanted > 0 else None
+    sink: Any = _UNCHECKED
+    if payload is not None:
+        sink = _Dechunker(payload) if chunked else payload
+    if rest:
+        sink.feed(rest) if isinstance(sink, _Dechunker) else sink.update(rest)
+        if kept is not None:
+            kept.add(rest)
+    return sink, kept
 
 
 class _HashingReader:
