@@ -282,23 +282,23 @@ class BrowserPool:
             if previous is not None:
                 redirects.insert(0, await _exchange(previous))
             hop = hop.redirected_from
+        # The document's response, as the recorder tagged it: the same whatever comes next.
+        document: dict[str, Any] = {
+            "requested_url": url,
+            "url": main.url,
+            "status": main.status,
+            "headers": headers,
+            "capture_id": headers.get(CAPTURE_ID_HEADER.lower()),
+            "warc_date": headers.get(WARC_DATE_HEADER.lower()),
+            "outcome": headers.get(OUTCOME_HEADER.lower()),
+            "redirects": redirects,
+        }
         wait: dict[str, Any] = {}
         if main.status < 300:
             # An error page is complete as the server sent it; a page's content is awaited.
             wait = await wait_until_complete(page, in_flight, ready, self.settings.ready_timeout_s)
             if not wait["complete"] and not last:
-                return RenderedPage(
-                    requested_url=url,
-                    url=main.url,
-                    status=main.status,
-                    headers=headers,
-                    capture_id=headers.get(CAPTURE_ID_HEADER.lower()),
-                    warc_date=headers.get(WARC_DATE_HEADER.lower()),
-                    outcome=headers.get(OUTCOME_HEADER.lower()),
-                    redirects=redirects,
-                    seconds=time.monotonic() - started,
-                    wait=wait,
-                )
+                return RenderedPage(**document, seconds=time.monotonic() - started, wait=wait)
         log_ = await run_behaviors(page, behaviors)
         extracted = None
         if extract:
@@ -322,14 +322,7 @@ class BrowserPool:
             with contextlib.suppress(PlaywrightError):
                 exchanges.append(await _exchange(response))
         return RenderedPage(
-            requested_url=url,
-            url=main.url,
-            status=main.status,
-            headers=headers,
-            capture_id=headers.get(CAPTURE_ID_HEADER.lower()),
-            warc_date=headers.get(WARC_DATE_HEADER.lower()),
-            outcome=headers.get(OUTCOME_HEADER.lower()),
-            redirects=redirects,
+            **document,
             exchanges=exchanges,
             dom=dom,
             text=text,

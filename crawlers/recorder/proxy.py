@@ -43,7 +43,7 @@ import re
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -521,12 +521,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         it ends and write its transcript. The client connection ends with it."""
         self.close_connection = True
         state = self.state
-        head = [f"HTTP/1.1 {response.status} {response.reason}"]
-        head.extend(
-            f"{k}: {v}"
-            for k, v in response.headers
-            if k.lower() not in _NOT_RELAYED_UPGRADE and _TOKEN.match(k)
-        )
+        head = _relayed_head(response, _NOT_RELAYED_UPGRADE)
         head.extend(self._capture_headers(response_spec))
         transcript = Transcript(
             self.url,
@@ -587,14 +582,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
             return
         truncated = response.truncated
         # Acknowledge only now: the records are in the spool file.
-        head = [f"HTTP/1.1 {response.status} {response.reason}"]
-        # What the client gets must be valid HTTP even when the origin's is not (the WARC keeps
-        # the origin's bytes): names that are not tokens are dropped, hop-by-hop ones too.
-        head.extend(
-            f"{k}: {v}"
-            for k, v in response.headers
-            if k.lower() not in _HOP_BY_HOP and _TOKEN.match(k)
-        )
+        head = _relayed_head(response, _HOP_BY_HOP)
         head.extend(self._capture_headers(specs[1]))
         # The client connection stays open when the body is delimited (the origin's own
         # Content-Length or chunked framing is relayed unchanged); otherwise it ends the body.
@@ -871,6 +859,17 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
 
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+
+def _relayed_head(response: WireResponse, not_relayed: Collection[str]) -> list[str]:
+    """The status line and headers the client gets. They must be valid HTTP even when the
+    origin's are not (the WARC keeps the origin's bytes): names that are not tokens are
+    dropped, and those in ``not_relayed`` (lowercase)."""
+    head = [f"HTTP/1.1 {response.status} {response.reason}"]
+    head.extend(
+        f"{k}: {v}" for k, v in response.headers if k.lower() not in not_relayed and _TOKEN.match(k)
+    )
+    return head
 
 
 def _rewound(stream: Any) -> Any:
