@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from archive.cdxj import HttpHead, IndexRow, parse_head, parse_http_head
+from archive.dates import iso, warc_date_micros
 from archive.decode import decode_body
 from archive.errors import DigestMismatch, IntegrityError
 from archive.indexdb import IndexDB
@@ -66,6 +67,25 @@ def pinned_store(store: Store, db: IndexDB) -> PinnedStore:
     return PinnedStore(store, version_of)
 
 
+def _unlike_row(fields: dict[str, str], row: IndexRow) -> str | None:
+    """What in a record's WARC headers (by lowercased name) is not what the index read there:
+    its type, target and date are in no digest, so they are compared with the row."""
+    if fields.get("warc-type", "").lower() != row.record_type:
+        return f"its WARC-Type is {fields.get('warc-type')!r}, the index says {row.record_type!r}"
+    target = fields.get("warc-target-uri", "")
+    if target.startswith("<") and target.endswith(">"):
+        target = target[1:-1]
+    if target != row.url:
+        return f"its WARC-Target-URI is {target!r}, the index says {row.url!r}"
+    try:
+        when = warc_date_micros(fields.get("warc-date", ""))
+    except ValueError:
+        when = None
+    if when != row.ts:
+        return f"its WARC-Date is {fields.get('warc-date')!r}, the index says {iso(row.ts)}"
+    return None
+
+
 def _where(row: IndexRow) -> str:
     return f"{row.warc_key} at offset {row.offset} (record {row.record_id})"
 
@@ -103,6 +123,9 @@ def check_record(row: IndexRow, handle: BinaryIO) -> RecordInfo:
         raise IntegrityError(
             f"{where}: the record is {info.length} bytes, the index says {row.length}"
         )
+    unlike = _unlike_row(info.fields, row)
+    if unlike is not None:
+        raise IntegrityError(f"{where}: {unlike}")
     if row.block_digest and info.block_digest != row.block_digest:
         raise DigestMismatch(
             f"{where}: its WARC-Block-Digest is {info.block_digest}, the index recorded "
@@ -147,6 +170,8 @@ def _quick_check(row: IndexRow, data: bytes) -> bytes | None:
     if start + length + 4 != len(plain) or plain[start + length :] != b"\r\n\r\n":
         return None
     if fields.get("warc-record-id") != row.record_id or fields.get("warc-block-digest") != label:
+        return None
+    if _unlike_row(fields, row) is not None:
         return None
     if row.digest and (fields.get("warc-payload-digest") or label) != row.digest:
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import re
 import subprocess
 import sys
 import zlib
@@ -869,9 +870,43 @@ def test_a_verified_upload_is_indexed_by_its_whole_file_hash_and_refused_if_it_c
         # The same bytes, one changed where no record digest is read without verification:
         # the whole file's hash no longer matches the upload's, so nothing is indexed.
         path = store.root / KEY
-        path.chmod(0o644)
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0x01
+        path.unlink()  # a new file: the store's is a hard link to the shared sample WARC
         path.write_bytes(bytes(data))
         with pytest.raises(DigestMismatch, match="was uploaded: not indexed"):
             index_warc(db, store, KEY, custody=custody, force=True)
+
+
+def test_a_record_whose_warc_date_was_changed_in_place_is_refused(
+    sample: Sample, tmp_path: Path
+) -> None:
+    """WARC headers are in no digest: a record's date rewritten in place (a stored gzip member
+    of the same length, its CRC recomputed) keeps its block and its digests. Reads compare the
+    headers the index read with the record's, and refuse it."""
+    members = members_of(sample.path)
+    plain = [gzip.decompress(m) for m in members]
+    image = next(i for i, p in enumerate(plain) if b"WARC-Type: response" in p and b"IHDR" in p)
+    stored = [zlib.compress(p, 0, wbits=31) if i == image else m for i, (m, p) in
+              enumerate(zip(members, plain, strict=True))]  # fmt: skip
+    original = tmp_path / "original.warc.gz"
+    original.write_bytes(b"".join(stored))
+    store = FileStore(tmp_path / "store")
+    store.put_file(KEY, original, file_sha256(original))
+    rows = read_warc_index(original, KEY).rows
+    row = next(r for r in rows if r.offset == sum(len(m) for m in stored[:image]))
+    assert load_payload(store, row).body  # as stored: it reads
+
+    date = re.search(rb"WARC-Date: (\S+)", plain[image])
+    assert date is not None
+    later = date.group(1).replace(b"2026", b"2027")
+    tampered = zlib.compress(plain[image].replace(date.group(1), later), 0, wbits=31)
+    assert len(tampered) == len(stored[image])
+    path = store.root / KEY
+    data = path.read_bytes()
+    path.unlink()  # a new file: the store's is a hard link to the one it was put from
+    path.write_bytes(data[: row.offset] + tampered + data[row.offset + row.length :])
+    with pytest.raises(IntegrityError, match="its WARC-Date is '2027"):
+        load_payload(store, row)
+    with pytest.raises(IntegrityError, match="WARC-Date"):
+        raw_record(store, row)
