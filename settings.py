@@ -192,14 +192,21 @@ class AttestConfig:
         """What signs and timestamps sealed custody segments: the organisation key (when it
         exists) and the TSAs; an inactive attestor when neither is configured."""
         from archive.custodyseal import SegmentAttestor
-        from archive.signing import load_signer
-        from archive.timestamps import authorities
 
-        key = self.signing_key_path
-        signer = load_signer(key, self.signing_cert) if key.is_file() else None
-        return SegmentAttestor(
-            signer, authorities(list(self.tsa_urls), [c for c in self.tsa_chains if c])
-        )
+        # Signing and timestamping code (cryptography, ~15 MB in a process) is loaded only
+        # when there is a key or a TSA to use: a long-running service without either stays small.
+        signer = None
+        if self.signing_key_path.is_file():
+            from archive.signing import load_signer
+
+            signer = load_signer(self.signing_key_path, self.signing_cert)
+        chains = [c for c in self.tsa_chains if c]
+        tsas = []
+        if self.tsa_urls or chains:
+            from archive.timestamps import authorities
+
+            tsas = authorities(list(self.tsa_urls), chains)
+        return SegmentAttestor(signer, tsas)
 
     def settings_hash(self) -> str:
         """SHA-256 over the effective settings, recorded in every ``warcinfo``."""
