@@ -901,9 +901,12 @@ def lookup_stats(lat: list[float], rows: list[list[str]]) -> dict[str, Any]:
 
 
 def attest_server(
-    args: argparse.Namespace, attest_run: dict[str, Any], logs: Path
+    args: argparse.Namespace, attest_run: dict[str, Any], logs: Path, code: Path | None = None
 ) -> tuple[Server, int]:
-    exe = VENV / "attest"
+    """``attest serve --no-replay`` over the run's index: this checkout's, or ``code``'s (its
+    ``.venv/bin/attest``), as the same user would start it."""
+    checkout = code if code is not None else ROOT
+    exe = checkout / ".venv" / "bin" / "attest"
     help_text = subprocess.run([str(exe), "serve", "--help"], capture_output=True, text=True)
     if help_text.returncode != 0 or "--no-replay" not in help_text.stdout:
         raise RuntimeError("`attest serve --no-replay` is not available yet")
@@ -921,8 +924,8 @@ def attest_server(
         "attest serve",
         [str(exe), "serve", "--no-replay", "--host", "127.0.0.1", "--port", str(port)],
         env,
-        logs / "attest-serve.log",
-        ROOT,
+        logs / f"attest-serve{'-compare' if code is not None else ''}.log",
+        checkout,
     )
     return server, port
 
@@ -982,6 +985,11 @@ def lookups(
             except RuntimeError as exc:
                 skipped["attest"] = str(exc)
                 log(f"lookups: attest skipped: {exc}")
+        if "attest" in args.lookup_tools and args.compare is not None:
+            # The same index served by the other checkout's code, taking turns with this one.
+            server, port = attest_server(args, attest_run, logs, code=args.compare)
+            server.wait_ready(port, cdx_path("/cdx", probe_q), 120)
+            servers["attest-compare"] = (server, port, "/cdx")
         if "pywb" in args.lookup_tools:
             if pywb_index is None:
                 skipped["pywb"] = "no cdxj-indexer index of the whole data set"
@@ -1055,7 +1063,7 @@ def lookups(
                     f"lookups: {name} dropped an idle keep-alive connection {clients[name].idle_closed} times"
                 )
             out["servers"][name] = result
-        if len(rows_by) == 2:
+        if "attest" in rows_by and "pywb" in rows_by:
             mismatch = {}
             for kind in ("exact", "prefix"):
                 a, b = rows_by["attest"][kind], rows_by["pywb"][kind]
@@ -1425,7 +1433,8 @@ def main() -> int:
         type=Path,
         metavar="CHECKOUT",
         help="also index with the attest code in CHECKOUT (e.g. a git worktree of an older "
-        "commit), interleaved, same data and options: an A/B in one run",
+        "commit), interleaved, and serve the lookups with it too (its .venv/bin/attest, taking "
+        "turns with this checkout's server): same data and options, an A/B in one run",
     )
     args = parser.parse_args()
     args.workdir = args.workdir.resolve()
