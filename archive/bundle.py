@@ -161,32 +161,37 @@ class _RecordChecks:
     """Every copied record checked against its own digests and its index row
     (:func:`archive.retrieve.check_record`) in a second thread while the copy goes on
     (zlib and hashlib release the GIL on large buffers); :meth:`__exit__` raises the first
-    failure, so a bundle is never finished around a record that does not verify."""
+    failure, so a bundle is never finished around a record that does not verify. Records are
+    handed over as views of the piece read from the store, a piece at a time (at most 8 wait)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.failure: BaseException | None = None
-        self._queue: queue.Queue[tuple[IndexRow, bytes | None] | None] = queue.Queue(maxsize=8)
+        self._queue: queue.Queue[list[tuple[IndexRow, memoryview | None]] | None] = queue.Queue(
+            maxsize=8
+        )
         self._thread = threading.Thread(target=self._run, name="bundle-checks", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self.failure is not None:
-                continue
-            row, data = item
-            try:
-                if data is None:  # larger than a piece: read again, as a stream
-                    verify_record(self.store, row)
-                else:
-                    check_stored(row, data)
-            except AttestError as exc:
-                self.failure = exc
+        while (records := self._queue.get()) is not None:
+            for row, data in records:
+                if self.failure is not None:
+                    break
+                try:
+                    if data is None:  # larger than a piece: read again, as a stream
+                        verify_record(self.store, row)
+                    else:
+                        check_stored(row, data)
+                except AttestError as exc:
+                    self.failure = exc
 
-    def check(self, row: IndexRow, data: bytes | None) -> None:
+    def check(self, records: list[tuple[IndexRow, memoryview | None]]) -> None:
+        """Check ``(row, its stored bytes)`` pairs (None: read them again from the store)."""
         if self.failure is not None:
             raise self.failure
-        self._queue.put((row, data))
+        if records:
+            self._queue.put(records)
 
     def __enter__(self) -> _RecordChecks:
         return self
@@ -225,14 +230,17 @@ def _copy_records(
             position += len(member)
         for key, offset, length, starting in _pieces(rows):
             data = store.read_range(key, offset, length)
+            view = memoryview(data)  # records checked as views of what was read, not copies
+            records: list[tuple[IndexRow, memoryview | None]] = []
             for row in starting:
                 at = row.offset - offset
                 if data[at : at + 2] != b"\x1f\x8b":
                     raise IntegrityError(f"{key}: no gzip member at offset {row.offset}")
                 whole = at + row.length <= len(data)
-                checks.check(row, data[at : at + row.length] if whole else None)
+                records.append((row, view[at : at + row.length] if whole else None))
                 written.append(replace(row, surt=surt_key(row.url), warc_key=BUNDLE_WARC,
                                        offset=position + row.offset - offset))  # fmt: skip
+            checks.check(records)
             warc.write(data)
             digest.update(data)
             position += len(data)

@@ -28,7 +28,7 @@ from archive.decode import decode_body
 from archive.errors import DigestMismatch, IntegrityError
 from archive.indexdb import IndexDB
 from archive.store import PinnedStore, Store
-from archive.warcread import Problem, RecordInfo, iter_records
+from archive.warcread import Problem, RecordInfo, iter_records, stored_member
 
 
 @dataclass
@@ -142,16 +142,16 @@ def check_record(row: IndexRow, handle: BinaryIO) -> RecordInfo:
 #: A record's stored bytes inflated in memory to be checked, at most (larger: as a stream).
 MAX_INFLATED_CHECK = 64 * 1024 * 1024
 
+Buffer = bytes | memoryview
 
-def _quick_check(row: IndexRow, data: bytes) -> bytes | None:
-    """The record inflated, when its stored bytes in memory pass the check in one go: one
-    gzip member holding exactly one WARC record, the one the row names, whose block hashes to
-    the block digest the index recorded (its payload is inside its block). None when that
-    cannot be said quickly, or the check fails: :func:`check_record` then reads it fully and
-    names what is wrong."""
-    label = row.block_digest
-    if not label or not label.startswith("sha256:") or data[:2] != b"\x1f\x8b":
-        return None
+
+def _inflated(data: Buffer) -> list[Buffer] | None:
+    """A gzip member's inflated bytes, in pieces: views into ``data`` when its blocks are
+    stored (:func:`~archive.warcread.stored_member`: no inflation, no copy), else one piece
+    from zlib; None when that is not one whole member within the size checked in memory."""
+    stored = stored_member(data)
+    if stored is not None:
+        return list(stored)
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
     try:
         plain = inflater.decompress(data, MAX_INFLATED_CHECK)
@@ -159,7 +159,46 @@ def _quick_check(row: IndexRow, data: bytes) -> bytes | None:
         return None
     if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
         return None
-    head = parse_head(plain)
+    return [plain]
+
+
+def _tail(pieces: list[Buffer], n: int) -> bytes:
+    """The last ``n`` bytes of the pieces put together."""
+    out = b""
+    for piece in reversed(pieces):
+        out = bytes(piece[-(n - len(out)) :]) + out
+        if len(out) == n:
+            break
+    return out
+
+
+def _hash_range(pieces: list[Buffer], start: int, end: int) -> str:
+    """SHA-256 (hex) of bytes ``start:end`` of the pieces put together, without joining them."""
+    digest = hashlib.sha256()
+    at = 0
+    for piece in pieces:
+        lo, hi = max(start - at, 0), min(end - at, len(piece))
+        if lo < hi:
+            digest.update(piece[lo:hi])
+        at += len(piece)
+    return digest.hexdigest()
+
+
+def _quick_check(row: IndexRow, data: Buffer) -> list[Buffer] | None:
+    """The record inflated (in pieces), when its stored bytes in memory pass the check in one
+    go: one gzip member holding exactly one WARC record, the one the row names, whose block
+    hashes to the block digest the index recorded (its payload is inside its block). None when
+    that cannot be said quickly, or the check fails: :func:`check_record` then reads it fully
+    and names what is wrong."""
+    label = row.block_digest
+    if not label or not label.startswith("sha256:") or data[:2] != b"\x1f\x8b":
+        return None
+    pieces = _inflated(data)
+    if not pieces:
+        return None
+    # The WARC head is in the first piece (attest writes it as a block of its own).
+    first = pieces[0]
+    head = parse_head(first if isinstance(first, bytes) else bytes(first))
     if head is None or not head[0].startswith(b"WARC/"):
         return None
     _, fields, start = head
@@ -167,7 +206,7 @@ def _quick_check(row: IndexRow, data: bytes) -> bytes | None:
         length = int(fields.get("content-length", ""))
     except ValueError:
         return None
-    if start + length + 4 != len(plain) or plain[start + length :] != b"\r\n\r\n":
+    if start + length + 4 != sum(map(len, pieces)) or _tail(pieces, 4) != b"\r\n\r\n":
         return None
     if fields.get("warc-record-id") != row.record_id or fields.get("warc-block-digest") != label:
         return None
@@ -175,19 +214,24 @@ def _quick_check(row: IndexRow, data: bytes) -> bytes | None:
         return None
     if row.digest and (fields.get("warc-payload-digest") or label) != row.digest:
         return None
-    with memoryview(plain) as view:
-        if hashlib.sha256(view[start : start + length]).hexdigest() != label[7:].lower():
-            return None
-    return plain
+    if _hash_range(pieces, start, start + length) != label[7:].lower():
+        return None
+    return pieces
 
 
-def check_stored(row: IndexRow, data: bytes) -> bytes | None:
-    """Check a record's stored bytes held in memory (see :func:`check_record`); the record
-    inflated when the quick check could do it."""
-    plain = _quick_check(row, data)
-    if plain is None:
+def check_stored(row: IndexRow, data: Buffer) -> None:
+    """Check a record's stored bytes held in memory (see :func:`check_record`)."""
+    if _quick_check(row, data) is None:
         check_record(row, io.BytesIO(data))
-    return plain
+
+
+def _checked_plain(row: IndexRow, data: bytes) -> bytes:
+    """A record's stored bytes held in memory, checked, inflated."""
+    pieces = _quick_check(row, data)
+    if pieces is None:
+        check_record(row, io.BytesIO(data))
+        return inflate_record(data, _where(row))
+    return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) else b"".join(pieces)
 
 
 def verify_record(store: Store, row: IndexRow) -> RecordInfo:
@@ -219,9 +263,7 @@ def inflate_record(raw: bytes, where: str) -> bytes:
 def load_payload(store: Store, row: IndexRow) -> Payload:
     """The row's record, checked, split into its WARC headers, HTTP head and body."""
     where = _where(row)
-    raw = store.read_range(row.warc_key, row.offset, row.length)
-    plain = check_stored(row, raw)
-    data = plain if plain is not None else inflate_record(raw, where)
+    data = _checked_plain(row, store.read_range(row.warc_key, row.offset, row.length))
     head = parse_head(data)
     if head is None or not head[0].startswith(b"WARC/"):
         raise IntegrityError(f"{where}: not a WARC record")

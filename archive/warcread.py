@@ -18,6 +18,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -594,6 +595,48 @@ def _begin_payload(
         if kept is not None:
             kept.add(rest)
     return sink, kept
+
+
+#: A gzip member's fixed header: magic, deflate, no flags (no extra field, name or comment).
+_GZIP_PLAIN_HEAD = b"\x1f\x8b\x08\x00"
+
+
+def stored_member(member: bytes | memoryview) -> list[memoryview] | None:
+    """The inflated bytes of a gzip member whose deflate stream is only *stored* blocks (as
+    attest writes precompressed blocks, and zlib at level 0), as views into ``member`` (no
+    inflation, no copy); None for anything else, which zlib must inflate.
+
+    Exactly one member, its CRC-32 and size checked as gzip does: the bytes are those zlib
+    would give. Stricter than zlib, never looser: a block header with stray padding bits, a
+    member with optional fields or followed by more bytes, a compressed block: None.
+    """
+    view = memoryview(member)
+    if len(view) < 23 or view[:4] != _GZIP_PLAIN_HEAD:
+        return None
+    end = len(view) - 8  # the trailer: CRC-32 and size
+    pos, pieces = 10, []
+    while True:
+        if pos + 5 > end:
+            return None
+        final = view[pos]
+        if final > 1:  # BTYPE is not 00 (stored), or padding bits are set
+            return None
+        size, check = struct.unpack_from("<HH", view, pos + 1)
+        if size ^ check != 0xFFFF or pos + 5 + size > end:
+            return None
+        pieces.append(view[pos + 5 : pos + 5 + size])
+        pos += 5 + size
+        if final:
+            break
+    if pos != end:
+        return None
+    crc = 0
+    for piece in pieces:
+        crc = zlib.crc32(piece, crc)
+    recorded_crc, recorded_size = struct.unpack_from("<II", view, end)
+    if crc != recorded_crc or sum(map(len, pieces)) & 0xFFFFFFFF != recorded_size:
+        return None
+    return pieces
 
 
 class _HashingReader:

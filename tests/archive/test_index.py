@@ -551,15 +551,17 @@ def test_load_payload_refuses_a_row_that_names_another_record(
         load_payload(stored, off_boundary)
 
 
+@pytest.mark.parametrize("level", [9, 0])
 def test_load_payload_detects_a_changed_block(
-    sample: Sample, index: WarcIndex, stored: FileStore
+    sample: Sample, index: WarcIndex, stored: FileStore, level: int
 ) -> None:
+    """Also in a member of stored blocks (level 0), which reads check without zlib."""
     row = row_for(index, sample.image.response)
     data = sample.path.read_bytes()
     plain = gzip.decompress(data[row.offset : row.offset + row.length])
     tampered = plain.replace(b"IHDR", b"IHDS")
     assert tampered != plain
-    member = gzip.compress(tampered)
+    member = zlib.compress(tampered, level, wbits=31)
     tampered_file = stored.root.parent / "tampered.warc.gz"
     tampered_file.write_bytes(data[: row.offset] + member + data[row.offset + row.length :])
     key = "warcs/src/tampered.warc.gz"
