@@ -4,6 +4,6 @@ The tests crawl it; ``attest demo`` serves the same web as the bundled demo. Not
 touches the internet.
 """
 
-from fixtureweb.web import FixtureWeb
+from demoweb.web import FixtureWeb
 
 __all__ = ["FixtureWeb"]
