@@ -1,7 +1,13 @@
-"""The fixture web: deterministic news, NGO and HTTPS sites served on 127.0.0.1.
+"""The demo web: generated news, NGO, social and HTTPS sites served on 127.0.0.1.
 
-The tests crawl it; ``attest demo`` serves the same web as the bundled demo. Nothing here ever
-touches the internet.
+One deterministic web serves two purposes: ``attest demo`` captures it as the bundled demo (with
+the demo case's pages, :mod:`demoweb.case`, on fixed ports), and the tests crawl it as their
+fixture web, edge cases named (see each site's module). Nothing here ever touches the internet.
+
+It is product code so that the product never imports ``tests/``, but it is not part of the
+pipeline: only the CLI's demo command (which runs it as ``python -m demoweb``), ``scripts/``,
+``bench/`` and ``tests/`` may import it; ``archive``, ``crawlers``, ``dags`` and ``settings``
+never do. It imports nothing of attest's.
 """
 
 from demoweb.web import FixtureWeb
