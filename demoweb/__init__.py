@@ -6,8 +6,8 @@ fixture web, edge cases named (see each site's module). Nothing here ever touche
 
 It is product code so that the product never imports ``tests/``, but it is not part of the
 pipeline: only the CLI's demo command (which runs it as ``python -m demoweb``), ``scripts/``,
-``bench/`` and ``tests/`` may import it; ``archive``, ``crawlers``, ``dags`` and ``settings``
-never do. It imports nothing of attest's.
+``bench/`` and ``tests/`` may import it. ``archive``, ``crawlers`` and ``dags`` never do, and it
+imports nothing of attest's (both checked: ``[tool.importlinter]`` in ``pyproject.toml``).
 """
 
 from demoweb.web import FixtureWeb
