@@ -233,15 +233,14 @@ def _demo_sources() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from fixtureweb.case import DEMO_PORTS
-
     from crawlers.registry import load_registry
+    from demoweb.case import DEMO_PORTS
 
     config = _config(args.store)
     # Fixed ports: cases/new-caledonia.yaml names the demo pages' URLs (127.0.0.1:8781-8783).
     ports = [] if args.random_ports else [f"--port={s}={p}" for s, p in DEMO_PORTS.items()]
     web = subprocess.Popen(
-        [sys.executable, "-m", "fixtureweb", "--articles", str(args.articles), "--case", *ports],
+        [sys.executable, "-m", "demoweb", "--articles", str(args.articles), "--case", *ports],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -3,7 +3,7 @@
     .venv/bin/python bench/browser_throughput.py --pages 300 --concurrency 2 --repeat 3
     .venv/bin/python bench/browser_throughput.py --pages 1000 --concurrency 2 --repeat 1 --tools attest
 
-Serves the fixture web from its own process (``python -m fixtureweb --social-posts N``: a
+Serves the demo web from its own process (``python -m demoweb --social-posts N``: a
 profile ``@bench`` whose N post pages are rendered client-side from JSON), then, interleaved
 repetition by repetition, renders every post page:
 
@@ -134,16 +134,16 @@ def main() -> int:
     if args.compare is not None:
         tools.insert(0, "attest-compare")
     server = subprocess.Popen(
-        [sys.executable, "-m", "fixtureweb", "--social-posts", str(args.pages)],
-        cwd=ROOT / "tests",
+        [sys.executable, "-m", "demoweb", "--social-posts", str(args.pages)],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert server.stdout is not None
         origin = json.loads(server.stdout.readline())["social"]
-        sys.path.insert(0, str(ROOT / "tests"))
-        from fixtureweb.social import DEFAULT_PROFILES, Profile, SocialSite
+        sys.path.insert(0, str(ROOT))
+        from demoweb.social import DEFAULT_PROFILES, Profile, SocialSite
 
         site = SocialSite((*DEFAULT_PROFILES, Profile("bench", "Bench", posts=args.pages)))
         urls = [origin + p.permalink_path for p in site.posts("bench")]

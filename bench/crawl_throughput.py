@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/crawl_throughput.py --articles 2000 --profile news --repeat 3
 
-Serves the fixture news site from its own process (``python -m fixtureweb``), then, for each
+Serves the fixture news site from its own process (``python -m demoweb``), then, for each
 repetition, crawls it recursively with page requisites:
 
 - ``attest``: ``attest crawl ORIGIN/`` (crawler + recorder processes, WARC/1.1, verify, store)
@@ -210,7 +210,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "fixtureweb",
+            "demoweb",
             "--articles",
             str(args.articles),
             *PROFILES[args.profile],

@@ -8,7 +8,7 @@
 ``start`` runs Airflow 3 with SQLite and the LocalExecutor, its home in ``<data>/airflow``
 (``<data>`` is ``ATTEST_HOME``, else the checkout's ``data/``), the checkout's ``dags/`` as its
 DAG folder and the demo sources (``sources/demo.yaml``) as the registry. It serves the demo web
-(``python -m fixtureweb --case``, on 127.0.0.1:8781-8783 like ``attest demo``, or free ports),
+(``python -m demoweb --case``, on 127.0.0.1:8781-8783 like ``attest demo``, or free ports),
 migrates the database, creates the pools (``attest airflow-pools``), then starts
 ``airflow api-server -H 127.0.0.1``, ``scheduler --skip-serve-logs``, ``dag-processor`` and
 ``triggerer --skip-serve-logs``, each in a session of its own, and waits for the API's health
@@ -115,8 +115,8 @@ def start_demo_web(local: Path, random_ports: bool) -> tuple[int, dict[str, str]
     log.write_text("")
     ports = [] if random_ports else [f"--port={s}={p}" for s, p in DEMO_PORTS.items()]
     proc = spawn(
-        [str(venv_bin() / "python"), "-m", "fixtureweb", "--case", *ports], log,
-        dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT)])),
+        [str(venv_bin() / "python"), "-m", "demoweb", "--case", *ports], log,
+        dict(os.environ, PYTHONPATH=str(ROOT)),
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

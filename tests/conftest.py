@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtureweb import FixtureWeb
+
+from demoweb import FixtureWeb
 
 pytest_plugins = ["support.seaweed"]
 

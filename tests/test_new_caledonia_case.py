@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from fixtureweb import FixtureWeb
-from fixtureweb.case import CASE_PROFILES, DEMO_PORTS, TAG
-from fixtureweb.http import Request
 
 from archive.cases import Case, Evidence, find_case, load_case
 from archive.textextract import html_text
 from crawlers.registry import load_registry
+from demoweb import FixtureWeb
+from demoweb.case import CASE_PROFILES, DEMO_PORTS, TAG
+from demoweb.http import Request
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE_FILE = ROOT / "cases" / "new-caledonia.yaml"
@@ -173,7 +173,7 @@ def test_a_taken_port_is_named() -> None:
             socket.create_connection(("127.0.0.1", news_port), timeout=2).close()
         # Served from its own process (as `attest demo` does), the error is its JSON line.
         proc = subprocess.run(
-            [sys.executable, "-m", "fixtureweb", "--articles", "1", "--port", f"social={port}"],
+            [sys.executable, "-m", "demoweb", "--articles", "1", "--port", f"social={port}"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -95,8 +95,8 @@ SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 def _fixture_main(conn: multiprocessing.connection.Connection, articles: int, workdir: str) -> None:
     """Serve news + HTTPS on 127.0.0.1 (FixtureWeb) and the same handlers on 127.0.0.2."""
-    from fixtureweb import FixtureWeb
-    from fixtureweb.http import FixtureServer
+    from demoweb import FixtureWeb
+    from demoweb.http import FixtureServer
 
     web = FixtureWeb(articles=articles, tls=True, keep_log=True, workdir=Path(workdir)).start()
     assert web.ca is not None

@@ -419,6 +419,19 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
                 source, started, ConnectFailure(f"{self.hostname} broke the exchange: {exc!r}")
             )
 
+    # warcprox sends every other method to do_COMMAND (MitmProxyHandler.__getattr__) but
+    # answers these itself: GET /status with its own status page (inside a tunnel, that is
+    # https://<any host>/status), PUTMETA and WARCPROX_WRITE_RECORD by queueing records for a
+    # writer attest does not run. Here they are requests like any other, relayed and recorded.
+    def do_GET(self) -> None:
+        self.do_COMMAND()
+
+    def do_PUTMETA(self) -> None:
+        self.do_COMMAND()
+
+    def do_WARCPROX_WRITE_RECORD(self) -> None:
+        self.do_COMMAND()
+
     def _drop_remote(self) -> None:
         upstream = getattr(self, "_upstream", None)
         if upstream is not None:

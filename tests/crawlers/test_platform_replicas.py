@@ -18,8 +18,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import lxml.html
 import pytest
-from fixtureweb.http import FixtureServer, Request
-from fixtureweb.platforms import (
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from demoweb.http import FixtureServer, Request
+from demoweb.platforms import (
     BASE_DATE,
     HTML_TYPE,
     JSON_TYPE,
@@ -29,8 +32,6 @@ from fixtureweb.platforms import (
     ReplicaPost,
     TelegramSite,
 )
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtureweb.http import FixtureServer
-from fixtureweb.probes import ProbeSite
 from support.warcs import read_records
 
 from crawlers.recorder.config import RecorderConfig
 from crawlers.recorder.process import RecordClient, RecorderProcess
 from crawlers.recorder.protocol import proxy_credentials
+from demoweb.http import FixtureServer
+from demoweb.probes import ProbeSite
 
 SECRET = "run-secret-for-the-test"
 

@@ -20,10 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtureweb.http import FixtureServer
-from fixtureweb.probes import ProbeSite
-from fixtureweb.tlsca import make_test_ca
-from fixtureweb.websocket import BINARY, CLOSE, PING, PONG, TEXT, encode_frame
 from support.warcs import Rec, read_records
 from support.wsclient import ProxiedWebSocket, rebuilt_streams, stream_digest, transcript
 
@@ -34,6 +30,10 @@ from crawlers.recorder.config import RecorderConfig
 from crawlers.recorder.process import RecorderProcess
 from crawlers.recorder.protocol import proxy_credentials
 from crawlers.recorder.websocket import FrameSplitter, Transcript
+from demoweb.http import FixtureServer
+from demoweb.probes import ProbeSite
+from demoweb.tlsca import make_test_ca
+from demoweb.websocket import BINARY, CLOSE, PING, PONG, TEXT, encode_frame
 
 SECRET = "run-secret-for-the-websocket-test"
 AUTH = proxy_credentials("news", SECRET)

@@ -39,9 +39,10 @@ import psutil
 import psycopg
 import pytest
 import redis
-from fixtureweb import FixtureWeb
 from support.airflow_home import BIN, ROOT, airflow_env, migrate, run
 from support.seaweed import SeaweedServer, s3_records
+
+from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtureweb import FixtureWeb
 from support.airflow_home import ROOT, airflow_env, migrate, probe, run
 from support.warcs import read_records, store_warcs
 
@@ -37,6 +36,7 @@ from archive.warcread import verify_warc
 from crawlers.job import CaptureJob, run_in_subprocess
 from crawlers.plan import Batch
 from crawlers.runsteps import earlier_warcs, finalize_run, index_run, verify_run
+from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 REGISTRY = """

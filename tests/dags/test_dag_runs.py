@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import yaml
-from fixtureweb import FixtureWeb
 from support.airflow_home import airflow_env, migrate, probe, run
 from support.seaweed import SeaweedServer, s3_records
 from support.warcs import read_records, store_warcs
@@ -24,6 +23,7 @@ from support.warcs import read_records, store_warcs
 from archive.custody import CustodyLog
 from archive.indexdb import IndexDB
 from archive.store import FileStore, open_store
+from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 SOURCE = "fixture-pages"

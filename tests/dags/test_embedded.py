@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtureweb import FixtureWeb
 
 from archive.indexdb import IndexDB
+from demoweb import FixtureWeb
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 import yaml
-from fixtureweb import FixtureWeb
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
+
+from demoweb import FixtureWeb
 
 NEWS_ARTICLES = (3, 7)
 

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fixtureweb.http import FixtureServer
-from fixtureweb.probes import ProbeSite
+from demoweb.http import FixtureServer
+from demoweb.probes import ProbeSite
 
 FORBIDDEN = "127.0.0.2"
 ALLOWED = ipaddress.ip_address("127.0.0.1")

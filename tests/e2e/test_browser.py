@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtureweb import FixtureWeb
-from fixtureweb.http import FixtureServer
-from fixtureweb.probes import ITEM_TOKENS, SIMPLE_TOKEN, TICKER_TOKEN, CorsApi, ProbeSite
-from fixtureweb.social import Profile, SocialSite
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
 from archive.warcread import verify_warc
 from crawlers.recorder.tlschain import CHAIN_CONTENT_TYPE as CHAIN
+from demoweb import FixtureWeb
+from demoweb.http import FixtureServer
+from demoweb.probes import ITEM_TOKENS, SIMPLE_TOKEN, TICKER_TOKEN, CorsApi, ProbeSite
+from demoweb.social import Profile, SocialSite
 
 pytestmark = pytest.mark.e2e
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import brotli
 import pytest
-from fixtureweb import FixtureWeb
-from fixtureweb.http import Request
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
 from archive.warcread import verify_warc
+from demoweb import FixtureWeb
+from demoweb.http import Request
 
 pytestmark = pytest.mark.e2e
 

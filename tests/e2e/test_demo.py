@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtureweb import FixtureWeb
 
 from archive.warcread import verify_warc
+from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

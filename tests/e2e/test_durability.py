@@ -18,13 +18,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fixtureweb import FixtureWeb
 
 from archive.custody import CustodyLog
 from archive.indexdb import IndexDB
 from archive.spool import CLOSED_SUFFIX, OPEN_SUFFIX
 from archive.store import file_sha256
 from archive.warcread import verify_warc
+from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 import yaml
 from botocore.exceptions import ClientError
-from fixtureweb import FixtureWeb
 from support.cli import run_attest
 from support.seaweed import SeaweedServer
+
+from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 

@@ -17,12 +17,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fixtureweb import FixtureWeb
-from fixtureweb.platforms import BlueskySite, ReplicaPost
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
 from archive.warcread import verify_warc
+from demoweb import FixtureWeb
+from demoweb.platforms import BlueskySite, ReplicaPost
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtureweb.http import FixtureServer, Reply, Request
-from fixtureweb.news import NewsSite
+
+from demoweb.http import FixtureServer, Reply, Request
+from demoweb.news import NewsSite
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

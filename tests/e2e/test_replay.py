@@ -27,8 +27,6 @@ from typing import Any
 
 import brotli
 import pytest
-from fixtureweb import FixtureWeb
-from fixtureweb.social import SocialPost
 from playwright.sync_api import Browser, expect
 from support.browser import chromium, guarded_page
 from support.cli import run_attest
@@ -43,6 +41,8 @@ from archive.custody import CustodyLog
 from archive.indexdb import IndexDB
 from archive.serve.links import capture_links
 from archive.store import FileStore
+from demoweb import FixtureWeb
+from demoweb.social import SocialPost
 
 pytestmark = pytest.mark.e2e
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from fixtureweb import FixtureWeb
-from fixtureweb.http import FixtureServer
-from fixtureweb.news import NewsSite
 from support.seaweed import SeaweedServer
 
 from archive.warcread import verify_warc
+from demoweb import FixtureWeb
+from demoweb.http import FixtureServer
+from demoweb.news import NewsSite
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -34,7 +34,6 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 from archive_fixture import NEWS_ARTICLES, Archive
 from botocore.exceptions import ClientError
-from fixtureweb import FixtureWeb
 from playwright.sync_api import Browser, Page, expect
 from support.browser import chromium
 from support.browser import guarded_page as support_guarded_page
@@ -47,6 +46,7 @@ from support.warcs import Rec
 from archive.dates import http_date, warc_date_micros
 from archive.indexdb import COLUMNS, IndexDB
 from archive.serve.auth import MAX_FAILURES, ROLES
+from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fixtureweb import FixtureWeb
 from support.cli import run_attest
 from support.replay import replay_venv, warc_timestamp
 from support.seaweed import SeaweedServer
 from support.serve import AttestServer
+
+from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fixtureweb.social import Authored, Profile
+from demoweb.social import Authored, Profile
 
 #: Where ``attest demo`` serves the sites the case file names (127.0.0.1:<port>).
 DEMO_PORTS = {"news": 8781, "ngo": 8782, "social": 8783}

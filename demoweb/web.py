@@ -3,7 +3,7 @@
 Ports are free ones the system picks unless ``ports`` names some (``{"news": 8781}``): the
 demo serves on fixed ports so that its case file can name the pages' URLs. A port that is
 taken stops :meth:`FixtureWeb.start` with an :class:`OSError` naming the site and the port.
-With ``case=True`` the sites also serve the demo case's pages (:mod:`fixtureweb.case`).
+With ``case=True`` the sites also serve the demo case's pages (:mod:`demoweb.case`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fixtureweb.case import CASE_ARTICLES, CASE_PROFILES, CASE_RELEASES
-from fixtureweb.http import FixtureServer, Handler
-from fixtureweb.news import NewsSite
-from fixtureweb.ngo import NgoSite
-from fixtureweb.platforms import BlueskySite, MastodonSite, TelegramSite
-from fixtureweb.social import DEFAULT_PROFILES, Profile, SocialSite
-from fixtureweb.tlsca import TestCA, make_test_ca
+from demoweb.case import CASE_ARTICLES, CASE_PROFILES, CASE_RELEASES
+from demoweb.http import FixtureServer, Handler
+from demoweb.news import NewsSite
+from demoweb.ngo import NgoSite
+from demoweb.platforms import BlueskySite, MastodonSite, TelegramSite
+from demoweb.social import DEFAULT_PROFILES, Profile, SocialSite
+from demoweb.tlsca import TestCA, make_test_ca
 
 #: The plain-HTTP sites, in the order they start.
 SITES = ("news", "ngo", "social", "telegram", "mastodon", "bluesky")

@@ -11,7 +11,7 @@ Named edge cases (each linked from the home page unless said otherwise):
 - gzip-encoded articles (when asked for), a brotli stylesheet, chunked section pages
 - ``/slow.html`` (only with ``slow=True``): answers after ``slow_delay`` seconds
 
-With ``case_articles`` (the demo case's, :mod:`fixtureweb.case`), the home page lists them in a
+With ``case_articles`` (the demo case's, :mod:`demoweb.case`), the home page lists them in a
 "New Caledonia" box, and the RSS feed and the first sitemap name them too.
 """
 
@@ -25,9 +25,9 @@ from html import escape
 
 import brotli
 
-from fixtureweb.assets import font_stub, png, sentences, token
-from fixtureweb.case import NOTICE_EN, CaseArticle
-from fixtureweb.http import Reply, Request
+from demoweb.assets import font_stub, png, sentences, token
+from demoweb.case import NOTICE_EN, CaseArticle
+from demoweb.http import Reply, Request
 
 SECTIONS = ("politics", "world", "pacific", "media")
 PER_PAGE = 20
@@ -60,7 +60,7 @@ class NewsSite:
     photos: int = 0
     photo_kb: int = 40
     markup_kb: int = 0
-    #: The demo case's articles (see :mod:`fixtureweb.case`); none by default.
+    #: The demo case's articles (see :mod:`demoweb.case`); none by default.
     case_articles: tuple[CaseArticle, ...] = ()
     _busy_served: set[str] = field(default_factory=set)
     _bodies: dict[tuple[int, bool], bytes] = field(default_factory=dict, repr=False)

@@ -1,8 +1,8 @@
-"""Serve the fixture web in the foreground: ``python -m fixtureweb [--articles N] ...``.
+"""Serve the fixture web in the foreground: ``python -m demoweb [--articles N] ...``.
 
 Prints one JSON line with each site's origin, then serves until interrupted. Benchmarks run it
 as a separate process so its CPU is not counted as the crawler's; ``attest demo`` runs it as
-``python -m fixtureweb --case --port news=8781 --port ngo=8782 --port social=8783``.
+``python -m demoweb --case --port news=8781 --port ngo=8782 --port social=8783``.
 
 ``--port SITE=PORT`` serves a site on a fixed port (the others get free ones). When a site
 cannot listen (its port is taken), the JSON line is ``{"error": "..."}`` naming the site and
@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from fixtureweb.web import SITES, FixtureWeb
+from demoweb.web import SITES, FixtureWeb
 
 
 def site_port(value: str) -> tuple[str, int]:
@@ -31,7 +31,7 @@ def site_port(value: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fixtureweb")
+    parser = argparse.ArgumentParser(prog="python -m demoweb")
     parser.add_argument("--articles", type=int, default=40)
     parser.add_argument("--releases", type=int, default=25)
     parser.add_argument("--photos", type=int, default=0, help="extra photos per article")
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         "--social-posts", type=int, default=0, help="posts of the social profile @bench"
     )
     parser.add_argument(
-        "--case", action="store_true", help="serve the demo case's pages too (fixtureweb.case)"
+        "--case", action="store_true", help="serve the demo case's pages too (demoweb.case)"
     )
     parser.add_argument(
         "--port",

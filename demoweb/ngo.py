@@ -4,7 +4,7 @@
 - ``/fr/communiques/`` (``?page=N``): French releases with accents, ``/fr/communiques/<n>.html``
 - ``/files/<n>.pdf``: the PDF attached to release ``n`` (linked from both languages)
 
-With ``case_releases`` (the demo case's, :mod:`fixtureweb.case`), the site stands in for the
+With ``case_releases`` (the demo case's, :mod:`demoweb.case`), the site stands in for the
 press pages of the case's NGO: its releases come first on page 1 of both listings, at
 ``/press/big-<slug>.html`` and ``/fr/communiques/big-<slug>.html``, with ``/files/big-<slug>.pdf``.
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from fixtureweb.assets import pdf, png, sentences, token
-from fixtureweb.case import NOTICE_EN, NOTICE_FR, CaseRelease
-from fixtureweb.http import Reply, Request
+from demoweb.assets import pdf, png, sentences, token
+from demoweb.case import NOTICE_EN, NOTICE_FR, CaseRelease
+from demoweb.http import Reply, Request
 
 PER_PAGE = 10
 FRENCH = (
@@ -41,7 +41,7 @@ def _page(title: str, body: str, lang: str) -> bytes:
 @dataclass
 class NgoSite:
     releases: int = 25
-    #: The demo case's releases (see :mod:`fixtureweb.case`); none by default.
+    #: The demo case's releases (see :mod:`demoweb.case`); none by default.
     case_releases: tuple[CaseRelease, ...] = ()
 
     def release_token(self, n: int, lang: str = "en") -> str:

@@ -17,7 +17,7 @@ feed whose permalink now says it was removed), ``carol`` (suspended), ``dave`` (
 429 with Retry-After), ``erin`` (behind a login wall).
 
 A profile may instead hold posts with given texts and times (:class:`Authored`, as the demo
-case's accounts do, :mod:`fixtureweb.case`). Hashtags in those texts make tag pages:
+case's accounts do, :mod:`demoweb.case`). Hashtags in those texts make tag pages:
 ``/tag/<name>`` lists every post carrying ``#<name>``, newest first, as an infinite-scroll feed
 (``/api/tag/<name>/posts``) with each post's permalink.
 """
@@ -32,8 +32,8 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
-from fixtureweb.assets import png, token
-from fixtureweb.http import Reply, Request
+from demoweb.assets import png, token
+from demoweb.http import Reply, Request
 
 BASE_TIME = datetime(2024, 5, 13, 8, 0, tzinfo=UTC)
 PAGE_SIZE = 6

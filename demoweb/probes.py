@@ -5,7 +5,7 @@
   ``sendBeacon`` calls, each to the forbidden address and to its own (allowed) origin; when
   every attempt is over it shows the log in an ``<article>`` (what the completeness wait looks
   for). ``/allowed-fetch`` and ``/allowed-beacon`` answer those calls on the page's origin,
-  ``/ws`` is a WebSocket echo (:mod:`fixtureweb.websocket`): the page sends it a text and a
+  ``/ws`` is a WebSocket echo (:mod:`demoweb.websocket`): the page sends it a text and a
   binary message, logs the echoes, and closes it.
 - ``/cors.html?api=ORIGIN``: asks a JSON API on another origin, once with a simple GET and once
   with a JSON POST carrying a custom header (a real CORS preflight), and shows the API's items.
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 
-from fixtureweb.assets import token
-from fixtureweb.http import Reply, Request
-from fixtureweb.websocket import WebSocketEcho
+from demoweb.assets import token
+from demoweb.http import Reply, Request
+from demoweb.websocket import WebSocketEcho
 
 LEAK_PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Confinement probe</title></head>

@@ -1,7 +1,7 @@
 """Local replicas of three public social platforms, shaped after their documented responses.
 
 Each class is a fixture-web site (``site(req) -> Reply``) with deterministic content: a fixed
-base date (:data:`BASE_DATE`) going back in time, tokens from :func:`fixtureweb.assets.token`
+base date (:data:`BASE_DATE`) going back in time, tokens from :func:`demoweb.assets.token`
 and no wall-clock time anywhere. Origins in links are built from the request's ``Host``.
 
 - :class:`TelegramSite`: the public channel preview ``/s/<channel>`` (``?before=<id>`` pages to
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fixtureweb.assets import png, sentences, token
-from fixtureweb.http import Reply, Request
+from demoweb.assets import png, sentences, token
+from demoweb.http import Reply, Request
 
 #: The newest item of every replica is dated here; older items go back in time from it.
 BASE_DATE = datetime(2024, 5, 13, 8, 0, tzinfo=UTC)

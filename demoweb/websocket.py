@@ -16,7 +16,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 
-from fixtureweb.http import Reply, Request
+from demoweb.http import Reply, Request
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
