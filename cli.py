@@ -287,7 +287,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Ship what dead runs left in the spool, then log and index each WARC as a run would."""
-    from archive.ship import recover
+    from archive.ingest.ship import recover
     from archive.store import open_store
     from crawlers.run import index_runs
 
@@ -319,9 +319,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """WARC files and WACZ bundles, offline; a bundle is checked whole (see archive/bundleverify)."""
-    from archive.bundleverify import NOT_TIMESTAMPED, verify_bundle
-    from archive.signing import load_trust
-    from archive.warcread import verify_warc
+    from archive.evidence.verify import NOT_TIMESTAMPED, verify_bundle
+    from archive.trust.signing import load_trust
+    from archive.warc.read import verify_warc
 
     trust_files = [Path(t) for t in args.trust] if args.trust else list(_config().trust)
     trust = load_trust(trust_files)
@@ -385,21 +385,21 @@ NOT_TIMESTAMPED_MEANS = """\
 
 
 def _index(config: Any) -> Any:
-    from archive.indexdb import IndexDB
+    from archive.index.db import IndexDB
 
     return IndexDB(config.index_url)
 
 
 def _custody(db: Any, store: Any, config: Any = None) -> Any:
     """The custody log, signing and timestamping the segments it seals as configured."""
-    from archive.custody import CustodyLog
+    from archive.custody.log import CustodyLog
 
     return CustodyLog(db, store, attestor=(config or _config()).custody_attestor())
 
 
 def _warc_key(store: Any, given: str) -> str:
     """A store key from a WARC URI (in this store) or a key; ConfigError names a bad one."""
-    from archive.indexer import is_warc_key
+    from archive.ingest.indexer import is_warc_key
     from archive.store import validate_key
 
     key = given
@@ -435,7 +435,7 @@ def _index_progress(total: int) -> Iterator[Callable[[Any], None]]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from archive.indexer import index_keys, rebuild, warc_keys
+    from archive.ingest.indexer import index_keys, rebuild, warc_keys
     from archive.store import open_store
 
     config = _config(args.store)
@@ -496,7 +496,7 @@ def _when(value: str | None, what: str, bound: Any = "exact") -> int | None:
 
 
 def _find_rows(db: Any, args: argparse.Namespace) -> list[Any]:
-    from archive.cdxquery import CdxQuery, run_query, search_range
+    from archive.index.query import CdxQuery, run_query, search_range
 
     if args.at and (args.date_from or args.date_to):
         raise ConfigError("give either --at or --from/--to, not both")
@@ -527,8 +527,8 @@ def _find_rows(db: Any, args: argparse.Namespace) -> list[Any]:
 
 def _find_run(args: argparse.Namespace) -> int:
     """``attest find --run RUN`` with no URL: the WARCs and records a run produced."""
-    from archive.cdxquery import field_values
     from archive.dates import iso
+    from archive.index.query import field_values
 
     types = ("response", "revisit", "resource", "metadata", "request")
     config = _config(args.store)
@@ -568,8 +568,8 @@ def _find_run(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
-    from archive.cdxquery import field_values
     from archive.dates import iso
+    from archive.index.query import field_values
 
     if args.url is None:
         if not args.run:
@@ -612,7 +612,7 @@ def _distance(micros: int) -> str:
 
 def cmd_get(args: argparse.Namespace) -> int:
     from archive.dates import iso
-    from archive.retrieve import load_payload, pinned_store, raw_record
+    from archive.index.retrieve import load_payload, pinned_store, raw_record
     from archive.store import open_store
 
     config = _config(args.store)
@@ -691,8 +691,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_custody(args: argparse.Namespace) -> int:
     """``verify``: the log against the segments sealed in the store; ``seal``: seal what is not
     sealed yet (and sign and timestamp segments sealed without the organisation key)."""
-    from archive.signing import Trust, fingerprint, load_trust
     from archive.store import open_store
+    from archive.trust.signing import Trust, fingerprint, load_trust
 
     config = _config(args.store)
     with _index(config) as db:
@@ -739,7 +739,7 @@ def cmd_custody(args: argparse.Namespace) -> int:
 
 
 def _case(name: str) -> Any:
-    from archive.cases import find_case
+    from archive.evidence.cases import find_case
 
     dirs = []
     for base in (Path.cwd(), Path(__file__).resolve().parent):
@@ -765,10 +765,10 @@ def _quote_words(check: Any) -> str:
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
-    from archive.cases import resolve
     from archive.dates import iso
-    from archive.pagemeta import PageMetadata
-    from archive.retrieve import pinned_store
+    from archive.evidence.cases import resolve
+    from archive.index.pagemeta import PageMetadata
+    from archive.index.retrieve import pinned_store
     from archive.store import open_store
 
     case = _case(args.case)
@@ -825,8 +825,8 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 
 def cmd_claim_link(args: argparse.Namespace) -> int:
-    from archive.cases import link_capture
-    from archive.custody import default_actor
+    from archive.custody.log import default_actor
+    from archive.evidence.cases import link_capture
     from archive.store import open_store
 
     if args.reason is not None and not args.any_record:
@@ -856,8 +856,8 @@ def cmd_claim_link(args: argparse.Namespace) -> int:
 
 def cmd_claim_unlink(args: argparse.Namespace) -> int:
     """Withdraw a run-time link: kept in the index database and the custody log as withdrawn."""
-    from archive.cases import capture_record_id, unlink_capture
-    from archive.custody import default_actor
+    from archive.custody.log import default_actor
+    from archive.evidence.cases import capture_record_id, unlink_capture
     from archive.store import open_store
 
     case = _case(args.case)
@@ -879,9 +879,9 @@ def cmd_claim_unlink(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from archive.bundle import export_bundle
-    from archive.custody import default_actor
-    from archive.retrieve import pinned_store
+    from archive.custody.log import default_actor
+    from archive.evidence.bundle import export_bundle
+    from archive.index.retrieve import pinned_store
     from archive.store import open_store
 
     case = _case(args.case)
@@ -909,8 +909,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _signing(config: Any, *, unsigned: bool) -> tuple[Any, list[Any]]:
     """The bundle signer and the timestamp authorities, from settings."""
-    from archive.signing import load_signer
-    from archive.timestamps import authorities
+    from archive.trust.signing import load_signer
+    from archive.trust.timestamps import authorities
 
     # ATTEST_TSA_CHAINS follows ATTEST_TSA_URLS by position: an empty entry is an authority
     # with no chain file, so entries are kept in place (only trailing empty ones dropped).
@@ -939,7 +939,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     """A new organisation signing key; its public key is what verifiers are given."""
     from cryptography.hazmat.primitives import serialization
 
-    from archive.signing import fingerprint, generate_key
+    from archive.trust.signing import fingerprint, generate_key
 
     config = _config()
     path = Path(args.output) if args.output else config.home / "keys" / "signing.pem"
@@ -957,9 +957,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_hold(args: argparse.Namespace) -> int:
     """Legal holds on the WARCs behind captures, or behind a case's claims; each one logged."""
-    from archive.custody import default_actor
-    from archive.holds import apply_holds, plan_for_captures, plan_for_claims
-    from archive.retrieve import pinned_store
+    from archive.custody.log import default_actor
+    from archive.evidence.holds import apply_holds, plan_for_captures, plan_for_claims
+    from archive.index.retrieve import pinned_store
     from archive.store import open_store
 
     if not args.ids and not args.case:
@@ -1015,8 +1015,8 @@ def _audit_progress(result: Any) -> None:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """The pipeline's own check of stored WARCs (the DAG's verify task), logged per WARC."""
-    from archive.audit import audit_warcs
-    from archive.custody import default_actor
+    from archive.custody.audit import audit_warcs
+    from archive.custody.log import default_actor
     from archive.store import open_store
 
     config = _config(args.store)

@@ -191,19 +191,19 @@ class AttestConfig:
     def custody_attestor(self) -> Any:
         """What signs and timestamps sealed custody segments: the organisation key (when it
         exists) and the TSAs; an inactive attestor when neither is configured."""
-        from archive.custodyseal import SegmentAttestor
+        from archive.custody.seal import SegmentAttestor
 
         # Signing and timestamping code (cryptography, ~15 MB in a process) is loaded only
         # when there is a key or a TSA to use: a long-running service without either stays small.
         signer = None
         if self.signing_key_path.is_file():
-            from archive.signing import load_signer
+            from archive.trust.signing import load_signer
 
             signer = load_signer(self.signing_key_path, self.signing_cert)
         chains = [c for c in self.tsa_chains if c]
         tsas = []
         if self.tsa_urls or chains:
-            from archive.timestamps import authorities
+            from archive.trust.timestamps import authorities
 
             tsas = authorities(list(self.tsa_urls), chains)
         return SegmentAttestor(signer, tsas)
@@ -262,7 +262,7 @@ def load_config(env: dict[str, str] | None = None, *, store: str | None = None) 
         if not bundle.is_file():
             raise ConfigError(f"ATTEST_CA_BUNDLE: {str(bundle)!r} is not a file")
     lock_days = env.get("ATTEST_S3_OBJECT_LOCK_DAYS")
-    # Validated for its message here; archive.store_s3 reads the same variable.
+    # Validated for its message here; archive.store.s3 reads the same variable.
     lock = _int(env, "ATTEST_S3_OBJECT_LOCK_DAYS", 0, low=1, high=36500) if lock_days else None
     from crawlers.egress import parse_networks
 

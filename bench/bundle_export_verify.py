@@ -3,7 +3,7 @@
     .venv/bin/python bench/bundle_export_verify.py --gb 1.0 --repeat 3
 
 1. **Data** (generated once, cached under ``--workdir`` by its parameters): synthetic WARC/1.1
-   files written with attest's own writer (``archive.warc.WarcFileWriter``, gzip per record),
+   files written with attest's own writer (``archive.warc.write.WarcFileWriter``, gzip per record),
    using ``bench/index_lookup.py``'s text pools, in a ``FileStore`` under
    ``warcs/<source>/<yyyy>/<mm>/<dd>/``. Each file is one crawl run of one of four sources on
    one day; each page is captured as a crawler would: request + response for the HTML (60-110
@@ -15,7 +15,7 @@
    record per run. The number of pages is chosen so that the bundle's WARC holds at least
    ``--gb`` GB (10^9 bytes); one extra day of pages lies outside every claim (a bundle is a
    part of the archive). The WARCs are indexed once with attest's own indexing
-   (``archive.indexer.index_keys`` into SQLite, CDXJ beside each WARC, custody log), as
+   (``archive.ingest.indexer.index_keys`` into SQLite, CDXJ beside each WARC, custody log), as
    ``attest index`` does.
 2. **Cases**: ``full``: one claim per source, ``query: {source, from, to}`` over every day but
    the extra one (>= ``--gb`` GB of bundle WARC); ``half``: the same over the first half of the
@@ -142,7 +142,7 @@ def page_html(bodies: Bodies, rng: random.Random, n: int, url: str, photos: list
 
 def write_run_file(job: dict[str, Any]) -> dict[str, Any]:
     """One WARC (worker process): one source's crawl run on one day, page by page."""
-    from archive.warc import Block, RecordSpec, WarcFileWriter, new_record_id, sha256_label
+    from archive.warc.write import Block, RecordSpec, WarcFileWriter, new_record_id, sha256_label
 
     bodies = Bodies(job["seed"])
     rng = random.Random(job["seed"] * 1_000_003 + job["file"])
@@ -276,7 +276,7 @@ def dataset(args: argparse.Namespace) -> dict[str, Any]:
     """The cached store, index and case files for these parameters (built on first use)."""
     import uuid
 
-    from archive.spool import store_key, warc_filename
+    from archive.ingest.spool import store_key, warc_filename
 
     params = {"version": GEN_VERSION, "gb": args.gb, "days": args.days, "seed": args.seed}
     tag = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
@@ -344,9 +344,9 @@ def dataset(args: argparse.Namespace) -> dict[str, Any]:
 
 def index_store(base: Path, keys: list[str]) -> dict[str, Any]:
     """``attest index`` of every WARC: CDXJ beside each, rows and texts in SQLite, custody."""
-    from archive.custody import CustodyLog
-    from archive.indexdb import IndexDB
-    from archive.indexer import index_keys
+    from archive.custody.log import CustodyLog
+    from archive.index.db import IndexDB
+    from archive.ingest.indexer import index_keys
     from archive.store import FileStore
 
     store = FileStore((base / "store").resolve())
@@ -496,14 +496,14 @@ def _time_phases(module: Any) -> dict[str, float]:
 
 
 def child_export(job: dict[str, Any]) -> None:
-    import archive.bundle as bundle_module
-    from archive.bundle import export_bundle
-    from archive.cases import load_case
-    from archive.custody import CustodyLog
-    from archive.indexdb import IndexDB
-    from archive.signing import load_signer
+    import archive.evidence.bundle as bundle_module
+    from archive.custody.log import CustodyLog
+    from archive.evidence.bundle import export_bundle
+    from archive.evidence.cases import load_case
+    from archive.index.db import IndexDB
     from archive.store import FileStore
-    from archive.timestamps import Authority
+    from archive.trust.signing import load_signer
+    from archive.trust.timestamps import Authority
 
     store = FileStore(Path(job["store"]))
     db = IndexDB(job["db"])
@@ -534,8 +534,8 @@ def child_export(job: dict[str, Any]) -> None:
 
 
 def child_verify(job: dict[str, Any]) -> None:
-    from archive.bundleverify import verify_bundle
-    from archive.signing import load_trust
+    from archive.evidence.verify import verify_bundle
+    from archive.trust.signing import load_trust
 
     trust = load_trust([Path(job["trust"])])
     verdict, figures = _profiled(job, lambda: verify_bundle(Path(job["bundle"]), trust))
@@ -593,7 +593,7 @@ def warm(paths: list[Path]) -> None:
 
 def bundle_checks(bundle: Path, extracted: Path) -> dict[str, Any]:
     """Untimed: the WARC's stated hash, and the bundle's CDXJ against a re-read of the WARC."""
-    from archive.cdxj import read_warc_index
+    from archive.index.cdxj import read_warc_index
 
     with zipfile.ZipFile(bundle) as archive:
         package = json.loads(archive.read("datapackage.json"))

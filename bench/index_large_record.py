@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from archive.warc import Block, RecordSpec, WarcFileWriter, sha256_label  # noqa: E402
+from archive.warc.write import Block, RecordSpec, WarcFileWriter, sha256_label  # noqa: E402
 
 CHUNK = 4 * 1024 * 1024
 

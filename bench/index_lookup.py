@@ -3,7 +3,7 @@
     .venv/bin/python bench/index_lookup.py --records 1000000 --repeat 3 --repeat-baseline 1
 
 1. **Data.** Generates synthetic WARC/1.1 files (gzip per record, attest's own writer
-   ``archive.warc.WarcFileWriter``) holding ``--records`` ``response`` records, ``--per-file``
+   ``archive.warc.write.WarcFileWriter``) holding ``--records`` ``response`` records, ``--per-file``
    records per file, plus one ``warcinfo`` per file (``source-id``, ``attest-run-id``). URLs
    spread over ``--hosts`` hosts; each prefix ``http://host-H.example/section-K/`` holds 100 URLs
    captured 1 to 5 times each (300 captures), at microsecond WARC-Dates hours apart. The mix:
@@ -11,7 +11,7 @@
    404s and ~1.5% redirects. Generation is not timed; the files are cached under ``--workdir``,
    keyed by the parameters, so reruns start at once.
 2. **Indexing** (interleaved repetitions, median): attest's full indexing path
-   (``archive.indexer.index_keys`` with a ``FileStore`` holding the WARCs under
+   (``archive.ingest.indexer.index_keys`` with a ``FileStore`` holding the WARCs under
    ``warcs/<source>/2026/11/28/`` and the custody log, as ``attest index`` runs it: a CDXJ
    beside each WARC, rows into a fresh SQLite index, page texts into FTS5), in a child process,
    with ``--workers`` reading processes (default as ``attest index``: the CPUs, at most 8), plus
@@ -220,7 +220,7 @@ def _http_date(micros: int) -> str:
 
 def write_warc_file(job: dict[str, Any]) -> dict[str, Any]:
     """Write one WARC (worker process): a warcinfo, then one response per capture code."""
-    from archive.warc import Block, RecordSpec, WarcFileWriter
+    from archive.warc.write import Block, RecordSpec, WarcFileWriter
 
     bodies = _bodies(job["seed"])
     codes = array("I")
@@ -301,7 +301,7 @@ def _bodies(seed: int) -> Bodies:
 
 def dataset(args: argparse.Namespace) -> dict[str, Any]:
     """The cached WARC set for these parameters (generated on first use)."""
-    from archive.spool import store_key, warc_filename
+    from archive.ingest.spool import store_key, warc_filename
 
     params = {
         "version": GEN_VERSION,
@@ -517,11 +517,11 @@ def child_attest_index(job: dict[str, Any]) -> None:
     import inspect
     import resource
 
-    import archive.cdxj as cdxj
-    import archive.indexer as indexer
-    import archive.textextract as textextract
-    from archive.custody import CustodyLog
-    from archive.indexdb import IndexDB
+    import archive.index.cdxj as cdxj
+    import archive.ingest.indexer as indexer
+    import archive.warc.text as textextract
+    from archive.custody.log import CustodyLog
+    from archive.index.db import IndexDB
     from archive.store import FileStore
 
     phases: dict[str, float] = {}
@@ -654,7 +654,7 @@ def child_attest_cdxj(job: dict[str, Any]) -> None:
     written to a local file: no store, no database, no page texts."""
     import resource
 
-    from archive.cdxj import read_warc_index
+    from archive.index.cdxj import read_warc_index
 
     out = Path(job["out"])
     rows = 0

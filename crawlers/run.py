@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive.errors import ConfigError, CrawlFailed
+from archive.ingest.ship import ShippedWarc, ShipReport, recover, ship_spool
+from archive.ingest.spool import RunSpool
 from archive.outcomes import Outcome
-from archive.ship import ShippedWarc, ShipReport, recover, ship_spool
-from archive.spool import RunSpool
 from archive.store import Store
 from crawlers.egress import load_hosts_table
 from crawlers.progress import ProgressSnapshot
@@ -67,7 +67,7 @@ class RunOptions:
     browser_ready_timeout: float = 20.0
     #: The index database (path or URL); None: WARCs are stored but not indexed.
     index_url: str | None = None
-    #: Signs and timestamps the custody segments the run seals (archive.custodyseal).
+    #: Signs and timestamps the custody segments the run seals (archive.custody.seal).
     custody_attestor: Any = None
     airflow: dict[str, str] = field(default_factory=dict)
     scrapy_settings: dict[str, Any] = field(default_factory=dict)
@@ -372,11 +372,11 @@ def index_runs(
     """
     if not index_url or not shipped:
         return 0, []
-    from archive.custody import CustodyLog
+    from archive.custody.log import CustodyLog
     from archive.errors import AttestError
-    from archive.indexdb import IndexDB
-    from archive.indexer import index_warc
-    from archive.ship import record_capture
+    from archive.index.db import IndexDB
+    from archive.ingest.indexer import index_warc
+    from archive.ingest.ship import record_capture
 
     pending: list[tuple[str, str]] = []
     indexed = 0

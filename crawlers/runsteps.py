@@ -9,7 +9,7 @@ only fetch their arguments and call one of these; none of them knows Airflow.
 - :func:`index_run` logs each WARC in the custody log (``capture``) and indexes it, as
   ``attest crawl`` does after upload (:func:`crawlers.run.index_runs`).
 - :func:`verify_run` re-reads each WARC from the store and records a ``verify`` entry
-  (:func:`archive.audit.audit_warcs`, as ``attest audit``).
+  (:func:`archive.custody.audit.audit_warcs`, as ``attest audit``).
 - :func:`link_run` links the captures of a ``capture_url`` run to a claim, as
   ``attest claim link`` does.
 - :func:`store_report` keeps a run's report beside the WARCs, under ``runs/airflow/``.
@@ -94,7 +94,7 @@ def earlier_warcs(
     day = since
     last = today or datetime.now(UTC).date()
     while day <= last:
-        prefix = f"warcs/{source_id}/{day:%Y/%m/%d}/"  # as archive.spool.store_key
+        prefix = f"warcs/{source_id}/{day:%Y/%m/%d}/"  # as archive.ingest.spool.store_key
         for key in store.keys(prefix):
             name = key.rsplit("/", 1)[1]
             if not name.endswith(".warc.gz") or key in known:
@@ -118,7 +118,7 @@ def index_run(
     warcs: Sequence[Mapping[str, Any]], index_url: str, store: Store, *, attestor: Any = None
 ) -> dict[str, Any]:
     """Custody ``capture`` entries and index rows for the run's WARCs; pending ones listed."""
-    from archive.ship import ShippedWarc
+    from archive.ingest.ship import ShippedWarc
     from crawlers.run import index_runs
 
     shipped = [
@@ -151,7 +151,7 @@ def _indexed_records(index_url: str, keys: Sequence[str]) -> int:
     the index counted them."""
     if not keys:
         return 0
-    from archive.indexdb import IndexDB
+    from archive.index.db import IndexDB
 
     with IndexDB(index_url) as db:
         return sum(int((db.warc(k) or {}).get("records") or 0) for k in keys)
@@ -169,9 +169,9 @@ def verify_run(
     """Re-read each WARC from the store and check it; one custody ``verify`` entry each."""
     if not keys:
         return {"verified": 0, "ok": 0, "failed": []}
-    from archive.audit import audit_warcs
-    from archive.custody import CustodyLog
-    from archive.indexdb import IndexDB
+    from archive.custody.audit import audit_warcs
+    from archive.custody.log import CustodyLog
+    from archive.index.db import IndexDB
 
     with IndexDB(index_url) as db:
         results = audit_warcs(
@@ -207,9 +207,9 @@ def link_run(
     ``seeds`` maps each URL asked for to where it ended (:func:`crawlers.job.seed_results`):
     a URL is linked when its page was captured; any other outcome is listed as not linked.
     """
-    from archive.cases import find_case, link_capture
-    from archive.custody import CustodyLog
-    from archive.indexdb import IndexDB
+    from archive.custody.log import CustodyLog
+    from archive.evidence.cases import find_case, link_capture
+    from archive.index.db import IndexDB
 
     case = find_case(case_name, case_dirs)
     case.claim(claim_id)

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 @task
 def check_request() -> dict[str, Any]:
     """The run's parameters, checked: URLs to capture, and the case and claim if given."""
-    from archive.cases import find_case
     from archive.errors import ConfigError
+    from archive.evidence.cases import find_case
     from crawlers.registry import snapshot_source
 
     params = get_current_context()["params"]

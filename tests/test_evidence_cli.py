@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from support.indexwarcs import WarcBuilder
 
-from archive.custody import CustodyLog
-from archive.indexdb import IndexDB
-from archive.indexer import index_keys
+from archive.custody.log import CustodyLog
+from archive.index.db import IndexDB
+from archive.ingest.indexer import index_keys
 from archive.store import FileStore, file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]

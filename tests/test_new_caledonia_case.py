@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from archive.cases import Case, Evidence, find_case, load_case
-from archive.textextract import html_text
+from archive.evidence.cases import Case, Evidence, find_case, load_case
+from archive.warc.text import html_text
 from crawlers.registry import load_registry
 from demoweb import FixtureWeb
 from demoweb.case import CASE_PROFILES, DEMO_PORTS, TAG

@@ -49,8 +49,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from archive.cases import Case, capture_record_id, link_capture, load_case, unlink_capture
 from archive.errors import NotFound
+from archive.evidence.cases import Case, capture_record_id, link_capture, load_case, unlink_capture
 from archive.serve.auth import Principal, require
 
 _CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
@@ -152,7 +152,7 @@ def _answer(call: Any) -> Any:
 
 
 async def holds(request: Request) -> Response:
-    from archive.holds import apply_holds, plan_for_captures, plan_for_claims
+    from archive.evidence.holds import apply_holds, plan_for_captures, plan_for_claims
 
     principal = _checked(request, "legal")
     data = await _body(request, {"captures": list, "case": str, "claims": list,
@@ -186,9 +186,9 @@ async def holds(request: Request) -> Response:
 
 
 async def exports(request: Request) -> Response:
-    from archive.bundle import export_bundle
-    from archive.signing import load_signer
-    from archive.timestamps import authorities
+    from archive.evidence.bundle import export_bundle
+    from archive.trust.signing import load_signer
+    from archive.trust.timestamps import authorities
 
     principal = _checked(request, "legal")
     data = await _body(request, {"case": str, "claims": list, "unsigned": bool})

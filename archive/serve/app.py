@@ -20,7 +20,7 @@ Routes (reading needs the ``investigator`` role when tokens are configured; the 
 ==================================  ===============================================================
 
 Every record handed out (replayed, raw, a screenshot, a page's metadata) is first checked against
-its digests and the index (:func:`archive.retrieve.verify_record`); one that fails is refused
+its digests and the index (:func:`archive.index.retrieve.verify_record`); one that fails is refused
 with HTTP 500 and an "integrity check failed" page naming it, and logged at ERROR. pywb replays
 only records the service chose and checked: each replay request tells it which record (a pin),
 and the service's index answers pywb's lookup with that record alone.
@@ -60,17 +60,8 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from archive.cdxj import REPLAYABLE, IndexRow, surt_key
-from archive.cdxquery import (
-    MAX_LIMIT,
-    QueryError,
-    field_values,
-    formatter,
-    parse_query,
-    run_query,
-)
-from archive.custody import CustodyLog
-from archive.custodyseal import SegmentAttestor
+from archive.custody.log import CustodyLog
+from archive.custody.seal import SegmentAttestor
 from archive.dates import http_date, iso, parse_http_date, parse_when, timestamp14
 from archive.errors import (
     AccessDenied,
@@ -82,12 +73,21 @@ from archive.errors import (
     NotFound,
     RoleRequired,
 )
-from archive.indexdb import IndexDB
-from archive.retrieve import Payload, load_payload, pinned_store, raw_record, verify_record
+from archive.index.cdxj import REPLAYABLE, IndexRow, surt_key
+from archive.index.db import IndexDB
+from archive.index.links import CAPTURE_PREFIX, capture_links, capture_uuid
+from archive.index.query import (
+    MAX_LIMIT,
+    QueryError,
+    field_values,
+    formatter,
+    parse_query,
+    run_query,
+)
+from archive.index.retrieve import Payload, load_payload, pinned_store, raw_record, verify_record
 from archive.serve import memento
 from archive.serve.actions import ACTION_ROUTES, ActionSettings
 from archive.serve.auth import SESSION_COOKIE, Gate, Principal, is_loopback, load_tokens
-from archive.serve.links import CAPTURE_PREFIX, capture_links, capture_uuid
 from archive.store import PinnedStore, Store, open_store
 
 log = logging.getLogger(__name__)

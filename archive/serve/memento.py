@@ -4,7 +4,7 @@
   TimeMap: ``/web/timemap/link/<url>`` (``application/link-format``, RFC 6690).
 - ``/web/<14 digits>/<url>`` names a second, and is the first capture of that second; a later
   capture in the same second has the URI-M of its exact replay,
-  ``/capture/<uuid>/web/<14 digits>/<url>`` (:mod:`archive.serve.links`). The TimeMap lists
+  ``/capture/<uuid>/web/<14 digits>/<url>`` (:mod:`archive.index.links`). The TimeMap lists
   every capture once, each with its own URI-M.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from archive.cdxj import IndexRow
 from archive.dates import http_date, timestamp14
-from archive.serve.links import CAPTURE_PREFIX, capture_uuid
+from archive.index.cdxj import IndexRow
+from archive.index.links import CAPTURE_PREFIX, capture_uuid
 
 PREFIX = "/web"
 

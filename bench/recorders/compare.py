@@ -345,7 +345,7 @@ class Candidate:
 
 class AttestCandidate(Candidate):
     def start(self, workdir: Path, fixture: Fixture) -> None:
-        from archive.spool import RunSpool
+        from archive.ingest.spool import RunSpool
         from crawlers.recorder.config import RecorderConfig
         from crawlers.recorder.process import RecorderProcess
 
@@ -690,7 +690,7 @@ CRITERIA: list[tuple[str, str]] = [
     ("sha256", "SHA-256 digests, sha256:<hex>"),
     ("block_digest", "block digests correct (recomputed)"),
     ("payload_digest", "payload digests correct (de-chunked entity)"),
-    ("verify_warc", "archive.warcread.verify_warc clean (per file)"),
+    ("verify_warc", "archive.warc.read.verify_warc clean (per file)"),
     ("ip", "WARC-IP-Address = fixture IP"),
     ("concurrent", "request <-> response WARC-Concurrent-To"),
     ("tls_chain", "TLS chain kept (server leaf cert in a record)"),
@@ -711,7 +711,7 @@ def evaluate(
     fixture: Fixture,
     fixture_ip: str,
 ) -> dict[str, Check]:
-    from archive.warcread import verify_warc
+    from archive.warc.read import verify_warc
 
     checks = {key: Check() for key, _ in CRITERIA}
     records: list[Record] = []

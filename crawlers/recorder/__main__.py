@@ -22,8 +22,8 @@ from typing import Any
 
 import warcprox
 
+from archive.ingest.spool import RotatingWarcWriter
 from archive.logs import configure_logging
-from archive.spool import RotatingWarcWriter
 from crawlers.egress import EgressPolicy, GuardedConnector, StaticResolver, system_resolver
 from crawlers.recorder import fastheaders
 from crawlers.recorder.config import RecorderConfig

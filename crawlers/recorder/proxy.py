@@ -8,7 +8,7 @@ header block, body with its Content-Encoding and chunked framing). What attest r
 - **Connecting** goes through the egress guard (:mod:`crawlers.egress`): resolve once, check
   every address, connect to a checked address; failures become outcomes, never silent drops.
 - **Recording** writes WARC/1.1 records with microsecond dates and SHA-256 digests through
-  :mod:`archive.spool`, instead of warcprox's WARC/1.0 writer thread.
+  :mod:`archive.ingest.spool`, instead of warcprox's WARC/1.0 writer thread.
 - **Write, then acknowledge**: the response is held until its records are in the spool file,
   and only then relayed to the client, tagged with its capture id (``Attest-Capture-Id``).
 - The origin's **TLS certificate chain** is kept in a ``metadata`` record per host and run.
@@ -61,8 +61,8 @@ from archive.errors import (
     FetchTimeout,
     TlsFailure,
 )
-from archive.spool import RotatingWarcWriter, is_source_id
-from archive.warc import (
+from archive.ingest.spool import RotatingWarcWriter, is_source_id
+from archive.warc.write import (
     Block,
     RecordSpec,
     is_precompressed,

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from archive.warc import Block, RecordSpec
+from archive.warc.write import Block, RecordSpec
 
 CHAIN_CONTENT_TYPE = "application/json; profile=attest-tls-chain"
 

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import IO, BinaryIO, cast
 
-from archive.warc import Block, RecordSpec, new_record_id, sha256_label
+from archive.warc.write import Block, RecordSpec, new_record_id, sha256_label
 
 TRANSCRIPT_CONTENT_TYPE = "application/jsonl; profile=attest-websocket"
 TARGET_PREFIX = "urn:websocket:"

@@ -1,4 +1,4 @@
-"""In-system verification (archive/audit.py, ``attest audit``) on a file store.
+"""In-system verification (archive/custody/audit.py, ``attest audit``) on a file store.
 
 The archive is stored and logged as a crawl leaves it (tests/support/storedarchive.py); the
 tests then damage stored objects the way storage fails (a flipped bit, a record rewritten with
@@ -19,10 +19,10 @@ from support.cli import run_attest
 from support.indexwarcs import sample_warc
 from support.storedarchive import LATER_KEY, SAMPLE_KEY, StoredArchive, stored_archive
 
-from archive.audit import audit_warcs, indexed_warc_keys
-from archive.custody import CustodyLog, Entry
-from archive.indexdb import IndexDB
-from archive.indexer import index_warc
+from archive.custody.audit import audit_warcs, indexed_warc_keys
+from archive.custody.log import CustodyLog, Entry
+from archive.index.db import IndexDB
+from archive.ingest.indexer import index_warc
 from archive.store import FileStore, file_sha256
 
 

@@ -20,7 +20,8 @@ from support.indexwarcs import (
     sample_warc,
 )  # fmt: skip
 
-from archive.cases import (
+from archive.errors import CaseError, ConfigError, IndexError_, NotFound
+from archive.evidence.cases import (
     find_case,
     link_capture,
     load_case,
@@ -29,11 +30,10 @@ from archive.cases import (
     run_time_links,
     unlink_capture,
 )  # fmt: skip
-from archive.cdxj import IndexRow
-from archive.errors import CaseError, ConfigError, IndexError_, NotFound
-from archive.indexdb import IndexDB
-from archive.indexer import index_keys, rebuild
-from archive.pagemeta import PageMetadata
+from archive.index.cdxj import IndexRow
+from archive.index.db import IndexDB
+from archive.index.pagemeta import PageMetadata
+from archive.ingest.indexer import index_keys, rebuild
 from archive.store import FileStore, file_sha256
 
 KEY = "warcs/src/2026/11/28/sample-00000.warc.gz"

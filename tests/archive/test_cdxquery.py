@@ -10,8 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.indexwarcs import SERIES_KEYS, series_warcs
 
-from archive.cdxj import IndexRow, read_warc_index
-from archive.cdxquery import (
+from archive.dates import parse_when, timestamp14
+from archive.errors import ConfigError
+from archive.index.cdxj import IndexRow, read_warc_index
+from archive.index.db import IndexDB
+from archive.index.query import (
     MAX_LIMIT,
     PARAMS,
     CdxQuery,
@@ -21,9 +24,6 @@ from archive.cdxquery import (
     run_query,
     search_range,
 )
-from archive.dates import parse_when, timestamp14
-from archive.errors import ConfigError
-from archive.indexdb import IndexDB
 
 
 def q(**params: str | list[str]) -> CdxQuery:
@@ -549,7 +549,7 @@ def test_hostile_regex_filters_cannot_hold_the_service() -> None:
     expressions run past the time budget stops with a QueryError, not a busy server."""
     import time
 
-    from archive.cdxquery import Filter
+    from archive.index.query import Filter
 
     started = time.monotonic()
     for pattern in ("(x+x+)+y", "(.*a){25}", "(a|a?)+b", r"(\w+\s?)*$!"):

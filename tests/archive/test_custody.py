@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from archive.custody import (
+from archive.custody.log import (
     GENESIS,
     SEGMENT_PREFIX,
     CustodyLog,
@@ -24,11 +24,11 @@ from archive.custody import (
     default_actor,
     entry_hash,
 )
-from archive.custodyseal import SEAL_SUFFIX, parse_segment
+from archive.custody.seal import SEAL_SUFFIX, parse_segment
 from archive.errors import CustodyError, IndexError_
-from archive.indexdb import IndexDB
-from archive.signing import Trust
+from archive.index.db import IndexDB
 from archive.store import FileStore
+from archive.trust.signing import Trust
 
 
 @pytest.fixture
@@ -373,8 +373,8 @@ def signing(tmp_path: Path) -> Iterator[tuple[SegmentAttestor, Trust, Any]]:
     from support.pki import make_pki
     from support.tsa import local_tsa
 
-    from archive.signing import load_signer, load_trust
-    from archive.timestamps import authorities
+    from archive.trust.signing import load_signer, load_trust
+    from archive.trust.timestamps import authorities
 
     pki = make_pki(tmp_path / "pki")
     trust_file = tmp_path / "trust.pem"

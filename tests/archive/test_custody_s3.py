@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from support.seaweed import SeaweedServer
 
-from archive.custody import CustodyLog
-from archive.indexdb import IndexDB
-from archive.store_s3 import S3Store
+from archive.custody.log import CustodyLog
+from archive.index.db import IndexDB
+from archive.store.s3 import S3Store
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""archive.decode: archived bodies back to documents (chunking, gzip, deflate, br), or a clear no."""
+"""archive.warc.decode: archived bodies back to documents (chunking, gzip, deflate, br), or a clear no."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import zlib
 import brotli
 import pytest
 
-from archive.decode import dechunk, decode_body, encodings
 from archive.errors import IntegrityError, UnsupportedEncoding
+from archive.warc.decode import dechunk, decode_body, encodings
 
 DOCUMENT = (
     "<!doctype html><html><body><h1>Statement</h1><p>Ōtaki harbour, 28 November: the "

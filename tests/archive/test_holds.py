@@ -1,4 +1,4 @@
-"""Legal holds (archive/holds.py, ``attest hold``): which WARCs, what is recorded, what is refused.
+"""Legal holds (archive/evidence/holds.py, ``attest hold``): which WARCs, what is recorded, what is refused.
 
 Which WARCs a capture or a claim needs is worked out on a file store archive; the holds
 themselves need S3 Object Lock, so here a file store must refuse them clearly and record
@@ -18,10 +18,10 @@ from support.cli import run_attest
 from support.indexwarcs import GZIP_URL, POST_URL
 from support.storedarchive import LATER_KEY, SAMPLE_KEY, StoredArchive, stored_archive
 
-from archive.cases import Case, load_case
-from archive.custody import Entry
+from archive.custody.log import Entry
 from archive.errors import CaseError, ConfigError, HoldUnsupported, NotFound
-from archive.holds import apply_holds, holders, plan_for_captures, plan_for_claims
+from archive.evidence.cases import Case, load_case
+from archive.evidence.holds import apply_holds, holders, plan_for_captures, plan_for_claims
 from archive.store import FileStore, LegalHold
 
 UNKNOWN = "0b5e1d2c-3f4a-4b5c-8d6e-7f8091a2b3c4"

@@ -37,15 +37,15 @@ from support.indexwarcs import (
     sample_warc,
 )
 
-from archive.cdxj import REPLAYABLE, IndexRow, WarcIndex, index_bytes, read_warc_index
-from archive.custody import CustodyLog
+from archive.custody.log import CustodyLog
 from archive.dates import timestamp14, warc_date_micros
 from archive.errors import DigestMismatch, IntegrityError
-from archive.indexdb import COLUMNS, IndexDB
-from archive.indexer import index_keys, index_warc, rebuild, warc_keys
-from archive.retrieve import load_payload, raw_record
+from archive.index.cdxj import REPLAYABLE, IndexRow, WarcIndex, index_bytes, read_warc_index
+from archive.index.db import COLUMNS, IndexDB
+from archive.index.retrieve import load_payload, raw_record
+from archive.ingest.indexer import index_keys, index_warc, rebuild, warc_keys
 from archive.store import FileStore, file_sha256
-from archive.warc import Block, RecordSpec, WrittenRecord
+from archive.warc.write import Block, RecordSpec, WrittenRecord
 
 KEY = "warcs/src/2026/11/28/sample-00000.warc.gz"
 CDXJ_INDEXER = str(Path(sys.executable).with_name("cdxj-indexer"))
@@ -479,7 +479,7 @@ def test_a_record_with_an_impossible_content_length_is_skipped_to_the_next_membe
 def test_a_gzip_bomb_member_stops_the_walk_without_inflating_it_whole(
     sample: Sample, index: WarcIndex, tmp_path: Path
 ) -> None:
-    from archive.warcread import MAX_DRAIN
+    from archive.warc.read import MAX_DRAIN
 
     image = sample.image.response.record_id
     position = member_position(sample, index, image)
@@ -854,7 +854,7 @@ def test_attest_index_refuses_a_warc_whose_bytes_are_not_those_uploaded(tmp_path
 def test_a_verified_upload_is_indexed_by_its_whole_file_hash_and_refused_if_it_changed(
     sample: Sample, index: WarcIndex, tmp_path: Path
 ) -> None:
-    from archive.ship import ShippedWarc, record_capture
+    from archive.ingest.ship import ShippedWarc, record_capture
 
     store = FileStore(tmp_path / "store")
     sha = file_sha256(sample.path)

@@ -24,11 +24,11 @@ from support.indexwarcs import (
     series_warcs,
 )
 
-from archive.cdxquery import parse_query, run_query
-from archive.custody import GENESIS, CustodyLog, check_chain
+from archive.custody.log import GENESIS, CustodyLog, check_chain
 from archive.errors import IndexError_
-from archive.indexdb import COLUMNS, IndexDB
-from archive.indexer import index_keys, index_warc, rebuild
+from archive.index.db import COLUMNS, IndexDB
+from archive.index.query import parse_query, run_query
+from archive.ingest.indexer import index_keys, index_warc, rebuild
 from archive.store import FileStore, file_sha256
 
 ADMIN_DSN = os.environ.get("ATTEST_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from archive.errors import ConfigError, ReportError
-from archive.report import (
+from archive.evidence.report import (
     DETAILED_CAPTURES,
     SCRIPT_WIDTH,
     find_chromium,
@@ -35,7 +35,7 @@ from archive.report import (
     render_report,
     verify_script,
 )  # fmt: skip
-from archive.signing import Signer, sign
+from archive.trust.signing import Signer, sign
 
 HOSTILE = (
     'He said <script>alert("x")</script> & left </blockquote><img src="https://evil.test/x.png">'

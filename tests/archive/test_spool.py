@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from archive.errors import IntegrityError, SpoolLocked
-from archive.spool import (
+from archive.ingest.spool import (
     CLOSED_SUFFIX,
     OPEN_SUFFIX,
     RotatingWarcWriter,
@@ -28,8 +28,8 @@ from archive.spool import (
     store_key,
     warc_filename,
 )
-from archive.warc import Block, RecordSpec, WarcFileWriter, WrittenRecord
-from archive.warcread import verify_warc
+from archive.warc.read import verify_warc
+from archive.warc.write import Block, RecordSpec, WarcFileWriter, WrittenRecord
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
@@ -39,7 +39,7 @@ START = datetime(2026, 11, 27, 21, 25, 33, 123456, tzinfo=UTC)
 HOLD_LOCK = """
 import sys
 from pathlib import Path
-from archive.spool import RunSpool
+from archive.ingest.spool import RunSpool
 RunSpool(Path(sys.argv[1])).acquire()
 print("locked", flush=True)
 sys.stdin.read()
@@ -48,7 +48,7 @@ TRY_LOCK = """
 import sys
 from pathlib import Path
 from archive.errors import SpoolLocked
-from archive.spool import RunSpool
+from archive.ingest.spool import RunSpool
 try:
     RunSpool(Path(sys.argv[1])).acquire()
 except SpoolLocked:

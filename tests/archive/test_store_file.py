@@ -1,4 +1,4 @@
-"""The file store and store URIs (archive/store.py): keys are immutable, every put is verified."""
+"""The file store and store URIs (archive/store/__init__.py): keys are immutable, every put is verified."""
 
 from __future__ import annotations
 

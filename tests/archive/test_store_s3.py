@@ -1,4 +1,4 @@
-"""The S3 store (archive/store_s3.py) against a real SeaweedFS: verified, immutable, locked.
+"""The S3 store (archive/store/s3.py) against a real SeaweedFS: verified, immutable, locked.
 
 Every test gets a new Object Lock bucket (``s3_bucket``), so versioning is on and each test can
 count the versions it made: "nothing was overwritten" means "still exactly one version".
@@ -23,7 +23,7 @@ from archive.errors import (
     StoreUnavailable,
 )
 from archive.store import StoredObject, file_sha256, open_store
-from archive.store_s3 import S3Store
+from archive.store.s3 import S3Store
 
 pytestmark = pytest.mark.e2e
 

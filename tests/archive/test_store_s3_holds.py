@@ -1,4 +1,4 @@
-"""Legal holds in the S3 store (archive/store_s3.py) against a real SeaweedFS.
+"""Legal holds in the S3 store (archive/store/s3.py) against a real SeaweedFS.
 
 A hold is set on the object's current version and read back; a held version cannot be deleted.
 A bucket without Object Lock is refused before anything is asked of the object, even a
@@ -16,7 +16,7 @@ from support.seaweed import SeaweedServer
 
 from archive.errors import HoldUnsupported, NotFound
 from archive.store import file_sha256
-from archive.store_s3 import S3Store
+from archive.store.s3 import S3Store
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Reading a gzip member of stored deflate blocks without inflating it (archive.warcread).
+"""Reading a gzip member of stored deflate blocks without inflating it (archive.warc.read).
 
 Records whose blocks are compressed already (images, gzip bodies) are written as stored
 blocks; reads check them by slicing those blocks out. The slices must be exactly what zlib
@@ -15,8 +15,8 @@ import zlib
 
 import pytest
 
-from archive.warc import _StoredGzip
-from archive.warcread import stored_member
+from archive.warc.read import stored_member
+from archive.warc.write import _StoredGzip
 
 
 def attest_stored(data: bytes, pieces: int = 3) -> bytes:

@@ -8,7 +8,7 @@ import string
 import pytest
 import surt
 
-from archive.cdxj import _SIMPLE_URL, surt_key
+from archive.index.cdxj import _SIMPLE_URL, surt_key
 
 
 def _library(url: str) -> str | None:

@@ -1,4 +1,4 @@
-"""What archive.warc writes and archive.warcread concludes, stated as checks anyone can redo.
+"""What archive.warc.write writes and archive.warc.read concludes, stated as checks anyone can redo.
 
 The records are read back here with zlib and byte splitting alone, with warcio, and with
 ``sha256sum``, so the promises hold for other tools and not just for our own reader.
@@ -28,7 +28,8 @@ from golden import make_golden
 from warcio.archiveiterator import ArchiveIterator
 
 from archive.errors import DiskFull
-from archive.warc import (
+from archive.warc.read import verify_warc
+from archive.warc.write import (
     COPY_CHUNK,
     Block,
     RecordSpec,
@@ -36,7 +37,6 @@ from archive.warc import (
     WrittenRecord,
     sha256_label,
 )
-from archive.warcread import verify_warc
 
 GOLDEN_DIR = Path(make_golden.__file__).resolve().parent
 DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from archive.warc import Block, RecordSpec, WarcFileWriter, sha256_label
-from archive.warcread import verify_warc
+from archive.warc.read import verify_warc
+from archive.warc.write import Block, RecordSpec, WarcFileWriter, sha256_label
 
 
 def write_response(path: Path, block: bytes, entity: bytes) -> None:

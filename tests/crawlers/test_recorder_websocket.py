@@ -23,9 +23,9 @@ import pytest
 from support.warcs import Rec, read_records
 from support.wsclient import ProxiedWebSocket, rebuilt_streams, stream_digest, transcript
 
-from archive.cdxj import read_warc_index
-from archive.warc import RecordSpec
-from archive.warcread import verify_warc
+from archive.index.cdxj import read_warc_index
+from archive.warc.read import verify_warc
+from archive.warc.write import RecordSpec
 from crawlers.recorder.config import RecorderConfig
 from crawlers.recorder.process import RecorderProcess
 from crawlers.recorder.protocol import proxy_credentials

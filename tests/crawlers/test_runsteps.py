@@ -23,9 +23,9 @@ import pytest
 from support.cli import run_attest
 from support.indexwarcs import WarcBuilder
 
-from archive.custody import CustodyLog
-from archive.indexdb import IndexDB, run_warcs_query
-from archive.indexer import index_warc
+from archive.custody.log import CustodyLog
+from archive.index.db import IndexDB, run_warcs_query
+from archive.ingest.indexer import index_warc
 from archive.store import FileStore, file_sha256
 from crawlers.runreport import source_report
 from crawlers.runsteps import earlier_warcs, finalize_run, index_run

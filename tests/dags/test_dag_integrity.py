@@ -20,7 +20,7 @@ OUTLINES = outline_registry([ROOT / "sources"])
 HEAVY = (
     "scrapy", "twisted", "playwright", "boto3", "botocore", "warcio", "psycopg", "lxml",
     "crawlers.run", "crawlers.job", "crawlers.runsteps", "crawlers.runreport",
-    "crawlers.recorder", "crawlers.spiders", "archive.indexdb", "archive.store", "archive.audit",
+    "crawlers.recorder", "crawlers.spiders", "archive.index.db", "archive.store", "archive.custody.audit",
 )  # fmt: skip
 
 

@@ -28,11 +28,11 @@ import pytest
 from support.airflow_home import ROOT, airflow_env, migrate, probe, run
 from support.warcs import read_records, store_warcs
 
-from archive.custody import CustodyLog
-from archive.indexdb import IndexDB
-from archive.spool import CLOSED_SUFFIX, OPEN_SUFFIX
+from archive.custody.log import CustodyLog
+from archive.index.db import IndexDB
+from archive.ingest.spool import CLOSED_SUFFIX, OPEN_SUFFIX
 from archive.store import FileStore
-from archive.warcread import verify_warc
+from archive.warc.read import verify_warc
 from crawlers.job import CaptureJob, run_in_subprocess
 from crawlers.plan import Batch
 from crawlers.runsteps import earlier_warcs, finalize_run, index_run, verify_run

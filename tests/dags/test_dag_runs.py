@@ -20,8 +20,8 @@ from support.airflow_home import airflow_env, migrate, probe, run
 from support.seaweed import SeaweedServer, s3_records
 from support.warcs import read_records, store_warcs
 
-from archive.custody import CustodyLog
-from archive.indexdb import IndexDB
+from archive.custody.log import CustodyLog
+from archive.index.db import IndexDB
 from archive.store import FileStore, open_store
 from demoweb import FixtureWeb
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from archive.indexdb import IndexDB
+from archive.index.db import IndexDB
 from demoweb import FixtureWeb
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]

@@ -21,7 +21,7 @@ import pytest
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
-from archive.warcread import verify_warc
+from archive.warc.read import verify_warc
 from crawlers.recorder.tlschain import CHAIN_CONTENT_TYPE as CHAIN
 from demoweb import FixtureWeb
 from demoweb.http import FixtureServer

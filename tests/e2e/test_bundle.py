@@ -27,8 +27,8 @@ from signing_fixture import Signing
 from support.cli import run_attest
 from support.warcs import read_records
 
-from archive.cdxj import read_warc_index
-from archive.warcread import verify_warc
+from archive.index.cdxj import read_warc_index
+from archive.warc.read import verify_warc
 
 pytestmark = pytest.mark.e2e
 
@@ -189,8 +189,8 @@ def test_verify_reads_the_warc_in_place_and_writes_nothing(
 ) -> None:
     import tempfile
 
-    from archive.bundleverify import verify_bundle
-    from archive.signing import load_trust
+    from archive.evidence.verify import verify_bundle
+    from archive.trust.signing import load_trust
 
     trust = load_trust([Path(signing.env["ATTEST_TRUST"])])
     # A WARC compressed inside the ZIP (attest never writes one) is checked from a temporary copy.
@@ -382,7 +382,7 @@ def test_a_timestamp_over_another_digest_fails(
     good_bundle: Path, signing: Signing, tmp_path: Path
 ) -> None:
     doc = digest_doc(good_bundle)
-    from archive.timestamps import Authority, request
+    from archive.trust.timestamps import Authority, request
 
     doc["timestamps"][0] = request(Authority(signing.tsa.url), b"some other datapackage")
     swapped = rewrite(

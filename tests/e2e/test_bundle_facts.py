@@ -31,11 +31,11 @@ from support.indexwarcs import PNG, WarcBuilder
 from support.pki import make_pki
 from support.tsa import local_tsa
 
-from archive.custody import CustodyLog
-from archive.indexdb import IndexDB
-from archive.indexer import index_keys
+from archive.custody.log import CustodyLog
+from archive.index.db import IndexDB
+from archive.ingest.indexer import index_keys
 from archive.store import FileStore, file_sha256
-from archive.warc import Block, RecordSpec
+from archive.warc.write import Block, RecordSpec
 
 if TYPE_CHECKING:
     from support.pki import TestPKI

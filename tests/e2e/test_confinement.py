@@ -24,8 +24,8 @@ import pytest
 from support.warcs import read_records, store_warcs
 from support.wsclient import rebuilt_streams, stream_digest, transcript
 
-from archive.cdxj import read_warc_index
-from archive.warcread import verify_warc
+from archive.index.cdxj import read_warc_index
+from archive.warc.read import verify_warc
 
 pytestmark = pytest.mark.e2e
 

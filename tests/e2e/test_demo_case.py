@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from support.cli import demo_ports, run_attest
 
-from archive.cases import load_case
+from archive.evidence.cases import load_case
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from archive.custody import CustodyLog
-from archive.indexdb import IndexDB
-from archive.spool import CLOSED_SUFFIX, OPEN_SUFFIX
+from archive.custody.log import CustodyLog
+from archive.index.db import IndexDB
+from archive.ingest.spool import CLOSED_SUFFIX, OPEN_SUFFIX
 from archive.store import file_sha256
-from archive.warcread import verify_warc
+from archive.warc.read import verify_warc
 from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e

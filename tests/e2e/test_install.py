@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from archive.warcread import verify_warc
+from archive.warc.read import verify_warc
 from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e

@@ -20,7 +20,7 @@ import pytest
 from support.cli import run_attest
 from support.warcs import Rec, read_records, store_warcs
 
-from archive.warcread import verify_warc
+from archive.warc.read import verify_warc
 from demoweb import FixtureWeb
 from demoweb.platforms import BlueskySite, ReplicaPost
 

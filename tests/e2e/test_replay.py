@@ -37,9 +37,9 @@ from support.serve import AttestServer
 from support.storedarchive import SAMPLE_KEY, store_and_index, stored_archive
 from support.warcs import Rec, read_records, store_warcs
 
-from archive.custody import CustodyLog
-from archive.indexdb import IndexDB
-from archive.serve.links import capture_links
+from archive.custody.log import CustodyLog
+from archive.index.db import IndexDB
+from archive.index.links import capture_links
 from archive.store import FileStore
 from demoweb import FixtureWeb
 from demoweb.social import SocialPost

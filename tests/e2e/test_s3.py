@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from support.seaweed import SeaweedServer
 
-from archive.warcread import verify_warc
+from archive.warc.read import verify_warc
 from demoweb import FixtureWeb
 from demoweb.http import FixtureServer
 from demoweb.news import NewsSite

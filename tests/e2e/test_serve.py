@@ -33,9 +33,9 @@ from support.replay import replay_venv, warc_timestamp
 from support.serve import AttestServer
 from support.warcs import Rec
 
-from archive.cdxj import surt_key
-from archive.cdxquery import search_range
 from archive.dates import warc_date_micros
+from archive.index.cdxj import surt_key
+from archive.index.query import search_range
 
 pytestmark = pytest.mark.e2e
 

@@ -44,7 +44,7 @@ from support.serve import Answer, AttestServer, free_port
 from support.warcs import Rec
 
 from archive.dates import http_date, warc_date_micros
-from archive.indexdb import COLUMNS, IndexDB
+from archive.index.db import COLUMNS, IndexDB
 from archive.serve.auth import MAX_FAILURES, ROLES
 from demoweb import FixtureWeb
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/golden/make_golden.py [OUTDIR]
 
-The clock and the record ids are fixed (injected into :class:`archive.warc.WarcFileWriter`),
+The clock and the record ids are fixed (injected into :class:`archive.warc.write.WarcFileWriter`),
 and the HTTP bodies are constants, so a rerun reproduces the committed files exactly;
 ``tests/archive/test_warc.py`` checks that. The files:
 
@@ -11,7 +11,7 @@ and the HTTP bodies are constants, so a rerun reproduces the committed files exa
 - ``truncated.warc.gz``: ``good.warc.gz`` cut in the middle of its last record's gzip member.
 - ``tampered.warc.gz``: one payload byte of the chunked response changed inside its gzip member,
   which is re-compressed, so the gzip is valid and only the digests fail.
-- ``verdicts.json``: what :func:`archive.warcread.verify_warc` must conclude for each file. It
+- ``verdicts.json``: what :func:`archive.warc.read.verify_warc` must conclude for each file. It
   is derived from what was written here, never from the verifier itself.
 """
 
@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from archive.warc import (
+from archive.warc.write import (
     DEFAULT_GZIP_LEVEL,
     Block,
     RecordSpec,

@@ -20,7 +20,7 @@ from typing import Any
 
 import brotli
 
-from archive.warc import Block, RecordSpec, WarcFileWriter, WrittenRecord, sha256_label
+from archive.warc.write import Block, RecordSpec, WarcFileWriter, WrittenRecord, sha256_label
 
 RUN_ID = "11111111-2222-4333-8444-555555555555"
 SOURCE_ID = "src"

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from archive.custody import CustodyLog
-from archive.indexdb import IndexDB
-from archive.indexer import index_warc
+from archive.custody.log import CustodyLog
+from archive.index.db import IndexDB
+from archive.ingest.indexer import index_warc
 from archive.store import FileStore, file_sha256
-from archive.warc import Block, RecordSpec
+from archive.warc.write import Block, RecordSpec
 from support.indexwarcs import (
     GZIP_HTML,
     GZIP_URL,

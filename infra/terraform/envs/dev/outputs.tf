@@ -31,7 +31,7 @@ output "ATTEST_EGRESS_ECHO_URL" {
 }
 
 output "AWS_REGION" {
-  description = "The region of the bucket, read by attest's S3 client (archive/store_s3.py)."
+  description = "The region of the bucket, read by attest's S3 client (archive/store/s3.py)."
   value       = local.attest_environment["AWS_REGION"]
 }
 

@@ -1,4 +1,4 @@
-# The roles attest runs as, each granted exactly the S3 calls its code makes (archive/store_s3.py)
+# The roles attest runs as, each granted exactly the S3 calls its code makes (archive/store/s3.py)
 # on the keys it writes, under the store prefix only:
 #
 #   key (under <prefix>/)                      written by                         role

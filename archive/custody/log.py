@@ -7,7 +7,7 @@ log's own (an index rebuild never touches them) and refuse UPDATE and DELETE by 
 
 Entries are sealed into the store as immutable JSON-lines segments
 (``custody/segments/<first seq>-<last seq>.jsonl``), each signed with the organisation key and
-stamped by the timestamp authorities when they are configured (:mod:`archive.custodyseal`), so
+stamped by the timestamp authorities when they are configured (:mod:`archive.custody.seal`), so
 the log outlives the database and is checked against what was sealed, never against the
 database's own word: :meth:`CustodyLog.check` lists the segments in the store and requires the
 database to hold exactly what they hold, and names the entries not sealed yet. A new database
@@ -18,8 +18,8 @@ Actions: ``capture`` (a WARC reached the store: its SHA-256 and object version),
 WARC's rows were loaded, and the records left out), ``read`` (someone retrieved a capture),
 ``link`` / ``unlink`` (a capture was linked to a claim / the link withdrawn, with the reason),
 ``export`` (a bundle was written), ``hold`` / ``release`` (a legal hold was placed on a WARC's
-stored version / lifted: :mod:`archive.holds`), ``verify`` (the pipeline re-read a stored WARC
-and checked it: :mod:`archive.audit`), ``seal`` (someone asked the service to seal the log).
+stored version / lifted: :mod:`archive.evidence.holds`), ``verify`` (the pipeline re-read a stored WARC
+and checked it: :mod:`archive.custody.audit`), ``seal`` (someone asked the service to seal the log).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archive.custodyseal import (
+from archive.custody.seal import (
     SEGMENT_PREFIX,
     CustodyVerdict,
     SegmentAttestor,
@@ -49,11 +49,11 @@ from archive.custodyseal import (
     write_seal,
 )
 from archive.errors import CustodyError
-from archive.indexdb import IndexDB
+from archive.index.db import IndexDB
 from archive.store import Store, file_sha256
 
 if TYPE_CHECKING:
-    from archive.signing import Trust
+    from archive.trust.signing import Trust
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class CustodyLog:
         return self.check().problems
 
     def check(self, trust: Trust | None = None, *, require_seals: bool = False) -> CustodyVerdict:
-        """The log checked against the store's sealed segments (see :mod:`archive.custodyseal`);
+        """The log checked against the store's sealed segments (see :mod:`archive.custody.seal`);
         ``trust``: the anchors the segments' signatures and timestamps must chain to."""
         return check_log(self, trust, require_seals=require_seals)
 

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from archive.cdxj import REPLAYABLE, IndexRow, surt_key
 from archive.dates import Bound, parse_when, timestamp14
 from archive.errors import ConfigError
-from archive.indexdb import IndexDB
+from archive.index.cdxj import REPLAYABLE, IndexRow, surt_key
+from archive.index.db import IndexDB
 
 MAX_LIMIT = 100_000
 MAX_URL = 4096

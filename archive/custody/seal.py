@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 from archive.errors import AttestError, TimestampError
 
 if TYPE_CHECKING:
-    from archive.custody import CustodyLog, Entry
-    from archive.signing import Signer, Trust
+    from archive.custody.log import CustodyLog, Entry
     from archive.store import Store
-    from archive.timestamps import Authority
+    from archive.trust.signing import Signer, Trust
+    from archive.trust.timestamps import Authority
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ class SegmentAttestor:
         """The seal file's content for segment ``key`` holding ``data``. A TSA that fails is
         named in ``timestamp_errors``: the segment is kept, and verification says it lacks
         that authority's time."""
-        from archive.signing import sign
-        from archive.timestamps import request
+        from archive.trust.signing import sign
+        from archive.trust.timestamps import request
 
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         software = f"attest {version('attest')}"
@@ -116,7 +116,7 @@ def segment_keys(store: Store) -> list[str]:
 
 
 def parse_segment(data: bytes) -> Iterator[Entry]:
-    from archive.custody import Entry
+    from archive.custody.log import Entry
 
     for line in data.decode("utf-8").splitlines():
         if line.strip():
@@ -149,7 +149,7 @@ def check_log(
     ``require_seals``: a segment without a seal file (signature, timestamps) is a failure, not
     a note: the organisation signs its segments, so one without a seal may have been replaced
     together with the database (``attest custody seal`` seals those sealed before the key)."""
-    from archive.custody import GENESIS, check_chain
+    from archive.custody.log import GENESIS, check_chain
 
     verdict = CustodyVerdict()
     db_entries = list(custody.entries())
@@ -266,8 +266,8 @@ def _check_seal(
     required: bool,
 ) -> None:
     """The segment's signature and timestamps, from its seal file, if it has one."""
-    from archive.signing import Trust, verify_signed_data
-    from archive.timestamps import check_token
+    from archive.trust.signing import Trust, verify_signed_data
+    from archive.trust.timestamps import check_token
 
     seal_key = key + SEAL_SUFFIX
     if store.stat(seal_key) is None:

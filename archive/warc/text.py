@@ -12,8 +12,8 @@ import logging
 
 from lxml import etree, html
 
-from archive.decode import decode_body, decode_prefix
 from archive.errors import AttestError
+from archive.warc.decode import decode_body, decode_prefix
 
 log = logging.getLogger(__name__)
 

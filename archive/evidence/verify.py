@@ -53,12 +53,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from archive.cdxj import parse_head
-from archive.custody import Entry, entry_hash
+from archive.custody.log import Entry, entry_hash
 from archive.errors import IntegrityError
-from archive.signing import Trust, verify_signed_data
-from archive.timestamps import check_token
-from archive.warcread import Problem, iter_records
+from archive.index.cdxj import parse_head
+from archive.trust.signing import Trust, verify_signed_data
+from archive.trust.timestamps import check_token
+from archive.warc.read import Problem, iter_records
 
 EXEMPT = ("datapackage.json", "datapackage-digest.json")
 

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
-from archive.cdxj import IndexRow, surt_key
 from archive.errors import AttestError
-from archive.indexdb import IndexDB
-from archive.pagemeta import DERIVED_PREFIXES, PageMetadata
-from archive.retrieve import load_payload
+from archive.index.cdxj import IndexRow, surt_key
+from archive.index.db import IndexDB
+from archive.index.pagemeta import DERIVED_PREFIXES, PageMetadata
+from archive.index.retrieve import load_payload
 from archive.store import Store
 
 __all__ = ["DERIVED_PREFIXES", "Selection", "add_dependencies", "role_of", "select"]

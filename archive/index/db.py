@@ -2,7 +2,7 @@
 
 One table of records (``captures``), one of indexed WARCs (``warcs``) and one of page texts for
 full-text search (SQLite FTS5 / PostgreSQL ``tsvector``; docs/adr/0002-search.md says why).
-The custody log has tables of its own in the same database (:mod:`archive.custody`), which
+The custody log has tables of its own in the same database (:mod:`archive.custody.log`), which
 :meth:`IndexDB.drop_index` never touches.
 
 Rows are unique per ``(warc_key, warc_offset)``: loading the same WARC twice changes nothing.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive.cdxj import IndexRow, WarcIndex
 from archive.errors import ConfigError, IndexError_
+from archive.index.cdxj import IndexRow, WarcIndex
 
 #: Columns of ``captures`` in order (after ``id``).
 COLUMNS = (

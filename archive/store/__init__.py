@@ -41,6 +41,7 @@ from archive.errors import (
     ConfigError,
     DigestMismatch,
     HoldUnsupported,
+    NotFound,
     ObjectExists,
     StorageError,
 )
@@ -286,7 +287,7 @@ class RangeReader:
     that ends early is a :class:`~archive.errors.StorageError` naming the object and range.
 
     It can go back to its start while it has read no more than its first :attr:`PEEK` bytes
-    (a reader that peeks at a file's magic bytes, as :mod:`archive.warcread` does), and forward
+    (a reader that peeks at a file's magic bytes, as :mod:`archive.warc.read` does), and forward
     by reading."""
 
     PEEK = 64
@@ -477,7 +478,7 @@ def open_store(uri: str) -> Store:
             raise ConfigError(f"store URI {uri!r}: the path must be absolute (file:///abs/path)")
         return FileStore(root)
     if parsed.scheme == "s3":
-        from archive.store_s3 import S3Store
+        from archive.store.s3 import S3Store
 
         return S3Store.from_uri(uri)
     raise ConfigError(f"store URI {uri!r}: scheme must be file:// or s3://")
@@ -486,3 +487,26 @@ def open_store(uri: str) -> Store:
 def copy_to(store: Store, key: str, target: Path, *, version: str | None = None) -> None:
     with store.open(key, version=version) as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst, COPY_CHUNK)
+
+
+@contextlib.contextmanager
+def open_object(
+    store: Store, key: str, *, version: str | None = None
+) -> Iterator[tuple[BinaryIO, int]]:
+    """The object's bytes as a stream (a file of a file store, else read as it is consumed),
+    positioned at its start and able to peek at its first bytes; and its size."""
+    path = store.local_path(key)
+    if path is not None:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed below, after the yield
+        except FileNotFoundError:
+            raise NotFound(f"{store.object_uri(key)}: no such object in the store") from None
+        with handle:
+            yield handle, os.fstat(handle.fileno()).st_size
+        return
+    found = store.stat(key, version=version)
+    if found is None:
+        what = f" version {version}" if version else ""
+        raise NotFound(f"{store.object_uri(key)}{what}: no such object in the store")
+    with store.open_range(key, 0, found.size, version=version) as stream:
+        yield stream, found.size

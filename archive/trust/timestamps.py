@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from archive.errors import ConfigError, TimestampError
-from archive.signing import Trust, load_certificates
+from archive.trust.signing import Trust, load_certificates
 
 TSQ_TYPE = "application/timestamp-query"
 TSR_TYPE = "application/timestamp-reply"

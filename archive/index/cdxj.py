@@ -1,12 +1,12 @@
 """Reading a finished WARC into index rows and a pywb-compatible CDXJ file.
 
-One streaming pass over the file (:func:`archive.warcread.iter_records`): every record is
+One streaming pass over the file (:func:`archive.warc.read.iter_records`): every record is
 inflated piece by piece, never held whole, and its block and payload digests are recomputed as
 it goes; its WARC header is parsed, and for HTTP records the status line and the few headers
 the index needs. Only the bytes the index uses are kept (a page's HTML for its text, up to
 :data:`MAX_HTML_BYTES`; metadata records; ``warcinfo``), so memory stays bounded however large
 a record is. A record whose digest fails, or that cannot be read whole, is not indexed: it is a
-:class:`~archive.warcread.Problem` of the WARC's index (with its offset), and the rest of the
+:class:`~archive.warc.read.Problem` of the WARC's index (with its offset), and the rest of the
 file is still indexed (in a gzip WARC, past a damaged record to the next gzip member).
 
 Rows keep every record type but ``warcinfo`` (whose fields become the WARC's run and source);
@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 import surt as surtlib
 
 from archive.dates import timestamp14, warc_date_micros
-from archive.warcread import Keep, Problem, RecordInfo, iter_records
+from archive.warc.read import Keep, Problem, RecordInfo, iter_records
 
 _JSON = json.JSONEncoder(ensure_ascii=False)
 #: Record types a replay tool serves; they go into the CDXJ file and the CDX API.
@@ -248,7 +248,7 @@ def read_warc_index(
 ) -> WarcIndex:
     """Every intact record of the WARC at ``path`` (stored under ``key``) as index rows and
     texts, and the problems of the others. ``handle``: read the WARC from it (at its start);
-    ``file_hash``, ``verify``: as :func:`archive.warcread.iter_records` (without ``verify``,
+    ``file_hash``, ``verify``: as :func:`archive.warc.read.iter_records` (without ``verify``,
     the caller checks the whole file's hash instead)."""
     keep = _IndexKeep(texts)
     items = iter_records(
@@ -375,7 +375,7 @@ _TEXT_BATCH = 16 * 1024 * 1024
 
 def _page_texts(pages: list[tuple[str, bytes, dict[str, str], bool]], into: dict[str, str]) -> None:
     """The visible text of each page's HTML, as record id -> text (cut at MAX_TEXT)."""
-    from archive.textextract import html_text
+    from archive.warc.text import html_text
 
     for record_id, body, http_headers, cut in pages:
         text = html_text(

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from archive import failpoints
-from archive.custody import CustodyLog
+from archive.custody.log import CustodyLog
 from archive.errors import AttestError, IntegrityError, StorageError
-from archive.spool import (
+from archive.ingest.spool import (
     WARC_NAME,
     RunSpool,
     SealResult,
@@ -31,7 +31,7 @@ from archive.spool import (
     store_key,
 )
 from archive.store import Store, file_sha256
-from archive.warcread import verify_warc
+from archive.warc.read import verify_warc
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Legal holds on the WARCs behind captures or claims, each one recorded in the custody log.
 
 A hold is asked for captures (their ids, as ``attest find`` prints them) or for a case's claims
-(their captures, as :func:`archive.cases.resolve` finds them). Either way, the WARCs held are
+(their captures, as :func:`archive.evidence.cases.resolve` finds them). Either way, the WARCs held are
 those that hold the records and everything an evidence bundle would take with them
-(:mod:`archive.evidence`): the request, metadata and derivatives written with each capture, the
+(:mod:`archive.evidence.select`): the request, metadata and derivatives written with each capture, the
 page's subresources captured in the same run, a revisit's original, the origin's TLS chain.
 The bytes a court may ask for are then all under hold, not just the page.
 
@@ -34,12 +34,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from archive.cases import Case, capture_record_id, resolve
-from archive.cdxj import IndexRow
-from archive.custody import CustodyLog
+from archive.custody.log import CustodyLog
 from archive.errors import AttestError, ConfigError, IntegrityError, NotFound
-from archive.evidence import select
-from archive.indexdb import IndexDB
+from archive.evidence.cases import Case, capture_record_id, resolve
+from archive.evidence.select import select
+from archive.index.cdxj import IndexRow
+from archive.index.db import IndexDB
 from archive.store import LegalHold, Store
 
 

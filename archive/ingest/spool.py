@@ -29,7 +29,8 @@ from typing import Any
 
 from archive import failpoints
 from archive.errors import IntegrityError, SpoolLocked
-from archive.warc import (
+from archive.warc.read import verify_warc
+from archive.warc.write import (
     DEFAULT_GZIP_LEVEL,
     Clock,
     RecordSpec,
@@ -37,7 +38,6 @@ from archive.warc import (
     WrittenRecord,
     utc_now,
 )
-from archive.warcread import verify_warc
 
 log = logging.getLogger(__name__)
 

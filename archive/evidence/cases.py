@@ -29,13 +29,13 @@ from typing import Any
 
 import yaml
 
-from archive.cdxj import IndexRow, surt_key
-from archive.cdxquery import search_range
-from archive.custody import utc_iso
+from archive.custody.log import utc_iso
 from archive.dates import iso, parse_when
 from archive.errors import CaseError, ConfigError, NotFound
-from archive.indexdb import IndexDB
-from archive.pagemeta import DERIVED_PREFIXES, PageMetadata
+from archive.index.cdxj import IndexRow, surt_key
+from archive.index.db import IndexDB
+from archive.index.pagemeta import DERIVED_PREFIXES, PageMetadata
+from archive.index.query import search_range
 from archive.schemaerrors import first_error
 
 #: Record types that are a claim's evidence in themselves (pages, API answers, derivatives).
@@ -105,7 +105,9 @@ class Case:
 def _validator() -> Any:
     from jsonschema import Draft202012Validator
 
-    text = resources.files("archive").joinpath("case_schema.yaml").read_text(encoding="utf-8")
+    text = (
+        resources.files("archive.evidence").joinpath("case_schema.yaml").read_text(encoding="utf-8")
+    )
     return Draft202012Validator(yaml.safe_load(text))
 
 

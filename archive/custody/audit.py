@@ -7,7 +7,7 @@ bundle handed to them. For each WARC it reads the object back from the store and
 - the SHA-256 of the whole object against the one recorded when it was captured (the custody
   log's ``capture`` entry), else the one the index recorded when it first read the WARC;
 - its size the same way;
-- every record's block and payload digests and its structure (:func:`archive.warcread.verify_warc`);
+- every record's block and payload digests and its structure (:func:`archive.warc.read.verify_warc`);
 - that the key's current version is the version that was stored: the object read and checked
   is the stored version (the ``capture`` entry's, else the index's), and a later version put
   under the same key (an overwrite, in a versioned bucket) is named as a failure;
@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archive.custody import CustodyLog
+from archive.custody.log import CustodyLog
 from archive.errors import AttestError, NotFound
-from archive.indexdb import IndexDB
-from archive.indexer import open_warc
-from archive.store import Store
-from archive.warcread import verify_warc
+from archive.index.db import IndexDB
+from archive.store import Store, open_object
+from archive.warc.read import verify_warc
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,7 @@ def _audit_one(store: Store, db: IndexDB, custody: CustodyLog, key: str) -> Audi
         result.problems.append(f"missing: the store has no object {uri}")
         return result
     try:
-        with open_warc(store, key, version=result.version_id) as (handle, size):
+        with open_object(store, key, version=result.version_id) as (handle, size):
             verdict = verify_warc(Path(key), keep_records=False, handle=handle)
     except NotFound:
         what = f" version {result.version_id}" if result.version_id else ""

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from archive.cdxj import HttpHead, IndexRow, parse_head, parse_http_head
 from archive.dates import iso, warc_date_micros
-from archive.decode import decode_body
 from archive.errors import DigestMismatch, IntegrityError
-from archive.indexdb import IndexDB
+from archive.index.cdxj import HttpHead, IndexRow, parse_head, parse_http_head
+from archive.index.db import IndexDB
 from archive.store import PinnedStore, Store
-from archive.warcread import Problem, RecordInfo, iter_records, stored_member
+from archive.warc.decode import decode_body
+from archive.warc.read import Problem, RecordInfo, iter_records, stored_member
 
 
 @dataclass
@@ -147,7 +147,7 @@ Buffer = bytes | memoryview
 
 def _inflated(data: Buffer) -> list[Buffer] | None:
     """A gzip member's inflated bytes, in pieces: views into ``data`` when its blocks are
-    stored (:func:`~archive.warcread.stored_member`: no inflation, no copy), else one piece
+    stored (:func:`~archive.warc.read.stored_member`: no inflation, no copy), else one piece
     from zlib; None when that is not one whole member within the size checked in memory."""
     stored = stored_member(data)
     if stored is not None:

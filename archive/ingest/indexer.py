@@ -10,7 +10,7 @@ store again: the index is derived data, the store is the evidence.
 
 A WARC is read as the object version that was stored (the ``capture`` custody entry names it,
 and its SHA-256), streamed from the store with every record's digests recomputed
-(:func:`archive.cdxj.read_warc_index`); the whole object's SHA-256 must be the one recorded at
+(:func:`archive.index.cdxj.read_warc_index`); the whole object's SHA-256 must be the one recorded at
 upload, else nothing of it is indexed. A record that fails its own checks is left out and
 recorded as an index problem (``IndexDB.problems``), and its WARC's other records are indexed:
 the result says how many, and ``attest index`` exits non-zero.
@@ -21,22 +21,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from archive.cdxj import read_warc_index
-from archive.custody import CustodyLog, utc_iso
-from archive.errors import AttestError, DigestMismatch, NotFound, ObjectExists
-from archive.indexdb import IndexDB, row_values
-from archive.ship import ShippedWarc, record_capture, upload_record
-from archive.store import Store, file_sha256, open_store
-from archive.warcread import Problem
+from archive.custody.log import CustodyLog, utc_iso
+from archive.errors import AttestError, DigestMismatch, ObjectExists
+from archive.index.cdxj import read_warc_index
+from archive.index.db import IndexDB, row_values
+from archive.ingest.ship import ShippedWarc, record_capture, upload_record
+from archive.store import Store, file_sha256, open_object, open_store
+from archive.warc.read import Problem
 
 log = logging.getLogger(__name__)
 
@@ -79,29 +77,6 @@ def warc_keys(store: Store) -> Iterator[str]:
             yield key
 
 
-@contextmanager
-def open_warc(
-    store: Store, key: str, *, version: str | None = None
-) -> Iterator[tuple[BinaryIO, int]]:
-    """The object's bytes as a stream (a file of a file store, else read as it is consumed),
-    positioned at its start and able to peek at its first bytes; and its size."""
-    path = store.local_path(key)
-    if path is not None:
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed below, after the yield
-        except FileNotFoundError:
-            raise NotFound(f"{store.object_uri(key)}: no such object in the store") from None
-        with handle:
-            yield handle, os.fstat(handle.fileno()).st_size
-        return
-    found = store.stat(key, version=version)
-    if found is None:
-        what = f" version {version}" if version else ""
-        raise NotFound(f"{store.object_uri(key)}{what}: no such object in the store")
-    with store.open_range(key, 0, found.size, version=version) as stream:
-        yield stream, found.size
-
-
 #: What a ``capture`` entry records of a WARC when it was not its upload that was recorded.
 FIRST_INDEXED = "the WARC as first indexed (no record of its upload was found)"
 
@@ -122,7 +97,7 @@ def recorded_upload(custody: CustodyLog | None, store: Store, key: str) -> Uploa
 
     A WARC stored while the custody log could not be written (its run's index step failed)
     has no ``capture`` entry: it gets one now, from what its run's ship report in the store
-    says of the upload (:func:`archive.ship.upload_record`), if that report is found."""
+    says of the upload (:func:`archive.ingest.ship.upload_record`), if that report is found."""
     if custody is None:
         return Upload()
     uri = store.object_uri(key)
@@ -197,11 +172,11 @@ def parse_warc(
         version = current.version_id if current is not None else None
     digest: list[str] = []
     by_file = verified and sha256 is not None
-    with open_warc(store, key, version=version) as (handle, size):
+    with open_object(store, key, version=version) as (handle, size):
         index = read_warc_index(Path(key), key, handle=handle, file_hash=digest, verify=not by_file)
     if not digest:  # an uncompressed WARC is read out of order: hash it in a pass of its own
         whole = hashlib.sha256()
-        with open_warc(store, key, version=version) as (handle, _):
+        with open_object(store, key, version=version) as (handle, _):
             while chunk := handle.read(1024 * 1024):
                 whole.update(chunk)
         digest.append(whole.hexdigest())

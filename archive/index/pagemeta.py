@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from archive.cdxj import IndexRow
 from archive.errors import IntegrityError
-from archive.indexdb import IndexDB
-from archive.retrieve import load_payload
+from archive.index.cdxj import IndexRow
+from archive.index.db import IndexDB
+from archive.index.retrieve import load_payload
 from archive.store import Store
 
 PAGE_PROFILE = "attest-page"

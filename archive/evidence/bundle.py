@@ -17,8 +17,8 @@ links), ``evidence/verify.sh`` (the checks anyone can run with ``sha256sum`` and
 Every file sits one folder below the root and is listed in ``datapackage.json``, as ``wacz
 validate`` requires; WARCs are stored uncompressed in the ZIP (they are gzip already), so
 replay tools can read records by range. ``datapackage-digest.json`` is signed
-(:mod:`archive.signing`) and stamped by every configured timestamp authority
-(:mod:`archive.timestamps`).
+(:mod:`archive.trust.signing`) and stamped by every configured timestamp authority
+(:mod:`archive.trust.timestamps`).
 """
 
 from __future__ import annotations
@@ -42,22 +42,22 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archive.cases import Case, Claim, ClaimEvidence, Found, RunTimeLink, resolve
-from archive.cdxj import IndexRow, WarcIndex, index_bytes, surt_key
-from archive.custody import CustodyLog
+from archive.custody.log import CustodyLog
 from archive.dates import iso
 from archive.errors import AttestError, ConfigError, IntegrityError
-from archive.evidence import Selection, select
-from archive.indexdb import IndexDB
-from archive.pagemeta import PageMetadata
-from archive.report import SCRIPT_PATH, bundle_script, print_pdf, render_report
-from archive.retrieve import check_stored, load_payload, verify_record
-from archive.serve.links import capture_links
-from archive.signing import Signer, fingerprint, sign
+from archive.evidence.cases import Case, Claim, ClaimEvidence, Found, RunTimeLink, resolve
+from archive.evidence.report import SCRIPT_PATH, bundle_script, print_pdf, render_report
+from archive.evidence.select import Selection, select
+from archive.index.cdxj import IndexRow, WarcIndex, index_bytes, surt_key
+from archive.index.db import IndexDB
+from archive.index.links import capture_links
+from archive.index.pagemeta import PageMetadata
+from archive.index.retrieve import check_stored, load_payload, verify_record
 from archive.store import Store
-from archive.timestamps import Authority
-from archive.timestamps import request as request_timestamp
-from archive.warcread import Problem, iter_records
+from archive.trust.signing import Signer, fingerprint, sign
+from archive.trust.timestamps import Authority
+from archive.trust.timestamps import request as request_timestamp
+from archive.warc.read import Problem, iter_records
 
 WACZ_VERSION = "1.1.1"
 SOFTWARE = f"attest {version('attest')}"
@@ -159,7 +159,7 @@ def _pieces(rows: list[IndexRow]) -> Iterator[tuple[str, int, int, list[IndexRow
 
 class _RecordChecks:
     """Every copied record checked against its own digests and its index row
-    (:func:`archive.retrieve.check_record`) in a second thread while the copy goes on
+    (:func:`archive.index.retrieve.check_record`) in a second thread while the copy goes on
     (zlib and hashlib release the GIL on large buffers); :meth:`__exit__` raises the first
     failure, so a bundle is never finished around a record that does not verify. Records are
     handed over as views of the piece read from the store, a piece at a time (at most 8 wait)."""
