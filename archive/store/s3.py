@@ -38,7 +38,7 @@ from archive.errors import (
     StorageError,
     StoreUnavailable,
 )
-from archive.store import LegalHold, RangeReader, StoredObject, same_or_raise, validate_key
+from archive.store.base import LegalHold, RangeReader, StoredObject, same_or_raise, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
