@@ -56,8 +56,8 @@ def _config(store: str | None = None, env: dict[str, str] | None = None) -> Any:
 
 
 def _run_options(config: Any, *, env: dict[str, str] | None = None) -> Any:
-    from crawlers.run import options_from_config
-    from crawlers.warcinfo import airflow_context
+    from crawlers.orchestration.run import options_from_config
+    from crawlers.orchestration.warcinfo import airflow_context
 
     environ = dict(os.environ) if env is None else env
     return options_from_config(config, airflow=airflow_context(environ))
@@ -152,7 +152,7 @@ def _print_summary(summary: Any, *, as_json: bool) -> None:
 def _run(sources: list[Any], config: Any, options: Any, *, keep_captures: bool = False) -> Any:
     """One capture run into the configured store, with progress on stderr."""
     from archive.store import open_store
-    from crawlers.run import run_capture
+    from crawlers.orchestration.run import run_capture
 
     store = open_store(config.store_uri)
     json_lines = not sys.stderr.isatty()
@@ -289,7 +289,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     """Ship what dead runs left in the spool, then log and index each WARC as a run would."""
     from archive.ingest.ship import recover
     from archive.store import open_store
-    from crawlers.run import index_runs
+    from crawlers.orchestration.run import index_runs
 
     config = _config(args.store)
     store = open_store(config.store_uri)
@@ -1042,7 +1042,7 @@ def cmd_airflow_pools(args: argparse.Namespace) -> int:
     (``AIRFLOW_HOME``), or written as JSON. Refused, changing nothing, when two pools would
     crawl one host (the sources' URLs are resolved from the environment for this check)."""
     import settings
-    from crawlers.plan import POOL_PREFIXES, pool_specs, shared_hosts
+    from crawlers.orchestration.plan import POOL_PREFIXES, pool_specs, shared_hosts
     from crawlers.registry import outline_registry, resolve_each
 
     paths = [Path(p) for p in args.sources] if args.sources else settings.registry_paths(os.environ)

@@ -54,7 +54,7 @@ attest's environment settings (all optional):
 ``ATTEST_CASES``                directories of case files for the ``capture_url`` DAG
                                 (default: ``cases/`` beside ``dags/``)
 ``ATTEST_BATCH_SEEDS``          seeds per capture task when a source's seeds are captured in
-                                parallel (default 25; see crawlers/plan.py)
+                                parallel (default 25; see crawlers/orchestration/plan.py)
 ``ATTEST_ALERT_RATIO``          a DAG run fails when more than this share of a source's pages
                                 end as ``login_wall``, ``removed``, ``suspended``,
                                 ``rate_limited`` or an error (default 0.5)
@@ -127,7 +127,7 @@ DOWNLOAD_HANDLERS = {
 ITEM_PIPELINES = {"crawlers.pipelines.CaptureLedgerPipeline": 100}
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
-    "crawlers.progress.CrawlProgress": 500,
+    "crawlers.extensions.CrawlProgress": 500,
 }
 STATS_DUMP = False
 
@@ -264,7 +264,7 @@ def load_config(env: dict[str, str] | None = None, *, store: str | None = None) 
     lock_days = env.get("ATTEST_S3_OBJECT_LOCK_DAYS")
     # Validated for its message here; archive.store.s3 reads the same variable.
     lock = _int(env, "ATTEST_S3_OBJECT_LOCK_DAYS", 0, low=1, high=36500) if lock_days else None
-    from crawlers.egress import parse_networks
+    from crawlers.recorder.egress import parse_networks
 
     allow = env.get("ATTEST_ALLOW_NETWORKS", "")
     parse_networks(allow)  # fail early, naming the setting

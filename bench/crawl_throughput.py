@@ -41,7 +41,7 @@ PROFILES = {"light": [], "news": ["--photos", "3", "--markup-kb", "40"]}
 PLAIN_SCRAPY = r"""
 import json, sys
 from crawlers.registry import adhoc_source
-from crawlers.run import run_scrapy
+from crawlers.orchestration.run import run_scrapy
 import settings
 base = dict(settings.SCRAPY_SETTINGS)
 base["DOWNLOADER_MIDDLEWARES"] = dict(base["DOWNLOADER_MIDDLEWARES"], **{"crawlers.middlewares.RecorderMiddleware": None})

@@ -29,7 +29,7 @@ from attest_tasks import (
     verify,
 )
 
-from crawlers.plan import pool_name, task_slots
+from crawlers.orchestration.plan import pool_name, task_slots
 from crawlers.registry import SourceOutline, outline_registry
 
 

@@ -82,7 +82,7 @@ def airflow_ids(context: Context) -> dict[str, str]:
     Airflow 3 exports ``AIRFLOW_CTX_*`` variables too, but no map index, and ``dag.test()``
     leaves one task's variables behind for the next.
     """
-    from crawlers.warcinfo import airflow_context
+    from crawlers.orchestration.warcinfo import airflow_context
 
     ti = context["ti"]
     map_index = ti.map_index if ti.map_index is not None and ti.map_index >= 0 else None
@@ -122,8 +122,8 @@ def fail_fast_on_bad_input() -> Iterator[None]:
 
 @task
 def plan(source_id: str) -> list[dict[str, Any]]:
-    """Resolve the source from the registry and cut its seeds into batches (crawlers/plan.py)."""
-    from crawlers.plan import plan_batches
+    """Resolve the source from the registry and cut its seeds into batches (crawlers/orchestration/plan.py)."""
+    from crawlers.orchestration.plan import plan_batches
     from crawlers.registry import load_source
 
     with fail_fast_on_bad_input():
@@ -145,14 +145,14 @@ def plan(source_id: str) -> list[dict[str, Any]]:
 def capture(batch: dict[str, Any]) -> dict[str, Any]:
     """Capture one batch, as ``attest crawl`` would, and ship its WARCs to the store.
 
-    The capture runs in a process of its own (crawlers/job.py); its WARCs are sealed, verified
+    The capture runs in a process of its own (crawlers/orchestration/job.py); its WARCs are sealed, verified
     and uploaded before this task ends, since the spool is this worker's disk. A retry (or a
     cleared task) keeps what its earlier tries finalized: the job first ships the spools of
     dead tries on this worker, and the WARCs earlier tries shipped are found in the store.
     """
-    from crawlers.job import CaptureJob, run_in_subprocess
-    from crawlers.plan import Batch
-    from crawlers.runsteps import earlier_warcs
+    from crawlers.orchestration.job import CaptureJob, run_in_subprocess
+    from crawlers.orchestration.plan import Batch
+    from crawlers.orchestration.steps import earlier_warcs
 
     context = get_current_context()
     ti = context["ti"]
@@ -195,7 +195,7 @@ def capture(batch: dict[str, Any]) -> dict[str, Any]:
 def finalize(captures: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Gather the WARCs the batches stored, each confirmed in the store (the failed batches
     left nothing here; the report names them)."""
-    from crawlers.runsteps import finalize_run
+    from crawlers.orchestration.steps import finalize_run
 
     config = attest_config()
     # A slice fetches a mapped task's results in one request.
@@ -207,7 +207,7 @@ def index(finalized: dict[str, Any]) -> dict[str, Any]:
     """Custody ``capture`` entries and index rows for the run's WARCs; updates the task's
     Assets (the source's captures) when every WARC is indexed, and fails otherwise."""
     from archive.errors import IndexError_
-    from crawlers.runsteps import index_run
+    from crawlers.orchestration.steps import index_run
 
     config = attest_config()
     result = index_run(
@@ -233,7 +233,7 @@ def index(finalized: dict[str, Any]) -> dict[str, Any]:
 def verify(indexed: dict[str, Any]) -> dict[str, Any]:
     """Re-read each WARC of the run from the store and check it (``attest audit``), one custody
     ``verify`` entry each; damage is a result for the report, not an error."""
-    from crawlers.runsteps import verify_run
+    from crawlers.orchestration.steps import verify_run
 
     context = get_current_context()
     ti = context["ti"]
@@ -262,8 +262,8 @@ def report(
     from airflow.sdk.exceptions import AirflowFailException
 
     from archive.errors import StorageError
-    from crawlers.runreport import render, source_report
-    from crawlers.runsteps import report_key, store_report
+    from crawlers.orchestration.report import render, source_report
+    from crawlers.orchestration.steps import report_key, store_report
 
     config = attest_config()
     ti = get_current_context()["ti"]

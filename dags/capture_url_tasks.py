@@ -58,7 +58,7 @@ def check_request() -> dict[str, Any]:
 @task(retries=1)
 def capture_now(request: dict[str, Any]) -> dict[str, Any]:
     """Capture the URLs now, each page by itself, and ship the WARC to the store."""
-    from crawlers.job import CaptureJob, run_in_subprocess
+    from crawlers.orchestration.job import CaptureJob, run_in_subprocess
 
     context = get_current_context()
     job = CaptureJob(
@@ -79,7 +79,7 @@ def link(
     """Link each captured page to the claim; fails naming the URLs that were not captured."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from crawlers.runsteps import link_run
+    from crawlers.orchestration.steps import link_run
 
     if verified["failed"]:
         raise AirflowFailException(

@@ -32,7 +32,7 @@ from archive.outcomes import Outcome
 from crawlers.browser.behaviors import BehaviorSpec
 from crawlers.browser.capture import BrowserPool, RenderedPage
 from crawlers.browser.launch import BrowserSettings, find_chromium
-from crawlers.middlewares import KeepAliveDownloadHandler
+from crawlers.handlers import KeepAliveDownloadHandler
 from crawlers.recorder.process import RecordClient
 
 if TYPE_CHECKING:

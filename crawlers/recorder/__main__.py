@@ -24,9 +24,9 @@ import warcprox
 
 from archive.ingest.spool import RotatingWarcWriter
 from archive.logs import configure_logging
-from crawlers.egress import EgressPolicy, GuardedConnector, StaticResolver, system_resolver
 from crawlers.recorder import fastheaders
 from crawlers.recorder.config import RecorderConfig
+from crawlers.recorder.egress import EgressPolicy, GuardedConnector, StaticResolver, system_resolver
 from crawlers.recorder.proxy import RecorderState, RecordingProxy
 from crawlers.recorder.tlschain import TlsChainRecorder, load_trust_store
 from crawlers.recorder.warcinfo import recorder_fields

@@ -5,7 +5,7 @@ the proxy itself: CONNECT handling with a local CA, upstream connection pooling,
 that keeps the raw bytes of each response exactly as they came off the socket (status line,
 header block, body with its Content-Encoding and chunked framing). What attest replaces:
 
-- **Connecting** goes through the egress guard (:mod:`crawlers.egress`): resolve once, check
+- **Connecting** goes through the egress guard (:mod:`crawlers.recorder.egress`): resolve once, check
   every address, connect to a checked address; failures become outcomes, never silent drops.
 - **Recording** writes WARC/1.1 records with microsecond dates and SHA-256 digests through
   :mod:`archive.ingest.spool`, instead of warcprox's WARC/1.0 writer thread.
@@ -71,7 +71,7 @@ from archive.warc.write import (
     utc_now,
     warc_date,
 )
-from crawlers.egress import GuardedConnector
+from crawlers.recorder.egress import GuardedConnector
 from crawlers.recorder.fastheaders import FastMessage
 from crawlers.recorder.protocol import (
     BATCH_CONTENT_TYPE,

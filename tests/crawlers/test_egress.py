@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archive.errors import CaptureRefused, ConfigError, ConnectFailure, DnsFailure, FetchTimeout
-from crawlers.egress import (
+from crawlers.recorder.egress import (
     EgressPolicy,
     GuardedConnector,
     StaticResolver,

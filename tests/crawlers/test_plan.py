@@ -9,7 +9,7 @@ import pytest
 
 import cli
 from archive.errors import ConfigError, RegistryError
-from crawlers.plan import (
+from crawlers.orchestration.plan import (
     Batch,
     batch_source,
     plan_batches,
@@ -19,7 +19,12 @@ from crawlers.plan import (
     source_hosts,
     task_slots,
 )
-from crawlers.registry import SourceSpec, load_source, outline_registry, parse_registry
+from crawlers.registry import (
+    SourceSpec,
+    load_source,
+    outline_registry,
+    parse_registry,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

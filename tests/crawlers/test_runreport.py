@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawlers.job import seed_results
-from crawlers.runreport import render, source_report
+from crawlers.orchestration.job import seed_results
+from crawlers.orchestration.report import render, source_report
 
 BATCHES = [
     {"source": "s", "index": 0, "count": 2, "seeds": ["http://a/1"], "label": "1/2 http://a/1"},

@@ -27,8 +27,8 @@ from archive.custody.log import CustodyLog
 from archive.index.db import IndexDB, run_warcs_query
 from archive.ingest.indexer import index_warc
 from archive.store import FileStore, file_sha256
-from crawlers.runreport import source_report
-from crawlers.runsteps import earlier_warcs, finalize_run, index_run
+from crawlers.orchestration.report import source_report
+from crawlers.orchestration.steps import earlier_warcs, finalize_run, index_run
 
 ADMIN_DSN = os.environ.get("ATTEST_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 DAG = "source_src"

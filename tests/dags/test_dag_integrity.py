@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from support.airflow_home import DAGS, airflow_env, probe
 
-from crawlers.plan import pool_name, task_slots
+from crawlers.orchestration.plan import pool_name, task_slots
 from crawlers.registry import outline_registry
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +19,7 @@ OUTLINES = outline_registry([ROOT / "sources"])
 #: Modules no DAG file may import at parse time (the tasks import them when they run).
 HEAVY = (
     "scrapy", "twisted", "playwright", "boto3", "botocore", "warcio", "psycopg", "lxml",
-    "crawlers.run", "crawlers.job", "crawlers.runsteps", "crawlers.runreport",
+    "crawlers.orchestration.run", "crawlers.orchestration.job", "crawlers.orchestration.steps", "crawlers.orchestration.report",
     "crawlers.recorder", "crawlers.spiders", "archive.index.db", "archive.store", "archive.custody.audit",
 )  # fmt: skip
 

@@ -33,9 +33,9 @@ from archive.index.db import IndexDB
 from archive.ingest.spool import CLOSED_SUFFIX, OPEN_SUFFIX
 from archive.store import FileStore
 from archive.warc.read import verify_warc
-from crawlers.job import CaptureJob, run_in_subprocess
-from crawlers.plan import Batch
-from crawlers.runsteps import earlier_warcs, finalize_run, index_run, verify_run
+from crawlers.orchestration.job import CaptureJob, run_in_subprocess
+from crawlers.orchestration.plan import Batch
+from crawlers.orchestration.steps import earlier_warcs, finalize_run, index_run, verify_run
 from demoweb import FixtureWeb
 
 pytestmark = pytest.mark.e2e
@@ -213,7 +213,7 @@ def capture_job(env: dict[str, str], try_number: int) -> CaptureJob:
 def killed_try(job: CaptureJob, env: dict[str, str], failpoint: str, work: Path) -> None:
     """The first try: the task's process group (job, recorder) dies at ``failpoint``."""
     proc = subprocess.run(
-        [sys.executable, "-m", "crawlers.job", "--result", str(work / "result-1.json")],
+        [sys.executable, "-m", "crawlers.orchestration.job", "--result", str(work / "result-1.json")],
         input=json.dumps(job.as_dict()), env=dict(env, ATTEST_FAILPOINT=failpoint), cwd=ROOT,
         capture_output=True, text=True, timeout=300, start_new_session=True, check=False,
     )  # fmt: skip

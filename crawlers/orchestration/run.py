@@ -1,7 +1,7 @@
 """One capture run: recover dead runs, record, crawl, close, verify, upload, index.
 
 The same function serves ``attest crawl``, ``attest demo`` and the DAGs' capture tasks, which
-run it in a process of their own (:mod:`crawlers.job`) because Twisted's reactor cannot be
+run it in a process of their own (:mod:`crawlers.orchestration.job`) because Twisted's reactor cannot be
 restarted in one process. A DAG indexes in a task of its own: its capture runs with no index
 (``RunOptions.index_url`` None) and its index task calls :func:`index_runs`.
 """
@@ -25,12 +25,12 @@ from archive.ingest.ship import ShippedWarc, ShipReport, recover, ship_spool
 from archive.ingest.spool import RunSpool
 from archive.outcomes import Outcome
 from archive.store import Store
-from crawlers.egress import load_hosts_table
-from crawlers.progress import ProgressSnapshot
+from crawlers.extensions import ProgressSnapshot
+from crawlers.orchestration.warcinfo import common_fields, egress_ip, source_fields
 from crawlers.recorder.config import RecorderConfig
+from crawlers.recorder.egress import load_hosts_table
 from crawlers.recorder.process import RecorderProcess
 from crawlers.registry import SourceSpec
-from crawlers.warcinfo import common_fields, egress_ip, source_fields
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -7,7 +7,7 @@ only fetch their arguments and call one of these; none of them knows Airflow.
   from dead runs on its worker) and confirms each one in the store. The batches seal, verify
   and upload their own WARCs before they end, because a worker's spool is its own disk.
 - :func:`index_run` logs each WARC in the custody log (``capture``) and indexes it, as
-  ``attest crawl`` does after upload (:func:`crawlers.run.index_runs`).
+  ``attest crawl`` does after upload (:func:`crawlers.orchestration.run.index_runs`).
 - :func:`verify_run` re-reads each WARC from the store and records a ``verify`` entry
   (:func:`archive.custody.audit.audit_warcs`, as ``attest audit``).
 - :func:`link_run` links the captures of a ``capture_url`` run to a claim, as
@@ -85,7 +85,7 @@ def earlier_warcs(
     A try that died after shipping some or all of its WARCs, but before it could return them,
     leaves them in the store under its run id (the last part of each WARC's name). A retry
     finds them here, in the source's days from ``since`` to ``today``; a retry on the same
-    worker also ships what the dead try left in the spool (crawlers.run.run_capture recovers
+    worker also ships what the dead try left in the spool (crawlers.orchestration.run.run_capture recovers
     dead spools first). Each entry is as :func:`finalize_run` takes them: ``{"run_id",
     "warcs", "pending"}``; ``known`` keys (returned by this try) are left out.
     """
@@ -119,7 +119,7 @@ def index_run(
 ) -> dict[str, Any]:
     """Custody ``capture`` entries and index rows for the run's WARCs; pending ones listed."""
     from archive.ingest.ship import ShippedWarc
-    from crawlers.run import index_runs
+    from crawlers.orchestration.run import index_runs
 
     shipped = [
         (
@@ -204,7 +204,7 @@ def link_run(
 ) -> dict[str, Any]:
     """Link each URL's capture to the claim, with a custody ``link`` entry for each new link.
 
-    ``seeds`` maps each URL asked for to where it ended (:func:`crawlers.job.seed_results`):
+    ``seeds`` maps each URL asked for to where it ended (:func:`crawlers.orchestration.job.seed_results`):
     a URL is linked when its page was captured; any other outcome is listed as not linked.
     """
     from archive.custody.log import CustodyLog

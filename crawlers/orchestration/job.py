@@ -1,10 +1,10 @@
 """One capture job in a process of its own: a batch of a registry source, or URLs now.
 
-The DAGs' capture tasks capture through ``python -m crawlers.job``: Twisted's reactor cannot be
+The DAGs' capture tasks capture through ``python -m crawlers.orchestration.job``: Twisted's reactor cannot be
 restarted in a process, and one Airflow process may run several tasks (``dag.test()`` runs them
 all in one). A job is ``attest crawl`` without its command line: the same settings (the
 ``ATTEST_*`` environment, read by :func:`settings.load_config`), the same
-:func:`crawlers.run.run_capture`, except that indexing is left to the DAG's index task.
+:func:`crawlers.orchestration.run.run_capture`, except that indexing is left to the DAG's index task.
 
 The parent sends the job as JSON on stdin and reads the result, ids and small stats only, from
 the file named by ``--result``; the job logs JSON lines on stderr, which the parent relays to
@@ -28,16 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive.errors import AttestError, ConfigError, CrawlFailed
-from crawlers.plan import Batch
+from crawlers.orchestration.plan import Batch
 
 if TYPE_CHECKING:
-    from crawlers.progress import ProgressSnapshot
+    from crawlers.extensions import ProgressSnapshot
+    from crawlers.orchestration.run import RunSummary
     from crawlers.registry import SourceSpec
-    from crawlers.run import RunSummary
     from settings import AttestConfig
 
-# Named, not __name__: the job runs as __main__ (python -m crawlers.job).
-log = logging.getLogger("crawlers.job")
+# Named, not __name__: the job runs as __main__ (python -m crawlers.orchestration.job).
+log = logging.getLogger("crawlers.orchestration.job")
 
 PAGE_ROLES = ("page", "attachment")
 MAX_REDIRECTS = 10
@@ -85,7 +85,7 @@ class CaptureJob:
         return self.batch.seeds if self.batch else self.urls
 
     def sources(self, env: dict[str, str] | None = None) -> list[SourceSpec]:
-        from crawlers.plan import batch_source
+        from crawlers.orchestration.plan import batch_source
         from crawlers.registry import load_source, snapshot_source
 
         if self.batch is not None and self.urls:
@@ -101,10 +101,10 @@ class CaptureJob:
 def run_job(job: CaptureJob, config: AttestConfig) -> dict[str, Any]:
     """Capture in this process (see the module docstring); the result as :func:`job_result`."""
     from archive.store import open_store
-    from crawlers.run import options_from_config, run_capture
+    from crawlers.orchestration.run import options_from_config, run_capture
 
     options = options_from_config(config, airflow=job.airflow)
-    options.index_url = None  # the DAG's index task indexes (crawlers.run.index_runs)
+    options.index_url = None  # the DAG's index task indexes (crawlers.orchestration.run.index_runs)
     summary = run_capture(
         job.sources(),
         options,
@@ -203,7 +203,7 @@ def run_in_subprocess(
     with tempfile.TemporaryDirectory(prefix="attest-job-") as tmp:
         result_file = Path(tmp) / "result.json"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "crawlers.job", "--result", str(result_file)],
+            [sys.executable, "-m", "crawlers.orchestration.job", "--result", str(result_file)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -260,11 +260,11 @@ def _last_message(lines: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m crawlers.job --result FILE`` with the job as JSON on stdin."""
+    """``python -m crawlers.orchestration.job --result FILE`` with the job as JSON on stdin."""
     import settings
     from archive.logs import configure_logging
 
-    parser = argparse.ArgumentParser(prog="python -m crawlers.job")
+    parser = argparse.ArgumentParser(prog="python -m crawlers.orchestration.job")
     parser.add_argument("--result", required=True, metavar="FILE")
     args = parser.parse_args(argv)
     configure_logging(json_lines=True)
