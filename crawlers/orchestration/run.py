@@ -380,6 +380,7 @@ def index_runs(
 
     pending: list[tuple[str, str]] = []
     indexed = 0
+    tried: set[str] = set()  # indexed, or pending with its own reason
     try:
         db = IndexDB(index_url)
     except AttestError as exc:
@@ -416,11 +417,13 @@ def index_runs(
                 except AttestError as exc:
                     log.error("cannot index %s: %s", warc.key, exc)
                     pending.append((warc.key, str(exc)))
+                tried.add(warc.key)
             custody.seal()
         except AttestError as exc:
             log.error("custody log or index unavailable: %s", exc)
-            done = {k for k, _ in pending}
-            pending.extend((w.key, str(exc)) for w, _ in shipped[indexed:] if w.key not in done)
+            # Exactly the WARCs not tried yet (an earlier failure is already pending, with
+            # its own reason; an indexed one is not pending).
+            pending.extend((w.key, str(exc)) for w, _ in shipped if w.key not in tried)
     return indexed, pending
 
 
