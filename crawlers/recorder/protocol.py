@@ -11,7 +11,6 @@ import base64
 import binascii
 
 SOURCE_HEADER = "Attest-Source"
-META_HEADER = "Attest-Meta"
 CAPTURE_ID_HEADER = "Attest-Capture-Id"
 OUTCOME_HEADER = "Attest-Outcome"
 RECORDER_ERROR_HEADER = "Attest-Recorder-Error"

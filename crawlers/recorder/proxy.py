@@ -19,9 +19,9 @@ HTTPS (and WebSockets), per request for plain HTTP. A request without the run's 
 answered 407 and goes nowhere, so no other local process can use the recorder as an open proxy,
 and the browser's requests need no header of their own (docs/adr/0003-browser-attribution.md).
 ``Proxy-Authorization`` is hop-by-hop: it is never forwarded, so never recorded as sent. Control
-headers from the crawler (``Attest-Meta``, and ``Attest-Source`` where a recorder runs without a
-secret) are removed before the request goes upstream, so the recorded request is what the origin
-received.
+headers (``Attest-Source`` where a recorder runs without a secret, and warcprox's
+``Warcprox-Meta``, which attest does not use) are removed before the request goes upstream, so the
+recorded request is what the origin received.
 
 A CONNECT tunnel carries TLS (https, wss) or plain HTTP: Chromium tunnels ``ws://`` WebSockets
 through CONNECT too. A request that asks to upgrade to a WebSocket is recorded like any exchange
@@ -77,7 +77,6 @@ from crawlers.recorder.protocol import (
     BATCH_CONTENT_TYPE,
     BLOCK_DIGEST_HEADER,
     CAPTURE_ID_HEADER,
-    META_HEADER,
     OUTCOME_HEADER,
     PAYLOAD_DIGEST_HEADER,
     PROXY_AUTH_HEADER,
@@ -99,7 +98,7 @@ from crawlers.recorder.wire import EmptyResponse, ResponseError, WireResponse, r
 
 log = logging.getLogger(__name__)
 
-_CONTROL_HEADERS = frozenset(h.lower() for h in (SOURCE_HEADER, META_HEADER, "Warcprox-Meta"))
+_CONTROL_HEADERS = frozenset(h.lower() for h in (SOURCE_HEADER, "Warcprox-Meta"))
 _HOP_BY_HOP = (
     "connection",
     "proxy-connection",
@@ -360,16 +359,9 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         self._tunnel_source = source if self.state.secret is not None else None
         super().do_CONNECT()
 
-    def _take_control_headers(self) -> dict[str, Any]:
-        raw_meta = self.headers.get(META_HEADER)
+    def _drop_control_headers(self) -> None:
+        """Headers meant for the recorder, never for the origin (nor the record)."""
         _drop_headers(self.headers, _CONTROL_HEADERS)
-        meta: dict[str, Any] = {}
-        if raw_meta:
-            try:
-                meta = json.loads(raw_meta)
-            except ValueError:
-                meta = {}
-        return meta
 
     def do_COMMAND(self) -> None:
         try:
@@ -384,7 +376,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         if source is None:
             self._refuse_unattributed()
             return
-        self._take_control_headers()
+        self._drop_control_headers()
         if self.state.disk_full:
             self._refuse_disk_full()
             return
@@ -734,7 +726,7 @@ class RecordingHandler(warcprox.warcproxy.WarcProxyHandler):  # type: ignore[mis
         if source is None:
             self._refuse_unattributed()
             return
-        self._take_control_headers()
+        self._drop_control_headers()
         if self.headers.get("Content-Type") == BATCH_CONTENT_TYPE:
             self._record_batch(source)
             return
