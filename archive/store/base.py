@@ -202,6 +202,14 @@ class RangeReader:
         self.close()
 
 
+def whole_range(data: bytes, uri: str, offset: int, length: int) -> bytes:
+    """``data``, read as ``length`` bytes at ``offset`` of ``uri``; a shorter read is a
+    :class:`~archive.errors.StorageError` naming the object and the range."""
+    if len(data) != length:
+        raise StorageError(f"{uri}: asked {length} bytes at {offset}, got {len(data)}")
+    return data
+
+
 def same_or_raise(existing: StoredObject, sha256: str, uri: str) -> StoredObject:
     if existing.sha256 == sha256:
         return existing
