@@ -81,7 +81,7 @@ def test_attest_outputs_are_attest_settings(envs: dict[str, Config]) -> None:
 
 
 def test_aws_outputs_are_read_by_the_s3_store(envs: dict[str, Config]) -> None:
-    source = (ROOT / "archive" / "store_s3.py").read_text()
+    source = (ROOT / "archive" / "store" / "s3.py").read_text()
     for env in envs.values():
         for name in _output_names(env):
             if name.startswith("AWS_"):
