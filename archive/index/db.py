@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive.errors import ConfigError, IndexError_
+from archive.errors import ConfigError, IndexDatabaseError
 from archive.index.cdxj import IndexRow, WarcIndex
 
 #: Columns of ``captures`` in order (after ``id``).
@@ -164,9 +164,11 @@ class IndexDB:
                 self._sqlite.execute("PRAGMA synchronous=NORMAL")
                 self._conn = self._sqlite
         except (sqlite3.Error, OSError) as exc:
-            raise IndexError_(f"cannot open the index database {url}: {exc}") from exc
+            raise IndexDatabaseError(f"cannot open the index database {url}: {exc}") from exc
         except Exception as exc:  # psycopg.Error: keep psycopg's import lazy
-            raise IndexError_(f"cannot open the index database {redact(url)}: {exc}") from exc
+            raise IndexDatabaseError(
+                f"cannot open the index database {redact(url)}: {exc}"
+            ) from exc
         self.ensure_schema()
 
     # --- plumbing ------------------------------------------------------------------------
@@ -188,10 +190,10 @@ class IndexDB:
                     return self._pg.execute(_placeholders(sql), params)
                 return self._sqlite.execute(sql, params)
             except (sqlite3.Error, ValueError) as exc:
-                raise IndexError_(f"index database: {exc}") from exc
+                raise IndexDatabaseError(f"index database: {exc}") from exc
             except Exception as exc:
                 if type(exc).__module__.startswith("psycopg"):
-                    raise IndexError_(f"index database: {exc}") from exc
+                    raise IndexDatabaseError(f"index database: {exc}") from exc
                 raise
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -223,10 +225,10 @@ class IndexDB:
                 else:
                     self._sqlite.executemany(sql, rows)
             except sqlite3.Error as exc:
-                raise IndexError_(f"index database: {exc}") from exc
+                raise IndexDatabaseError(f"index database: {exc}") from exc
             except Exception as exc:
                 if type(exc).__module__.startswith("psycopg"):
-                    raise IndexError_(f"index database: {exc}") from exc
+                    raise IndexDatabaseError(f"index database: {exc}") from exc
                 raise
 
     def ensure_schema(self) -> None:
