@@ -62,37 +62,17 @@ __all__ = ["SEGMENT_PREFIX", "CustodyLog", "CustodyVerdict", "Entry", "SegmentAt
 #: Seal once this many entries are unsealed (and at the end of each index or crawl).
 SEAL_EVERY = 1000
 
-_SQLITE = """
+# In the dialect's types; the triggers that keep the log append-only are the dialect's too.
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS custody_log (
-    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    seq {big} PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     object TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS custody_seals (
-    last_seq INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, segment_key TEXT NOT NULL,
+    last_seq {big} PRIMARY KEY, first_seq {big} NOT NULL, segment_key TEXT NOT NULL,
     sha256 TEXT NOT NULL, sealed_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS custody_log_object ON custody_log (object);
-CREATE TRIGGER IF NOT EXISTS custody_log_no_update BEFORE UPDATE ON custody_log
-BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS custody_log_no_delete BEFORE DELETE ON custody_log
-BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
-"""
-
-_PG = """
-CREATE TABLE IF NOT EXISTS custody_log (
-    seq BIGINT PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-    object TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS custody_seals (
-    last_seq BIGINT PRIMARY KEY, first_seq BIGINT NOT NULL, segment_key TEXT NOT NULL,
-    sha256 TEXT NOT NULL, sealed_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS custody_log_object ON custody_log (object);
-CREATE OR REPLACE FUNCTION custody_log_append_only() RETURNS trigger AS $$
-BEGIN RAISE EXCEPTION 'the custody log is append-only'; END; $$ LANGUAGE plpgsql;
-DROP TRIGGER IF EXISTS custody_log_no_change ON custody_log;
-CREATE TRIGGER custody_log_no_change BEFORE UPDATE OR DELETE ON custody_log
-FOR EACH ROW EXECUTE FUNCTION custody_log_append_only();
 """
 
 
@@ -157,13 +137,11 @@ class CustodyLog:
         self.store = store
         self.attestor = attestor
         with db.transaction():
-            if db.dialect == "postgresql":
-                db.execute("SELECT pg_advisory_xact_lock(7304812)")
-                db.execute(_PG)
-            else:
-                for statement in _SQLITE.split(";\n"):
-                    if statement.strip():
-                        db.execute(statement + (";" if "BEGIN" in statement else ""))
+            db.lock_schema()
+            db.execute_script(
+                _SCHEMA.format(big=db.sql.big)
+                + db.sql.append_only("custody_log", "the custody log is append-only")
+            )
         if store is not None:
             self.restore_from_store()
 
@@ -179,8 +157,7 @@ class CustodyLog:
     ) -> Entry:
         db = self.db
         with db.transaction(exclusive=True):
-            if db.dialect == "postgresql":
-                db.execute("LOCK TABLE custody_log IN SHARE ROW EXCLUSIVE MODE")
+            db.lock_table("custody_log")
             last = db.rows("SELECT seq, hash FROM custody_log ORDER BY seq DESC LIMIT 1")
             seq, prev = (int(last[0][0]) + 1, str(last[0][1])) if last else (1, GENESIS)
             body = {

@@ -6,23 +6,23 @@ The custody log has tables of its own in the same database (:mod:`archive.custod
 :meth:`IndexDB.drop_index` never touches.
 
 Rows are unique per ``(warc_key, warc_offset)``: loading the same WARC twice changes nothing.
-Times are integer microseconds (UTC). SQL is written once with ``?`` placeholders; the
-PostgreSQL connection rewrites them to ``%s``.
+Times are integer microseconds (UTC). SQL is written once with ``?`` placeholders; what differs
+between the engines (connecting, placeholders, types, full text, bulk loading, locks) is the
+dialect's, chosen by the URL's scheme (:mod:`archive.index.dialects`).
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from archive.errors import ConfigError, IndexDatabaseError
+from archive.errors import IndexDatabaseError
 from archive.index.cdxj import IndexRow, WarcIndex
+from archive.index.dialects import Dialect, dialect_for, dialect_named
 
 #: Columns of ``captures`` in order (after ``id``).
 COLUMNS = (
@@ -31,7 +31,7 @@ COLUMNS = (
     "post_id", "block_digest", "outcome",
 )  # fmt: skip
 
-# One schema for both databases; only types and the full-text table differ.
+# One schema for both databases, in the dialect's types; the full-text table is the dialect's.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS warcs (
     warc_key TEXT PRIMARY KEY,
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS warcs (
 );
 CREATE TABLE IF NOT EXISTS captures (
     id {id_column},
-    surt TEXT{collate} NOT NULL, url TEXT NOT NULL, ts {big} NOT NULL, status INTEGER,
+    surt TEXT{byte_order} NOT NULL, url TEXT NOT NULL, ts {big} NOT NULL, status INTEGER,
     mime TEXT NOT NULL, digest TEXT, record_type TEXT NOT NULL, record_id TEXT NOT NULL,
     warc_key TEXT NOT NULL, warc_offset {big} NOT NULL, length {big} NOT NULL,
     source TEXT, run_id TEXT, ip TEXT, concurrent_to TEXT,
@@ -68,32 +68,23 @@ CREATE INDEX IF NOT EXISTS warcs_run ON warcs (run_id);
 CREATE INDEX IF NOT EXISTS warcs_airflow_run ON warcs ({airflow_run});
 {texts}
 """
-# The Airflow run id in a WARC's warcinfo, as run_warcs() asks for it (an expression index).
-_SQLITE_AIRFLOW_RUN = """json_extract(warcinfo, '$."airflow-run-id"')"""
-_PG_AIRFLOW_RUN = "(warcinfo::jsonb ->> 'airflow-run-id')"
 
-_SQLITE_SCHEMA = _SCHEMA.format(
-    big="INTEGER",
-    id_column="INTEGER PRIMARY KEY",  # SQLite's rowid
-    collate="",
-    airflow_run=_SQLITE_AIRFLOW_RUN,
-    texts="""CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
-    body, capture_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
-);""",
-)
 
-_PG_SCHEMA = _SCHEMA.format(
-    big="BIGINT",
-    id_column="BIGSERIAL PRIMARY KEY",
-    collate=' COLLATE "C"',  # byte order, as SURT range queries need
-    airflow_run=_PG_AIRFLOW_RUN,
-    texts="""CREATE TABLE IF NOT EXISTS texts (
-    capture_id BIGINT PRIMARY KEY REFERENCES captures (id) ON DELETE CASCADE,
-    body TEXT NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED
-);
-CREATE INDEX IF NOT EXISTS texts_tsv ON texts USING GIN (tsv);""",
-)
+def _schema(dialect: Dialect) -> str:
+    return _SCHEMA.format(
+        big=dialect.big,
+        id_column=dialect.id_column,
+        byte_order=dialect.byte_order,
+        # The Airflow run id in a WARC's warcinfo, as run_warcs() asks for it.
+        airflow_run=dialect.json_field("warcinfo", "airflow-run-id"),
+        texts=dialect.texts_table,
+    )
+
+
+#: PostgreSQL advisory locks under which schemas change: the index's tables, and the tables
+#: other modules keep in this database (:meth:`IndexDB.lock_schema`).
+_INDEX_SCHEMA_LOCK = 7304811
+_OTHER_SCHEMA_LOCK = 7304812
 
 
 @dataclass(frozen=True)
@@ -103,10 +94,6 @@ class SearchHit:
     ts: int
     snippet: str
     record_id: str
-
-
-def _placeholders(sql: str) -> str:
-    return sql.replace("?", "%s")
 
 
 RUN_WARC_COLUMNS = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
@@ -120,18 +107,19 @@ _ADDED_COLUMNS = (
 )
 
 
-def run_warcs_query(dialect: str, run: str) -> tuple[str, tuple[str, ...]]:
-    """SQL and parameters of :meth:`IndexDB.run_warcs` (an index serves both forms of ``run``)."""
+def run_warcs_query(dialect: Dialect | str, run: str) -> tuple[str, tuple[str, ...]]:
+    """SQL and parameters of :meth:`IndexDB.run_warcs` (an index serves both forms of ``run``);
+    ``dialect``: the database's, or its name."""
+    if isinstance(dialect, str):
+        dialect = dialect_named(dialect)
     dag_id, sep, airflow_run = run.partition("/")
     params: tuple[str, ...]
     if not sep:
         where, params = "run_id = ?", (run,)
-    elif dialect == "postgresql":
-        where = f"{_PG_AIRFLOW_RUN} = ? AND (warcinfo::jsonb ->> 'airflow-dag-id') = ?"
-        params = (airflow_run, dag_id)
     else:
         where = (
-            f"""{_SQLITE_AIRFLOW_RUN} = ? AND json_extract(warcinfo, '$."airflow-dag-id"') = ?"""
+            f"{dialect.json_field('warcinfo', 'airflow-run-id')} = ? AND "
+            f"{dialect.json_field('warcinfo', 'airflow-dag-id')} = ?"
         )
         params = (airflow_run, dag_id)
     columns = ", ".join(RUN_WARC_COLUMNS)
@@ -143,33 +131,22 @@ class IndexDB:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.dialect = (
-            "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
-        )
         self._lock = threading.RLock()
-        self._big_cache = False
+        self._prepared_for_loading = False
         try:
-            if self.dialect == "postgresql":
-                import psycopg
-
-                self._pg = psycopg.connect(url, autocommit=True)
-                self._conn: Any = self._pg
-            else:
-                path = sqlite_path(url)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._sqlite = sqlite3.connect(
-                    path, isolation_level=None, check_same_thread=False, timeout=30
-                )
-                self._sqlite.execute("PRAGMA journal_mode=WAL")
-                self._sqlite.execute("PRAGMA synchronous=NORMAL")
-                self._conn = self._sqlite
-        except (sqlite3.Error, OSError) as exc:
-            raise IndexDatabaseError(f"cannot open the index database {url}: {exc}") from exc
-        except Exception as exc:  # psycopg.Error: keep psycopg's import lazy
+            #: What differs in this database's SQL (see :mod:`archive.index.dialects`).
+            self.sql = dialect_for(url)
+            self._conn = self.sql.connect(url)
+        except Exception as exc:  # the driver's errors, a missing driver, a bad path or URL
             raise IndexDatabaseError(
                 f"cannot open the index database {redact(url)}: {exc}"
             ) from exc
         self.ensure_schema()
+
+    @property
+    def dialect(self) -> str:
+        """The database's dialect by name: ``sqlite`` or ``postgresql``."""
+        return self.sql.name
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -183,18 +160,17 @@ class IndexDB:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def _wrapped(self, *more: type[Exception]) -> Iterator[None]:
+        """The driver's errors (and ``more``) raised as IndexDatabaseError."""
+        try:
+            yield
+        except (*self.sql.errors, *more) as exc:
+            raise IndexDatabaseError(f"index database: {exc}") from exc
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._lock:
-            try:
-                if self.dialect == "postgresql":
-                    return self._pg.execute(_placeholders(sql), params)
-                return self._sqlite.execute(sql, params)
-            except (sqlite3.Error, ValueError) as exc:
-                raise IndexDatabaseError(f"index database: {exc}") from exc
-            except Exception as exc:
-                if type(exc).__module__.startswith("psycopg"):
-                    raise IndexDatabaseError(f"index database: {exc}") from exc
-                raise
+        with self._lock, self._wrapped(ValueError):
+            return self._conn.execute(self.sql.placeholders(sql), params)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -203,53 +179,52 @@ class IndexDB:
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
         """One transaction; ``exclusive`` also serialises writers (custody appends)."""
-        with self._lock:
-            if self.dialect == "postgresql":
-                with self._pg.transaction():
-                    yield
-                return
-            self._sqlite.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
-            try:
-                yield
-            except BaseException:
-                self._sqlite.execute("ROLLBACK")
-                raise
-            self._sqlite.execute("COMMIT")
+        with self._lock, self.sql.transaction(self._conn, exclusive=exclusive):
+            yield
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self._lock:
-            try:
-                if self.dialect == "postgresql":
-                    with self._pg.cursor() as cur:
-                        cur.executemany(_placeholders(sql), list(rows))
-                else:
-                    self._sqlite.executemany(sql, rows)
-            except sqlite3.Error as exc:
-                raise IndexDatabaseError(f"index database: {exc}") from exc
-            except Exception as exc:
-                if type(exc).__module__.startswith("psycopg"):
-                    raise IndexDatabaseError(f"index database: {exc}") from exc
-                raise
+        with self._lock, self._wrapped():
+            self.sql.executemany(self._conn, sql, rows)
+
+    def execute_script(self, script: str) -> None:
+        """Run DDL statements separated by ``;`` (no parameters), in the transaction under
+        way if there is one."""
+        with self._lock, self._wrapped():
+            self.sql.run_script(self._conn, script)
+
+    def table_columns(self, table: str) -> set[str]:
+        """The columns of ``table`` (empty when there is no such table)."""
+        with self._lock, self._wrapped():
+            return self.sql.table_columns(self._conn, table)
+
+    def lock_schema(self) -> None:
+        """In a transaction that creates or changes tables of its own module (the custody
+        log's, claim links): wait until no other connection is doing so (PostgreSQL: an
+        advisory lock until the transaction ends; SQLite needs none)."""
+        statement = self.sql.lock_schema(_OTHER_SCHEMA_LOCK)
+        if statement is not None:
+            self.execute(statement)
+
+    def lock_table(self, table: str) -> None:
+        """In a ``transaction(exclusive=True)``: no other connection writes ``table`` until it
+        ends (PostgreSQL: a table lock; in SQLite such a transaction holds the one writer lock
+        already)."""
+        statement = self.sql.lock_table(table)
+        if statement is not None:
+            self.execute(statement)
 
     def ensure_schema(self) -> None:
-        schema = _PG_SCHEMA if self.dialect == "postgresql" else _SQLITE_SCHEMA
-        with self._lock:
-            if self.dialect == "postgresql":
-                with self._pg.transaction():
-                    # Two processes creating the schema at once would collide: serialise them.
-                    self._pg.execute("SELECT pg_advisory_xact_lock(7304811)")
-                    self._pg.execute(schema)
-                    for table, column, kind in _ADDED_COLUMNS:
-                        self._pg.execute(
-                            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
-                        )
-            else:
-                # An index made by an earlier attest: its tables get the newer columns first.
-                for table, column, kind in _ADDED_COLUMNS:
-                    have = {r[1] for r in self._sqlite.execute(f"PRAGMA table_info({table})")}
-                    if have and column not in have:
-                        self._sqlite.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                self._sqlite.executescript(schema)
+        with (
+            self._lock,
+            self._wrapped(),
+            self.sql.schema_transaction(self._conn, _INDEX_SCHEMA_LOCK),
+        ):
+            # An index made by an earlier attest: its tables get the newer columns first.
+            for table, column, kind in _ADDED_COLUMNS:
+                have = self.sql.table_columns(self._conn, table)
+                if have and column not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            self.sql.run_script(self._conn, _schema(self.sql))
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -289,42 +264,24 @@ class IndexDB:
             f"INSERT INTO captures ({', '.join(COLUMNS)}) "  # noqa: S608 - constant columns; values are bound
             f"VALUES ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (warc_key, warc_offset) DO NOTHING"
         )
-        if self.dialect == "sqlite" and not self._big_cache:
-            # A loading connection keeps index pages in memory (default 2 MB; 256 MB cut
-            # the insert time by 40% at a million rows); readers keep the default.
-            self._sqlite.execute("PRAGMA cache_size=-262144")
-            self._big_cache = True
+        with self._lock, self._wrapped():
+            if not self._prepared_for_loading:
+                self.sql.prepare_loading(self._conn)
+                self._prepared_for_loading = True
         with self.transaction():
-            if self.dialect == "sqlite":
-                # SQLite counts the rows an INSERT added (not those ON CONFLICT skipped), and
-                # gives rows inserted in one go consecutive ids: no count or id query needed.
-                changes = self._sqlite.total_changes
-                self.executemany(insert, values)
-                added = self._sqlite.total_changes - changes
-                ids: dict[str, int] = {}
-                if texts and added == len(values):
-                    last = int(self._sqlite.execute("SELECT last_insert_rowid()").fetchone()[0])
-                    first = last - added + 1
-                    ids = {row[_RECORD_ID]: first + i for i, row in enumerate(values)}
-            else:
-                before = self._count_for(key)
-                self.executemany(insert, values)
-                added = self._count_for(key) - before
-                ids = {}
+            with self._wrapped():
+                added, first_id = self.sql.insert_captures(
+                    self._conn, insert, key, values, ids=bool(texts)
+                )
             if texts and added:
-                if not ids:
+                if first_id is not None:
+                    ids = {row[_RECORD_ID]: first_id + i for i, row in enumerate(values)}
+                else:
                     ids = dict(
                         self.rows("SELECT record_id, id FROM captures WHERE warc_key = ?", (key,))
                     )
                 pairs = [(ids[rid], body) for rid, body in texts.items() if rid in ids]
-                if self.dialect == "postgresql":
-                    self.executemany(
-                        "INSERT INTO texts (capture_id, body) VALUES (?, ?) "
-                        "ON CONFLICT (capture_id) DO NOTHING",
-                        pairs,
-                    )
-                else:
-                    self.executemany("INSERT INTO texts (capture_id, body) VALUES (?, ?)", pairs)
+                self.executemany(self.sql.insert_text, pairs)
             problems = warc.get("problems") or []
             self.execute(
                 "INSERT INTO warcs (warc_key, sha256, size, records, run_id, source, warcinfo, "
@@ -364,9 +321,6 @@ class IndexDB:
             params = (warc_key,)
         rows = self.rows(sql + " ORDER BY warc_key, warc_offset", params)
         return [dict(zip(names, r, strict=True)) for r in rows]
-
-    def _count_for(self, warc_key: str) -> int:
-        return int(self.rows("SELECT count(*) FROM captures WHERE warc_key = ?", (warc_key,))[0][0])
 
     def drop_index(self) -> None:
         """Empty the index tables (not the custody log's) before a rebuild."""
@@ -476,7 +430,7 @@ class IndexDB:
     def run_warcs(self, run: str) -> list[dict[str, Any]]:
         """The indexed WARCs a run wrote: ``run`` is an attest run id, or ``DAG_ID/RUN_ID`` of
         an Airflow DAG run (the ids each WARC's ``warcinfo`` carries)."""
-        sql, params = run_warcs_query(self.dialect, run)
+        sql, params = run_warcs_query(self.sql, run)
         return [dict(zip(RUN_WARC_COLUMNS, row, strict=True)) for row in self.rows(sql, params)]
 
     def run_records(
@@ -523,40 +477,11 @@ class IndexDB:
 
     def search(self, query: str, *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
         """Pages whose visible text matches ``query`` (words, "quoted phrases"), best first."""
-        if self.dialect == "postgresql":
-            sql = (
-                "SELECT c.id, c.url, c.ts, ts_headline('simple', t.body, q, "
-                "'StartSel=[[, StopSel=]], MaxWords=30, MinWords=12, MaxFragments=2'), c.record_id "
-                "FROM texts t JOIN captures c ON c.id = t.capture_id, "
-                "websearch_to_tsquery('simple', ?) q WHERE t.tsv @@ q "
-                "ORDER BY ts_rank(t.tsv, q) DESC, c.ts DESC LIMIT ? OFFSET ?"
-            )
-            params: tuple[Any, ...] = (query, limit, offset)
-        else:
-            match = fts5_query(query)
-            if not match:
-                return []
-            sql = (
-                "SELECT c.id, c.url, c.ts, snippet(texts, 0, '[[', ']]', '…', 24), c.record_id "
-                "FROM texts JOIN captures c ON c.id = texts.capture_id "
-                "WHERE texts MATCH ? ORDER BY rank, c.ts DESC LIMIT ? OFFSET ?"
-            )
-            params = (match, limit, offset)
+        found = self.sql.search(query, limit, offset)
+        if found is None:
+            return []
+        sql, params = found
         return [SearchHit(int(i), u, int(t), s, r) for i, u, t, s, r in self.rows(sql, params)]
-
-
-_TERM = re.compile(r'"([^"]*)"|(\S+)')
-
-
-def fts5_query(query: str) -> str:
-    """A user's words and "phrases" as an FTS5 query (all must match), with no operators."""
-    terms = []
-    for phrase, word in _TERM.findall(query):
-        text = (phrase or word).replace('"', "")
-        tokens = re.findall(r"\w+", text)
-        if tokens:
-            terms.append('"' + " ".join(tokens) + '"')
-    return " ".join(terms)
 
 
 def row_values(row: IndexRow) -> tuple[Any, ...]:
@@ -576,20 +501,6 @@ def _row(values: Sequence[Any]) -> IndexRow:
         source=source, run_id=run_id, ip=ip, concurrent_to=concurrent_to, platform=platform,
         account=account, post_id=post_id, block_digest=block_digest, outcome=outcome,
     )  # fmt: skip
-
-
-def sqlite_path(url: str) -> Path:
-    if url.startswith("sqlite:///"):
-        return (
-            Path(url[len("sqlite:///") - 1 :])
-            if url.startswith("sqlite:////")
-            else Path(url[len("sqlite:///") :])
-        )
-    if "://" in url:
-        raise ConfigError(
-            f"ATTEST_INDEX={url!r}: use a file path, sqlite:///path or postgresql://user@host/db"
-        )
-    return Path(url)
 
 
 def redact(url: str) -> str:
