@@ -32,7 +32,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,6 +103,24 @@ class Entry:
 
     def json_line(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+
+
+#: Columns of ``custody_log`` in order: :class:`Entry`'s fields (``details`` as JSON text).
+_COLUMNS = tuple(f.name for f in fields(Entry))
+_SEQ, _DETAILS = _COLUMNS.index("seq"), _COLUMNS.index("details")
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM custody_log"  # noqa: S608 - constant columns
+_INSERT = (
+    f"INSERT INTO custody_log ({', '.join(_COLUMNS)}) "  # noqa: S608 - constant columns; values are bound
+    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+
+
+def _entry(values: tuple[Any, ...]) -> Entry:
+    """An entry from a row of :data:`_SELECT`."""
+    row = list(values)
+    row[_SEQ] = int(row[_SEQ])
+    row[_DETAILS] = json.loads(row[_DETAILS])
+    return Entry(*row)
 
 
 def entry_hash(body: dict[str, Any]) -> str:
@@ -177,36 +195,25 @@ class CustodyLog:
         return entry
 
     def _insert(self, entry: Entry) -> None:
-        self.db.execute(
-            "INSERT INTO custody_log (seq, at, actor, action, object, details, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.seq, entry.at, entry.actor, entry.action, entry.object,
-                json.dumps(entry.details, sort_keys=True), entry.prev_hash, entry.hash,
-            ),
-        )  # fmt: skip
+        values = [getattr(entry, column) for column in _COLUMNS]
+        values[_DETAILS] = json.dumps(entry.details, sort_keys=True)
+        self.db.execute(_INSERT, values)
 
     # --- reading and checking --------------------------------------------------------------
 
     def entries(self, *, after: int = 0, until: int | None = None) -> Iterator[Entry]:
-        sql = "SELECT seq, at, actor, action, object, details, prev_hash, hash FROM custody_log WHERE seq > ?"
+        sql = f"{_SELECT} WHERE seq > ?"
         params: list[Any] = [after]
         if until is not None:
             sql += " AND seq <= ?"
             params.append(until)
-        for seq, at, actor, action, obj, details, prev, digest in self.db.rows(
-            sql + " ORDER BY seq", params
-        ):
-            yield Entry(int(seq), at, actor, action, obj, json.loads(details), prev, digest)
+        for values in self.db.rows(sql + " ORDER BY seq", params):
+            yield _entry(values)
 
     def for_object(self, obj: str) -> list[Entry]:
         return [
-            Entry(int(s), a, ac, act, o, json.loads(d), p, h)
-            for s, a, ac, act, o, d, p, h in self.db.rows(
-                "SELECT seq, at, actor, action, object, details, prev_hash, hash FROM custody_log "
-                "WHERE object = ? ORDER BY seq",
-                (obj,),
-            )
+            _entry(values)
+            for values in self.db.rows(f"{_SELECT} WHERE object = ? ORDER BY seq", (obj,))
         ]
 
     def verify(self) -> list[str]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
@@ -247,8 +247,8 @@ class RunTimeLink:
         return self.withdrawn_at is None
 
 
-_LINK_COLUMNS = ("record_id", "annotator", "note", "linked_at", "any_record_reason",
-                 "withdrawn_at", "withdrawn_by", "withdrawn_reason")  # fmt: skip
+#: Columns of ``claim_links`` that :class:`RunTimeLink` holds, in its order.
+_LINK_COLUMNS = tuple(f.name for f in fields(RunTimeLink))
 
 
 def ensure_links_table(db: IndexDB) -> None:

@@ -13,23 +13,24 @@ dialect's, chosen by the URL's scheme (:mod:`archive.index.dialects`).
 
 from __future__ import annotations
 
+import operator
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from archive.errors import IndexDatabaseError
 from archive.index.cdxj import IndexRow, WarcIndex
 from archive.index.dialects import Dialect, dialect_for, dialect_named
 
-#: Columns of ``captures`` in order (after ``id``).
-COLUMNS = (
-    "surt", "url", "ts", "status", "mime", "digest", "record_type", "record_id", "warc_key",
-    "warc_offset", "length", "source", "run_id", "ip", "concurrent_to", "platform", "account",
-    "post_id", "block_digest", "outcome",
-)  # fmt: skip
+#: Row fields whose column is named otherwise.
+_COLUMN_NAMES = {"offset": "warc_offset"}
+_FIELDS = tuple(f.name for f in fields(IndexRow))
+#: Columns of ``captures`` in order (after ``id``): :class:`IndexRow`'s fields, in its order.
+COLUMNS = tuple(_COLUMN_NAMES.get(name, name) for name in _FIELDS)
+_SELECT_CAPTURES = f"SELECT {', '.join(COLUMNS)} FROM captures"  # noqa: S608 - constant columns
 
 # One schema for both databases, in the dialect's types; the full-text table is the dialect's.
 _SCHEMA = """
@@ -96,8 +97,17 @@ class SearchHit:
     record_id: str
 
 
+#: Columns of ``warcs`` in order, as :meth:`IndexDB.run_warcs` and :meth:`IndexDB.warc` give them.
 RUN_WARC_COLUMNS = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
                     "cdxj_key", "indexed_at", "version_id", "problems")  # fmt: skip
+_INSERT_CAPTURES = (
+    f"INSERT INTO captures ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "  # noqa: S608 - constant columns; values are bound
+    "ON CONFLICT (warc_key, warc_offset) DO NOTHING"
+)
+_INSERT_WARC = (
+    f"INSERT INTO warcs ({', '.join(RUN_WARC_COLUMNS)}) "  # noqa: S608 - constant columns; values are bound
+    f"VALUES ({', '.join('?' * len(RUN_WARC_COLUMNS))}) ON CONFLICT (warc_key) DO NOTHING"
+)
 _RECORD_ID = COLUMNS.index("record_id")
 #: Columns added since the first schema: (table, column, type), added to older databases.
 _ADDED_COLUMNS = (
@@ -260,10 +270,6 @@ class IndexDB:
         """:meth:`load` for rows given as :func:`row_values` tuples (as worker processes send)."""
         import json
 
-        insert = (
-            f"INSERT INTO captures ({', '.join(COLUMNS)}) "  # noqa: S608 - constant columns; values are bound
-            f"VALUES ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (warc_key, warc_offset) DO NOTHING"
-        )
         with self._lock, self._wrapped():
             if not self._prepared_for_loading:
                 self.sql.prepare_loading(self._conn)
@@ -271,7 +277,7 @@ class IndexDB:
         with self.transaction():
             with self._wrapped():
                 added, first_id = self.sql.insert_captures(
-                    self._conn, insert, key, values, ids=bool(texts)
+                    self._conn, _INSERT_CAPTURES, key, values, ids=bool(texts)
                 )
             if texts and added:
                 if first_id is not None:
@@ -283,17 +289,15 @@ class IndexDB:
                 pairs = [(ids[rid], body) for rid, body in texts.items() if rid in ids]
                 self.executemany(self.sql.insert_text, pairs)
             problems = warc.get("problems") or []
-            self.execute(
-                "INSERT INTO warcs (warc_key, sha256, size, records, run_id, source, warcinfo, "
-                "cdxj_key, indexed_at, version_id, problems) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (warc_key) DO NOTHING",
-                (
-                    key, warc.get("sha256"), warc.get("size"), len(values), warc.get("run_id"),
-                    warc.get("source"), json.dumps(warc.get("warcinfo") or {}, sort_keys=True),
-                    warc.get("cdxj_key"), warc["indexed_at"], warc.get("version_id"),
-                    len(problems),
-                ),
-            )  # fmt: skip
+            warc_row = {
+                **{column: warc.get(column) for column in RUN_WARC_COLUMNS},
+                "warc_key": key,
+                "records": len(values),
+                "warcinfo": json.dumps(warc.get("warcinfo") or {}, sort_keys=True),
+                "indexed_at": warc["indexed_at"],
+                "problems": len(problems),
+            }
+            self.execute(_INSERT_WARC, [warc_row[column] for column in RUN_WARC_COLUMNS])
             if problems:
                 self.executemany(
                     "INSERT INTO index_problems (warc_key, warc_offset, record_id, record_type, "
@@ -368,7 +372,7 @@ class IndexDB:
             order_by = "surt DESC, ts DESC, id DESC"
         else:
             order_by = "surt, ts, id"
-        sql = f"SELECT {', '.join(COLUMNS)} FROM captures WHERE {' AND '.join(where)} ORDER BY {order_by}"  # noqa: S608 - constant columns; values are bound
+        sql = f"{_SELECT_CAPTURES} WHERE {' AND '.join(where)} ORDER BY {order_by}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -376,7 +380,7 @@ class IndexDB:
 
     def by_record_id(self, record_id: str) -> IndexRow | None:
         found = self.rows(
-            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_id = ? ORDER BY id LIMIT 1",  # noqa: S608 - constant columns; values are bound
+            f"{_SELECT_CAPTURES} WHERE record_id = ? ORDER BY id LIMIT 1",
             (record_id,),
         )
         return _row(found[0]) if found else None
@@ -384,7 +388,7 @@ class IndexDB:
     def at(self, warc_key: str, offset: int) -> IndexRow | None:
         """The record at ``offset`` in the WARC ``warc_key`` (rows are unique per place)."""
         found = self.rows(
-            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE warc_key = ? AND warc_offset = ?",  # noqa: S608 - constant columns; values are bound
+            f"{_SELECT_CAPTURES} WHERE warc_key = ? AND warc_offset = ?",
             (warc_key, offset),
         )
         return _row(found[0]) if found else None
@@ -398,7 +402,7 @@ class IndexDB:
         return [
             _row(v)
             for v in self.rows(
-                f"SELECT {', '.join(COLUMNS)} FROM captures "  # noqa: S608 - constant columns; values are bound
+                f"{_SELECT_CAPTURES} "
                 "WHERE concurrent_to = ? AND record_type <> 'revisit' ORDER BY id",
                 (record_id,),
             )
@@ -411,7 +415,7 @@ class IndexDB:
         return [
             _row(v)
             for v in self.rows(
-                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE warc_key IN "  # noqa: S608 - constant columns; values are bound
+                f"{_SELECT_CAPTURES} WHERE warc_key IN "  # noqa: S608 - constant columns; values are bound
                 f"(SELECT warc_key FROM warcs WHERE run_id = ?) "
                 f"AND record_type IN ({marks}) ORDER BY ts, id",
                 (run_id, *record_types),
@@ -420,7 +424,7 @@ class IndexDB:
 
     def tls_chain_for(self, run_id: str | None, surt_host: str) -> IndexRow | None:
         found = self.rows(
-            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_type = 'metadata' "  # noqa: S608 - constant columns; values are bound
+            f"{_SELECT_CAPTURES} WHERE record_type = 'metadata' "
             "AND mime LIKE ? AND run_id IS NOT DISTINCT FROM ? AND surt >= ? AND surt < ? "
             "ORDER BY ts LIMIT 1",
             ("%attest-tls-chain%", run_id, surt_host, surt_host + "\U0010ffff"),
@@ -444,7 +448,7 @@ class IndexDB:
         if not warc_keys:
             return []
         sql = (
-            f"SELECT {', '.join(COLUMNS)} FROM captures "  # noqa: S608 - constant columns; values are bound
+            f"{_SELECT_CAPTURES} "
             f"WHERE warc_key IN ({', '.join('?' * len(warc_keys))}) "
             f"AND record_type IN ({', '.join('?' * len(record_types))}) ORDER BY ts, id"
         )
@@ -484,23 +488,12 @@ class IndexDB:
         return [SearchHit(int(i), u, int(t), s, r) for i, u, t, s, r in self.rows(sql, params)]
 
 
-def row_values(row: IndexRow) -> tuple[Any, ...]:
-    return (
-        row.surt, row.url, row.ts, row.status, row.mime, row.digest, row.record_type,
-        row.record_id, row.warc_key, row.offset, row.length, row.source, row.run_id, row.ip,
-        row.concurrent_to, row.platform, row.account, row.post_id, row.block_digest, row.outcome,
-    )  # fmt: skip
+#: A row's values in the order of :data:`COLUMNS`.
+row_values: Callable[[IndexRow], tuple[Any, ...]] = operator.attrgetter(*_FIELDS)
 
 
 def _row(values: Sequence[Any]) -> IndexRow:
-    (surt, url, ts, status, mime, digest, rtype, rid, key, offset, length, source, run_id, ip,
-     concurrent_to, platform, account, post_id, block_digest, outcome) = values  # fmt: skip
-    return IndexRow(
-        surt=surt, url=url, ts=int(ts), status=status, mime=mime, digest=digest,
-        record_type=rtype, record_id=rid, warc_key=key, offset=int(offset), length=int(length),
-        source=source, run_id=run_id, ip=ip, concurrent_to=concurrent_to, platform=platform,
-        account=account, post_id=post_id, block_digest=block_digest, outcome=outcome,
-    )  # fmt: skip
+    return IndexRow(*values)
 
 
 def redact(url: str) -> str:
