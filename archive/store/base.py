@@ -115,6 +115,14 @@ def file_sha256(path: Path, *, fsync: bool = False) -> str:
     return digest.hexdigest()
 
 
+def checked_range(data: bytes, uri: str, offset: int, length: int) -> bytes:
+    """``data``, read as ``length`` bytes at ``offset`` of the object ``uri``; a short read is
+    a :class:`~archive.errors.StorageError` naming the object and range."""
+    if len(data) != length:
+        raise StorageError(f"{uri}: asked {length} bytes at {offset}, got {len(data)}")
+    return data
+
+
 def validate_key(key: str) -> str:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):

@@ -24,6 +24,7 @@ from archive.store.base import (
     LegalHold,
     RangeReader,
     StoredObject,
+    checked_range,
     file_sha256,
     same_or_raise,
     validate_key,
@@ -142,11 +143,7 @@ class FileStore:
         with self.open(key, version=version) as handle:
             handle.seek(offset)
             data = handle.read(length)
-        if len(data) != length:
-            raise StorageError(
-                f"{self.object_uri(key)}: asked {length} bytes at {offset}, got {len(data)}"
-            )
-        return data
+        return checked_range(data, self.object_uri(key), offset, length)
 
     def open_range(
         self, key: str, offset: int, length: int, *, version: str | None = None

@@ -38,7 +38,14 @@ from archive.errors import (
     StorageError,
     StoreUnavailable,
 )
-from archive.store.base import LegalHold, RangeReader, StoredObject, same_or_raise, validate_key
+from archive.store.base import (
+    LegalHold,
+    RangeReader,
+    StoredObject,
+    checked_range,
+    same_or_raise,
+    validate_key,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -328,11 +335,7 @@ class S3Store:
         if length <= 0:
             return b""
         data: bytes = self._get_range(key, offset, length, version)["Body"].read()
-        if len(data) != length:
-            raise StorageError(
-                f"{self.object_uri(key)}: asked {length} bytes at {offset}, got {len(data)}"
-            )
-        return data
+        return checked_range(data, self.object_uri(key), offset, length)
 
     def open_range(
         self, key: str, offset: int, length: int, *, version: str | None = None
