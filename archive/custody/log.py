@@ -24,6 +24,7 @@ and checked it: :mod:`archive.custody.audit`), ``seal`` (someone asked the servi
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -31,7 +32,8 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +50,7 @@ from archive.custody.seal import (
     segment_range,
     write_seal,
 )
-from archive.errors import CustodyError
+from archive.errors import AttestError, CustodyError
 from archive.index.db import IndexDB
 from archive.store import Store, file_sha256
 
@@ -271,6 +273,21 @@ class CustodyLog:
             write_seal(self.store, key, self.attestor.attest(key, data, utc_iso()))
             done.append(key)
         return done
+
+    @contextmanager
+    def sealing(self, done: Sized) -> Iterator[None]:
+        """Seal the log when the block ends. When the block fails part way (an
+        :class:`~archive.errors.AttestError`) after ``done`` (what it records, as it fills
+        it) has anything, what it recorded is sealed still (if the store takes it), and the
+        error goes on."""
+        try:
+            yield
+        except AttestError:
+            if done:
+                with contextlib.suppress(AttestError):
+                    self.seal()
+            raise
+        self.seal()
 
     def maybe_seal(self) -> str | None:
         return self.seal(minimum=SEAL_EVERY)
