@@ -187,10 +187,10 @@ def apply_holds(
 
     A release lifts a WARC's hold only when nothing but this request holds it; otherwise the
     hold stays ON and ``plan.kept`` (and the entry's ``kept_for``) says what still holds it.
-    A store without legal holds fails on the first WARC, before anything is recorded; a
-    failure part way leaves the holds already placed recorded (they are real). Each WARC is
-    held as the version its index entry names; a hold is refused, changing nothing, when a
-    WARC's key now holds other bytes (:func:`check_versions`).
+    A store without legal holds is refused before any WARC is held or recorded; a failure
+    part way leaves the holds already placed recorded (they are real). Each WARC is held as
+    the version its index entry names; a hold is refused, changing nothing, when a WARC's key
+    now holds other bytes (:func:`pinned_versions`).
     """
     store.require_legal_holds()
     pinned = pinned_versions(custody.db, store, plan.warc_keys, refuse_changed=on)

@@ -1,7 +1,8 @@
 """The index database: SQLite (embedded default) or PostgreSQL (shared deployments).
 
-One table of records (``captures``), one of indexed WARCs (``warcs``) and one of page texts for
-full-text search (SQLite FTS5 / PostgreSQL ``tsvector``; docs/adr/0002-search.md says why).
+One table of records (``captures``), one of indexed WARCs (``warcs``), one of the records
+indexing left out (``index_problems``) and one of page texts for full-text search (SQLite FTS5
+/ PostgreSQL ``tsvector``; docs/adr/0002-search.md says why).
 The custody log has tables of its own in the same database (:mod:`archive.custody.log`), which
 :meth:`IndexDB.drop_index` never touches.
 

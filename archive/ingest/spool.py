@@ -7,7 +7,7 @@ Layout of ``<spool_root>/<run_id>/``::
     <name>.warc.gz.open      a file being written (gzip per record)
     <name>.warc.gz           a closed file, waiting to be verified and uploaded
 
-A spool whose lock can be taken belongs to a dead run; :func:`seal_open_files` then cuts each
+A spool whose lock can be taken belongs to a dead run; :func:`seal_open_file` then cuts each
 ``.open`` file after its last complete record and closes it, so ``attest recover`` (or the next
 run) can verify and upload it. Nothing in a spool is deleted until the store has confirmed the
 upload by checksum.

@@ -1,9 +1,10 @@
 """What every object store shares: the types (:class:`StoredObject`, :class:`LegalHold`), the
 :class:`Store` protocol the backends implement, key validation and the put-same-bytes rule
-(:func:`validate_key`, :func:`same_or_raise`), a bounded range stream (:class:`RangeReader`),
-reads pinned to the versions the index recorded (:class:`PinnedStore`), and helpers over any
-store (:func:`copy_to`, :func:`open_object`). Backends (:mod:`.file`, :mod:`.s3`) import this
-module and nothing of each other.
+(:func:`validate_key`, :func:`same_or_raise`), a bounded range stream (:class:`RangeReader`)
+and the length check of a range read (:func:`checked_range`), reads pinned to the versions the
+index recorded (:class:`PinnedStore`), a local file's SHA-256 (:func:`file_sha256`) and helpers
+over any store (:func:`copy_to`, :func:`open_object`). Backends (:mod:`.file`, :mod:`.s3`)
+import this module and nothing of each other.
 """
 
 from __future__ import annotations
