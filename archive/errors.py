@@ -17,8 +17,8 @@ caller should do:
   "repair" evidence.
 - :class:`RecorderError`, :class:`CrawlFailed` (the recording proxy or a crawl failed): **stop**
   the run; what was recorded is still shipped.
-- :class:`IndexError_` (the index database failed): **retry** ``attest index``; the WARCs are
-  safe in the store and the index can always be rebuilt from them.
+- :class:`IndexDatabaseError` (the index database failed): **retry** ``attest index``; the WARCs
+  are safe in the store and the index can always be rebuilt from them.
 - :class:`NotFound` (no capture matches a query), :class:`UnsupportedEncoding` (an archived
   payload cannot be decoded), :class:`AccessDenied` (a service request lacks a valid token or
   role; :class:`RoleRequired`, :class:`LoginThrottled`): **report** to the user; nothing was
@@ -162,7 +162,7 @@ class RecorderError(AttestError):
     """The recording proxy could not start or stopped unexpectedly."""
 
 
-class IndexError_(AttestError):
+class IndexDatabaseError(AttestError):
     """The index database could not be read or written."""
 
 

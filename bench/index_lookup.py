@@ -566,6 +566,13 @@ def child_attest_index(job: dict[str, Any]) -> None:
         "db_executemany",
         lambda self, sql, rows: "db_insert_texts" if "INTO texts" in sql else "db_insert_captures",
     )
+    try:  # where the index database has dialect objects, the captures' insert is theirs
+        from archive.index.dialects import PostgresDialect, SqliteDialect
+    except ImportError:
+        pass
+    else:
+        wrap(SqliteDialect, "insert_captures", "db_insert_captures")
+        wrap(PostgresDialect, "insert_captures", "db_insert_captures")
     store = FileStore(Path(job["store"]))
     db = IndexDB(job["db"])
     for pragma in job.get("pragmas", []):  # experiments only (--sqlite-pragma)

@@ -206,7 +206,7 @@ def finalize(captures: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def index(finalized: dict[str, Any]) -> dict[str, Any]:
     """Custody ``capture`` entries and index rows for the run's WARCs; updates the task's
     Assets (the source's captures) when every WARC is indexed, and fails otherwise."""
-    from archive.errors import IndexError_
+    from archive.errors import IndexDatabaseError
     from crawlers.orchestration.steps import index_run
 
     config = attest_config()
@@ -215,7 +215,7 @@ def index(finalized: dict[str, Any]) -> dict[str, Any]:
         attestor=config.custody_attestor(),
     )  # fmt: skip
     if result["pending"]:
-        raise IndexError_(
+        raise IndexDatabaseError(
             f"{len(result['pending'])} WARC(s) not indexed: "
             + "; ".join(f"{p['key']}: {p['reason']}" for p in result["pending"])
         )

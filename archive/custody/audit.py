@@ -21,7 +21,6 @@ since nothing was learnt about the evidence.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.custody.log import CustodyLog
-from archive.errors import AttestError, NotFound
+from archive.errors import NotFound
 from archive.index.db import IndexDB
 from archive.store import Store, open_object
 from archive.warc.read import verify_warc
@@ -88,7 +87,7 @@ def audit_warcs(
     """
     todo = indexed_warc_keys(db) if keys is None else list(keys)
     results: list[AuditResult] = []
-    try:
+    with custody.sealing(results):
         for key in todo:
             result = _audit_one(store, db, custody, key)
             custody.append("verify", result.uri, _details(result, context), actor=actor)
@@ -99,12 +98,6 @@ def audit_warcs(
             results.append(result)
             if progress is not None:
                 progress(result)
-    except AttestError:
-        if results:
-            with contextlib.suppress(AttestError):
-                custody.seal()
-        raise
-    custody.seal()
     return results
 
 

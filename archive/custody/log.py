@@ -24,6 +24,7 @@ and checked it: :mod:`archive.custody.audit`), ``seal`` (someone asked the servi
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -31,8 +32,9 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sized
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +50,7 @@ from archive.custody.seal import (
     segment_range,
     write_seal,
 )
-from archive.errors import CustodyError
+from archive.errors import AttestError, CustodyError
 from archive.index.db import IndexDB
 from archive.store import Store, file_sha256
 
@@ -62,37 +64,17 @@ __all__ = ["SEGMENT_PREFIX", "CustodyLog", "CustodyVerdict", "Entry", "SegmentAt
 #: Seal once this many entries are unsealed (and at the end of each index or crawl).
 SEAL_EVERY = 1000
 
-_SQLITE = """
+# In the dialect's types; the triggers that keep the log append-only are the dialect's too.
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS custody_log (
-    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    seq {big} PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     object TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS custody_seals (
-    last_seq INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, segment_key TEXT NOT NULL,
+    last_seq {big} PRIMARY KEY, first_seq {big} NOT NULL, segment_key TEXT NOT NULL,
     sha256 TEXT NOT NULL, sealed_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS custody_log_object ON custody_log (object);
-CREATE TRIGGER IF NOT EXISTS custody_log_no_update BEFORE UPDATE ON custody_log
-BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS custody_log_no_delete BEFORE DELETE ON custody_log
-BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
-"""
-
-_PG = """
-CREATE TABLE IF NOT EXISTS custody_log (
-    seq BIGINT PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-    object TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS custody_seals (
-    last_seq BIGINT PRIMARY KEY, first_seq BIGINT NOT NULL, segment_key TEXT NOT NULL,
-    sha256 TEXT NOT NULL, sealed_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS custody_log_object ON custody_log (object);
-CREATE OR REPLACE FUNCTION custody_log_append_only() RETURNS trigger AS $$
-BEGIN RAISE EXCEPTION 'the custody log is append-only'; END; $$ LANGUAGE plpgsql;
-DROP TRIGGER IF EXISTS custody_log_no_change ON custody_log;
-CREATE TRIGGER custody_log_no_change BEFORE UPDATE OR DELETE ON custody_log
-FOR EACH ROW EXECUTE FUNCTION custody_log_append_only();
 """
 
 
@@ -123,6 +105,24 @@ class Entry:
 
     def json_line(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+
+
+#: Columns of ``custody_log`` in order: :class:`Entry`'s fields (``details`` as JSON text).
+_COLUMNS = tuple(f.name for f in fields(Entry))
+_SEQ, _DETAILS = _COLUMNS.index("seq"), _COLUMNS.index("details")
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM custody_log"  # noqa: S608 - constant columns
+_INSERT = (
+    f"INSERT INTO custody_log ({', '.join(_COLUMNS)}) "  # noqa: S608 - constant columns; values are bound
+    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+
+
+def _entry(values: tuple[Any, ...]) -> Entry:
+    """An entry from a row of :data:`_SELECT`."""
+    row = list(values)
+    row[_SEQ] = int(row[_SEQ])
+    row[_DETAILS] = json.loads(row[_DETAILS])
+    return Entry(*row)
 
 
 def entry_hash(body: dict[str, Any]) -> str:
@@ -157,13 +157,11 @@ class CustodyLog:
         self.store = store
         self.attestor = attestor
         with db.transaction():
-            if db.dialect == "postgresql":
-                db.execute("SELECT pg_advisory_xact_lock(7304812)")
-                db.execute(_PG)
-            else:
-                for statement in _SQLITE.split(";\n"):
-                    if statement.strip():
-                        db.execute(statement + (";" if "BEGIN" in statement else ""))
+            db.lock_schema()
+            db.execute_script(
+                _SCHEMA.format(big=db.sql.big)
+                + db.sql.append_only("custody_log", "the custody log is append-only")
+            )
         if store is not None:
             self.restore_from_store()
 
@@ -179,8 +177,7 @@ class CustodyLog:
     ) -> Entry:
         db = self.db
         with db.transaction(exclusive=True):
-            if db.dialect == "postgresql":
-                db.execute("LOCK TABLE custody_log IN SHARE ROW EXCLUSIVE MODE")
+            db.lock_table("custody_log")
             last = db.rows("SELECT seq, hash FROM custody_log ORDER BY seq DESC LIMIT 1")
             seq, prev = (int(last[0][0]) + 1, str(last[0][1])) if last else (1, GENESIS)
             body = {
@@ -200,36 +197,25 @@ class CustodyLog:
         return entry
 
     def _insert(self, entry: Entry) -> None:
-        self.db.execute(
-            "INSERT INTO custody_log (seq, at, actor, action, object, details, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.seq, entry.at, entry.actor, entry.action, entry.object,
-                json.dumps(entry.details, sort_keys=True), entry.prev_hash, entry.hash,
-            ),
-        )  # fmt: skip
+        values = [getattr(entry, column) for column in _COLUMNS]
+        values[_DETAILS] = json.dumps(entry.details, sort_keys=True)
+        self.db.execute(_INSERT, values)
 
     # --- reading and checking --------------------------------------------------------------
 
     def entries(self, *, after: int = 0, until: int | None = None) -> Iterator[Entry]:
-        sql = "SELECT seq, at, actor, action, object, details, prev_hash, hash FROM custody_log WHERE seq > ?"
+        sql = f"{_SELECT} WHERE seq > ?"
         params: list[Any] = [after]
         if until is not None:
             sql += " AND seq <= ?"
             params.append(until)
-        for seq, at, actor, action, obj, details, prev, digest in self.db.rows(
-            sql + " ORDER BY seq", params
-        ):
-            yield Entry(int(seq), at, actor, action, obj, json.loads(details), prev, digest)
+        for values in self.db.rows(sql + " ORDER BY seq", params):
+            yield _entry(values)
 
     def for_object(self, obj: str) -> list[Entry]:
         return [
-            Entry(int(s), a, ac, act, o, json.loads(d), p, h)
-            for s, a, ac, act, o, d, p, h in self.db.rows(
-                "SELECT seq, at, actor, action, object, details, prev_hash, hash FROM custody_log "
-                "WHERE object = ? ORDER BY seq",
-                (obj,),
-            )
+            _entry(values)
+            for values in self.db.rows(f"{_SELECT} WHERE object = ? ORDER BY seq", (obj,))
         ]
 
     def verify(self) -> list[str]:
@@ -287,6 +273,21 @@ class CustodyLog:
             write_seal(self.store, key, self.attestor.attest(key, data, utc_iso()))
             done.append(key)
         return done
+
+    @contextmanager
+    def sealing(self, done: Sized) -> Iterator[None]:
+        """Seal the log when the block ends. When the block fails part way (an
+        :class:`~archive.errors.AttestError`) after ``done`` (what it records, as it fills
+        it) has anything, what it recorded is sealed still (if the store takes it), and the
+        error goes on."""
+        try:
+            yield
+        except AttestError:
+            if done:
+                with contextlib.suppress(AttestError):
+                    self.seal()
+            raise
+        self.seal()
 
     def maybe_seal(self) -> str | None:
         return self.seal(minimum=SEAL_EVERY)

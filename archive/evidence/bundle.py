@@ -53,7 +53,7 @@ from archive.index.db import IndexDB
 from archive.index.links import capture_links
 from archive.index.pagemeta import PageMetadata
 from archive.index.retrieve import check_stored, load_payload, verify_record
-from archive.store import Store
+from archive.store import Store, file_sha256
 from archive.trust.signing import Signer, fingerprint, sign
 from archive.trust.timestamps import Authority
 from archive.trust.timestamps import request as request_timestamp
@@ -94,14 +94,6 @@ def _first_member(store: Store, key: str) -> bytes:
             if len(taken) > 64 * 1024 * 1024:
                 raise IntegrityError(f"{key}: the first record is larger than 64 MB")
     return bytes(taken[: len(taken) - len(inflater.unused_data)])
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 #: Bytes read from the store at once while copying: neighbouring records are read together.
@@ -287,7 +279,7 @@ class _PrefixHash:
         if self._error is not None:
             raise self._error
         if self._done != self.end:  # the file was shorter than said: hash it all again
-            return _sha256(self.path)
+            return file_sha256(self.path)
         with open(self.path, "rb") as handle:
             handle.seek(self.end)
             while chunk := handle.read(1024 * 1024):
@@ -410,7 +402,7 @@ def export_bundle(
             )  # fmt: skip
     return BundleReport(
         output, report, [e.claim.id for e in evidence], len(chosen.rows) + len(warc_keys),
-        warc_path_size(output), [f"{e.claim.id}: {gap}" for e in evidence for gap in e.gaps],
+        warc.size, [f"{e.claim.id}: {gap}" for e in evidence for gap in e.gaps],
     )  # fmt: skip
 
 
@@ -439,11 +431,6 @@ def _signer_name(signer: Signer | None) -> str | None:
     if signer.mode == "domain":
         return f"domain {signer.domain}"
     return f"key {fingerprint(signer.public_der())}"
-
-
-def warc_path_size(bundle: Path) -> int:
-    with zipfile.ZipFile(bundle) as archive:
-        return archive.getinfo(f"archive/{BUNDLE_WARC}").file_size
 
 
 def _pages(evidence: list[ClaimEvidence], case: Case) -> bytes:
@@ -656,7 +643,7 @@ def _write_wacz(
         if isinstance(content, _Written):
             digest, size = content.sha256, content.size
         elif isinstance(content, Path):
-            digest, size = _sha256(content), content.stat().st_size
+            digest, size = file_sha256(content), content.stat().st_size
         else:
             digest, size = hashlib.sha256(content).hexdigest(), len(content)
         resources.append({"path": name, "hash": f"sha256:{digest}", "bytes": size,
@@ -688,6 +675,6 @@ def _write_wacz(
                 archive.writestr(name, content, compress_type=compress)
         archive.writestr("datapackage.json", package_bytes, compress_type=zipfile.ZIP_DEFLATED)
         archive.writestr("datapackage-digest.json", digest_doc, compress_type=zipfile.ZIP_DEFLATED)
-    digest = bundle.prefix.finish() if bundle.prefix is not None else _sha256(bundle.path)
+    digest = bundle.prefix.finish() if bundle.prefix is not None else file_sha256(bundle.path)
     bundle.path.rename(bundle.output)
     return digest

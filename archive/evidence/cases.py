@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
@@ -247,28 +247,26 @@ class RunTimeLink:
         return self.withdrawn_at is None
 
 
-_LINK_COLUMNS = ("record_id", "annotator", "note", "linked_at", "any_record_reason",
-                 "withdrawn_at", "withdrawn_by", "withdrawn_reason")  # fmt: skip
+#: Columns of ``claim_links`` that :class:`RunTimeLink` holds, in its order.
+_LINK_COLUMNS = tuple(f.name for f in fields(RunTimeLink))
 
 
 def ensure_links_table(db: IndexDB) -> None:
     """``claim_links`` in its current form: one row per link ever made, a withdrawn one kept
     with who withdrew it, when and why (at most one active link per claim and capture). A
     table of the first form (one row per claim and capture, no withdrawals) is converted."""
-    columns = _link_table_columns(db)
+    columns = db.table_columns("claim_links")
     if columns and "withdrawn_at" in columns:
         return
     with db.transaction(exclusive=True):
-        if db.dialect == "postgresql":
-            db.execute("SELECT pg_advisory_xact_lock(7304812)")
-        columns = _link_table_columns(db)
+        db.lock_schema()
+        columns = db.table_columns("claim_links")
         if columns and "withdrawn_at" in columns:
             return
-        identity = "BIGSERIAL PRIMARY KEY" if db.dialect == "postgresql" else "INTEGER PRIMARY KEY"
         # A table of the first form is copied into a new one, which then takes its name (the
         # new table is made under its own name, so no index or sequence name is taken twice).
         table = "claim_links_converted" if columns else "claim_links"
-        db.execute(_LINKS_SCHEMA.format(table=table, id=identity))
+        db.execute(_LINKS_SCHEMA.format(table=table, id=db.sql.id_column))
         if columns:
             db.execute(
                 "INSERT INTO claim_links_converted (case_id, claim_id, record_id, annotator, "
@@ -281,17 +279,6 @@ def ensure_links_table(db: IndexDB) -> None:
             "CREATE UNIQUE INDEX IF NOT EXISTS claim_links_active "
             "ON claim_links (case_id, claim_id, record_id) WHERE withdrawn_at IS NULL"
         )
-
-
-def _link_table_columns(db: IndexDB) -> set[str]:
-    if db.dialect == "postgresql":
-        found = db.rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'claim_links' "
-            "AND table_schema = current_schema()"
-        )
-    else:
-        found = [(r[1],) for r in db.rows("PRAGMA table_info(claim_links)")]
-    return {str(name) for (name,) in found}
 
 
 def page_problem(db: IndexDB, row: IndexRow) -> str | None:

@@ -29,13 +29,12 @@ leaves other holders keeps the flag ON (set again and read back), and its entry 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from archive.custody.log import CustodyLog
-from archive.errors import AttestError, ConfigError, IntegrityError, NotFound
+from archive.errors import ConfigError, IntegrityError, NotFound
 from archive.evidence.cases import Case, capture_record_id, resolve
 from archive.evidence.select import select
 from archive.index.cdxj import IndexRow
@@ -188,15 +187,15 @@ def apply_holds(
 
     A release lifts a WARC's hold only when nothing but this request holds it; otherwise the
     hold stays ON and ``plan.kept`` (and the entry's ``kept_for``) says what still holds it.
-    A store without legal holds fails on the first WARC, before anything is recorded; a
-    failure part way leaves the holds already placed recorded (they are real). Each WARC is
-    held as the version its index entry names; a hold is refused, changing nothing, when a
-    WARC's key now holds other bytes (:func:`check_versions`).
+    A store without legal holds is refused before any WARC is held or recorded; a failure
+    part way leaves the holds already placed recorded (they are real). Each WARC is held as
+    the version its index entry names; a hold is refused, changing nothing, when a WARC's key
+    now holds other bytes (:func:`pinned_versions`).
     """
     store.require_legal_holds()
     pinned = pinned_versions(custody.db, store, plan.warc_keys, refuse_changed=on)
     done: list[LegalHold] = []
-    try:
+    with custody.sealing(done):
         for key in plan.warc_keys:
             others = set() if on else holders(custody, store.object_uri(key)) - plan.holders(key)
             version, sha256 = pinned[key]
@@ -214,10 +213,4 @@ def apply_holds(
                 details["note"] = note
             custody.append("hold" if on else "release", hold.uri, details, actor=actor)
             done.append(hold)
-    except AttestError:
-        if done:
-            with contextlib.suppress(AttestError):
-                custody.seal()
-        raise
-    custody.seal()
     return done

@@ -13,13 +13,12 @@ temporary file first, deleted after):
 - ``claims``: every capture the manifest lists for a claim, and every record linked to it, is
   in the bundle's WARC with the digests the manifest states;
 - ``custody``: each entry of the custody excerpt hashes to its stated hash, and entries with
-  consecutive sequence numbers chain.
-
+  consecutive sequence numbers chain;
 - ``signature``: ``signedData`` signs the datapackage's hash, with its ``created``, and the
   signer is trusted (an organisation key or a domain certificate chaining to a trusted root;
-  see archive/signing); a valid signature by an untrusted key fails;
+  see :mod:`archive.trust.signing`); a valid signature by an untrusted key fails;
 - ``timestamp``: each RFC 3161 token stamps the SHA-256 of ``datapackage.json`` and chains to a
-  trusted TSA root (archive/timestamps).
+  trusted TSA root (:mod:`archive.trust.timestamps`).
 
 The verdict (:attr:`BundleVerdict.status`) is ``verified`` when every check passed, ``failed``
 when one did, and ``signed, not timestamped`` when every check passed but the bundle carries no

@@ -1,37 +1,39 @@
 """The index database: SQLite (embedded default) or PostgreSQL (shared deployments).
 
-One table of records (``captures``), one of indexed WARCs (``warcs``) and one of page texts for
-full-text search (SQLite FTS5 / PostgreSQL ``tsvector``; docs/adr/0002-search.md says why).
+One table of records (``captures``), one of indexed WARCs (``warcs``), one of the records
+indexing left out (``index_problems``) and one of page texts for full-text search (SQLite FTS5
+/ PostgreSQL ``tsvector``; docs/adr/0002-search.md says why).
 The custody log has tables of its own in the same database (:mod:`archive.custody.log`), which
 :meth:`IndexDB.drop_index` never touches.
 
 Rows are unique per ``(warc_key, warc_offset)``: loading the same WARC twice changes nothing.
-Times are integer microseconds (UTC). SQL is written once with ``?`` placeholders; the
-PostgreSQL connection rewrites them to ``%s``.
+Times are integer microseconds (UTC). SQL is written once with ``?`` placeholders; what differs
+between the engines (connecting, placeholders, types, full text, bulk loading, locks) is the
+dialect's, chosen by the URL's scheme (:mod:`archive.index.dialects`).
 """
 
 from __future__ import annotations
 
+import operator
 import re
-import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any
 
-from archive.errors import ConfigError, IndexError_
+from archive.errors import IndexDatabaseError
 from archive.index.cdxj import IndexRow, WarcIndex
+from archive.index.dialects import Dialect, dialect_for, dialect_named
 
-#: Columns of ``captures`` in order (after ``id``).
-COLUMNS = (
-    "surt", "url", "ts", "status", "mime", "digest", "record_type", "record_id", "warc_key",
-    "warc_offset", "length", "source", "run_id", "ip", "concurrent_to", "platform", "account",
-    "post_id", "block_digest", "outcome",
-)  # fmt: skip
+#: Row fields whose column is named otherwise.
+_COLUMN_NAMES = {"offset": "warc_offset"}
+_FIELDS = tuple(f.name for f in fields(IndexRow))
+#: Columns of ``captures`` in order (after ``id``): :class:`IndexRow`'s fields, in its order.
+COLUMNS = tuple(_COLUMN_NAMES.get(name, name) for name in _FIELDS)
+_SELECT_CAPTURES = f"SELECT {', '.join(COLUMNS)} FROM captures"  # noqa: S608 - constant columns
 
-# One schema for both databases; only types and the full-text table differ.
+# One schema for both databases, in the dialect's types; the full-text table is the dialect's.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS warcs (
     warc_key TEXT PRIMARY KEY,
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS warcs (
 );
 CREATE TABLE IF NOT EXISTS captures (
     id {id_column},
-    surt TEXT{collate} NOT NULL, url TEXT NOT NULL, ts {big} NOT NULL, status INTEGER,
+    surt TEXT{byte_order} NOT NULL, url TEXT NOT NULL, ts {big} NOT NULL, status INTEGER,
     mime TEXT NOT NULL, digest TEXT, record_type TEXT NOT NULL, record_id TEXT NOT NULL,
     warc_key TEXT NOT NULL, warc_offset {big} NOT NULL, length {big} NOT NULL,
     source TEXT, run_id TEXT, ip TEXT, concurrent_to TEXT,
@@ -68,32 +70,23 @@ CREATE INDEX IF NOT EXISTS warcs_run ON warcs (run_id);
 CREATE INDEX IF NOT EXISTS warcs_airflow_run ON warcs ({airflow_run});
 {texts}
 """
-# The Airflow run id in a WARC's warcinfo, as run_warcs() asks for it (an expression index).
-_SQLITE_AIRFLOW_RUN = """json_extract(warcinfo, '$."airflow-run-id"')"""
-_PG_AIRFLOW_RUN = "(warcinfo::jsonb ->> 'airflow-run-id')"
 
-_SQLITE_SCHEMA = _SCHEMA.format(
-    big="INTEGER",
-    id_column="INTEGER PRIMARY KEY",  # SQLite's rowid
-    collate="",
-    airflow_run=_SQLITE_AIRFLOW_RUN,
-    texts="""CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
-    body, capture_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
-);""",
-)
 
-_PG_SCHEMA = _SCHEMA.format(
-    big="BIGINT",
-    id_column="BIGSERIAL PRIMARY KEY",
-    collate=' COLLATE "C"',  # byte order, as SURT range queries need
-    airflow_run=_PG_AIRFLOW_RUN,
-    texts="""CREATE TABLE IF NOT EXISTS texts (
-    capture_id BIGINT PRIMARY KEY REFERENCES captures (id) ON DELETE CASCADE,
-    body TEXT NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED
-);
-CREATE INDEX IF NOT EXISTS texts_tsv ON texts USING GIN (tsv);""",
-)
+def _schema(dialect: Dialect) -> str:
+    return _SCHEMA.format(
+        big=dialect.big,
+        id_column=dialect.id_column,
+        byte_order=dialect.byte_order,
+        # The Airflow run id in a WARC's warcinfo, as run_warcs() asks for it.
+        airflow_run=dialect.json_field("warcinfo", "airflow-run-id"),
+        texts=dialect.texts_table,
+    )
+
+
+#: PostgreSQL advisory locks under which schemas change: the index's tables, and the tables
+#: other modules keep in this database (:meth:`IndexDB.lock_schema`).
+_INDEX_SCHEMA_LOCK = 7304811
+_OTHER_SCHEMA_LOCK = 7304812
 
 
 @dataclass(frozen=True)
@@ -105,12 +98,17 @@ class SearchHit:
     record_id: str
 
 
-def _placeholders(sql: str) -> str:
-    return sql.replace("?", "%s")
-
-
+#: Columns of ``warcs`` in order, as :meth:`IndexDB.run_warcs` and :meth:`IndexDB.warc` give them.
 RUN_WARC_COLUMNS = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
                     "cdxj_key", "indexed_at", "version_id", "problems")  # fmt: skip
+_INSERT_CAPTURES = (
+    f"INSERT INTO captures ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "  # noqa: S608 - constant columns; values are bound
+    "ON CONFLICT (warc_key, warc_offset) DO NOTHING"
+)
+_INSERT_WARC = (
+    f"INSERT INTO warcs ({', '.join(RUN_WARC_COLUMNS)}) "  # noqa: S608 - constant columns; values are bound
+    f"VALUES ({', '.join('?' * len(RUN_WARC_COLUMNS))}) ON CONFLICT (warc_key) DO NOTHING"
+)
 _RECORD_ID = COLUMNS.index("record_id")
 #: Columns added since the first schema: (table, column, type), added to older databases.
 _ADDED_COLUMNS = (
@@ -120,18 +118,19 @@ _ADDED_COLUMNS = (
 )
 
 
-def run_warcs_query(dialect: str, run: str) -> tuple[str, tuple[str, ...]]:
-    """SQL and parameters of :meth:`IndexDB.run_warcs` (an index serves both forms of ``run``)."""
+def run_warcs_query(dialect: Dialect | str, run: str) -> tuple[str, tuple[str, ...]]:
+    """SQL and parameters of :meth:`IndexDB.run_warcs` (an index serves both forms of ``run``);
+    ``dialect``: the database's, or its name."""
+    if isinstance(dialect, str):
+        dialect = dialect_named(dialect)
     dag_id, sep, airflow_run = run.partition("/")
     params: tuple[str, ...]
     if not sep:
         where, params = "run_id = ?", (run,)
-    elif dialect == "postgresql":
-        where = f"{_PG_AIRFLOW_RUN} = ? AND (warcinfo::jsonb ->> 'airflow-dag-id') = ?"
-        params = (airflow_run, dag_id)
     else:
         where = (
-            f"""{_SQLITE_AIRFLOW_RUN} = ? AND json_extract(warcinfo, '$."airflow-dag-id"') = ?"""
+            f"{dialect.json_field('warcinfo', 'airflow-run-id')} = ? AND "
+            f"{dialect.json_field('warcinfo', 'airflow-dag-id')} = ?"
         )
         params = (airflow_run, dag_id)
     columns = ", ".join(RUN_WARC_COLUMNS)
@@ -143,31 +142,22 @@ class IndexDB:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.dialect = (
-            "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
-        )
         self._lock = threading.RLock()
-        self._big_cache = False
+        self._prepared_for_loading = False
         try:
-            if self.dialect == "postgresql":
-                import psycopg
-
-                self._pg = psycopg.connect(url, autocommit=True)
-                self._conn: Any = self._pg
-            else:
-                path = sqlite_path(url)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._sqlite = sqlite3.connect(
-                    path, isolation_level=None, check_same_thread=False, timeout=30
-                )
-                self._sqlite.execute("PRAGMA journal_mode=WAL")
-                self._sqlite.execute("PRAGMA synchronous=NORMAL")
-                self._conn = self._sqlite
-        except (sqlite3.Error, OSError) as exc:
-            raise IndexError_(f"cannot open the index database {url}: {exc}") from exc
-        except Exception as exc:  # psycopg.Error: keep psycopg's import lazy
-            raise IndexError_(f"cannot open the index database {redact(url)}: {exc}") from exc
+            #: What differs in this database's SQL (see :mod:`archive.index.dialects`).
+            self.sql = dialect_for(url)
+            self._conn = self.sql.connect(url)
+        except Exception as exc:  # the driver's errors, a missing driver, a bad path or URL
+            raise IndexDatabaseError(
+                f"cannot open the index database {redact(url)}: {exc}"
+            ) from exc
         self.ensure_schema()
+
+    @property
+    def dialect(self) -> str:
+        """The database's dialect by name: ``sqlite`` or ``postgresql``."""
+        return self.sql.name
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -181,18 +171,17 @@ class IndexDB:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def _wrapped(self, *more: type[Exception]) -> Iterator[None]:
+        """The driver's errors (and ``more``) raised as IndexDatabaseError."""
+        try:
+            yield
+        except (*self.sql.errors, *more) as exc:
+            raise IndexDatabaseError(f"index database: {exc}") from exc
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._lock:
-            try:
-                if self.dialect == "postgresql":
-                    return self._pg.execute(_placeholders(sql), params)
-                return self._sqlite.execute(sql, params)
-            except (sqlite3.Error, ValueError) as exc:
-                raise IndexError_(f"index database: {exc}") from exc
-            except Exception as exc:
-                if type(exc).__module__.startswith("psycopg"):
-                    raise IndexError_(f"index database: {exc}") from exc
-                raise
+        with self._lock, self._wrapped(ValueError):
+            return self._conn.execute(self.sql.placeholders(sql), params)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -201,53 +190,52 @@ class IndexDB:
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
         """One transaction; ``exclusive`` also serialises writers (custody appends)."""
-        with self._lock:
-            if self.dialect == "postgresql":
-                with self._pg.transaction():
-                    yield
-                return
-            self._sqlite.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
-            try:
-                yield
-            except BaseException:
-                self._sqlite.execute("ROLLBACK")
-                raise
-            self._sqlite.execute("COMMIT")
+        with self._lock, self.sql.transaction(self._conn, exclusive=exclusive):
+            yield
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self._lock:
-            try:
-                if self.dialect == "postgresql":
-                    with self._pg.cursor() as cur:
-                        cur.executemany(_placeholders(sql), list(rows))
-                else:
-                    self._sqlite.executemany(sql, rows)
-            except sqlite3.Error as exc:
-                raise IndexError_(f"index database: {exc}") from exc
-            except Exception as exc:
-                if type(exc).__module__.startswith("psycopg"):
-                    raise IndexError_(f"index database: {exc}") from exc
-                raise
+        with self._lock, self._wrapped():
+            self.sql.executemany(self._conn, sql, rows)
+
+    def execute_script(self, script: str) -> None:
+        """Run DDL statements separated by ``;`` (no parameters), in the transaction under
+        way if there is one."""
+        with self._lock, self._wrapped():
+            self.sql.run_script(self._conn, script)
+
+    def table_columns(self, table: str) -> set[str]:
+        """The columns of ``table`` (empty when there is no such table)."""
+        with self._lock, self._wrapped():
+            return self.sql.table_columns(self._conn, table)
+
+    def lock_schema(self) -> None:
+        """In a transaction that creates or changes tables of its own module (the custody
+        log's, claim links): wait until no other connection is doing so (PostgreSQL: an
+        advisory lock until the transaction ends; SQLite needs none)."""
+        statement = self.sql.lock_schema(_OTHER_SCHEMA_LOCK)
+        if statement is not None:
+            self.execute(statement)
+
+    def lock_table(self, table: str) -> None:
+        """In a ``transaction(exclusive=True)``: no other connection writes ``table`` until it
+        ends (PostgreSQL: a table lock; in SQLite such a transaction holds the one writer lock
+        already)."""
+        statement = self.sql.lock_table(table)
+        if statement is not None:
+            self.execute(statement)
 
     def ensure_schema(self) -> None:
-        schema = _PG_SCHEMA if self.dialect == "postgresql" else _SQLITE_SCHEMA
-        with self._lock:
-            if self.dialect == "postgresql":
-                with self._pg.transaction():
-                    # Two processes creating the schema at once would collide: serialise them.
-                    self._pg.execute("SELECT pg_advisory_xact_lock(7304811)")
-                    self._pg.execute(schema)
-                    for table, column, kind in _ADDED_COLUMNS:
-                        self._pg.execute(
-                            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
-                        )
-            else:
-                # An index made by an earlier attest: its tables get the newer columns first.
-                for table, column, kind in _ADDED_COLUMNS:
-                    have = {r[1] for r in self._sqlite.execute(f"PRAGMA table_info({table})")}
-                    if have and column not in have:
-                        self._sqlite.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                self._sqlite.executescript(schema)
+        with (
+            self._lock,
+            self._wrapped(),
+            self.sql.schema_transaction(self._conn, _INDEX_SCHEMA_LOCK),
+        ):
+            # An index made by an earlier attest: its tables get the newer columns first.
+            for table, column, kind in _ADDED_COLUMNS:
+                have = self.sql.table_columns(self._conn, table)
+                if have and column not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            self.sql.run_script(self._conn, _schema(self.sql))
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -283,58 +271,34 @@ class IndexDB:
         """:meth:`load` for rows given as :func:`row_values` tuples (as worker processes send)."""
         import json
 
-        insert = (
-            f"INSERT INTO captures ({', '.join(COLUMNS)}) "  # noqa: S608 - constant columns; values are bound
-            f"VALUES ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (warc_key, warc_offset) DO NOTHING"
-        )
-        if self.dialect == "sqlite" and not self._big_cache:
-            # A loading connection keeps index pages in memory (default 2 MB; 256 MB cut
-            # the insert time by 40% at a million rows); readers keep the default.
-            self._sqlite.execute("PRAGMA cache_size=-262144")
-            self._big_cache = True
+        with self._lock, self._wrapped():
+            if not self._prepared_for_loading:
+                self.sql.prepare_loading(self._conn)
+                self._prepared_for_loading = True
         with self.transaction():
-            if self.dialect == "sqlite":
-                # SQLite counts the rows an INSERT added (not those ON CONFLICT skipped), and
-                # gives rows inserted in one go consecutive ids: no count or id query needed.
-                changes = self._sqlite.total_changes
-                self.executemany(insert, values)
-                added = self._sqlite.total_changes - changes
-                ids: dict[str, int] = {}
-                if texts and added == len(values):
-                    last = int(self._sqlite.execute("SELECT last_insert_rowid()").fetchone()[0])
-                    first = last - added + 1
-                    ids = {row[_RECORD_ID]: first + i for i, row in enumerate(values)}
-            else:
-                before = self._count_for(key)
-                self.executemany(insert, values)
-                added = self._count_for(key) - before
-                ids = {}
+            with self._wrapped():
+                added, first_id = self.sql.insert_captures(
+                    self._conn, _INSERT_CAPTURES, key, values, ids=bool(texts)
+                )
             if texts and added:
-                if not ids:
+                if first_id is not None:
+                    ids = {row[_RECORD_ID]: first_id + i for i, row in enumerate(values)}
+                else:
                     ids = dict(
                         self.rows("SELECT record_id, id FROM captures WHERE warc_key = ?", (key,))
                     )
                 pairs = [(ids[rid], body) for rid, body in texts.items() if rid in ids]
-                if self.dialect == "postgresql":
-                    self.executemany(
-                        "INSERT INTO texts (capture_id, body) VALUES (?, ?) "
-                        "ON CONFLICT (capture_id) DO NOTHING",
-                        pairs,
-                    )
-                else:
-                    self.executemany("INSERT INTO texts (capture_id, body) VALUES (?, ?)", pairs)
+                self.executemany(self.sql.insert_text, pairs)
             problems = warc.get("problems") or []
-            self.execute(
-                "INSERT INTO warcs (warc_key, sha256, size, records, run_id, source, warcinfo, "
-                "cdxj_key, indexed_at, version_id, problems) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (warc_key) DO NOTHING",
-                (
-                    key, warc.get("sha256"), warc.get("size"), len(values), warc.get("run_id"),
-                    warc.get("source"), json.dumps(warc.get("warcinfo") or {}, sort_keys=True),
-                    warc.get("cdxj_key"), warc["indexed_at"], warc.get("version_id"),
-                    len(problems),
-                ),
-            )  # fmt: skip
+            warc_row = {
+                **{column: warc.get(column) for column in RUN_WARC_COLUMNS},
+                "warc_key": key,
+                "records": len(values),
+                "warcinfo": json.dumps(warc.get("warcinfo") or {}, sort_keys=True),
+                "indexed_at": warc["indexed_at"],
+                "problems": len(problems),
+            }
+            self.execute(_INSERT_WARC, [warc_row[column] for column in RUN_WARC_COLUMNS])
             if problems:
                 self.executemany(
                     "INSERT INTO index_problems (warc_key, warc_offset, record_id, record_type, "
@@ -362,9 +326,6 @@ class IndexDB:
             params = (warc_key,)
         rows = self.rows(sql + " ORDER BY warc_key, warc_offset", params)
         return [dict(zip(names, r, strict=True)) for r in rows]
-
-    def _count_for(self, warc_key: str) -> int:
-        return int(self.rows("SELECT count(*) FROM captures WHERE warc_key = ?", (warc_key,))[0][0])
 
     def drop_index(self) -> None:
         """Empty the index tables (not the custody log's) before a rebuild."""
@@ -412,7 +373,7 @@ class IndexDB:
             order_by = "surt DESC, ts DESC, id DESC"
         else:
             order_by = "surt, ts, id"
-        sql = f"SELECT {', '.join(COLUMNS)} FROM captures WHERE {' AND '.join(where)} ORDER BY {order_by}"  # noqa: S608 - constant columns; values are bound
+        sql = f"{_SELECT_CAPTURES} WHERE {' AND '.join(where)} ORDER BY {order_by}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -420,7 +381,7 @@ class IndexDB:
 
     def by_record_id(self, record_id: str) -> IndexRow | None:
         found = self.rows(
-            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_id = ? ORDER BY id LIMIT 1",  # noqa: S608 - constant columns; values are bound
+            f"{_SELECT_CAPTURES} WHERE record_id = ? ORDER BY id LIMIT 1",
             (record_id,),
         )
         return _row(found[0]) if found else None
@@ -428,7 +389,7 @@ class IndexDB:
     def at(self, warc_key: str, offset: int) -> IndexRow | None:
         """The record at ``offset`` in the WARC ``warc_key`` (rows are unique per place)."""
         found = self.rows(
-            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE warc_key = ? AND warc_offset = ?",  # noqa: S608 - constant columns; values are bound
+            f"{_SELECT_CAPTURES} WHERE warc_key = ? AND warc_offset = ?",
             (warc_key, offset),
         )
         return _row(found[0]) if found else None
@@ -442,7 +403,7 @@ class IndexDB:
         return [
             _row(v)
             for v in self.rows(
-                f"SELECT {', '.join(COLUMNS)} FROM captures "  # noqa: S608 - constant columns; values are bound
+                f"{_SELECT_CAPTURES} "
                 "WHERE concurrent_to = ? AND record_type <> 'revisit' ORDER BY id",
                 (record_id,),
             )
@@ -455,7 +416,7 @@ class IndexDB:
         return [
             _row(v)
             for v in self.rows(
-                f"SELECT {', '.join(COLUMNS)} FROM captures WHERE warc_key IN "  # noqa: S608 - constant columns; values are bound
+                f"{_SELECT_CAPTURES} WHERE warc_key IN "  # noqa: S608 - constant columns; values are bound
                 f"(SELECT warc_key FROM warcs WHERE run_id = ?) "
                 f"AND record_type IN ({marks}) ORDER BY ts, id",
                 (run_id, *record_types),
@@ -464,7 +425,7 @@ class IndexDB:
 
     def tls_chain_for(self, run_id: str | None, surt_host: str) -> IndexRow | None:
         found = self.rows(
-            f"SELECT {', '.join(COLUMNS)} FROM captures WHERE record_type = 'metadata' "  # noqa: S608 - constant columns; values are bound
+            f"{_SELECT_CAPTURES} WHERE record_type = 'metadata' "
             "AND mime LIKE ? AND run_id IS NOT DISTINCT FROM ? AND surt >= ? AND surt < ? "
             "ORDER BY ts LIMIT 1",
             ("%attest-tls-chain%", run_id, surt_host, surt_host + "\U0010ffff"),
@@ -474,7 +435,7 @@ class IndexDB:
     def run_warcs(self, run: str) -> list[dict[str, Any]]:
         """The indexed WARCs a run wrote: ``run`` is an attest run id, or ``DAG_ID/RUN_ID`` of
         an Airflow DAG run (the ids each WARC's ``warcinfo`` carries)."""
-        sql, params = run_warcs_query(self.dialect, run)
+        sql, params = run_warcs_query(self.sql, run)
         return [dict(zip(RUN_WARC_COLUMNS, row, strict=True)) for row in self.rows(sql, params)]
 
     def run_records(
@@ -488,7 +449,7 @@ class IndexDB:
         if not warc_keys:
             return []
         sql = (
-            f"SELECT {', '.join(COLUMNS)} FROM captures "  # noqa: S608 - constant columns; values are bound
+            f"{_SELECT_CAPTURES} "
             f"WHERE warc_key IN ({', '.join('?' * len(warc_keys))}) "
             f"AND record_type IN ({', '.join('?' * len(record_types))}) ORDER BY ts, id"
         )
@@ -521,73 +482,19 @@ class IndexDB:
 
     def search(self, query: str, *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
         """Pages whose visible text matches ``query`` (words, "quoted phrases"), best first."""
-        if self.dialect == "postgresql":
-            sql = (
-                "SELECT c.id, c.url, c.ts, ts_headline('simple', t.body, q, "
-                "'StartSel=[[, StopSel=]], MaxWords=30, MinWords=12, MaxFragments=2'), c.record_id "
-                "FROM texts t JOIN captures c ON c.id = t.capture_id, "
-                "websearch_to_tsquery('simple', ?) q WHERE t.tsv @@ q "
-                "ORDER BY ts_rank(t.tsv, q) DESC, c.ts DESC LIMIT ? OFFSET ?"
-            )
-            params: tuple[Any, ...] = (query, limit, offset)
-        else:
-            match = fts5_query(query)
-            if not match:
-                return []
-            sql = (
-                "SELECT c.id, c.url, c.ts, snippet(texts, 0, '[[', ']]', '…', 24), c.record_id "
-                "FROM texts JOIN captures c ON c.id = texts.capture_id "
-                "WHERE texts MATCH ? ORDER BY rank, c.ts DESC LIMIT ? OFFSET ?"
-            )
-            params = (match, limit, offset)
+        found = self.sql.search(query, limit, offset)
+        if found is None:
+            return []
+        sql, params = found
         return [SearchHit(int(i), u, int(t), s, r) for i, u, t, s, r in self.rows(sql, params)]
 
 
-_TERM = re.compile(r'"([^"]*)"|(\S+)')
-
-
-def fts5_query(query: str) -> str:
-    """A user's words and "phrases" as an FTS5 query (all must match), with no operators."""
-    terms = []
-    for phrase, word in _TERM.findall(query):
-        text = (phrase or word).replace('"', "")
-        tokens = re.findall(r"\w+", text)
-        if tokens:
-            terms.append('"' + " ".join(tokens) + '"')
-    return " ".join(terms)
-
-
-def row_values(row: IndexRow) -> tuple[Any, ...]:
-    return (
-        row.surt, row.url, row.ts, row.status, row.mime, row.digest, row.record_type,
-        row.record_id, row.warc_key, row.offset, row.length, row.source, row.run_id, row.ip,
-        row.concurrent_to, row.platform, row.account, row.post_id, row.block_digest, row.outcome,
-    )  # fmt: skip
+#: A row's values in the order of :data:`COLUMNS`.
+row_values: Callable[[IndexRow], tuple[Any, ...]] = operator.attrgetter(*_FIELDS)
 
 
 def _row(values: Sequence[Any]) -> IndexRow:
-    (surt, url, ts, status, mime, digest, rtype, rid, key, offset, length, source, run_id, ip,
-     concurrent_to, platform, account, post_id, block_digest, outcome) = values  # fmt: skip
-    return IndexRow(
-        surt=surt, url=url, ts=int(ts), status=status, mime=mime, digest=digest,
-        record_type=rtype, record_id=rid, warc_key=key, offset=int(offset), length=int(length),
-        source=source, run_id=run_id, ip=ip, concurrent_to=concurrent_to, platform=platform,
-        account=account, post_id=post_id, block_digest=block_digest, outcome=outcome,
-    )  # fmt: skip
-
-
-def sqlite_path(url: str) -> Path:
-    if url.startswith("sqlite:///"):
-        return (
-            Path(url[len("sqlite:///") - 1 :])
-            if url.startswith("sqlite:////")
-            else Path(url[len("sqlite:///") :])
-        )
-    if "://" in url:
-        raise ConfigError(
-            f"ATTEST_INDEX={url!r}: use a file path, sqlite:///path or postgresql://user@host/db"
-        )
-    return Path(url)
+    return IndexRow(*values)
 
 
 def redact(url: str) -> str:

@@ -7,7 +7,7 @@ Layout of ``<spool_root>/<run_id>/``::
     <name>.warc.gz.open      a file being written (gzip per record)
     <name>.warc.gz           a closed file, waiting to be verified and uploaded
 
-A spool whose lock can be taken belongs to a dead run; :func:`seal_open_files` then cuts each
+A spool whose lock can be taken belongs to a dead run; :func:`seal_open_file` then cuts each
 ``.open`` file after its last complete record and closes it, so ``attest recover`` (or the next
 run) can verify and upload it. Nothing in a spool is deleted until the store has confirmed the
 upload by checksum.
@@ -220,11 +220,7 @@ class RotatingWarcWriter:
 
     def write(self, spec: RecordSpec) -> WrittenRecord:
         with self._lock:
-            if self._writer is not None and self._writer.size >= self.max_size:
-                self._close_current()
-            if self._writer is None:
-                self._writer = self._open()
-            written = self._writer.write(spec)
+            written = self._current().write(spec)
             self.records_written += 1
             self.bytes_written += written.length
             return written
@@ -232,15 +228,20 @@ class RotatingWarcWriter:
     def write_many(self, specs: list[RecordSpec]) -> list[WrittenRecord]:
         """Write records that belong together (request + response) into the same file."""
         with self._lock:
-            if self._writer is not None and self._writer.size >= self.max_size:
-                self._close_current()
-            if self._writer is None:
-                self._writer = self._open()
             # All or nothing: a request must never be kept without its response.
-            out = self._writer.write_group(specs)
+            out = self._current().write_group(specs)
             self.records_written += len(out)
             self.bytes_written += sum(written.length for written in out)
             return out
+
+    def _current(self) -> WarcFileWriter:
+        """The file to write to (the lock held): a new one once the last has reached
+        ``max_size``."""
+        if self._writer is not None and self._writer.size >= self.max_size:
+            self._close_current()
+        if self._writer is None:
+            self._writer = self._open()
+        return self._writer
 
     def _close_current(self) -> None:
         writer = self._writer

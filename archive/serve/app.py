@@ -10,7 +10,7 @@ Routes (reading needs the ``investigator`` role when tokens are configured; the 
 ``/web/<14 digits>[mod_]/<url>``    a memento: the first capture of that second, replayed by pywb,
                                     with Memento-Datetime and Link
 ``/web/cdx?url=&output=json``       the captures of a URL for pywb's replay banner (JSON lines)
-``/capture/<uuid>/replay``          one capture replayed, exactly that record (:mod:`~.links`)
+``/capture/<uuid>/replay``          one capture replayed, exactly that record (:mod:`archive.index.links`)
 ``/capture/<uuid>/raw``             one capture's payload exactly as archived
 ``/capture/<uuid>/web/...``         an exact replay's frame and page, as pywb links them
 ``/search?q=``                      full-text search (JSON; the web page at ``/ui/search``)

@@ -1,9 +1,10 @@
 """What every object store shares: the types (:class:`StoredObject`, :class:`LegalHold`), the
 :class:`Store` protocol the backends implement, key validation and the put-same-bytes rule
-(:func:`validate_key`, :func:`same_or_raise`), a bounded range stream (:class:`RangeReader`),
-reads pinned to the versions the index recorded (:class:`PinnedStore`), and helpers over any
-store (:func:`copy_to`, :func:`open_object`). Backends (:mod:`.file`, :mod:`.s3`) import this
-module and nothing of each other.
+(:func:`validate_key`, :func:`same_or_raise`), a bounded range stream (:class:`RangeReader`)
+and the length check of a range read (:func:`checked_range`), reads pinned to the versions the
+index recorded (:class:`PinnedStore`), a local file's SHA-256 (:func:`file_sha256`) and helpers
+over any store (:func:`copy_to`, :func:`open_object`). Backends (:mod:`.file`, :mod:`.s3`)
+import this module and nothing of each other.
 """
 
 from __future__ import annotations
@@ -115,6 +116,14 @@ def file_sha256(path: Path, *, fsync: bool = False) -> str:
     return digest.hexdigest()
 
 
+def checked_range(data: bytes, uri: str, offset: int, length: int) -> bytes:
+    """``data``, read as ``length`` bytes at ``offset`` of the object ``uri``; a short read is
+    a :class:`~archive.errors.StorageError` naming the object and range."""
+    if len(data) != length:
+        raise StorageError(f"{uri}: asked {length} bytes at {offset}, got {len(data)}")
+    return data
+
+
 def validate_key(key: str) -> str:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
@@ -200,14 +209,6 @@ class RangeReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def whole_range(data: bytes, uri: str, offset: int, length: int) -> bytes:
-    """``data``, read as ``length`` bytes at ``offset`` of ``uri``; a shorter read is a
-    :class:`~archive.errors.StorageError` naming the object and the range."""
-    if len(data) != length:
-        raise StorageError(f"{uri}: asked {length} bytes at {offset}, got {len(data)}")
-    return data
 
 
 def same_or_raise(existing: StoredObject, sha256: str, uri: str) -> StoredObject:

@@ -24,10 +24,10 @@ from archive.store.base import (
     LegalHold,
     RangeReader,
     StoredObject,
+    checked_range,
     file_sha256,
     same_or_raise,
     validate_key,
-    whole_range,
 )
 
 
@@ -143,7 +143,7 @@ class FileStore:
         with self.open(key, version=version) as handle:
             handle.seek(offset)
             data = handle.read(length)
-        return whole_range(data, self.object_uri(key), offset, length)
+        return checked_range(data, self.object_uri(key), offset, length)
 
     def open_range(
         self, key: str, offset: int, length: int, *, version: str | None = None

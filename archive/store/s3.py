@@ -42,9 +42,9 @@ from archive.store.base import (
     LegalHold,
     RangeReader,
     StoredObject,
+    checked_range,
     same_or_raise,
     validate_key,
-    whole_range,
 )
 
 if TYPE_CHECKING:
@@ -335,7 +335,7 @@ class S3Store:
         if length <= 0:
             return b""
         data: bytes = self._get_range(key, offset, length, version)["Body"].read()
-        return whole_range(data, self.object_uri(key), offset, length)
+        return checked_range(data, self.object_uri(key), offset, length)
 
     def open_range(
         self, key: str, offset: int, length: int, *, version: str | None = None

@@ -20,25 +20,35 @@ from archive.errors import IntegrityError, UnsupportedEncoding
 MAX_DECODED = 512 * 1024 * 1024
 
 
-def dechunk(body: bytes) -> bytes:
-    """Undo HTTP/1.1 chunked transfer coding; IntegrityError when the framing is broken."""
+def dechunk(body: bytes, *, prefix: bool = False) -> bytes:
+    """Undo HTTP/1.1 chunked transfer coding; IntegrityError when the framing is broken.
+
+    ``prefix``: ``body`` is a prefix of a chunked body, cut anywhere: as much of the entity as
+    it holds, and never an error."""
     out = bytearray()
     pos = 0
+
+    def broken(why: str) -> bytes:
+        if prefix:
+            return bytes(out)
+        raise IntegrityError(why)
+
     while True:
         end = body.find(b"\r\n", pos)
         if end < 0:
-            raise IntegrityError("chunked body ends inside a chunk-size line")
+            return broken("chunked body ends inside a chunk-size line")
         size_text = body[pos:end].split(b";", 1)[0].strip()
         try:
             size = int(size_text, 16)
         except ValueError:
-            raise IntegrityError(f"bad chunk size {size_text[:20]!r}") from None
+            return broken(f"bad chunk size {size_text[:20]!r}")
         pos = end + 2
         if size == 0:
             return bytes(out)
-        if pos + size > len(body):
-            raise IntegrityError("chunked body ends inside a chunk")
-        out += body[pos : pos + size]
+        chunk = body[pos : pos + size]
+        out += chunk
+        if len(chunk) < size:
+            return broken("chunked body ends inside a chunk")
         pos += size + 2
 
 
@@ -132,34 +142,13 @@ def decode_body(body: bytes, content_encoding: str | None, *, chunked: bool = Fa
     return body
 
 
-def _dechunk_prefix(body: bytes) -> bytes:
-    """As much of a chunked body's entity as a prefix of it holds."""
-    out = bytearray()
-    pos = 0
-    while True:
-        end = body.find(b"\r\n", pos)
-        if end < 0:
-            return bytes(out)
-        try:
-            size = int(body[pos:end].split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            return bytes(out)
-        pos = end + 2
-        if size == 0:
-            return bytes(out)
-        out += body[pos : pos + size]
-        if pos + size >= len(body):
-            return bytes(out)
-        pos += size + 2
-
-
 def decode_prefix(
     body: bytes, content_encoding: str | None, *, chunked: bool = False, limit: int
 ) -> bytes:
     """The first bytes (at most ``limit``) of the document a PREFIX of an archived payload
     holds: like :func:`decode_body`, but a body cut short decodes as far as it goes."""
     if chunked:
-        body = _dechunk_prefix(body)
+        body = dechunk(body, prefix=True)
     for name in reversed(encodings(content_encoding)):
         if name == "identity" or not body:
             continue

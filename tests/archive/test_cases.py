@@ -20,7 +20,7 @@ from support.indexwarcs import (
     sample_warc,
 )  # fmt: skip
 
-from archive.errors import CaseError, ConfigError, IndexError_, NotFound
+from archive.errors import CaseError, ConfigError, IndexDatabaseError, NotFound
 from archive.evidence.cases import (
     find_case,
     link_capture,
@@ -316,7 +316,7 @@ def test_links_of_the_first_table_form_are_kept(empty_index: IndexDB, tmp_path: 
     assert [(x.annotator, x.active) for x in run_time_links(db, case, "C1")] == [
         ("ana", False), ("cy", True)
     ]
-    with pytest.raises(IndexError_):  # one active link per claim and capture, at most
+    with pytest.raises(IndexDatabaseError):  # one active link per claim and capture, at most
         db.execute("INSERT INTO claim_links (case_id, claim_id, record_id, annotator, "
                    "linked_at) VALUES ('demo-case', 'C1', ?, 'dee', 'x')", (rid,))  # fmt: skip
 

@@ -25,7 +25,7 @@ from archive.custody.log import (
     entry_hash,
 )
 from archive.custody.seal import SEAL_SUFFIX, parse_segment
-from archive.errors import CustodyError, IndexError_
+from archive.errors import CustodyError, IndexDatabaseError
 from archive.index.db import IndexDB
 from archive.store import FileStore
 from archive.trust.signing import Trust
@@ -101,7 +101,7 @@ def test_update_and_delete_are_refused(db: IndexDB, log: CustodyLog) -> None:
         "DELETE FROM custody_log WHERE seq = 3",
         "DELETE FROM custody_log",
     ):
-        with pytest.raises(IndexError_, match="append-only"):
+        with pytest.raises(IndexDatabaseError, match="append-only"):
             db.execute(sql)
     assert list(log.entries()) == entries
     assert log.verify() == []

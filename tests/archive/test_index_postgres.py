@@ -25,7 +25,7 @@ from support.indexwarcs import (
 )
 
 from archive.custody.log import GENESIS, CustodyLog, check_chain
-from archive.errors import IndexError_
+from archive.errors import IndexDatabaseError
 from archive.index.db import COLUMNS, IndexDB
 from archive.index.query import parse_query, run_query
 from archive.ingest.indexer import index_keys, index_warc, rebuild
@@ -276,7 +276,7 @@ def test_custody_log_on_postgresql(
         assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
         assert log.verify() == []
         for sql in ("UPDATE custody_log SET actor = 'mallory'", "DELETE FROM custody_log"):
-            with pytest.raises(IndexError_, match="append-only"):
+            with pytest.raises(IndexDatabaseError, match="append-only"):
                 pg.execute(sql)
         assert list(log.entries()) == entries
         key = log.seal()
@@ -314,7 +314,7 @@ def test_index_warc_on_postgresql_logs_custody(
 
 
 def test_a_bad_postgresql_url_is_an_index_error_without_the_password() -> None:
-    with pytest.raises(IndexError_) as caught:
+    with pytest.raises(IndexDatabaseError) as caught:
         IndexDB("postgresql://root:hunter2@127.0.0.1:1/nowhere?connect_timeout=2")
     assert "hunter2" not in str(caught.value)
     assert "***" in str(caught.value)
