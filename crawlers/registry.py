@@ -338,11 +338,13 @@ def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[
             first = pools.setdefault(spec.pool, spec) if spec.pool else spec
             if first.concurrency_per_host != spec.concurrency_per_host:
                 raise RegistryError(
-                    str(file), spec.id, "politeness.concurrency_per_host",
+                    str(file),
+                    spec.id,
+                    "politeness.concurrency_per_host",
                     f"{spec.concurrency_per_host}, but source {first.id} ({first.path}) of the "
                     f"same pool {spec.pool!r} has {first.concurrency_per_host}: sources sharing a "
                     "host pool must declare the same per-host concurrency",
-                )  # fmt: skip
+                )
             specs.append(spec)
     return specs
 

@@ -86,13 +86,15 @@ def airflow_ids(context: Context) -> dict[str, str]:
 
     ti = context["ti"]
     map_index = ti.map_index if ti.map_index is not None and ti.map_index >= 0 else None
-    return airflow_context({
-        "AIRFLOW_CTX_DAG_ID": ti.dag_id,
-        "AIRFLOW_CTX_DAG_RUN_ID": ti.run_id,
-        "AIRFLOW_CTX_TASK_ID": ti.task_id,
-        "AIRFLOW_CTX_TRY_NUMBER": str(ti.try_number),
-        "AIRFLOW_CTX_MAP_INDEX": "" if map_index is None else str(map_index),
-    })  # fmt: skip
+    return airflow_context(
+        {
+            "AIRFLOW_CTX_DAG_ID": ti.dag_id,
+            "AIRFLOW_CTX_DAG_RUN_ID": ti.run_id,
+            "AIRFLOW_CTX_TASK_ID": ti.task_id,
+            "AIRFLOW_CTX_TRY_NUMBER": str(ti.try_number),
+            "AIRFLOW_CTX_MAP_INDEX": "" if map_index is None else str(map_index),
+        }
+    )
 
 
 def attest_run_id(context: Context, try_number: int | None = None) -> str:
@@ -131,9 +133,12 @@ def plan(source_id: str) -> list[dict[str, Any]]:
         source = load_source(registry_paths(), source_id)
         batches = plan_batches(source, config.batch_seeds)
     log.info(
-        "source %s: %d seed(s) in %d batch(es)%s", source_id, len(source.seeds), len(batches),
+        "source %s: %d seed(s) in %d batch(es)%s",
+        source_id,
+        len(source.seeds),
+        len(batches),
         "" if source.independent_seeds else " (one crawl: its seeds share one frontier)",
-    )  # fmt: skip
+    )
     return [b.as_dict() for b in batches]
 
 
@@ -182,9 +187,12 @@ def capture(batch: dict[str, Any]) -> dict[str, Any]:
             w["key"] for rec in result.get("recovered", ()) for w in rec["warcs"]
         }
         earlier = earlier_warcs(
-            store, batch["source"], [attest_run_id(context, n) for n in range(1, ti.try_number)],
-            since, known=known,
-        )  # fmt: skip
+            store,
+            batch["source"],
+            [attest_run_id(context, n) for n in range(1, ti.try_number)],
+            since,
+            known=known,
+        )
         for rec in earlier:
             log.info("keeping %d WARC(s) of the earlier try %s", len(rec["warcs"]), rec["run_id"])
         result["recovered"] = [*result.get("recovered", ()), *earlier]
@@ -211,9 +219,11 @@ def index(finalized: dict[str, Any]) -> dict[str, Any]:
 
     config = attest_config()
     result = index_run(
-        finalized["warcs"], config.index_url, configured_store(config),
+        finalized["warcs"],
+        config.index_url,
+        configured_store(config),
         attestor=config.custody_attestor(),
-    )  # fmt: skip
+    )
     if result["pending"]:
         raise IndexDatabaseError(
             f"{len(result['pending'])} WARC(s) not indexed: "
@@ -243,10 +253,15 @@ def verify(indexed: dict[str, Any]) -> dict[str, Any]:
         config.index_url,
         configured_store(config),
         actor=os.environ.get("ATTEST_ACTOR") or f"airflow:{ti.dag_id}",
-        context={"via": "airflow", "dag_id": ti.dag_id, "run_id": ti.run_id,
-                 "task_id": ti.task_id, "try_number": ti.try_number},
+        context={
+            "via": "airflow",
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "try_number": ti.try_number,
+        },
         attestor=config.custody_attestor(),
-    )  # fmt: skip
+    )
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
@@ -268,10 +283,16 @@ def report(
     config = attest_config()
     ti = get_current_context()["ti"]
     result = source_report(
-        source_id, planned=planned, captures=list(captures[:]) if captures else [],
-        finalized=finalized, indexed=indexed, verified=verified, alert_ratio=config.alert_ratio,
-        dag_id=ti.dag_id, airflow_run_id=ti.run_id,
-    )  # fmt: skip
+        source_id,
+        planned=planned,
+        captures=list(captures[:]) if captures else [],
+        finalized=finalized,
+        indexed=indexed,
+        verified=verified,
+        alert_ratio=config.alert_ratio,
+        dag_id=ti.dag_id,
+        airflow_run_id=ti.run_id,
+    )
     try:
         store = configured_store(config)
         key = report_key(ti.dag_id, ti.run_id, ti.try_number)

@@ -93,15 +93,26 @@ def link(
         config = attest_config()
         with fail_fast_on_bad_input():
             result = link_run(
-                captured["seeds"], case_name=request["case"], claim_id=request["claim"],
-                case_dirs=case_dirs(), index_url=config.index_url, store=configured_store(config),
+                captured["seeds"],
+                case_name=request["case"],
+                claim_id=request["claim"],
+                case_dirs=case_dirs(),
+                index_url=config.index_url,
+                store=configured_store(config),
                 annotator=os.environ.get("ATTEST_ACTOR") or f"airflow:{dag_id}",
-                note=request["note"], attestor=config.custody_attestor(),
-            )  # fmt: skip
+                note=request["note"],
+                attestor=config.custody_attestor(),
+            )
         for item in result["linked"]:
             state = "linked" if item["new"] else "already linked"
-            log.info("%s: %s (%s) -> %s claim %s", state, item["capture"], item["url"],
-                     result["case"], result["claim"])  # fmt: skip
+            log.info(
+                "%s: %s (%s) -> %s claim %s",
+                state,
+                item["capture"],
+                item["url"],
+                result["case"],
+                result["claim"],
+            )
     if missing:
         raise AirflowFailException(
             "not captured, so not linked: "

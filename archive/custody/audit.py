@@ -92,9 +92,11 @@ def audit_warcs(
             result = _audit_one(store, db, custody, key)
             custody.append("verify", result.uri, _details(result, context), actor=actor)
             log.info(
-                "verified %s: %s", key, "ok" if result.ok else "FAILED",
+                "verified %s: %s",
+                key,
+                "ok" if result.ok else "FAILED",
                 extra={"warc": result.uri, "ok": result.ok, "problems": len(result.problems)},
-            )  # fmt: skip
+            )
             results.append(result)
             if progress is not None:
                 progress(result)

@@ -190,9 +190,15 @@ class CustodyLog:
                 "prev_hash": prev,
             }
             entry = Entry(
-                seq, str(body["at"]), str(body["actor"]), action, obj, details or {}, prev,
+                seq,
+                str(body["at"]),
+                str(body["actor"]),
+                action,
+                obj,
+                details or {},
+                prev,
                 entry_hash(body),
-            )  # fmt: skip
+            )
             self._insert(entry)
         return entry
 

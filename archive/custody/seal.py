@@ -122,9 +122,15 @@ def parse_segment(data: bytes) -> Iterator[Entry]:
         if line.strip():
             item = json.loads(line)
             yield Entry(
-                int(item["seq"]), item["at"], item["actor"], item["action"], item["object"],
-                item["details"], item["prev_hash"], item["hash"],
-            )  # fmt: skip
+                int(item["seq"]),
+                item["at"],
+                item["actor"],
+                item["action"],
+                item["object"],
+                item["details"],
+                item["prev_hash"],
+                item["hash"],
+            )
 
 
 def read_first_version(store: Store, key: str, problems: list[str]) -> bytes:
@@ -292,9 +298,11 @@ def _check_seal(
     anchors = trust or Trust()
     if "signedData" in seal:
         signed = verify_signed_data(
-            seal["signedData"], package_hash=digest, package_created=seal.get("created"),
+            seal["signedData"],
+            package_hash=digest,
+            package_created=seal.get("created"),
             trust=anchors,
-        )  # fmt: skip
+        )
         check.signer, check.trusted = signed.signer or "?", signed.trusted
         if not signed.valid:
             verdict.problems.extend(f"{key}: signature: {p}" for p in signed.problems)

@@ -230,8 +230,14 @@ def _copy_records(
                     raise IntegrityError(f"{key}: no gzip member at offset {row.offset}")
                 whole = at + row.length <= len(data)
                 records.append((row, view[at : at + row.length] if whole else None))
-                written.append(replace(row, surt=surt_key(row.url), warc_key=BUNDLE_WARC,
-                                       offset=position + row.offset - offset))  # fmt: skip
+                written.append(
+                    replace(
+                        row,
+                        surt=surt_key(row.url),
+                        warc_key=BUNDLE_WARC,
+                        offset=position + row.offset - offset,
+                    )
+                )
             checks.check(records)
             warc.write(data)
             digest.update(data)
@@ -358,16 +364,27 @@ def export_bundle(
         warc_name, cdxj_name = f"archive/{BUNDLE_WARC}", "indexes/index.cdxj"
         pages = _pages(evidence, case)
         manifest = _manifest(db, store, case, evidence, chosen, created)
-        listed = [warc_name, cdxj_name, "pages/pages.jsonl", "evidence/manifest.json",
-                  "evidence/custody.jsonl", SCRIPT_PATH, "evidence/report.html",
-                  "evidence/report.pdf"]  # fmt: skip
+        listed = [
+            warc_name,
+            cdxj_name,
+            "pages/pages.jsonl",
+            "evidence/manifest.json",
+            "evidence/custody.jsonl",
+            SCRIPT_PATH,
+            "evidence/report.html",
+            "evidence/report.pdf",
+        ]
         signing, tsa_urls = _signing_view(signer), [t.url for t in tsas or []]
         view = json.loads(manifest)
         script = bundle_script(view, files=listed, signing=signing, tsas=tsa_urls)
         html = render_report(
-            view, files=listed, screenshots=_screenshots(store, chosen),
-            signing=signing, tsas=tsa_urls, script=script,
-        )  # fmt: skip
+            view,
+            files=listed,
+            screenshots=_screenshots(store, chosen),
+            signing=signing,
+            tsas=tsa_urls,
+            script=script,
+        )
         del view
         bundle = _PartialBundle(output)
         try:
@@ -381,9 +398,12 @@ def export_bundle(
                 files["pages/pages.jsonl"] = pages
                 files["evidence/manifest.json"] = manifest
                 files["evidence/custody.jsonl"] = _custody_excerpt(
-                    custody, store, chosen, warc_keys,
+                    custody,
+                    store,
+                    chosen,
+                    warc_keys,
                     [w.record_id for e in evidence for w in e.withdrawn],
-                )  # fmt: skip
+                )
                 files[SCRIPT_PATH] = script.encode("utf-8")
                 files["evidence/report.html"] = html.encode("utf-8")
                 printing.result()
@@ -395,15 +415,25 @@ def export_bundle(
             custody.append(
                 "export",
                 f"{case.id}:{','.join(e.claim.id for e in evidence)}",
-                {"bundle": output.name, "sha256": report, "records": len(chosen.rows) + len(warc_keys),
-                 "claims": [e.claim.id for e in evidence], "gaps": gaps,
-                 "signer": _signer_name(signer), "timestamps": [t.url for t in tsas or []]},
+                {
+                    "bundle": output.name,
+                    "sha256": report,
+                    "records": len(chosen.rows) + len(warc_keys),
+                    "claims": [e.claim.id for e in evidence],
+                    "gaps": gaps,
+                    "signer": _signer_name(signer),
+                    "timestamps": [t.url for t in tsas or []],
+                },
                 actor=actor,
-            )  # fmt: skip
+            )
     return BundleReport(
-        output, report, [e.claim.id for e in evidence], len(chosen.rows) + len(warc_keys),
-        warc.size, [f"{e.claim.id}: {gap}" for e in evidence for gap in e.gaps],
-    )  # fmt: skip
+        output,
+        report,
+        [e.claim.id for e in evidence],
+        len(chosen.rows) + len(warc_keys),
+        warc.size,
+        [f"{e.claim.id}: {gap}" for e in evidence for gap in e.gaps],
+    )
 
 
 def _screenshots(store: Store, chosen: Selection) -> dict[str, bytes]:
@@ -418,8 +448,10 @@ def _screenshots(store: Store, chosen: Selection) -> dict[str, bytes]:
 def _signing_view(signer: Signer | None) -> dict[str, Any]:
     if signer is None:
         return {"mode": "none"}
-    view: dict[str, Any] = {"mode": signer.mode,
-                            "public_key_sha256": fingerprint(signer.public_der())}  # fmt: skip
+    view: dict[str, Any] = {
+        "mode": signer.mode,
+        "public_key_sha256": fingerprint(signer.public_der()),
+    }
     if signer.mode == "domain":
         view["domain"] = signer.domain
     return view
@@ -442,16 +474,26 @@ def _pages(evidence: list[ClaimEvidence], case: Case) -> bytes:
             if row.record_type != "response" or row.record_id in seen:
                 continue
             seen.add(row.record_id)
-            lines.append(json.dumps({"id": row.record_id.removeprefix("<urn:uuid:").rstrip(">"),
-                                     "url": row.url, "ts": iso(row.ts),
-                                     "title": f"{item.claim.id}: {row.url}"}))  # fmt: skip
+            lines.append(
+                json.dumps(
+                    {
+                        "id": row.record_id.removeprefix("<urn:uuid:").rstrip(">"),
+                        "url": row.url,
+                        "ts": iso(row.ts),
+                        "title": f"{item.claim.id}: {row.url}",
+                    }
+                )
+            )
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _tls(
-    db: IndexDB, store: Store, chosen: Selection, row: IndexRow,
+    db: IndexDB,
+    store: Store,
+    chosen: Selection,
+    row: IndexRow,
     cache: dict[str, dict[str, Any] | None],
-) -> dict[str, Any] | None:  # fmt: skip
+) -> dict[str, Any] | None:
     """The origin's TLS chain as the recorder saw it in that run: fingerprints, not PEM."""
     if not row.url.startswith("https://"):
         return None
@@ -475,14 +517,16 @@ def _tls(
     return cache[chain.record_id]
 
 
-def _user_agent(store: Store, chosen: Selection, db: IndexDB, row: IndexRow,
-                method: dict[str, Any]) -> str | None:  # fmt: skip
+def _user_agent(
+    store: Store, chosen: Selection, db: IndexDB, row: IndexRow, method: dict[str, Any]
+) -> str | None:
     """The User-Agent this page was fetched with: the browser's, as its page record says, else
     the header of the page's own request record (what was sent, byte for byte)."""
     if method.get("user_agent"):
         return str(method["user_agent"])
-    request = next((r for r in chosen.linked(db, row.record_id) if r.record_type == "request"),
-                   None)  # fmt: skip
+    request = next(
+        (r for r in chosen.linked(db, row.record_id) if r.record_type == "request"), None
+    )
     if request is None:
         return None
     try:
@@ -493,17 +537,26 @@ def _user_agent(store: Store, chosen: Selection, db: IndexDB, row: IndexRow,
 
 
 def _capture_entry(
-    db: IndexDB, store: Store, chosen: Selection, found: Found, info: dict[str, Any],
+    db: IndexDB,
+    store: Store,
+    chosen: Selection,
+    found: Found,
+    info: dict[str, Any],
     tls_cache: dict[str, dict[str, Any] | None],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     row = found.row
     pages = chosen.pages
     method = pages.method(row)
     linked = [
-        {"record_id": r.record_id, "type": r.record_type, "url": r.url,
-         "block_sha256": r.block_digest, "role": chosen.role.get(r.record_id, "")}
+        {
+            "record_id": r.record_id,
+            "type": r.record_type,
+            "url": r.url,
+            "block_sha256": r.block_digest,
+            "role": chosen.role.get(r.record_id, ""),
+        }
         for r in chosen.linked(db, row.record_id)
-    ]  # fmt: skip
+    ]
     return {
         # The capture id: the stable reference to this capture (replay links are per second).
         "capture_id": row.record_id.removeprefix("<urn:uuid:").rstrip(">"),
@@ -534,22 +587,32 @@ def _capture_entry(
         "found_by": found.via,
         "quote_shown": found.quote_found,
         "quotes": [q.as_dict() for q in found.quotes],
-    }  # fmt: skip
+    }
 
 
 def _withdrawn_entry(link: RunTimeLink, item: ClaimEvidence) -> dict[str, Any]:
     still = any(link.record_id in result.captures for result in item.links)
-    return {"capture_id": link.record_id.removeprefix("<urn:uuid:").rstrip(">"),
-            "record_id": link.record_id, "linked_by": link.annotator,
-            "linked_at": link.linked_at, "note": link.note, "withdrawn_by": link.withdrawn_by,
-            "withdrawn_at": link.withdrawn_at, "reason": link.withdrawn_reason,
-            "still_evidence": still}  # fmt: skip
+    return {
+        "capture_id": link.record_id.removeprefix("<urn:uuid:").rstrip(">"),
+        "record_id": link.record_id,
+        "linked_by": link.annotator,
+        "linked_at": link.linked_at,
+        "note": link.note,
+        "withdrawn_by": link.withdrawn_by,
+        "withdrawn_at": link.withdrawn_at,
+        "reason": link.withdrawn_reason,
+        "still_evidence": still,
+    }
 
 
 def _manifest(
-    db: IndexDB, store: Store, case: Case, evidence: list[ClaimEvidence], chosen: Selection,
+    db: IndexDB,
+    store: Store,
+    case: Case,
+    evidence: list[ClaimEvidence],
+    chosen: Selection,
     created: str,
-) -> bytes:  # fmt: skip
+) -> bytes:
     tls_cache: dict[str, dict[str, Any] | None] = {}
     warcinfo: dict[str, dict[str, Any]] = {}
     for row in chosen.rows.values():
@@ -566,26 +629,47 @@ def _manifest(
             for found in item.found
         ]
         gaps.extend({"claim": item.claim.id, "gap": gap} for gap in item.gaps)
-        claims.append({"id": item.claim.id, "kind": item.claim.kind, "text": item.claim.text,
-                       "source": item.claim.source, "notes": item.claim.notes,
-                       "covered": item.covered, "gap": not item.covered, "gaps": item.gaps,
-                       "links": [link.as_dict() for link in item.links],
-                       "withdrawn": [_withdrawn_entry(w, item) for w in item.withdrawn],
-                       "captures": captures})  # fmt: skip
+        claims.append(
+            {
+                "id": item.claim.id,
+                "kind": item.claim.kind,
+                "text": item.claim.text,
+                "source": item.claim.source,
+                "notes": item.claim.notes,
+                "covered": item.covered,
+                "gap": not item.covered,
+                "gaps": item.gaps,
+                "links": [link.as_dict() for link in item.links],
+                "withdrawn": [_withdrawn_entry(w, item) for w in item.withdrawn],
+                "captures": captures,
+            }
+        )
     covered = sum(1 for e in evidence if e.covered)
-    summary = {"claims": len(evidence), "covered": covered, "with_gaps": len(evidence) - covered,
-               "gap_links": sum(len(e.gap_links) for e in evidence)}  # fmt: skip
-    manifest = {"case": case.id, "title": case.title, "created": created, "summary": summary,
-                "gaps": gaps, "claims": claims,
-                "records": [{"record_id": rid, "role": role} for rid, role in
-                            sorted(chosen.role.items())]}  # fmt: skip
+    summary = {
+        "claims": len(evidence),
+        "covered": covered,
+        "with_gaps": len(evidence) - covered,
+        "gap_links": sum(len(e.gap_links) for e in evidence),
+    }
+    manifest = {
+        "case": case.id,
+        "title": case.title,
+        "created": created,
+        "summary": summary,
+        "gaps": gaps,
+        "claims": claims,
+        "records": [{"record_id": rid, "role": role} for rid, role in sorted(chosen.role.items())],
+    }
     return json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
 
 
 def _custody_excerpt(
-    custody: CustodyLog | None, store: Store, chosen: Selection, warc_keys: list[str],
+    custody: CustodyLog | None,
+    store: Store,
+    chosen: Selection,
+    warc_keys: list[str],
     withdrawn: list[str],
-) -> bytes:  # fmt: skip
+) -> bytes:
     """The custody entries of the bundle's records and WARCs, and of the captures whose links
     were withdrawn (their ``link`` and ``unlink`` entries show who did it, when and why)."""
     if custody is None:
@@ -601,8 +685,11 @@ def _package_json(resources: list[dict[str, Any]], fields: dict[str, Any]) -> by
     lines = ["{", ' "profile": "data-package",', ' "resources": [']
     lines.append(",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in resources))
     lines.append(" ],")
-    lines.append(",\n".join(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
-                             for k, v in fields.items()))  # fmt: skip
+    lines.append(
+        ",\n".join(
+            f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in fields.items()
+        )
+    )
     lines.append("}")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -646,8 +733,14 @@ def _write_wacz(
             digest, size = file_sha256(content), content.stat().st_size
         else:
             digest, size = hashlib.sha256(content).hexdigest(), len(content)
-        resources.append({"path": name, "hash": f"sha256:{digest}", "bytes": size,
-                          "name": Path(name).name.lower()})  # fmt: skip
+        resources.append(
+            {
+                "path": name,
+                "hash": f"sha256:{digest}",
+                "bytes": size,
+                "name": Path(name).name.lower(),
+            }
+        )
     package_bytes = _package_json(
         resources,
         {

@@ -179,11 +179,16 @@ def _evidence(link: dict[str, Any], path: str, claim: str, where: str) -> Eviden
     if capture:
         capture = capture_record_id(capture)
     return Evidence(
-        url=link.get("url"), match=link.get("match", "exact"), ts_from=ts_from, ts_to=ts_to,
-        capture=capture, source=query.get("source"),
-        quote=(link.get("selector") or {}).get("quote"), annotator=link.get("annotator"),
+        url=link.get("url"),
+        match=link.get("match", "exact"),
+        ts_from=ts_from,
+        ts_to=ts_to,
+        capture=capture,
+        source=query.get("source"),
+        quote=(link.get("selector") or {}).get("quote"),
+        annotator=link.get("annotator"),
         note=link.get("note"),
-    )  # fmt: skip
+    )
 
 
 def capture_record_id(value: str) -> str:
@@ -306,8 +311,10 @@ def page_problem(db: IndexDB, row: IndexRow) -> str | None:
         document = db.by_record_id(row.concurrent_to) or row
     if document.mime in PAGE_MIMES:
         return None
-    if any(r.record_type == "metadata" and "attest-page" in r.mime
-           for r in db.concurrent_with(row.record_id)):  # fmt: skip
+    if any(
+        r.record_type == "metadata" and "attest-page" in r.mime
+        for r in db.concurrent_with(row.record_id)
+    ):
         return None
     return f"a {row.record_type} of {document.mime} ({row.url}), not a page the crawl was sent to"
 
@@ -352,9 +359,16 @@ def link_capture(
         db.execute(
             "INSERT INTO claim_links (case_id, claim_id, record_id, annotator, note, linked_at, "
             "any_record_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (case.id, claim_id, record_id, annotator, note, utc_iso(),
-             any_record_reason if problem else None),
-        )  # fmt: skip
+            (
+                case.id,
+                claim_id,
+                record_id,
+                annotator,
+                note,
+                utc_iso(),
+                any_record_reason if problem else None,
+            ),
+        )
     return row, True
 
 
@@ -370,8 +384,11 @@ def unlink_capture(
         raise ConfigError("unlink: give --reason: why the capture is no longer evidence")
     ensure_links_table(db)
     with db.transaction(exclusive=True):
-        active = [link for link in run_time_links(db, case, claim_id, withdrawn=False)
-                  if link.record_id == record_id]  # fmt: skip
+        active = [
+            link
+            for link in run_time_links(db, case, claim_id, withdrawn=False)
+            if link.record_id == record_id
+        ]
         if not active:
             declared = any(e.capture == record_id for e in case.claim(claim_id).evidence)
             where = f"; it is declared in {case.path}: remove it there" if declared else ""
@@ -423,9 +440,16 @@ class QuoteCheck:
     after: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"quote": self.quote, "capture": self.capture, "found": self.found,
-                "text": self.text, "text_record": self.text_record, "shown": self.shown,
-                "before": self.before, "after": self.after}  # fmt: skip
+        return {
+            "quote": self.quote,
+            "capture": self.capture,
+            "found": self.found,
+            "text": self.text,
+            "text_record": self.text_record,
+            "shown": self.shown,
+            "before": self.before,
+            "after": self.after,
+        }
 
 
 @dataclass
@@ -463,12 +487,22 @@ class LinkResult:
         return "gap" if self.gap else "found"
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"link": self.describe, "kind": self.kind, "status": self.status,
-                               "why": self.gap, "captures": self.captures,
-                               "incomplete": self.incomplete, "quote": self.quote}  # fmt: skip
+        out: dict[str, Any] = {
+            "link": self.describe,
+            "kind": self.kind,
+            "status": self.status,
+            "why": self.gap,
+            "captures": self.captures,
+            "incomplete": self.incomplete,
+            "quote": self.quote,
+        }
         if self.link is not None:
-            out.update(linked_by=self.link.annotator, linked_at=self.link.linked_at,
-                       note=self.link.note, any_record_reason=self.link.any_record_reason)  # fmt: skip
+            out.update(
+                linked_by=self.link.annotator,
+                linked_at=self.link.linked_at,
+                note=self.link.note,
+                any_record_reason=self.link.any_record_reason,
+            )
         return out
 
 
@@ -520,8 +554,9 @@ def resolve(
         _judge(db, pages, result, rows, found, missing=_missing(link))
         links.append(result)
     for made in run_time_links(db, case, claim.id, withdrawn=False):
-        result = LinkResult(f"linked capture {made.record_id} (by {made.annotator})", "linked",
-                            link=made)  # fmt: skip
+        result = LinkResult(
+            f"linked capture {made.record_id} (by {made.annotator})", "linked", link=made
+        )
         row = db.by_record_id(made.record_id)
         _judge(db, pages, result, [row] if row else [], found, missing="not in the index")
         links.append(result)
@@ -542,9 +577,14 @@ def _missing(link: Evidence) -> str:
 
 
 def _judge(
-    db: IndexDB, pages: PageMetadata, result: LinkResult, rows: list[IndexRow],
-    found: dict[str, Found], *, missing: str,
-) -> None:  # fmt: skip
+    db: IndexDB,
+    pages: PageMetadata,
+    result: LinkResult,
+    rows: list[IndexRow],
+    found: dict[str, Found],
+    *,
+    missing: str,
+) -> None:
     """Fill in what one link found, adding its complete captures to the claim's evidence."""
     complete = []
     for row in rows:
@@ -556,8 +596,10 @@ def _judge(
         result.gap = missing
         return
     if not complete:
-        result.gap = (f"only incomplete captures ({len(rows)}): the page never finished "
-                      "loading, so they do not count as evidence")  # fmt: skip
+        result.gap = (
+            f"only incomplete captures ({len(rows)}): the page never finished "
+            "loading, so they do not count as evidence"
+        )
         return
     shown = 0
     for row in complete:
@@ -615,8 +657,14 @@ def find_quote(db: IndexDB, pages: PageMetadata, row: IndexRow, quote: str) -> Q
     )
     if not texts:
         return check
-    rendered = next((r for r in pages.linked(document.record_id)
-                     if r.record_type == "resource" and r.url.startswith("urn:text:")), None)  # fmt: skip
+    rendered = next(
+        (
+            r
+            for r in pages.linked(document.record_id)
+            if r.record_type == "resource" and r.url.startswith("urn:text:")
+        ),
+        None,
+    )
     check.text = "rendered" if rendered is not None else "html"
     check.text_record = rendered.record_id if rendered is not None else document.record_id
     pattern = re.compile(r"\s+".join(re.escape(word) for word in quote.split()), re.IGNORECASE)

@@ -129,9 +129,12 @@ def bundle_script(
 ) -> str:
     """The bundle's ``evidence/verify.sh``: :func:`verify_script` for this manifest."""
     return verify_script(
-        files, signing=signing, tsas=tsas, case=str(manifest.get("case", "")),
+        files,
+        signing=signing,
+        tsas=tsas,
+        case=str(manifest.get("case", "")),
         signed_at=str(signing.get("created") or manifest.get("created", "")),
-    )  # fmt: skip
+    )
 
 
 @lru_cache(maxsize=1)
@@ -163,25 +166,43 @@ def _claim_view(claim: dict[str, Any], screenshots: dict[str, bytes]) -> dict[st
     listed = claim.get("captures") or []
     captures = [_capture_view(c, screenshots) for c in listed[:DETAILED_CAPTURES]]
     brief = [
-        {"url": str(c.get("url", "")), "captured": _when(c.get("captured")),
-         "status": c.get("status"), "payload_sha256": str(c.get("payload_sha256") or "-"),
-         "record_id": str(c.get("record_id", "")),
-         "method": _method_label(c.get("method") or {})}
+        {
+            "url": str(c.get("url", "")),
+            "captured": _when(c.get("captured")),
+            "status": c.get("status"),
+            "payload_sha256": str(c.get("payload_sha256") or "-"),
+            "record_id": str(c.get("record_id", "")),
+            "method": _method_label(c.get("method") or {}),
+        }
         for c in listed[DETAILED_CAPTURES:]
-    ]  # fmt: skip
+    ]
     links = [
-        {"link": str(link.get("link", "")), "status": str(link.get("status") or "gap"),
-         "why": str(link.get("why") or ""), "captures": len(link.get("captures") or []),
-         "incomplete": len(link.get("incomplete") or []), "quote": link.get("quote"),
-         "reason": str(link.get("any_record_reason") or "")}
+        {
+            "link": str(link.get("link", "")),
+            "status": str(link.get("status") or "gap"),
+            "why": str(link.get("why") or ""),
+            "captures": len(link.get("captures") or []),
+            "incomplete": len(link.get("incomplete") or []),
+            "quote": link.get("quote"),
+            "reason": str(link.get("any_record_reason") or ""),
+        }
         for link in claim.get("links") or []
-    ]  # fmt: skip
+    ]
     withdrawn = [
-        {key: str(w.get(key) or "-") for key in ("record_id", "linked_by", "linked_at",
-                                                  "withdrawn_by", "withdrawn_at", "reason")}
+        {
+            key: str(w.get(key) or "-")
+            for key in (
+                "record_id",
+                "linked_by",
+                "linked_at",
+                "withdrawn_by",
+                "withdrawn_at",
+                "reason",
+            )
+        }
         | {"still": bool(w.get("still_evidence"))}
         for w in claim.get("withdrawn") or []
-    ]  # fmt: skip
+    ]
     gaps = [str(g) for g in claim.get("gaps") or []]
     return {
         "brief": brief,
@@ -228,8 +249,12 @@ def _method_view(method: dict[str, Any]) -> dict[str, Any]:
     for key, label in _METHOD_LABELS.items():
         if key in method:
             rows.append((label, _plain(method[key])))
-    return {"label": _method_label(method), "recorded": method.get("method") is not None,
-            "rows": rows, "note": str(method.get("note") or "") if method.get("method") else ""}  # fmt: skip
+    return {
+        "label": _method_label(method),
+        "recorded": method.get("method") is not None,
+        "rows": rows,
+        "note": str(method.get("note") or "") if method.get("method") else "",
+    }
 
 
 def _plain(value: Any) -> str:
@@ -240,8 +265,10 @@ def _plain(value: Any) -> str:
 
 
 def _quote_view(check: dict[str, Any]) -> dict[str, Any]:
-    text = {"rendered": "the text the browser showed (urn:text:)",
-            "html": "the text of the HTML document"}.get(str(check.get("text")), "")  # fmt: skip
+    text = {
+        "rendered": "the text the browser showed (urn:text:)",
+        "html": "the text of the HTML document",
+    }.get(str(check.get("text")), "")
     return {
         "quote": str(check.get("quote") or ""),
         "found": bool(check.get("found")),
@@ -255,10 +282,12 @@ def _quote_view(check: dict[str, Any]) -> dict[str, Any]:
 
 def _capture_view(capture: dict[str, Any], screenshots: dict[str, bytes]) -> dict[str, Any]:
     linked = [
-        {key: str(record.get(key) or "") for key in ("record_id", "type", "url", "block_sha256",
-                                                     "role")}
+        {
+            key: str(record.get(key) or "")
+            for key in ("record_id", "type", "url", "block_sha256", "role")
+        }
         for record in capture.get("linked_records") or []
-    ]  # fmt: skip
+    ]
     shots = [
         _screenshot_view(record, screenshots[record["record_id"]])
         for record in linked
@@ -285,7 +314,8 @@ def _capture_view(capture: dict[str, Any], screenshots: dict[str, bytes]) -> dic
         "method": _method_view(capture.get("method") or {}),
         "warc_software": _software(capture.get("warc_software") or {}),
         "post": [str(post.get(k) or "-") for k in ("platform", "account", "post_id")]
-        if post else None,
+        if post
+        else None,
         "post_time": str(post.get("platform_time") or ""),
         "post_time_shown": str(post.get("platform_time_shown") or ""),
         "role": str(capture.get("role") or ""),
@@ -294,7 +324,7 @@ def _capture_view(capture: dict[str, Any], screenshots: dict[str, bytes]) -> dic
         "linked": linked,
         "screenshots": shots,
         "tls": _tls_view(capture.get("tls")),
-    }  # fmt: skip
+    }
 
 
 def _tls_view(tls: Any) -> dict[str, Any] | None:
@@ -759,8 +789,13 @@ def print_pdf(
         work = Path(tmp)
         page, pdf, profile = work / "report.html", work / "report.pdf", work / "profile"
         page.write_text(html, encoding="utf-8")
-        command = [executable, *PDF_FLAGS, f"--user-data-dir={profile}",
-                   f"--print-to-pdf={pdf}", page.as_uri()]  # fmt: skip
+        command = [
+            executable,
+            *PDF_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--print-to-pdf={pdf}",
+            page.as_uri(),
+        ]
         returncode, stderr = _run(command, work, timeout, executable)
         data = pdf.read_bytes() if pdf.is_file() else b""
         if returncode != 0 or not data.startswith(b"%PDF-"):
@@ -774,13 +809,22 @@ def print_pdf(
 
 def _run(command: list[str], work: Path, timeout: float, executable: str) -> tuple[int, str]:
     """Run Chromium in its own process group (killed whole on timeout); its code and stderr."""
-    env = {**os.environ, "HOME": str(work), "XDG_CONFIG_HOME": str(work / "config"),
-           "XDG_CACHE_HOME": str(work / "cache")}  # fmt: skip
+    env = {
+        **os.environ,
+        "HOME": str(work),
+        "XDG_CONFIG_HOME": str(work / "config"),
+        "XDG_CACHE_HOME": str(work / "cache"),
+    }
     try:
         process = subprocess.Popen(
-            command, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
+            command,
+            cwd=work,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
     except OSError as exc:
         raise ConfigError(f"Chromium {executable!r} could not be started: {exc}") from exc
     try:

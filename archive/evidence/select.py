@@ -82,8 +82,15 @@ def add_dependencies(db: IndexDB, store: Store, row: IndexRow, chosen: Selection
 def _add_requisite(
     db: IndexDB, store: Store, page: IndexRow, url: str, chosen: Selection, depth: int = 0
 ) -> None:
-    rows = db.select(low=surt_key(url), high=None, exact=True, record_types=("response", "revisit"),
-                     run_ids=[page.run_id] if page.run_id else None, closest=page.ts, limit=1)  # fmt: skip
+    rows = db.select(
+        low=surt_key(url),
+        high=None,
+        exact=True,
+        record_types=("response", "revisit"),
+        run_ids=[page.run_id] if page.run_id else None,
+        closest=page.ts,
+        limit=1,
+    )
     for row in rows:
         if not chosen.add(row, "original"):
             continue

@@ -330,8 +330,11 @@ def _check_package(
         else:
             actual = f"sha256:{hashlib.sha256(raw).hexdigest()}"
             if stated != actual:
-                verdict.fail("package", "datapackage-digest.json",
-                             f"states {stated}, datapackage.json hashes to {actual}")  # fmt: skip
+                verdict.fail(
+                    "package",
+                    "datapackage-digest.json",
+                    f"states {stated}, datapackage.json hashes to {actual}",
+                )
     return package
 
 
@@ -355,8 +358,12 @@ def _check_records(
     for item in iter_records(Path(name), handle=cast(BinaryIO, reader)):
         if isinstance(item, Problem):
             problems += 1
-            verdict.fail("record", name, f"{item.check} at offset {item.offset}: {item.detail}",
-                         item.record_id)  # fmt: skip
+            verdict.fail(
+                "record",
+                name,
+                f"{item.check} at offset {item.offset}: {item.detail}",
+                item.record_id,
+            )
             continue
         count += 1
         records[item.record_id or ""] = {
@@ -458,19 +465,29 @@ def _check_claims(raw: bytes, records: dict[str, dict[str, str]], verdict: Bundl
             rid = capture.get("record_id")
             held = records.get(rid)
             if held is None:
-                verdict.fail("claims", "evidence/manifest.json",
-                             f"claim {claim.get('id')}: capture not in the bundle", rid)  # fmt: skip
+                verdict.fail(
+                    "claims",
+                    "evidence/manifest.json",
+                    f"claim {claim.get('id')}: capture not in the bundle",
+                    rid,
+                )
                 continue
             for name, key in (("block_sha256", "block"), ("payload_sha256", "payload")):
                 if capture.get(name) and capture[name] != held[key]:
-                    verdict.fail("claims", "evidence/manifest.json",
-                                 f"claim {claim.get('id')}: {name} {capture[name]} differs from the record's {held[key]}",
-                                 rid)  # fmt: skip
+                    verdict.fail(
+                        "claims",
+                        "evidence/manifest.json",
+                        f"claim {claim.get('id')}: {name} {capture[name]} differs from the record's {held[key]}",
+                        rid,
+                    )
             for linked in capture.get("linked_records", []):
                 if linked.get("record_id") not in records:
-                    verdict.fail("claims", "evidence/manifest.json",
-                                 f"claim {claim.get('id')}: linked {linked.get('type')} record missing",
-                                 linked.get("record_id"))  # fmt: skip
+                    verdict.fail(
+                        "claims",
+                        "evidence/manifest.json",
+                        f"claim {claim.get('id')}: linked {linked.get('type')} record missing",
+                        linked.get("record_id"),
+                    )
     verdict.checked["claim_captures"] = count
 
 
@@ -483,8 +500,16 @@ def _check_custody(raw: bytes, verdict: BundleVerdict) -> None:
         where = f"evidence/custody.jsonl line {number}"
         try:
             data = json.loads(line)
-            entry = Entry(int(data["seq"]), data["at"], data["actor"], data["action"],
-                          data["object"], data["details"], data["prev_hash"], data["hash"])  # fmt: skip
+            entry = Entry(
+                int(data["seq"]),
+                data["at"],
+                data["actor"],
+                data["action"],
+                data["object"],
+                data["details"],
+                data["prev_hash"],
+                data["hash"],
+            )
         except (ValueError, KeyError, TypeError) as exc:
             verdict.fail("custody", where, f"unreadable entry: {exc}")
             continue
@@ -522,9 +547,11 @@ def _check_authenticity(
     if not isinstance(doc, dict):
         return
     signature = verify_signed_data(
-        doc.get("signedData"), package_hash=package_hash,
-        package_created=package.get("created"), trust=trust,
-    )  # fmt: skip
+        doc.get("signedData"),
+        package_hash=package_hash,
+        package_created=package.get("created"),
+        trust=trust,
+    )
     for problem in signature.problems:
         verdict.fail("signature", where, problem)
     if signature.valid:
@@ -535,10 +562,14 @@ def _check_authenticity(
     signed = doc.get("signedData")
     if isinstance(signed, dict) and "timeSignature" in signed:
         stamp = check_token(
-            {"tsa": "timeSignature", "token": signed.get("timeSignature"),
-             "chain": signed.get("timestampCert", "")},
-            str(signed.get("signature", "")).encode("ascii", "replace"), trust,
-        )  # fmt: skip
+            {
+                "tsa": "timeSignature",
+                "token": signed.get("timeSignature"),
+                "chain": signed.get("timestampCert", ""),
+            },
+            str(signed.get("signature", "")).encode("ascii", "replace"),
+            trust,
+        )
         for problem in stamp.problems:
             verdict.fail("signature", where, f"timeSignature: {problem}")
     tokens = doc.get("timestamps") or []

@@ -297,9 +297,16 @@ def _index(items: Iterator[RecordInfo | Problem], key: str, keep: _IndexKeep) ->
             ts = warc_date_micros(headers.get("warc-date", ""))
         except ValueError:
             result.problems.append(
-                Problem("format", key, offset, headers.get("warc-record-id"),
-                        f"bad WARC-Date {headers.get('warc-date')!r}", rtype, url)
-            )  # fmt: skip
+                Problem(
+                    "format",
+                    key,
+                    offset,
+                    headers.get("warc-record-id"),
+                    f"bad WARC-Date {headers.get('warc-date')!r}",
+                    rtype,
+                    url,
+                )
+            )
             continue
         record_id = headers.get("warc-record-id", "")
         content_type = headers.get("content-type")

@@ -99,8 +99,19 @@ class SearchHit:
 
 
 #: Columns of ``warcs`` in order, as :meth:`IndexDB.run_warcs` and :meth:`IndexDB.warc` give them.
-RUN_WARC_COLUMNS = ("warc_key", "sha256", "size", "records", "run_id", "source", "warcinfo",
-                    "cdxj_key", "indexed_at", "version_id", "problems")  # fmt: skip
+RUN_WARC_COLUMNS = (
+    "warc_key",
+    "sha256",
+    "size",
+    "records",
+    "run_id",
+    "source",
+    "warcinfo",
+    "cdxj_key",
+    "indexed_at",
+    "version_id",
+    "problems",
+)
 _INSERT_CAPTURES = (
     f"INSERT INTO captures ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "  # noqa: S608 - constant columns; values are bound
     "ON CONFLICT (warc_key, warc_offset) DO NOTHING"
@@ -256,9 +267,16 @@ class IndexDB:
             index.key,
             [row_values(row) for row in index.rows],
             index.texts,
-            warc={"sha256": sha256, "size": size, "run_id": index.run_id, "source": index.source,
-                  "warcinfo": index.warcinfo, "cdxj_key": cdxj_key, "indexed_at": indexed_at},
-        )  # fmt: skip
+            warc={
+                "sha256": sha256,
+                "size": size,
+                "run_id": index.run_id,
+                "source": index.source,
+                "warcinfo": index.warcinfo,
+                "cdxj_key": cdxj_key,
+                "indexed_at": indexed_at,
+            },
+        )
 
     def load_values(
         self,
@@ -305,17 +323,33 @@ class IndexDB:
                     "target_uri, check_name, detail, found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (warc_key, warc_offset, check_name) DO NOTHING",
                     [
-                        (key, p["offset"], p.get("record_id"), p.get("record_type"),
-                         p.get("target_uri"), p["check"], p["detail"], warc["indexed_at"])
+                        (
+                            key,
+                            p["offset"],
+                            p.get("record_id"),
+                            p.get("record_type"),
+                            p.get("target_uri"),
+                            p["check"],
+                            p["detail"],
+                            warc["indexed_at"],
+                        )
                         for p in problems
                     ],
-                )  # fmt: skip
+                )
         return added
 
     def problems(self, warc_key: str | None = None) -> list[dict[str, Any]]:
         """The records indexing left out because a check failed (all WARCs', or one's)."""
-        names = ("warc_key", "offset", "record_id", "record_type", "target_uri", "check",
-                 "detail", "found_at")  # fmt: skip
+        names = (
+            "warc_key",
+            "offset",
+            "record_id",
+            "record_type",
+            "target_uri",
+            "check",
+            "detail",
+            "found_at",
+        )
         sql = (
             "SELECT warc_key, warc_offset, record_id, record_type, target_uri, check_name, "
             "detail, found_at FROM index_problems"

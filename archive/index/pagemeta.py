@@ -30,8 +30,18 @@ PAGE_PROFILE = "attest-page"
 DERIVED_PREFIXES = ("urn:view:", "urn:dom:", "urn:text:", "urn:pdf:")
 #: Keys of the per-page ``capture`` object shown in manifests and reports (the rest, such as
 #: every exchange the browser made, stays in the record itself).
-METHOD_KEYS = ("method", "software", "browser", "automation", "viewport", "user_agent",
-               "behaviors", "complete", "final_url", "seconds")  # fmt: skip
+METHOD_KEYS = (
+    "method",
+    "software",
+    "browser",
+    "automation",
+    "viewport",
+    "user_agent",
+    "behaviors",
+    "complete",
+    "final_url",
+    "seconds",
+)
 NOT_RECORDED = "not recorded for this page"
 
 
@@ -65,10 +75,13 @@ class PageMetadata:
         """The page's ``attest-page`` metadata record, if the crawler wrote one."""
         page = self.page_of(row)
         return next(
-            (r for r in self.linked(page.record_id)
-             if r.record_type == "metadata" and PAGE_PROFILE in r.mime),
+            (
+                r
+                for r in self.linked(page.record_id)
+                if r.record_type == "metadata" and PAGE_PROFILE in r.mime
+            ),
             None,
-        )  # fmt: skip
+        )
 
     def facts(self, row: IndexRow) -> dict[str, Any] | None:
         """The page's metadata as JSON (None without a record, a store, or readable JSON)."""

@@ -37,19 +37,60 @@ REGEX_BUDGET_S = 2.0
 MATCH_TYPES = ("exact", "prefix", "host", "domain")
 OUTPUTS = ("cdxj", "json", "text")
 PARAMS = frozenset(
-    {"url", "matchType", "from", "from_ts", "to", "closest", "sort", "reverse", "limit",
-     "filter", "fl", "output", "collapse", "page", "pageSize", "showNumPages"}
-)  # fmt: skip
+    {
+        "url",
+        "matchType",
+        "from",
+        "from_ts",
+        "to",
+        "closest",
+        "sort",
+        "reverse",
+        "limit",
+        "filter",
+        "fl",
+        "output",
+        "collapse",
+        "page",
+        "pageSize",
+        "showNumPages",
+    }
+)
 
 #: Output field names (pywb's CDXJ names), with attest's extras after them.
-FIELDS = ("urlkey", "timestamp", "url", "mime", "status", "digest", "length", "offset",
-          "filename", "recordtype", "recordid", "source", "run", "ip", "platform", "account",
-          "postid", "datetime")  # fmt: skip
+FIELDS = (
+    "urlkey",
+    "timestamp",
+    "url",
+    "mime",
+    "status",
+    "digest",
+    "length",
+    "offset",
+    "filename",
+    "recordtype",
+    "recordid",
+    "source",
+    "run",
+    "ip",
+    "platform",
+    "account",
+    "postid",
+    "datetime",
+)
 DEFAULT_FIELDS = FIELDS[:9]
 ALIASES = {
-    "original": "url", "u": "url", "statuscode": "status", "s": "status", "mimetype": "mime",
-    "m": "mime", "l": "length", "k": "urlkey", "t": "timestamp", "d": "digest",
-}  # fmt: skip
+    "original": "url",
+    "u": "url",
+    "statuscode": "status",
+    "s": "status",
+    "mimetype": "mime",
+    "m": "mime",
+    "l": "length",
+    "k": "urlkey",
+    "t": "timestamp",
+    "d": "digest",
+}
 
 
 class QueryError(ConfigError):

@@ -113,14 +113,18 @@ def recorded_upload(custody: CustodyLog | None, store: Store, key: str) -> Uploa
     record_capture(
         custody,
         ShippedWarc(
-            filename=key.rsplit("/", 1)[-1], key=key, uri=uri, sha256=str(shipped["sha256"]),
-            size=int(shipped["size"]), records=shipped.get("records"),
+            filename=key.rsplit("/", 1)[-1],
+            key=key,
+            uri=uri,
+            sha256=str(shipped["sha256"]),
+            size=int(shipped["size"]),
+            records=shipped.get("records"),
             version_id=shipped.get("version_id"),
         ),
         shipped.get("run_id"),
         verified=True,  # the ship report lists what the spool verified and uploaded
         recorded_from=store.object_uri(report_key),
-    )  # fmt: skip
+    )
     return Upload(str(shipped["sha256"]), shipped.get("version_id"), verified=True)
 
 
@@ -145,10 +149,13 @@ class ParsedWarc:
 
 def problem_dict(problem: Problem) -> dict[str, Any]:
     return {
-        "offset": problem.offset, "record_id": problem.record_id,
-        "record_type": problem.record_type, "target_uri": problem.target_uri,
-        "check": problem.check, "detail": problem.detail,
-    }  # fmt: skip
+        "offset": problem.offset,
+        "record_id": problem.record_id,
+        "record_type": problem.record_type,
+        "target_uri": problem.target_uri,
+        "check": problem.check,
+        "detail": problem.detail,
+    }
 
 
 def parse_warc(
@@ -188,19 +195,29 @@ def parse_warc(
             f"{sha256} was uploaded: not indexed"
         )
     return ParsedWarc(
-        key=key, values=[row_values(r) for r in index.rows], texts=index.texts,
-        run_id=index.run_id, source=index.source, warcinfo=index.warcinfo, cdxj=index.cdxj(),
-        size=size, sha256=found, version_id=version,
+        key=key,
+        values=[row_values(r) for r in index.rows],
+        texts=index.texts,
+        run_id=index.run_id,
+        source=index.source,
+        warcinfo=index.warcinfo,
+        cdxj=index.cdxj(),
+        size=size,
+        sha256=found,
+        version_id=version,
         problems=[problem_dict(p) for p in index.problems],
         checked="file" if by_file else "records",
-    )  # fmt: skip
+    )
 
 
 def _parse_in_worker(store_uri: str, key: str, upload: Upload) -> ParsedWarc:
     return parse_warc(
-        open_store(store_uri), key, sha256=upload.sha256, version=upload.version,
+        open_store(store_uri),
+        key,
+        sha256=upload.sha256,
+        version=upload.version,
         verified=upload.verified,
-    )  # fmt: skip
+    )
 
 
 def load_parsed(
@@ -208,40 +225,61 @@ def load_parsed(
 ) -> IndexResult:
     """Store the CDXJ beside the WARC, load the rows, log the index event."""
     result = IndexResult(
-        key=parsed.key, rows=len(parsed.values), texts=len(parsed.texts),
-        version_id=parsed.version_id, problems=parsed.problems,
-    )  # fmt: skip
+        key=parsed.key,
+        rows=len(parsed.values),
+        texts=len(parsed.texts),
+        version_id=parsed.version_id,
+        problems=parsed.problems,
+    )
     result.cdxj_key = _store_cdxj(store, parsed.key, parsed.cdxj)
     result.added = db.load_values(
-        parsed.key, parsed.values, parsed.texts,
-        warc={"sha256": parsed.sha256, "size": parsed.size, "run_id": parsed.run_id,
-              "source": parsed.source, "warcinfo": parsed.warcinfo, "cdxj_key": result.cdxj_key,
-              "indexed_at": utc_iso(), "version_id": parsed.version_id,
-              "problems": parsed.problems},
-    )  # fmt: skip
+        parsed.key,
+        parsed.values,
+        parsed.texts,
+        warc={
+            "sha256": parsed.sha256,
+            "size": parsed.size,
+            "run_id": parsed.run_id,
+            "source": parsed.source,
+            "warcinfo": parsed.warcinfo,
+            "cdxj_key": result.cdxj_key,
+            "indexed_at": utc_iso(),
+            "version_id": parsed.version_id,
+            "problems": parsed.problems,
+        },
+    )
     if custody is not None:
         uri = store.object_uri(parsed.key)
         # Still no capture entry (nothing recorded the upload): the values as first indexed.
         record_capture(
             custody,
             ShippedWarc(
-                filename=parsed.key.rsplit("/", 1)[-1], key=parsed.key, uri=uri,
-                sha256=parsed.sha256, size=parsed.size, records=None,
+                filename=parsed.key.rsplit("/", 1)[-1],
+                key=parsed.key,
+                uri=uri,
+                sha256=parsed.sha256,
+                size=parsed.size,
+                records=None,
                 version_id=parsed.version_id,
             ),
             parsed.run_id,
             verified=False,
             recorded_from=FIRST_INDEXED,
-        )  # fmt: skip
+        )
         details: dict[str, Any] = {
-            "sha256": parsed.sha256, "version_id": parsed.version_id, "rows": result.rows,
-            "added": result.added, "cdxj": result.cdxj_key, "run_id": parsed.run_id,
+            "sha256": parsed.sha256,
+            "version_id": parsed.version_id,
+            "rows": result.rows,
+            "added": result.added,
+            "cdxj": result.cdxj_key,
+            "run_id": parsed.run_id,
             "source": parsed.source,
             # how its records' digests were checked: each recomputed, or the whole file's
             # SHA-256 equal to that of the file the spool verified record by record
-            "checked": "every record's digests" if parsed.checked == "records"
+            "checked": "every record's digests"
+            if parsed.checked == "records"
             else "the whole file's SHA-256, as verified and uploaded",
-        }  # fmt: skip
+        }
         if parsed.problems:
             details["records_left_out"] = len({p["offset"] for p in parsed.problems})
             details["problem_count"] = len(parsed.problems)
@@ -249,9 +287,11 @@ def load_parsed(
         custody.append("index", uri, details)
     if parsed.problems:
         log.error(
-            "indexed %s without %d record(s) that failed their checks", parsed.key,
-            len(parsed.problems), extra={"rows": result.rows, "problems": len(parsed.problems)},
-        )  # fmt: skip
+            "indexed %s without %d record(s) that failed their checks",
+            parsed.key,
+            len(parsed.problems),
+            extra={"rows": result.rows, "problems": len(parsed.problems)},
+        )
     else:
         log.info("indexed %s", parsed.key, extra={"rows": result.rows, "added": result.added})
     return result
@@ -328,9 +368,12 @@ def index_keys(
             try:
                 upload = recorded_upload(custody, store, key)
                 parsed = parse_warc(
-                    store, key, sha256=upload.sha256, version=upload.version,
+                    store,
+                    key,
+                    sha256=upload.sha256,
+                    version=upload.version,
                     verified=upload.verified,
-                )  # fmt: skip
+                )
                 results.append(load_parsed(db, store, parsed, custody=custody))
             except (AttestError, OSError) as exc:
                 failed(key, exc)
@@ -371,6 +414,11 @@ def rebuild(
     """Empty the index and index every WARC in the store again (the custody log stays)."""
     db.drop_index()
     return index_keys(
-        db, store, list(warc_keys(store)), custody=custody, force=True, progress=progress,
+        db,
+        store,
+        list(warc_keys(store)),
+        custody=custody,
+        force=True,
+        progress=progress,
         workers=workers,
-    )  # fmt: skip
+    )

@@ -196,9 +196,12 @@ def record_capture(
     if any(e.action == "capture" for e in custody.for_object(warc.uri)):
         return False
     details: dict[str, Any] = {
-        "sha256": warc.sha256, "size": warc.size, "records": warc.records, "run_id": run_id,
+        "sha256": warc.sha256,
+        "size": warc.size,
+        "records": warc.records,
+        "run_id": run_id,
         "verified_before_upload": verified,
-    }  # fmt: skip
+    }
     if warc.version_id is not None:
         details["version_id"] = warc.version_id
     if recorded_from is not None:

@@ -155,8 +155,9 @@ async def holds(request: Request) -> Response:
     from archive.evidence.holds import apply_holds, plan_for_captures, plan_for_claims
 
     principal = _checked(request, "legal")
-    data = await _body(request, {"captures": list, "case": str, "claims": list,
-                                 "release": bool, "note": str})  # fmt: skip
+    data = await _body(
+        request, {"captures": list, "case": str, "claims": list, "release": bool, "note": str}
+    )
     service = _service(request)
     if ("case" in data) == ("captures" in data):
         raise Refused(400, "give either 'captures' (capture ids) or 'case' (with 'claims')")
@@ -168,19 +169,31 @@ async def holds(request: Request) -> Response:
         store = service.store
         store.require_legal_holds()  # before anything else: changes nothing when it cannot
         if "case" in data:
-            plan = plan_for_claims(service.db, store, _case(service.actions, data["case"]),
-                                   data.get("claims", []))  # fmt: skip
+            plan = plan_for_claims(
+                service.db, store, _case(service.actions, data["case"]), data.get("claims", [])
+            )
         else:
             plan = plan_for_captures(service.db, store, data["captures"])
-        done = apply_holds(store, service.custody, plan, on=not release,
-                           actor=principal.actor, note=data.get("note"))  # fmt: skip
+        done = apply_holds(
+            store,
+            service.custody,
+            plan,
+            on=not release,
+            actor=principal.actor,
+            note=data.get("note"),
+        )
         return {
             "action": "release" if release else "hold",
-            "holds": [{**vars(h), **plan.details(h.key),
-                       **({"kept_for": plan.kept[h.key]} if h.key in plan.kept else {})}
-                      for h in done],
+            "holds": [
+                {
+                    **vars(h),
+                    **plan.details(h.key),
+                    **({"kept_for": plan.kept[h.key]} if h.key in plan.kept else {}),
+                }
+                for h in done
+            ],
             "gaps": plan.gaps,
-        }  # fmt: skip
+        }
 
     return JSONResponse(await asyncio.to_thread(run))
 
@@ -202,9 +215,10 @@ async def exports(request: Request) -> Response:
     key = settings.signing_key
     if not unsigned and (key is None or not key.is_file()):
         raise Refused(
-            409, "no signing key is configured (ATTEST_SIGNING_KEY, or `attest keygen`): "
-            "send \"unsigned\": true to export without a signature",
-        )  # fmt: skip
+            409,
+            "no signing key is configured (ATTEST_SIGNING_KEY, or `attest keygen`): "
+            'send "unsigned": true to export without a signature',
+        )
 
     def run() -> dict[str, Any]:
         case = _case(settings, data["case"])
@@ -221,16 +235,28 @@ async def exports(request: Request) -> Response:
         if not _BUNDLE_NAME.fullmatch(name):
             name = f"{case.id}-{stamp}-{secrets.token_hex(3)}.wacz"
         report = export_bundle(
-            service.db, service.store, case, settings.exports / name, claim_ids=claims,
-            custody=service.custody, actor=principal.actor, signer=signer, tsas=tsas,
+            service.db,
+            service.store,
+            case,
+            settings.exports / name,
+            claim_ids=claims,
+            custody=service.custody,
+            actor=principal.actor,
+            signer=signer,
+            tsas=tsas,
             chromium=settings.chromium,
-        )  # fmt: skip
+        )
         service.custody.seal()
         return {
-            "bundle": name, "download": f"/api/exports/{name}", "sha256": report.sha256,
-            "records": report.records, "claims": report.claims, "gaps": report.gaps,
-            "signed": signer is not None, "timestamps": [t.url for t in tsas],
-        }  # fmt: skip
+            "bundle": name,
+            "download": f"/api/exports/{name}",
+            "sha256": report.sha256,
+            "records": report.records,
+            "claims": report.claims,
+            "gaps": report.gaps,
+            "signed": signer is not None,
+            "timestamps": [t.url for t in tsas],
+        }
 
     return JSONResponse(await asyncio.to_thread(run), status_code=201)
 
@@ -244,9 +270,12 @@ async def export_file(request: Request) -> Response:
     if folder is None or not _BUNDLE_NAME.fullmatch(name) or not (folder / name).is_file():
         raise NotFound(f"no exported bundle {name[:100]!r}")
     await asyncio.to_thread(
-        service.custody.append, "read", f"exports/{name}", {"via": "bundle download"},
+        service.custody.append,
+        "read",
+        f"exports/{name}",
+        {"via": "bundle download"},
         actor=principal.actor,
-    )  # fmt: skip
+    )
     return FileResponse(folder / name, media_type="application/wacz+zip", filename=name)
 
 
@@ -258,26 +287,43 @@ def _required(data: dict[str, Any], *names: str) -> None:
 
 async def claim_link(request: Request) -> Response:
     principal = _checked(request, "legal")
-    data = await _body(request, {"case": str, "claim": str, "capture": str, "note": str,
-                                 "any_record_reason": str})  # fmt: skip
+    data = await _body(
+        request, {"case": str, "claim": str, "capture": str, "note": str, "any_record_reason": str}
+    )
     _required(data, "case", "claim", "capture")
     service = _service(request)
     reason = data.get("any_record_reason")
 
     def run() -> dict[str, Any]:
         case = _case(service.actions, data["case"])
-        row, new = link_capture(service.db, case, data["claim"], data["capture"],
-                                annotator=principal.actor, note=data.get("note"),
-                                any_record_reason=reason)  # fmt: skip
+        row, new = link_capture(
+            service.db,
+            case,
+            data["claim"],
+            data["capture"],
+            annotator=principal.actor,
+            note=data.get("note"),
+            any_record_reason=reason,
+        )
         if new:
-            details = {"case": case.id, "claim": data["claim"], "url": row.url,
-                       "note": data.get("note"), "record_type": row.record_type,
-                       "via": "attest serve"}  # fmt: skip
+            details = {
+                "case": case.id,
+                "claim": data["claim"],
+                "url": row.url,
+                "note": data.get("note"),
+                "record_type": row.record_type,
+                "via": "attest serve",
+            }
             if reason is not None:
                 details["any_record_reason"] = reason
             service.custody.append("link", row.record_id, details, actor=principal.actor)
-        return {"linked": new, "capture": row.record_id, "url": row.url, "case": case.id,
-                "claim": data["claim"]}  # fmt: skip
+        return {
+            "linked": new,
+            "capture": row.record_id,
+            "url": row.url,
+            "case": case.id,
+            "claim": data["claim"],
+        }
 
     return JSONResponse(await asyncio.to_thread(run))
 
@@ -291,18 +337,31 @@ async def claim_unlink(request: Request) -> Response:
     def run() -> dict[str, Any]:
         case = _case(service.actions, data["case"])
         record_id = capture_record_id(data["capture"])
-        was = unlink_capture(service.db, case, data["claim"], record_id, actor=principal.actor,
-                             reason=data["reason"])  # fmt: skip
+        was = unlink_capture(
+            service.db, case, data["claim"], record_id, actor=principal.actor, reason=data["reason"]
+        )
         row = service.db.by_record_id(record_id)
         service.custody.append(
-            "unlink", record_id,
-            {"case": case.id, "claim": data["claim"], "url": row.url if row else None,
-             "reason": data["reason"], "linked_by": was.annotator, "linked_at": was.linked_at,
-             "via": "attest serve"},
+            "unlink",
+            record_id,
+            {
+                "case": case.id,
+                "claim": data["claim"],
+                "url": row.url if row else None,
+                "reason": data["reason"],
+                "linked_by": was.annotator,
+                "linked_at": was.linked_at,
+                "via": "attest serve",
+            },
             actor=principal.actor,
-        )  # fmt: skip
-        return {"withdrawn": True, "capture": record_id, "case": case.id,
-                "claim": data["claim"], "linked_by": was.annotator}  # fmt: skip
+        )
+        return {
+            "withdrawn": True,
+            "capture": record_id,
+            "case": case.id,
+            "claim": data["claim"],
+            "linked_by": was.annotator,
+        }
 
     return JSONResponse(await asyncio.to_thread(run))
 
@@ -313,8 +372,9 @@ async def custody_seal(request: Request) -> Response:
     service = _service(request)
 
     def run() -> dict[str, Any]:
-        entry = service.custody.append("seal", "custody", {"via": "attest serve"},
-                                       actor=principal.actor)  # fmt: skip
+        entry = service.custody.append(
+            "seal", "custody", {"via": "attest serve"}, actor=principal.actor
+        )
         segment = service.custody.seal()
         return {"sealed": segment, "through": entry.seq}
 

@@ -94,8 +94,17 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 _MEMENTO_PATH = re.compile(r"(\d{1,14})([a-z]{2}_)?/(.+)", re.S)
-_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-        "trailers", "transfer-encoding", "upgrade", "content-length"}  # fmt: skip
+_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
 _UUID = re.compile(r"[0-9a-fA-F-]{36}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CAPTURE_PATH = re.compile(r"^/capture/[0-9a-fA-F-]{36}(?=/)")
@@ -129,9 +138,17 @@ class Pywb:
 class Service:
     """What the routes share: the index, the store, the custody log, the gate, pywb."""
 
-    def __init__(self, db: IndexDB, store: Store, gate: Gate, *, pywb: Pywb | None,
-                 internal_secret: str, actions: ActionSettings | None = None,
-                 custody_attestor: SegmentAttestor | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        db: IndexDB,
+        store: Store,
+        gate: Gate,
+        *,
+        pywb: Pywb | None,
+        internal_secret: str,
+        actions: ActionSettings | None = None,
+        custody_attestor: SegmentAttestor | None = None,
+    ) -> None:
         self.db = db
         #: Evidence is read as the object versions the index recorded, never a later one.
         self.store = pinned_store(store, db)
@@ -167,10 +184,14 @@ class Service:
         self.custody.append(
             "read",
             row.record_id,
-            {"url": row.url, "warc": self.store.object_uri(row.warc_key), "offset": row.offset,
-             "via": via},
+            {
+                "url": row.url,
+                "warc": self.store.object_uri(row.warc_key),
+                "offset": row.offset,
+                "via": via,
+            },
             actor=principal.actor,
-        )  # fmt: skip
+        )
 
     def verified(self, row: IndexRow) -> None:
         """IntegrityError unless the row's record (and a revisit's original) holds in the store."""
@@ -192,9 +213,12 @@ class Service:
     ) -> HTMLResponse:
         principal = request.scope.get("attest.principal")
         page = self.jinja.get_template(name).render(
-            request=request, principal=principal, open=self.gate.open,
-            csrf=request.scope.get("attest.csrf"), **context,
-        )  # fmt: skip
+            request=request,
+            principal=principal,
+            open=self.gate.open,
+            csrf=request.scope.get("attest.csrf"),
+            **context,
+        )
         return HTMLResponse(page, status_code=status)
 
 
@@ -342,9 +366,12 @@ def _params(request: Request) -> dict[str, list[str]]:
 
 
 def _cdx_response(
-    db: IndexDB, params: dict[str, list[str]], *, allow_extra: bool = False,
+    db: IndexDB,
+    params: dict[str, list[str]],
+    *,
+    allow_extra: bool = False,
     empty_ok: bool = False,
-) -> Response:  # fmt: skip
+) -> Response:
     query = parse_query(params, allow_extra=allow_extra)
     if query.show_num_pages:
         size = query.page_size or MAX_LIMIT
@@ -434,9 +461,11 @@ async def pywb_warc(request: Request) -> Response:
         log.error("integrity check failed, record refused to pywb: %s", exc)
         return PlainTextResponse(f"integrity check failed: {exc}\n", status_code=502)
     return Response(
-        data, status_code=206, media_type="application/octet-stream",
+        data,
+        status_code=206,
+        media_type="application/octet-stream",
         headers={"Content-Range": f"bytes {first}-{last}/*"},
-    )  # fmt: skip
+    )
 
 
 # --- Memento and replay ----------------------------------------------------------------------
@@ -713,11 +742,23 @@ async def _search(request: Request) -> tuple[str, list[dict[str, Any]], int, int
     limit = _int_param(request, "limit", 20, 200) or 20
     offset = _int_param(request, "offset", 0, 10_000)
     hits = await blocking(lambda: _service(request).db.search(q, limit=limit, offset=offset))
-    return q, [
-        {"url": h.url, "datetime": iso(h.ts), "timestamp": timestamp14(h.ts), "snippet": h.snippet,
-         "record_id": h.record_id, "capture": _uuid(h.record_id), **_links(h.record_id)}
-        for h in hits
-    ], limit, offset  # fmt: skip
+    return (
+        q,
+        [
+            {
+                "url": h.url,
+                "datetime": iso(h.ts),
+                "timestamp": timestamp14(h.ts),
+                "snippet": h.snippet,
+                "record_id": h.record_id,
+                "capture": _uuid(h.record_id),
+                **_links(h.record_id),
+            }
+            for h in hits
+        ],
+        limit,
+        offset,
+    )
 
 
 def _links(record_id: str) -> dict[str, str]:
@@ -776,10 +817,16 @@ def capture_details(service: Service, row: IndexRow) -> dict[str, Any]:
     }
     linked = service.db.concurrent_with(row.record_id)
     details["linked"] = [
-        {"record_type": r.record_type, "url": r.url, "mime": r.mime, "record_id": r.record_id,
-         "capture": _uuid(r.record_id), "sha256": r.block_digest}
+        {
+            "record_type": r.record_type,
+            "url": r.url,
+            "mime": r.mime,
+            "record_id": r.record_id,
+            "capture": _uuid(r.record_id),
+            "sha256": r.block_digest,
+        }
         for r in linked
-    ]  # fmt: skip
+    ]
     # A linked record that fails its check is named on the page, never shown.
     problems: list[str] = []
     for r in linked:
@@ -847,11 +894,16 @@ def timeline(rows: list[IndexRow]) -> list[dict[str, Any]]:
         stamp = timestamp14(row.ts)
         years[stamp[:4]][stamp[4:6]][stamp[6:8]].append(row)
     return [
-        {"year": y, "count": sum(len(d) for m in months.values() for d in m.values()),
-         "months": [{"month": m, "days": [{"day": d, "rows": rows_} for d, rows_ in days.items()]}
-                    for m, days in months.items()]}
+        {
+            "year": y,
+            "count": sum(len(d) for m in months.values() for d in m.values()),
+            "months": [
+                {"month": m, "days": [{"day": d, "rows": rows_} for d, rows_ in days.items()]}
+                for m, days in months.items()
+            ],
+        }
         for y, months in years.items()
-    ]  # fmt: skip
+    ]
 
 
 async def ui_lookup(request: Request) -> Response:
@@ -864,9 +916,14 @@ async def ui_lookup(request: Request) -> Response:
     query = parse_query(params)
     rows = await blocking(lambda: list(run_query(service.db, query)))
     return service.render(
-        "lookup.html", request, url=url, match=match_type, years=timeline(rows), rows=rows,
+        "lookup.html",
+        request,
+        url=url,
+        match=match_type,
+        years=timeline(rows),
+        rows=rows,
         timemap=memento.timemap_uri("", query.url),
-    )  # fmt: skip
+    )
 
 
 async def ui_search(request: Request) -> Response:
@@ -940,8 +997,14 @@ def _errors() -> dict[Any, Callable[..., Awaitable[Response]]]:
         log.error("request failed: %s", exc)
         return _error(request, 500, f"failed: {exc}")
 
-    return {HoldUnsupported: conflict, ConfigError: bad, NotFound: missing, AccessDenied: denied,
-            IntegrityError: tampered, AttestError: failed}  # fmt: skip
+    return {
+        HoldUnsupported: conflict,
+        ConfigError: bad,
+        NotFound: missing,
+        AccessDenied: denied,
+        IntegrityError: tampered,
+        AttestError: failed,
+    }
 
 
 def build_app(service: Service) -> Starlette:
@@ -1000,9 +1063,15 @@ def running_service(options: ServeOptions, port: int) -> Iterator[Service]:
             pywb = PywbProcess(venv, f"{internal}/cdx", f"{internal}/warc/")
             pywb.start()
         reach = Pywb(pywb.socket_path, pywb.secret) if pywb is not None else None
-        yield Service(db, store, Gate(tokens), pywb=reach, internal_secret=secret,
-                      actions=options.actions,
-                      custody_attestor=options.custody_attestor)  # fmt: skip
+        yield Service(
+            db,
+            store,
+            Gate(tokens),
+            pywb=reach,
+            internal_secret=secret,
+            actions=options.actions,
+            custody_attestor=options.custody_attestor,
+        )
     finally:
         if pywb is not None:
             pywb.stop()
@@ -1055,8 +1124,17 @@ def _run(options: ServeOptions, service: Service, uvicorn: Any) -> None:
                 await asyncio.to_thread(service.custody.seal)
 
     app.router.lifespan_context = lifespan
-    print(f"attest serve: http://{options.host}:{options.port}/  "
-          f"(CDX API /cdx, Memento /web/, {'replay by pywb' if service.pywb else 'no pywb'}, "
-          f"{'open: loopback only' if service.gate.open else 'tokens required'})", flush=True)  # fmt: skip
-    uvicorn.run(app, host=options.host, port=options.port, log_level="warning",
-                access_log=False, lifespan="on")  # fmt: skip
+    print(
+        f"attest serve: http://{options.host}:{options.port}/  "
+        f"(CDX API /cdx, Memento /web/, {'replay by pywb' if service.pywb else 'no pywb'}, "
+        f"{'open: loopback only' if service.gate.open else 'tokens required'})",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )

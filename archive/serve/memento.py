@@ -68,9 +68,15 @@ def _quote(url: str) -> str:
     return url.replace(">", "%3E").replace(" ", "%20")
 
 
-def link_header(base: str, url: str, *, memento: IndexRow | None = None,
-                first: IndexRow | None = None, last: IndexRow | None = None,
-                uri: str | None = None) -> str:  # fmt: skip
+def link_header(
+    base: str,
+    url: str,
+    *,
+    memento: IndexRow | None = None,
+    first: IndexRow | None = None,
+    last: IndexRow | None = None,
+    uri: str | None = None,
+) -> str:
     """The Link header of a memento (``uri``: its URI-M, if not the per-second one) or a
     TimeGate's answer."""
     links = [

@@ -252,8 +252,11 @@ def guarded(app: WsgiApp, secret: str) -> WsgiApp:
 def main() -> int:
     found = version("pywb")
     if not found.startswith(PYWB_RELEASE):
-        print(f"attest's replay needs pywb {PYWB_RELEASE}x (the replay venv has {found}): "
-              "run ./setup.sh", flush=True)  # fmt: skip
+        print(
+            f"attest's replay needs pywb {PYWB_RELEASE}x (the replay venv has {found}): "
+            "run ./setup.sh",
+            flush=True,
+        )
         return 2
     gevent: Any = importlib.import_module("gevent")
     importlib.import_module("gevent.monkey").patch_all()

@@ -109,8 +109,9 @@ class PywbProcess:
             )
         (folder / "config.yaml").write_text(self.config_yaml())
         # pywb reads records through the service: it needs no store credentials.
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PYTHON", "AWS_", "ATTEST_"))}  # fmt: skip
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_", "ATTEST_"))
+        }
         settings = {
             "socket": str(self.socket_path),
             "folder": str(folder),

@@ -190,8 +190,10 @@ class S3Store:
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 404 or exc.response.get("Error", {}).get("Code") in (
-                "404", "NoSuchKey", "NoSuchVersion",
-            ):  # fmt: skip
+                "404",
+                "NoSuchKey",
+                "NoSuchVersion",
+            ):
                 return None
             raise StorageError(f"{self.object_uri(key)}: head failed: {exc}") from exc
         except BotoCoreError as exc:

@@ -196,8 +196,12 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject or cert.signature_hash_algorithm is None:
         return False
     try:
-        _verify_with(issuer.public_key(), cert.signature, cert.tbs_certificate_bytes,
-                     cert.signature_hash_algorithm)  # fmt: skip
+        _verify_with(
+            issuer.public_key(),
+            cert.signature,
+            cert.tbs_certificate_bytes,
+            cert.signature_hash_algorithm,
+        )
     except (InvalidSignature, UnsupportedAlgorithm, ValueError):
         return False
     return True

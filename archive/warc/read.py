@@ -223,8 +223,20 @@ class _Source:
     around (and zlib's copy of all unread input at each member's end) cost more than inflating.
     """
 
-    __slots__ = ("_consumed", "_decomp", "_feed", "_in", "_in_pos", "buf", "gzipped", "leftover",
-                 "member_done", "pos", "raw", "start")  # fmt: skip
+    __slots__ = (
+        "_consumed",
+        "_decomp",
+        "_feed",
+        "_in",
+        "_in_pos",
+        "buf",
+        "gzipped",
+        "leftover",
+        "member_done",
+        "pos",
+        "raw",
+        "start",
+    )
 
     def __init__(
         self, raw: BinaryIO, gzipped: bool, start: int, pushback: bytes | memoryview
@@ -749,8 +761,10 @@ def iter_records(
                     else src.read_exact(length)
                 )
                 if ctype.startswith("application/http") and rtype in (
-                    "response", "request", "revisit",
-                ):  # fmt: skip
+                    "response",
+                    "request",
+                    "revisit",
+                ):
                     wants = None
                     if keep is not None:
                         wants = functools.partial(keep.payload, info_headers)
@@ -795,9 +809,14 @@ def iter_records(
                 if drained == "done":
                     # The member itself is whole: only this record is lost.
                     yield Problem(
-                        check, name, offset, record_id, detail + "; skipped to the next record",
-                        rtype, target,
-                    )  # fmt: skip
+                        check,
+                        name,
+                        offset,
+                        record_id,
+                        detail + "; skipped to the next record",
+                        rtype,
+                        target,
+                    )
                     pushback = src.leftover
                     offset += src.raw_consumed()
                     continue
@@ -830,9 +849,14 @@ def iter_records(
             if verify:
                 if not block_label:
                     yield Problem(
-                        "block-digest", name, record_offset, record_id, "no WARC-Block-Digest",
-                        rtype, target,
-                    )  # fmt: skip
+                        "block-digest",
+                        name,
+                        record_offset,
+                        record_id,
+                        "no WARC-Block-Digest",
+                        rtype,
+                        target,
+                    )
                 elif not block.matches():
                     yield Problem(
                         "block-digest",

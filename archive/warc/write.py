@@ -95,11 +95,23 @@ def sha256_label(digest: hashlib._Hash | str) -> str:
 
 
 _COMPRESSED_TYPES = (
-    "image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/heic",
-    "video/", "audio/", "font/woff", "application/zip", "application/gzip",
-    "application/x-gzip", "application/zstd", "application/x-7z-compressed",
-    "application/vnd.rar", "application/x-rar-compressed",
-)  # fmt: skip
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "image/heic",
+    "video/",
+    "audio/",
+    "font/woff",
+    "application/zip",
+    "application/gzip",
+    "application/x-gzip",
+    "application/zstd",
+    "application/x-7z-compressed",
+    "application/vnd.rar",
+    "application/x-rar-compressed",
+)
 
 
 def is_precompressed(content_type: str | None, content_encoding: str | None) -> bool:

@@ -180,9 +180,14 @@ def _progress_log(every_s: float = 10.0) -> Callable[[ProgressSnapshot], None]:
             last[snap.source] = now
             log.info(
                 "progress",
-                extra={"source": snap.source, "pages": snap.pages, "fetches": snap.fetches,
-                       "errors": snap.errors, "finished": snap.finished},
-            )  # fmt: skip
+                extra={
+                    "source": snap.source,
+                    "pages": snap.pages,
+                    "fetches": snap.fetches,
+                    "errors": snap.errors,
+                    "finished": snap.finished,
+                },
+            )
 
     return report
 

@@ -24,9 +24,16 @@ from typing import Any
 from archive.outcomes import FAILURE_OUTCOMES, Outcome
 
 ALERT_OUTCOMES = frozenset(
-    {Outcome.LOGIN_WALL, Outcome.REMOVED, Outcome.SUSPENDED, Outcome.RATE_LIMITED,
-     Outcome.HTTP_ERROR, Outcome.INCOMPLETE} | FAILURE_OUTCOMES
-)  # fmt: skip
+    {
+        Outcome.LOGIN_WALL,
+        Outcome.REMOVED,
+        Outcome.SUSPENDED,
+        Outcome.RATE_LIMITED,
+        Outcome.HTTP_ERROR,
+        Outcome.INCOMPLETE,
+    }
+    | FAILURE_OUTCOMES
+)
 
 
 def source_report(
@@ -137,8 +144,11 @@ def _storage_problems(
         problems.append(f"WARC {m['key']} is not in the store as uploaded: {m['reason']}")
     if indexed is None:
         count = len(finalized.get("warcs", ()))
-        return [*problems, f"the index task failed: {count} stored WARC(s) are not indexed "
-                           "(clear the task, or run `attest index`)"]  # fmt: skip
+        return [
+            *problems,
+            f"the index task failed: {count} stored WARC(s) are not indexed "
+            "(clear the task, or run `attest index`)",
+        ]
     for p in indexed.get("pending", ()):
         problems.append(f"WARC {p['key']} is not indexed: {p['reason']}")
     if verified is None:

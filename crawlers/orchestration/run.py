@@ -398,19 +398,29 @@ def index_runs(
                     # A verified upload: the index checks the stored file's SHA-256 against
                     # it; otherwise every record is checked again.
                     result = index_warc(
-                        db, store, warc.key, custody=custody, sha256=warc.sha256,
-                        version=warc.version_id, verified=warc.records is not None,
-                    )  # fmt: skip
+                        db,
+                        store,
+                        warc.key,
+                        custody=custody,
+                        sha256=warc.sha256,
+                        version=warc.version_id,
+                        verified=warc.records is not None,
+                    )
                     if result.skipped and "index" not in logged:
                         # Loaded by a try that died before it could log it.
                         info = db.warc(warc.key) or {}
                         custody.append(
                             "index",
                             warc.uri,
-                            {"sha256": info.get("sha256"), "rows": info.get("records"),
-                             "added": None, "cdxj": info.get("cdxj_key"),
-                             "run_id": info.get("run_id"), "source": info.get("source")},
-                        )  # fmt: skip
+                            {
+                                "sha256": info.get("sha256"),
+                                "rows": info.get("records"),
+                                "added": None,
+                                "cdxj": info.get("cdxj_key"),
+                                "run_id": info.get("run_id"),
+                                "source": info.get("source"),
+                            },
+                        )
                     indexed += 1
                     if result.problems:
                         pending.append((warc.key, _problems_text(result.problems)))

@@ -61,11 +61,13 @@ def finalize_run(captures: Sequence[Mapping[str, Any]], store: Store) -> dict[st
         if found is None:
             missing.append({"key": warc["key"], "reason": "not in the store"})
         elif found.size != warc["size"] or (found.sha256 and found.sha256 != warc["sha256"]):
-            missing.append({
-                "key": warc["key"],
-                "reason": f"the store has {found.size} bytes, sha256 {found.sha256 or '-'}; "
-                          f"{warc['size']} bytes, sha256 {warc['sha256']} were uploaded",
-            })  # fmt: skip
+            missing.append(
+                {
+                    "key": warc["key"],
+                    "reason": f"the store has {found.size} bytes, sha256 {found.sha256 or '-'}; "
+                    f"{warc['size']} bytes, sha256 {warc['sha256']} were uploaded",
+                }
+            )
         else:
             stored.append(warc)
     return {"warcs": stored, "missing": missing}
@@ -103,10 +105,17 @@ def earlier_warcs(
             stat = store.stat(key) if rid else None
             if rid is None or stat is None:
                 continue
-            found.setdefault(rid, []).append({
-                "filename": name, "key": key, "uri": stat.uri, "sha256": stat.sha256,
-                "size": stat.size, "records": None, "version_id": stat.version_id,
-            })  # fmt: skip
+            found.setdefault(rid, []).append(
+                {
+                    "filename": name,
+                    "key": key,
+                    "uri": stat.uri,
+                    "sha256": stat.sha256,
+                    "size": stat.size,
+                    "records": None,
+                    "version_id": stat.version_id,
+                }
+            )
         day += timedelta(days=1)
     return [
         {"run_id": rid, "warcs": warcs, "pending": [], "earlier_try": True}
@@ -124,7 +133,10 @@ def index_run(
     shipped = [
         (
             ShippedWarc(
-                filename=w["filename"], key=w["key"], uri=w["uri"], sha256=w["sha256"],
+                filename=w["filename"],
+                key=w["key"],
+                uri=w["uri"],
+                sha256=w["sha256"],
                 size=int(w["size"]),
                 records=None if w.get("records") is None else int(w["records"]),
                 version_id=w.get("version_id"),
@@ -132,7 +144,7 @@ def index_run(
             str(w["run_id"]),
         )
         for w in warcs
-    ]  # fmt: skip
+    ]
     indexed, pending = index_runs(shipped, index_url, store, attestor=attestor)
     done = {k for k, _ in pending}
     ok = [w for w in warcs if w["key"] not in done]
@@ -183,10 +195,15 @@ def verify_run(
             context=dict(context),
         )
     failed = [
-        {"key": r.key, "uri": r.uri, "problems": r.problems[:PROBLEMS_SHOWN],
-         "problem_count": len(r.problems)}
-        for r in results if not r.ok
-    ]  # fmt: skip
+        {
+            "key": r.key,
+            "uri": r.uri,
+            "problems": r.problems[:PROBLEMS_SHOWN],
+            "problem_count": len(r.problems),
+        }
+        for r in results
+        if not r.ok
+    ]
     return {"verified": len(results), "ok": len(results) - len(failed), "failed": failed}
 
 
@@ -226,12 +243,14 @@ def link_run(
             )
             if new:
                 custody.append(
-                    "link", row.record_id,
+                    "link",
+                    row.record_id,
                     {"case": case.id, "claim": claim_id, "url": row.url, "note": note},
                     actor=annotator,
-                )  # fmt: skip
-            linked.append({"url": url, "capture": row.record_id, "captured_url": row.url,
-                           "new": new})  # fmt: skip
+                )
+            linked.append(
+                {"url": url, "capture": row.record_id, "captured_url": row.url, "new": new}
+            )
     return {"case": case.id, "claim": claim_id, "linked": linked, "not_linked": not_linked}
 
 
