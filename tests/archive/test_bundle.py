@@ -71,8 +71,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
     with signing_setup(base / "signing") as signing:
         before = signing.tsa.requests
         report = export(archive, case, base / "out" / "spill.wacz", signing)
-        yield Exported(archive, case, signing, report, report.path,
-                       signing.tsa.requests - before)  # fmt: skip
+        yield Exported(archive, case, signing, report, report.path, signing.tsa.requests - before)
     archive.db.close()
 
 
@@ -95,13 +94,19 @@ def records_by_id(path: Path) -> dict[str, RecordInfo]:
 
 def stored_records(archive: StoredArchive) -> dict[str, tuple[str, RecordInfo]]:
     """Every record of the archive's WARCs: (store key, where it lies)."""
-    return {rid: (key, info) for key in archive.keys
-            for rid, info in records_by_id(archive.path(key)).items()}  # fmt: skip
+    return {
+        rid: (key, info)
+        for key in archive.keys
+        for rid, info in records_by_id(archive.path(key)).items()
+    }
 
 
 def request_of(archive: StoredArchive, key: str, response_id: str) -> str:
-    (rid,) = [i.record_id for i in verify_warc(archive.path(key)).records
-              if i.record_type == "request" and i.header("WARC-Concurrent-To") == response_id]  # fmt: skip
+    (rid,) = [
+        i.record_id
+        for i in verify_warc(archive.path(key)).records
+        if i.record_type == "request" and i.header("WARC-Concurrent-To") == response_id
+    ]
     assert rid is not None
     return rid
 
@@ -117,12 +122,17 @@ def test_the_bundle_copies_exactly_the_records_the_claims_need_byte_for_byte(
     stored = stored_records(archive)
     needed = {
         # C1: the harbour page in both WARCs, each with its request
-        sample.html_gzip.response.record_id, sample.html_gzip.request.record_id,
-        archive.fresh_id, request_of(archive, LATER_KEY, archive.fresh_id),
+        sample.html_gzip.response.record_id,
+        sample.html_gzip.request.record_id,
+        archive.fresh_id,
+        request_of(archive, LATER_KEY, archive.fresh_id),
         # C2: the post with its request, page record and rendered text; its later revisit
-        sample.post.response.record_id, sample.post.request.record_id,
-        sample.metadata.record_id, sample.text.record_id, archive.revisit_id,
-    }  # fmt: skip
+        sample.post.response.record_id,
+        sample.post.request.record_id,
+        sample.metadata.record_id,
+        sample.text.record_id,
+        archive.revisit_id,
+    }
     warcinfos = {rid for rid, info in copied.items() if info.record_type == "warcinfo"}
     assert set(copied) == needed | warcinfos
     assert len(warcinfos) == 2  # one per WARC the records come from
@@ -161,10 +171,15 @@ def test_every_file_is_listed_with_its_hash_and_the_warc_is_stored_uncompressed(
     listed = {r["path"]: r for r in package["resources"]}
     assert set(listed) == set(files) - {"datapackage.json", "datapackage-digest.json"}
     assert set(listed) == {
-        WARC_MEMBER, "indexes/index.cdxj", "pages/pages.jsonl", "evidence/manifest.json",
-        "evidence/custody.jsonl", "evidence/verify.sh", "evidence/report.html",
+        WARC_MEMBER,
+        "indexes/index.cdxj",
+        "pages/pages.jsonl",
+        "evidence/manifest.json",
+        "evidence/custody.jsonl",
+        "evidence/verify.sh",
+        "evidence/report.html",
         "evidence/report.pdf",
-    }  # fmt: skip
+    }
     for name, resource in listed.items():
         assert resource["hash"] == "sha256:" + hashlib.sha256(files[name]).hexdigest(), name
         assert resource["bytes"] == len(files[name]), name
@@ -191,8 +206,10 @@ def test_the_index_is_the_bundle_warcs_own_and_the_pages_are_the_claims_captures
     assert files["indexes/index.cdxj"] == read_warc_index(warc, BUNDLE_WARC, texts=False).cdxj()
     lines = files["indexes/index.cdxj"].decode().splitlines()
     assert {json.loads(line.split(" ", 2)[2])["url"] for line in lines} == {
-        GZIP_URL, POST_URL, f"urn:text:{POST_URL}"
-    }  # fmt: skip
+        GZIP_URL,
+        POST_URL,
+        f"urn:text:{POST_URL}",
+    }
     header, *pages = [json.loads(x) for x in files["pages/pages.jsonl"].splitlines()]
     assert header == {"format": "json-pages-1.0", "id": "pages", "title": "The spill"}
     sample = exported.archive.sample
@@ -213,15 +230,19 @@ def test_the_manifest_lists_each_claims_captures_gaps_and_record_roles(
     assert manifest["gaps"] == [{"claim": "C3", "gap": f"exact {NEVER_URL}: no capture"}]
     claims = {c["id"]: c for c in manifest["claims"]}
     assert [c["record_id"] for c in claims["C1"]["captures"]] == [
-        sample.html_gzip.response.record_id, exported.archive.fresh_id]  # fmt: skip
+        sample.html_gzip.response.record_id,
+        exported.archive.fresh_id,
+    ]
     (post,) = [c for c in claims["C2"]["captures"] if c["record_type"] == "response"]
     assert post["record_id"] == sample.post.response.record_id
     assert post["block_sha256"] == sample.post.response.block_digest
     assert post["payload_sha256"] == sample.post.response.payload_digest
     assert post["post"] == {"platform": "mastodon", "account": "alice", "post_id": "42"}
     assert {r["record_id"] for r in post["linked_records"]} == {
-        sample.post.request.record_id, sample.metadata.record_id, sample.text.record_id
-    }  # fmt: skip
+        sample.post.request.record_id,
+        sample.metadata.record_id,
+        sample.text.record_id,
+    }
     assert (claims["C3"]["covered"], claims["C3"]["captures"]) == (False, [])
     roles = {r["record_id"]: r["role"] for r in manifest["records"]}
     assert roles[sample.metadata.record_id] == "metadata"
@@ -237,8 +258,12 @@ def test_the_digest_is_signed_by_the_key_and_stamped_by_each_authority(
     package_hash = "sha256:" + hashlib.sha256(files["datapackage.json"]).hexdigest()
     assert (doc["path"], doc["hash"]) == ("datapackage.json", package_hash)
     created = json.loads(files["datapackage.json"])["created"]
-    check = verify_signed_data(doc["signedData"], package_hash=package_hash,
-                               package_created=created, trust=exported.signing.trust)  # fmt: skip
+    check = verify_signed_data(
+        doc["signedData"],
+        package_hash=package_hash,
+        package_created=created,
+        trust=exported.signing.trust,
+    )
     assert (check.valid, check.trusted, check.problems) == (True, True, [])
     assert check.signer == f"key {fingerprint(exported.signing.signer.public_der())}"
     (token,) = doc["timestamps"]
@@ -254,8 +279,9 @@ def test_custody_travels_with_the_bundle_and_the_export_is_logged(exported: Expo
     warcs = {archive.store.object_uri(k) for k in archive.keys}
     assert [(e["action"], e["object"]) for e in excerpt] == [
         (action, archive.store.object_uri(key))
-        for key in (SAMPLE_KEY, LATER_KEY) for action in ("capture", "index")
-    ]  # fmt: skip
+        for key in (SAMPLE_KEY, LATER_KEY)
+        for action in ("capture", "index")
+    ]
     own = {e.seq: e for e in archive.custody.entries()}
     for entry in excerpt:
         assert entry["hash"] == own[entry["seq"]].hash  # as logged, not rewritten
@@ -263,17 +289,19 @@ def test_custody_travels_with_the_bundle_and_the_export_is_logged(exported: Expo
     assert logged.object == "spill:C1,C2,C3"
     assert logged.actor == ACTOR
     assert logged.details == {
-        "bundle": "spill.wacz", "sha256": exported.report.sha256, "records": 11,
-        "claims": ["C1", "C2", "C3"], "gaps": ["C3"],
+        "bundle": "spill.wacz",
+        "sha256": exported.report.sha256,
+        "records": 11,
+        "claims": ["C1", "C2", "C3"],
+        "gaps": ["C3"],
         "signer": f"key {fingerprint(exported.signing.signer.public_der())}",
         "timestamps": [exported.signing.tsa.url],
-    }  # fmt: skip
+    }
     assert warcs == {e["object"] for e in excerpt}
 
 
 def test_only_the_claims_asked_for_are_exported(exported: Exported, tmp_path: Path) -> None:
-    report = export(exported.archive, exported.case, tmp_path / "c2.wacz", None,
-                    claim_ids=["C2"])  # fmt: skip
+    report = export(exported.archive, exported.case, tmp_path / "c2.wacz", None, claim_ids=["C2"])
     assert (report.claims, report.gaps) == (["C2"], [])
     manifest = json.loads(members(report.path)["evidence/manifest.json"])
     assert [c["id"] for c in manifest["claims"]] == ["C2"]
@@ -288,7 +316,10 @@ def test_only_the_claims_asked_for_are_exported(exported: Exported, tmp_path: Pa
     assert doc["timestamps"] == []
     logged = [e for e in exported.archive.custody.entries() if e.action == "export"][-1]
     assert (logged.object, logged.details["signer"], logged.details["timestamps"]) == (
-        "spill:C2", None, [])  # fmt: skip
+        "spill:C2",
+        None,
+        [],
+    )
 
 
 # --- what is refused -------------------------------------------------------------------------
@@ -337,9 +368,13 @@ def test_a_domain_signature_without_a_timestamp_authority_leaves_no_bundle(
     domain = load_signer(pki.domain_key, pki.domain_chain)
     with pytest.raises(ConfigError, match="a domain-certificate signature needs a timestamp"):
         export_bundle(
-            exported.archive.db, exported.archive.store, exported.case, tmp_path / "domain.wacz",
-            signer=domain, tsas=[],
-        )  # fmt: skip
+            exported.archive.db,
+            exported.archive.store,
+            exported.case,
+            tmp_path / "domain.wacz",
+            signer=domain,
+            tsas=[],
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -418,9 +453,22 @@ def with_big_record(
     key = "warcs/src/2026/11/30/big-00000.warc.gz"
     store_and_index(archive.store, archive.db, archive.custody, key, builder.close())
     path = tmp_path / "cases" / "big.yaml"
-    path.write_text(json.dumps({"id": "big", "title": "A big file", "claims": [
-        {"id": "B1", "text": "The data set.", "source": "files",
-         "evidence": [{"url": BIG_URL}]}]}))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "id": "big",
+                "title": "A big file",
+                "claims": [
+                    {
+                        "id": "B1",
+                        "text": "The data set.",
+                        "source": "files",
+                        "evidence": [{"url": BIG_URL}],
+                    }
+                ],
+            }
+        )
+    )
     return archive, load_case(path), big.response.record_id
 
 
@@ -454,15 +502,25 @@ def test_a_record_larger_than_a_piece_is_copied_whole_and_checked(
 
 
 def row(key: str, offset: int, length: int) -> IndexRow:
-    return IndexRow(surt="com,example)/", url="http://example.com/", ts=0, status=200,
-                    mime="text/html", digest=None, record_type="response",
-                    record_id=f"<urn:x:{key}:{offset}>", warc_key=key, offset=offset,
-                    length=length)  # fmt: skip
+    return IndexRow(
+        surt="com,example)/",
+        url="http://example.com/",
+        ts=0,
+        status=200,
+        mime="text/html",
+        digest=None,
+        record_type="response",
+        record_id=f"<urn:x:{key}:{offset}>",
+        warc_key=key,
+        offset=offset,
+        length=length,
+    )
 
 
 def pieces(rows: list[IndexRow]) -> list[tuple[str, int, int, list[int]]]:
-    return [(key, at, size, [r.offset for r in starting])
-            for key, at, size, starting in _pieces(rows)]  # fmt: skip
+    return [
+        (key, at, size, [r.offset for r in starting]) for key, at, size, starting in _pieces(rows)
+    ]
 
 
 def test_records_that_follow_each_other_in_a_warc_are_read_as_one_piece() -> None:

@@ -80,9 +80,13 @@ def test_a_good_bundle_is_verified_and_says_who_signed_it_and_when(bundles: Bund
     assert verdict.failures == []
     assert (verdict.ok, verdict.status, verdict.untimestamped) == (True, VERIFIED, False)
     assert verdict.checked == {
-        "files": 8, "records": 11, "index_lines": 5, "claim_captures": 4,
-        "custody_entries": 4, "timestamps": 1,
-    }  # fmt: skip
+        "files": 8,
+        "records": 11,
+        "index_lines": 5,
+        "claim_captures": 4,
+        "custody_entries": 4,
+        "timestamps": 1,
+    }
     signer = fingerprint(bundles.signing.signer.public_der())
     stamped = json.loads(read(bundles.good, "datapackage-digest.json"))["timestamps"][0]["time"]
     assert verdict.notes == [
@@ -131,8 +135,9 @@ def test_a_changed_byte_in_the_warc_names_the_file_and_the_record(
     # The harbour page's response, as copied into the bundle.
     plain = tmp_path / "plain.warc.gz"
     plain.write_bytes(bytes(data))
-    (where,) = [r for r in verify_warc(plain).records
-                if r.record_id == sample.html_gzip.response.record_id]  # fmt: skip
+    (where,) = [
+        r for r in verify_warc(plain).records if r.record_id == sample.html_gzip.response.record_id
+    ]
     data[where.offset + where.length // 2] ^= 0x01
     changed = rewrite(bundles.good, tmp_path / "changed.wacz", {WARC_MEMBER: bytes(data)})
     verdict = verify_bundle(changed, bundles.signing.trust)
@@ -167,8 +172,9 @@ def test_a_damaged_record_does_not_hide_the_intact_records_after_it(
     sample = bundles.archive.sample
     plain = tmp_path / "plain.warc.gz"
     plain.write_bytes(bytes(data))
-    (where,) = [r for r in verify_warc(plain).records
-                if r.record_id == sample.html_gzip.response.record_id]  # fmt: skip
+    (where,) = [
+        r for r in verify_warc(plain).records if r.record_id == sample.html_gzip.response.record_id
+    ]
     data[where.offset + where.length // 2] ^= 0x01
     changed = rewrite(bundles.good, tmp_path / "changed.wacz", {WARC_MEMBER: bytes(data)})
     verdict = verify_bundle(changed, bundles.signing.trust)

@@ -239,10 +239,12 @@ def test_a_token_without_its_issuers_certificates_does_not_chain(
         ("not an object", "a timestamp entry is not an object"),
         ({"tsa": "x"}, "token unreadable: 'token'"),
         ({"tsa": "x", "token": "***"}, "token unreadable: "),
-        ({"tsa": "x", "token": base64.b64encode(b"\x30\x03\x02\x01\x00").decode()},
-         "token unreadable: not an RFC 3161 TimeStampResp"),
+        (
+            {"tsa": "x", "token": base64.b64encode(b"\x30\x03\x02\x01\x00").decode()},
+            "token unreadable: not an RFC 3161 TimeStampResp",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_unreadable_entry_is_named_not_raised(
     tsas: Authorities, stored: Any, problem: str
 ) -> None:

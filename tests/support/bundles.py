@@ -40,16 +40,28 @@ def spill_case(directory: Path) -> Case:
                 "id": "spill",
                 "title": "The spill",
                 "claims": [
-                    {"id": "C1", "text": "The harbour page said so.", "source": "news",
-                     "evidence": [{"url": GZIP_URL}]},
-                    {"id": "C2", "text": "Alice posted it.", "source": "social",
-                     "evidence": [{"url": POST_URL}]},
-                    {"id": "C3", "text": "Denied.", "source": "statement",
-                     "evidence": [{"url": NEVER_URL}]},
+                    {
+                        "id": "C1",
+                        "text": "The harbour page said so.",
+                        "source": "news",
+                        "evidence": [{"url": GZIP_URL}],
+                    },
+                    {
+                        "id": "C2",
+                        "text": "Alice posted it.",
+                        "source": "social",
+                        "evidence": [{"url": POST_URL}],
+                    },
+                    {
+                        "id": "C3",
+                        "text": "Denied.",
+                        "source": "statement",
+                        "evidence": [{"url": NEVER_URL}],
+                    },
                 ],
             }
         )
-    )  # fmt: skip
+    )
     return load_case(path)
 
 
