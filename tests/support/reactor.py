@@ -8,7 +8,8 @@ process (a reactor cannot be restarted), in a daemon thread, and calling into it
 
 A process where this reactor runs cannot run another: ``crawlers.orchestration.run.run_capture``
 starts its own, so tests call it in a process of its own. The main thread is left with no
-current asyncio event loop, as before.
+current asyncio event loop, as before. The reactor's thread pool has one worker
+(:func:`in_worker_thread` runs a call there).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def reactor() -> Any:
 
             asyncioreactor.install(eventloop=asyncio.new_event_loop())
             from twisted.internet import reactor as installed
+
+            # One worker thread: what a component keeps in a thread's local state (the record
+            # client's connection to the recorder) can then be closed in that thread.
+            installed.suggestThreadPoolSize(1)
 
             ready = threading.Event()
             installed.callWhenRunning(ready.set)
@@ -88,3 +93,10 @@ def in_reactor(call: Callable[[], Any], *, timeout: float = 60.0) -> Any:
         assert isinstance(value, Failure)
         value.raiseException()
     return value
+
+
+def in_worker_thread(call: Callable[[], Any], *, timeout: float = 60.0) -> Any:
+    """Run ``call`` in the reactor's (one) worker thread, where ``deferToThread`` runs things."""
+    from twisted.internet.threads import deferToThread
+
+    return in_reactor(lambda: deferToThread(call), timeout=timeout)
