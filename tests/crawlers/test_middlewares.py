@@ -46,9 +46,7 @@ from demoweb.news import NewsSite
 NEWS = "http://127.0.0.1:8781"
 RECORDER = "http://127.0.0.1:8790"
 SECRET = "the-runs-secret"
-CLOSE_SPIDER_DEPRECATED = (
-    r"ignore:ExecutionEngine\.close_spider\(\) is deprecated:scrapy.exceptions.ScrapyDeprecationWarning"
-)
+CLOSE_SPIDER_DEPRECATED = r"ignore:ExecutionEngine\.close_spider\(\) is deprecated:scrapy.exceptions.ScrapyDeprecationWarning"
 
 
 def source(**fields: Any) -> SourceSpec:
