@@ -358,6 +358,8 @@ def export_bundle(
     warc_keys = sorted({row.warc_key for row in chosen.rows.values()})
     if output.exists():
         raise ConfigError(f"{output}: exists; bundles are never overwritten")
+    if not output.parent.is_dir():
+        raise ConfigError(f"{output.parent}: no such folder to write the bundle into")
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     with tempfile.TemporaryDirectory(prefix="attest-bundle-") as tmp:
         work = Path(tmp)

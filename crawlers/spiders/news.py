@@ -87,8 +87,16 @@ class NewsSpider(CaptureSpider):
             return
         try:
             sitemap = Sitemap(response.body)
-        except (etree.XMLSyntaxError, ValueError):
+        except (etree.XMLSyntaxError, ValueError, StopIteration):
+            # StopIteration: Scrapy's reader found no XML element at all (an HTML page, say).
             self.logger.warning("sitemap %s does not parse", response.url)
+            return
+        if sitemap.type not in ("urlset", "sitemapindex"):
+            # A site that answers every path with a page (its home page, say) answers
+            # /sitemap.xml too: that is no sitemap, and Scrapy's reader fails on it.
+            self.logger.warning(
+                "sitemap %s is not a sitemap (a %r document)", response.url, sitemap.type
+            )
             return
         for entry in sitemap:
             loc = entry.get("loc")

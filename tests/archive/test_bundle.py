@@ -40,7 +40,6 @@ from archive.evidence.bundle import (
     _first_member,
     _pieces,
     export_bundle,
-    warc_path_size,
 )
 from archive.evidence.cases import Case, load_case
 from archive.index.cdxj import IndexRow, read_warc_index
@@ -158,7 +157,7 @@ def test_the_report_says_what_was_written(exported: Exported) -> None:
     assert report.sha256 == file_sha256(path)
     assert report.claims == ["C1", "C2", "C3"]
     assert report.records == 11  # nine records and two warcinfo records
-    assert report.warc_bytes == len(members(path)[WARC_MEMBER]) == warc_path_size(path)
+    assert report.warc_bytes == len(members(path)[WARC_MEMBER])
     assert report.gaps == [f"C3: exact {NEVER_URL}: no capture"]
     assert not list(path.parent.glob(".*.part")), "the partial file was renamed into place"
 
@@ -344,11 +343,6 @@ def test_a_partial_bundle_in_the_way_is_named_and_left_alone(
     assert not (tmp_path / "out.wacz").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an output folder that does not exist raises a bare FileNotFoundError from "
-    "zipfile (a traceback from `attest export`), not a ConfigError naming the path",
-)
 def test_an_output_folder_that_does_not_exist_is_named(exported: Exported, tmp_path: Path) -> None:
     output = tmp_path / "no-such-folder" / "out.wacz"
     with pytest.raises(ConfigError, match=re.escape(str(output.parent))):

@@ -519,14 +519,6 @@ def test_a_sitemap_that_is_missing_leads_nowhere() -> None:
     assert item.outcome == "http_error"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="bug: a sitemap URL answered 200 with an HTML page (as sites that serve their home "
-    "page for unknown paths do, and /sitemap.xml is tried whenever robots.txt names none): "
-    "Scrapy's Sitemap raises StopIteration, which escapes parse_sitemap as a RuntimeError "
-    "instead of the 'does not parse' warning",
-)
 def test_a_sitemap_that_is_an_html_page_leads_nowhere() -> None:
     spider = spider_for(NewsSpider, news_source(sitemaps=True))
     wrong = spider.fetch_request(f"{NEWS}/sitemap.xml", role="sitemap", via="robots", depth=0)
