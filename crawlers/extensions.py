@@ -1,7 +1,9 @@
-"""Crawl progress: pages done, rate and errors, reported every half second.
+"""Crawl progress (pages done, rate and errors, reported every half second), and stopping a
+crawl from inside it (:func:`stop_crawl`).
 
-The extension only counts; how progress is shown is the entry point's choice (a progress bar on
-a terminal, JSON log lines otherwise), passed in as the ``ATTEST_PROGRESS`` callable.
+The progress extension only counts; how progress is shown is the entry point's choice (a
+progress bar on a terminal, JSON log lines otherwise), passed in as the ``ATTEST_PROGRESS``
+callable.
 """
 
 from __future__ import annotations
@@ -13,11 +15,31 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
 
 if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
+
+
+def stop_crawl(crawler: Crawler, reason: str) -> None:
+    """Stop the crawl for ``reason`` (recorded as ``attest/stopped``), from any callback, item
+    pipeline or middleware: the engine's close is started on the reactor's next turn, never
+    awaited by the caller, which is often a step the close itself waits for."""
+    crawler.stats.set_value("attest/stopped", reason)
+    engine = crawler.engine
+    if engine is None or crawler.spider is None:
+        return
+    from twisted.internet import reactor
+
+    def close() -> None:
+        if engine.spider is not None:
+            deferred_from_coro(engine.close_spider_async(reason=reason))
+
+    clock: Any = reactor  # the running reactor (Twisted types it by its interfaces only)
+    clock.callLater(0, close)
+
 
 ERROR_OUTCOMES = {
     "dns_error",

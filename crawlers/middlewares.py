@@ -24,6 +24,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Request, Response
 
 from archive.outcomes import TRANSIENT_OUTCOMES, Outcome
+from crawlers.extensions import stop_crawl
 from crawlers.recorder.protocol import (
     CAPTURE_ID_HEADER,
     OUTCOME_HEADER,
@@ -77,9 +78,7 @@ class RecorderMiddleware:
         self, request: Request, response: Response, spider: Spider | None = None
     ) -> Response:
         if response.headers.get(RECORDER_ERROR_HEADER) == b"disk_full":
-            self.crawler.stats.set_value("attest/stopped", "disk_full")
-            if self.crawler.engine is not None and self.crawler.spider is not None:
-                self.crawler.engine.close_spider(self.crawler.spider, "disk_full")
+            stop_crawl(self.crawler, "disk_full")
             raise IgnoreRequest("recorder spool is full")
         if not response.headers.get(CAPTURE_ID_HEADER):
             log.error("response for %s did not come through the recorder", request.url)

@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 
 from archive.errors import DiskFull
 from archive.outcomes import Outcome
+from crawlers.extensions import stop_crawl
 from crawlers.items import FetchResult
 from crawlers.recorder.process import RecordClient
 
@@ -93,9 +94,7 @@ class CaptureLedgerPipeline:
             self._ledger = None
 
     def _stop(self, reason: str) -> None:
-        self.crawler.stats.set_value("attest/stopped", reason)
-        if self.crawler.engine is not None and self.crawler.spider is not None:
-            self.crawler.engine.close_spider(self.crawler.spider, reason)
+        stop_crawl(self.crawler, reason)
 
     def _log(self, item: FetchResult) -> None:
         self.outcomes[item.outcome] += 1

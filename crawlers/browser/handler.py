@@ -32,6 +32,7 @@ from archive.outcomes import Outcome
 from crawlers.browser.behaviors import BehaviorSpec
 from crawlers.browser.capture import BrowserPool, RenderedPage
 from crawlers.browser.launch import BrowserSettings, find_chromium
+from crawlers.extensions import stop_crawl
 from crawlers.handlers import KeepAliveDownloadHandler
 from crawlers.recorder.process import RecordClient
 
@@ -130,10 +131,7 @@ class BrowserDownloadHandler(KeepAliveDownloadHandler):
                     self._write_derivatives, source, rendered
                 )
             except DiskFull as exc:
-                crawler = self._crawler
-                crawler.stats.set_value("attest/stopped", "disk_full")
-                if crawler.engine is not None and crawler.spider is not None:
-                    crawler.engine.close_spider(crawler.spider, "disk_full")
+                stop_crawl(self._crawler, "disk_full")
                 raise IgnoreRequest("recorder spool is full") from exc
         headers = {k: v for k, v in rendered.headers.items() if k not in _WIRE_HEADERS}
         return HtmlResponse(

@@ -23,6 +23,7 @@ from archive.outcomes import Outcome, outcome_for_status
 from crawlers.browser.behaviors import BehaviorSpec
 from crawlers.browser.handler import BROWSER_META, DERIVED_META, RENDERED_META
 from crawlers.browser.ready import ReadySpec
+from crawlers.extensions import stop_crawl
 from crawlers.items import FetchResult
 from crawlers.links import extract_css, extract_html
 from crawlers.recorder.protocol import (
@@ -449,9 +450,7 @@ class CaptureSpider(scrapy.Spider):
             # instead of failing every URL.
             self.logger.error("the recorder is unreachable (%s); stopping", failure.value)
             self.crawler.stats.inc_value("attest/recorder_unreachable")
-            self.crawler.stats.set_value("attest/stopped", "recorder_unreachable")
-            if self.crawler.engine is not None:
-                self.crawler.engine.close_spider(self, "recorder_unreachable")
+            stop_crawl(self.crawler, "recorder_unreachable")
             return
         if outcome is None:
             # The exchange broke between the recorder and the crawler (the recorder kept what

@@ -136,12 +136,6 @@ def test_a_full_recorder_spool_stops_the_crawl() -> None:
     assert outcome["stats"]["finish_reason"] == "disk_full"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the crawl is stopped with ExecutionEngine.close_spider(), deprecated since "
-    "Scrapy 2.14 (close_spider_async()); under warnings-as-errors the stop is lost "
-    "(the same call is in crawlers/pipelines.py and crawlers/spiders/base.py)",
-)
 def test_stopping_the_crawl_uses_no_deprecated_scrapy_api() -> None:
     outcome = full_spool_crawl()
     assert outcome["stats"].get("finish_reason") == "disk_full"

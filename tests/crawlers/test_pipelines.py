@@ -392,9 +392,9 @@ def test_a_crawl_writes_its_whole_ledger_and_finishes(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bug: when the ledger cannot be written (a full disk), the pipeline asks the "
-    "engine to close the spider from inside process_item and the crawl never ends: it hangs "
-    "until killed (and the failed ledger file is dropped without being closed)",
+    reason="bug: when the ledger cannot be written (a full disk), the crawl is asked to stop "
+    "(crawlers.extensions.stop_crawl) but does not end: it runs until killed (and the failed "
+    "ledger file is dropped without being closed)",
 )
 def test_a_ledger_on_a_full_disk_stops_the_crawl(tmp_path: Path) -> None:
     stats = crawl_in_a_process(tmp_path / "run", "/dev/full")
