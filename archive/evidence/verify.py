@@ -355,7 +355,7 @@ def _check_records(
     """Every record's digests (as ``attest verify`` on a WARC), streaming: what the claims check
     needs of each record is kept, not its headers."""
     count = problems = 0
-    for item in iter_records(Path(name), handle=cast(BinaryIO, reader)):
+    for item in iter_records(Path(name), handle=cast(BinaryIO, reader), resync=True):
         if isinstance(item, Problem):
             problems += 1
             verdict.fail(

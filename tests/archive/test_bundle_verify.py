@@ -161,9 +161,9 @@ def test_a_changed_byte_in_the_warc_names_the_file_and_the_record(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bug: the record check stops at a damaged gzip member (iter_records without "
-    "resync), so the claims check reports every capture after it as 'not in the bundle', "
-    "though they are there, intact",
+    reason="bug: the record check stops at a gzip member whose deflate data is corrupt (the "
+    "reader resyncs only past a member that still ends whole), so the claims check reports "
+    "every capture after it as 'not in the bundle', though they are there, intact",
 )
 def test_a_damaged_record_does_not_hide_the_intact_records_after_it(
     bundles: Bundles, tmp_path: Path
