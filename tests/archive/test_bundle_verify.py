@@ -9,8 +9,10 @@ record.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -274,3 +276,30 @@ def test_a_bundle_without_a_warc_or_datapackage_says_so(bundles: Bundles, tmp_pa
     assert [(f.check, f.file, f.detail) for f in verify_bundle(no_package).failures] == [
         ("package", "datapackage.json", "missing")
     ]
+
+
+def test_a_record_damaged_inside_a_whole_gzip_member_hides_nothing_after_it(
+    bundles: Bundles, tmp_path: Path
+) -> None:
+    """A record whose Content-Length was changed (its gzip member rewritten whole) is named; the
+    walk goes on at the next member, so no capture after it is reported missing."""
+    data = bytes(read(bundles.good, WARC_MEMBER))
+    sample = bundles.archive.sample
+    plain = tmp_path / "plain.warc.gz"
+    plain.write_bytes(data)
+    (where,) = [
+        r for r in verify_warc(plain).records if r.record_id == sample.html_gzip.response.record_id
+    ]
+    member = gzip.decompress(data[where.offset : where.offset + where.length])
+    length = re.search(rb"Content-Length: (\d+)", member)
+    assert length is not None
+    damaged = gzip.compress(member.replace(length.group(0), b"Content-Length: 5", 1))
+    changed_warc = data[: where.offset] + damaged + data[where.offset + where.length :]
+    changed = rewrite(bundles.good, tmp_path / "changed.wacz", {WARC_MEMBER: changed_warc})
+    verdict = verify_bundle(changed, bundles.signing.trust)
+    assert any(
+        f.check == "record" and f.record_id == sample.html_gzip.response.record_id
+        for f in verdict.failures
+    )
+    said_missing = {f.record_id for f in verdict.failures if f.check == "claims"}
+    assert said_missing <= {sample.html_gzip.response.record_id}
