@@ -1,6 +1,6 @@
 """attest's settings: Scrapy's (module-level constants) and attest's own (``ATTEST_*``).
 
-Only entry points read this module (``cli.py``, the DAGs, spiders' ``from_crawler``); library
+Only entry points read this module (``cli``, the DAGs, spiders' ``from_crawler``); library
 code takes arguments. :func:`load_config` turns the environment into one typed
 :class:`AttestConfig`, once, and fails at start-up with a message naming the setting when a
 value is wrong.

@@ -48,6 +48,10 @@ from archive.logs import configure_logging
 
 log = logging.getLogger("attest")
 
+#: The folder that holds this package (the checkout, when it runs from one): its ``sources/``
+#: and ``cases/`` are found from any working directory.
+CHECKOUT = Path(__file__).resolve().parents[1]
+
 
 def _config(store: str | None = None, env: dict[str, str] | None = None) -> Any:
     import settings
@@ -225,7 +229,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def _demo_sources() -> Path:
-    for base in (Path(__file__).resolve().parent, Path.cwd()):
+    for base in (CHECKOUT, Path.cwd()):
         candidate = base / "sources" / "demo.yaml"
         if candidate.is_file():
             return candidate
@@ -742,7 +746,7 @@ def _case(name: str) -> Any:
     from archive.evidence.cases import find_case
 
     dirs = []
-    for base in (Path.cwd(), Path(__file__).resolve().parent):
+    for base in (Path.cwd(), CHECKOUT):
         if (base / "cases").is_dir() and (base / "cases").resolve() not in dirs:
             dirs.append((base / "cases").resolve())
     return find_case(name, dirs)
@@ -1347,7 +1351,3 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
