@@ -830,7 +830,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 def cmd_claim_link(args: argparse.Namespace) -> int:
     from archive.custody.log import default_actor
-    from archive.evidence.cases import link_capture
+    from archive.evidence.claimlinks import record_link
     from archive.store import open_store
 
     if args.reason is not None and not args.any_record:
@@ -841,18 +841,10 @@ def cmd_claim_link(args: argparse.Namespace) -> int:
     config = _config()
     annotator = args.annotator or default_actor()
     with _index(config) as db:
-        row, new = link_capture(
-            db, case, args.claim, args.capture, annotator=annotator, note=args.note,
-            any_record_reason=args.reason,
+        row, new = record_link(
+            db, _custody(db, open_store(config.store_uri), config), case, args.claim,
+            args.capture, annotator=annotator, note=args.note, any_record_reason=args.reason,
         )  # fmt: skip
-        if new:
-            details = {"case": case.id, "claim": args.claim, "url": row.url, "note": args.note,
-                       "record_type": row.record_type}  # fmt: skip
-            if args.any_record:
-                details["any_record_reason"] = args.reason
-            _custody(db, open_store(config.store_uri), config).append(
-                "link", row.record_id, details, actor=annotator
-            )
     state = "linked" if new else "already linked"
     print(f"{state}: {row.record_id} ({row.url}) -> {case.id} claim {args.claim}")
     return 0
@@ -861,7 +853,8 @@ def cmd_claim_link(args: argparse.Namespace) -> int:
 def cmd_claim_unlink(args: argparse.Namespace) -> int:
     """Withdraw a run-time link: kept in the index database and the custody log as withdrawn."""
     from archive.custody.log import default_actor
-    from archive.evidence.cases import capture_record_id, unlink_capture
+    from archive.evidence.cases import capture_record_id
+    from archive.evidence.claimlinks import withdraw_link
     from archive.store import open_store
 
     case = _case(args.case)
@@ -869,13 +862,9 @@ def cmd_claim_unlink(args: argparse.Namespace) -> int:
     actor = args.actor or default_actor()
     record_id = capture_record_id(args.capture)
     with _index(config) as db:
-        was = unlink_capture(db, case, args.claim, record_id, actor=actor, reason=args.reason)
-        row = db.by_record_id(record_id)
-        _custody(db, open_store(config.store_uri), config).append(
-            "unlink", record_id,
-            {"case": case.id, "claim": args.claim, "url": row.url if row else None,
-             "reason": args.reason, "linked_by": was.annotator, "linked_at": was.linked_at},
-            actor=actor,
+        _, was = withdraw_link(
+            db, _custody(db, open_store(config.store_uri), config), case, args.claim, record_id,
+            actor=actor, reason=args.reason,
         )  # fmt: skip
     print(f"withdrawn: {record_id} -> {case.id} claim {args.claim} (linked by {was.annotator} "
           f"at {was.linked_at}); later exports list it as withdrawn")  # fmt: skip

@@ -1,5 +1,6 @@
-"""Evidence for a case: cases, claims and their schema (:mod:`.cases`), the captures a claim's
-links select (:mod:`.select`), legal holds on them (:mod:`.holds`), the signed, timestamped
+"""Evidence for a case: cases, claims and their schema (:mod:`.cases`), links made at run time
+with their custody entries (:mod:`.claimlinks`), the captures a claim's links select
+(:mod:`.select`), legal holds on them (:mod:`.holds`), the signed, timestamped
 bundle (:mod:`.bundle`), its offline verification (:mod:`.verify`) and its report
 (:mod:`.report`, with the HTML template in ``templates/``).
 

@@ -50,7 +50,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from archive.errors import NotFound
-from archive.evidence.cases import Case, capture_record_id, link_capture, load_case, unlink_capture
+from archive.evidence.cases import Case, load_case
+from archive.evidence.claimlinks import record_link, withdraw_link
 from archive.serve.auth import Principal, require
 
 _CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
@@ -296,27 +297,17 @@ async def claim_link(request: Request) -> Response:
 
     def run() -> dict[str, Any]:
         case = _case(service.actions, data["case"])
-        row, new = link_capture(
+        row, new = record_link(
             service.db,
+            service.custody,
             case,
             data["claim"],
             data["capture"],
             annotator=principal.actor,
             note=data.get("note"),
             any_record_reason=reason,
+            via="attest serve",
         )
-        if new:
-            details = {
-                "case": case.id,
-                "claim": data["claim"],
-                "url": row.url,
-                "note": data.get("note"),
-                "record_type": row.record_type,
-                "via": "attest serve",
-            }
-            if reason is not None:
-                details["any_record_reason"] = reason
-            service.custody.append("link", row.record_id, details, actor=principal.actor)
         return {
             "linked": new,
             "capture": row.record_id,
@@ -336,24 +327,15 @@ async def claim_unlink(request: Request) -> Response:
 
     def run() -> dict[str, Any]:
         case = _case(service.actions, data["case"])
-        record_id = capture_record_id(data["capture"])
-        was = unlink_capture(
-            service.db, case, data["claim"], record_id, actor=principal.actor, reason=data["reason"]
-        )
-        row = service.db.by_record_id(record_id)
-        service.custody.append(
-            "unlink",
-            record_id,
-            {
-                "case": case.id,
-                "claim": data["claim"],
-                "url": row.url if row else None,
-                "reason": data["reason"],
-                "linked_by": was.annotator,
-                "linked_at": was.linked_at,
-                "via": "attest serve",
-            },
+        record_id, was = withdraw_link(
+            service.db,
+            service.custody,
+            case,
+            data["claim"],
+            data["capture"],
             actor=principal.actor,
+            reason=data["reason"],
+            via="attest serve",
         )
         return {
             "withdrawn": True,

@@ -225,7 +225,8 @@ def link_run(
     a URL is linked when its page was captured; any other outcome is listed as not linked.
     """
     from archive.custody.log import CustodyLog
-    from archive.evidence.cases import find_case, link_capture
+    from archive.evidence.cases import find_case
+    from archive.evidence.claimlinks import record_link
     from archive.index.db import IndexDB
 
     case = find_case(case_name, case_dirs)
@@ -238,16 +239,16 @@ def link_run(
             if end.get("outcome") != "captured" or not end.get("capture_id"):
                 not_linked.append({"url": url, "outcome": end.get("outcome")})
                 continue
-            row, new = link_capture(
-                db, case, claim_id, str(end["capture_id"]), annotator=annotator, note=note
+            row, new = record_link(
+                db,
+                custody,
+                case,
+                claim_id,
+                str(end["capture_id"]),
+                annotator=annotator,
+                note=note,
+                name_record_type=False,
             )
-            if new:
-                custody.append(
-                    "link",
-                    row.record_id,
-                    {"case": case.id, "claim": claim_id, "url": row.url, "note": note},
-                    actor=annotator,
-                )
             linked.append(
                 {"url": url, "capture": row.record_id, "captured_url": row.url, "new": new}
             )
