@@ -743,13 +743,10 @@ def cmd_custody(args: argparse.Namespace) -> int:
 
 
 def _case(name: str) -> Any:
-    from archive.evidence.cases import find_case
+    """A case by its file's path, or by its id in ``cases/`` here or beside the package."""
+    from archive.evidence.cases import case_folders, find_case
 
-    dirs = []
-    for base in (Path.cwd(), CHECKOUT):
-        if (base / "cases").is_dir() and (base / "cases").resolve() not in dirs:
-            dirs.append((base / "cases").resolve())
-    return find_case(name, dirs)
+    return find_case(name, case_folders([Path.cwd(), CHECKOUT]))
 
 
 def _claims_summary(results: list[Any]) -> dict[str, int]:

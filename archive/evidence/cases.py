@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from importlib import resources
@@ -218,13 +219,36 @@ def find_case(name: str, directories: list[Path]) -> Case:
         if not path.is_file():
             raise ConfigError(f"{name}: no such case file")
         return load_case(path)
+    case = case_by_id(name, directories)
+    if case is not None:
+        return case
+    where = ", ".join(str(d) for d in directories) or "no case directory"
+    raise ConfigError(f"no case with id {name!r} (looked in {where}); give the file's path")
+
+
+def case_by_id(case_id: str, directories: Iterable[Path]) -> Case | None:
+    """The first case with this id among ``*.yaml`` and ``*.yml`` in the directories, in order;
+    None when there is none. Every file looked at must be a valid case file."""
     for directory in directories:
         for candidate in sorted(directory.glob("*.y*ml")):
             case = load_case(candidate)
-            if case.id == name:
+            if case.id == case_id:
                 return case
-    where = ", ".join(str(d) for d in directories) or "no case directory"
-    raise ConfigError(f"no case with id {name!r} (looked in {where}); give the file's path")
+    return None
+
+
+def case_folders(places: Iterable[Path]) -> list[Path]:
+    """The ``cases/`` folder of each place that has one, resolved, each once, in order.
+
+    ``attest`` looks for a case given by its id in those of the working directory and of the
+    checkout it runs from.
+    """
+    found: list[Path] = []
+    for place in places:
+        folder = place / "cases"
+        if folder.is_dir() and folder.resolve() not in found:
+            found.append(folder.resolve())
+    return found
 
 
 # --- links made at run time ----------------------------------------------------------------

@@ -50,7 +50,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from archive.errors import NotFound
-from archive.evidence.cases import Case, load_case
+from archive.evidence.cases import Case, case_by_id
 from archive.evidence.claimlinks import record_link, withdraw_link
 from archive.serve.auth import Principal, require
 
@@ -128,12 +128,10 @@ def _case(settings: ActionSettings, case_id: str) -> Case:
     """A case by its id among the case folders (a path is never taken from a request)."""
     if not _CASE_ID.fullmatch(case_id):
         raise Refused(400, f"field 'case': {case_id[:80]!r} is not a case id")
-    for folder in settings.case_dirs:
-        for candidate in sorted(folder.glob("*.y*ml")):
-            case = load_case(candidate)
-            if case.id == case_id:
-                return case
-    raise NotFound(f"no case with id {case_id!r} in the case folders")
+    case = case_by_id(case_id, settings.case_dirs)
+    if case is None:
+        raise NotFound(f"no case with id {case_id!r} in the case folders")
+    return case
 
 
 def _answer(call: Any) -> Any:

@@ -22,6 +22,8 @@ from support.indexwarcs import (
 
 from archive.errors import CaseError, ConfigError, IndexDatabaseError, NotFound
 from archive.evidence.cases import (
+    case_by_id,
+    case_folders,
     find_case,
     link_capture,
     load_case,
@@ -378,3 +380,22 @@ def test_unquoted_yaml_dates_and_times_are_read_as_written(tmp_path: Path) -> No
     path.write_text(path.read_text().replace("to: 2024-05-14}", "to: 2024-05-12}", 1))
     with pytest.raises(CaseError, match=r"evidence\[0\]\.from.*after 'to'"):
         load_case(path)
+
+
+def test_cases_are_found_by_id_in_the_case_folders_of_each_place(tmp_path: Path) -> None:
+    here, checkout, bare = tmp_path / "here", tmp_path / "checkout", tmp_path / "bare"
+    for place, case_id in ((here, "mine"), (checkout, "shared")):
+        (place / "cases").mkdir(parents=True)
+        (place / "cases" / f"{case_id}.yaml").write_text(
+            yaml.safe_dump({"id": case_id, "title": "t", "claims": [case_doc()["claims"][0]]})
+        )
+    bare.mkdir()
+    folders = case_folders([here, bare, checkout, here / "cases" / ".."])
+    assert folders == [(here / "cases").resolve(), (checkout / "cases").resolve()]
+    found = case_by_id("shared", folders)
+    assert found is not None
+    assert found.path == str(checkout / "cases" / "shared.yaml")
+    assert case_by_id("nobody", folders) is None
+    assert find_case("mine", folders).id == "mine"
+    with pytest.raises(ConfigError, match="no case with id 'nobody'"):
+        find_case("nobody", folders)
