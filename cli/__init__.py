@@ -1032,27 +1032,12 @@ def cmd_airflow_pools(args: argparse.Namespace) -> int:
     (``AIRFLOW_HOME``), or written as JSON. Refused, changing nothing, when two pools would
     crawl one host (the sources' URLs are resolved from the environment for this check)."""
     import settings
-    from crawlers.orchestration.plan import POOL_PREFIXES, pool_specs, shared_hosts
-    from crawlers.registry import outline_registry, resolve_each
+    from crawlers.orchestration.plan import plan_pools
 
     paths = [Path(p) for p in args.sources] if args.sources else settings.registry_paths(os.environ)
-    outlines = outline_registry(paths)
-    pools = pool_specs(outlines)
-    resolved, unresolved = resolve_each(paths, dict(os.environ))
-    # A source whose variables are unset here: its hosts are unknown.
-    unchecked = [f"{sid} ({exc.field}: {exc.reason})" for sid, exc in unresolved.items()]
-    clashes = shared_hosts(resolved)
-    if clashes:
-        lines = [
-            f"  {host}: " + "; ".join(f"{pool} ({', '.join(ids)})" for pool, ids in by_pool.items())
-            for host, by_pool in clashes.items()
-        ]
-        raise ConfigError(
-            "sources crawl the same host from different pools, so together they would exceed "
-            "its per-host concurrency; give them one politeness.pool (and the same "
-            "concurrency_per_host) in the registry:\n" + "\n".join(lines) + "\nno pool changed"
-        )
-    for note in unchecked:
+    plan = plan_pools(paths, os.environ)
+    pools = plan.pools
+    for note in plan.unchecked:
         print(f"  not checked for shared hosts: {note}", file=sys.stderr)
     if args.write:
         Path(args.write).write_text(json.dumps(pools, indent=1, sort_keys=True) + "\n")
@@ -1069,9 +1054,8 @@ def cmd_airflow_pools(args: argparse.Namespace) -> int:
             name, spec["slots"], spec["description"], spec["include_deferred"]
         )
         print(f"pool {name}: {spec['slots']} slot(s)")
-    for pool in Pool.get_pools():
-        if pool.pool and pool.pool.startswith(POOL_PREFIXES) and pool.pool not in pools:
-            print(f"  pool {pool.pool} has no source any more (airflow pools delete {pool.pool})")
+    for name in plan.stale(pool.pool for pool in Pool.get_pools()):
+        print(f"  pool {name} has no source any more (airflow pools delete {name})")
     return 0
 
 

@@ -22,19 +22,20 @@ the source's delay still applies within each batch. A source in one batch takes 
 and crawls with its own per-host concurrency, so two runs of it, or of sources sharing its
 pool, never overlap. Pools are fixed when the DAGs are parsed, which is done without the
 sources' ``${VAR}`` values, so which sources share a host cannot be found then:
-``attest airflow-pools`` resolves the URLs (:func:`shared_hosts`) and refuses a registry in
-which two pools crawl one host.
+``attest airflow-pools`` plans the pools with the URLs resolved (:func:`plan_pools`) and
+refuses a registry in which two pools crawl one host.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from archive.errors import ConfigError
-from crawlers.registry import SourceOutline, SourceSpec
+from crawlers.registry import SourceOutline, SourceSpec, outline_registry, resolve_each
 from crawlers.scope import DEFAULT_PORTS, origin
 
 SOURCE_POOL_PREFIX = "attest-source-"
@@ -98,6 +99,49 @@ def shared_hosts(sources: Iterable[SourceSpec]) -> dict[str, dict[str, list[str]
         for host in source_hosts(s):
             pools_of.setdefault(host, {}).setdefault(pool_name(s), []).append(s.id)
     return {host: pools for host, pools in sorted(pools_of.items()) if len(pools) > 1}
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """The pools a registry needs, and the sources whose hosts could not be checked."""
+
+    #: pool name -> its spec, in the form ``airflow pools import`` reads (:func:`pool_specs`)
+    pools: dict[str, dict[str, Any]]
+    #: ``id (field: reason)`` of each source whose ``${VAR}`` values are unset here
+    unchecked: list[str]
+
+    def stale(self, existing: Iterable[str | None]) -> list[str]:
+        """attest's pools (by name prefix) among ``existing`` that no source uses any more."""
+        return [
+            name
+            for name in existing
+            if name and name.startswith(POOL_PREFIXES) and name not in self.pools
+        ]
+
+
+def plan_pools(paths: list[Path], env: Mapping[str, str]) -> PoolPlan:
+    """The registry's pools, with its sources' URLs resolved from ``env`` to check them.
+
+    :class:`ConfigError`, naming each host, the pools and their sources, when two pools would
+    crawl one host: together they would exceed its per-host concurrency. A source whose
+    variables are unset cannot be checked (its hosts are unknown): it is listed in
+    :attr:`PoolPlan.unchecked`.
+    """
+    pools = pool_specs(outline_registry(paths))
+    resolved, unresolved = resolve_each(paths, dict(env))
+    unchecked = [f"{sid} ({exc.field}: {exc.reason})" for sid, exc in unresolved.items()]
+    clashes = shared_hosts(resolved)
+    if clashes:
+        lines = [
+            f"  {host}: " + "; ".join(f"{pool} ({', '.join(ids)})" for pool, ids in by_pool.items())
+            for host, by_pool in clashes.items()
+        ]
+        raise ConfigError(
+            "sources crawl the same host from different pools, so together they would exceed "
+            "its per-host concurrency; give them one politeness.pool (and the same "
+            "concurrency_per_host) in the registry:\n" + "\n".join(lines) + "\nno pool changed"
+        )
+    return PoolPlan(pools, unchecked)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from crawlers.orchestration.plan import (
     Batch,
     batch_source,
     plan_batches,
+    plan_pools,
     pool_name,
     pool_specs,
     shared_hosts,
@@ -203,3 +204,21 @@ def test_airflow_pools_refuses_a_registry_whose_pools_share_a_host(
     assert "not checked for shared hosts: crawl" in err
     assert "FEEDS is not set" in err
     assert set(json.loads(out.read_text())) == {"attest-host-site", "attest-source-elsewhere"}
+
+
+def test_pool_plans_list_what_they_could_not_check_and_what_is_stale(tmp_path: Path) -> None:
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(SHARED)
+    env = {"SITE": "https://news.example", "OTHER": "https://news.example/other/"}
+    with pytest.raises(ConfigError, match="no pool changed") as info:
+        plan_pools([registry], env)
+    assert "news.example: attest-host-site (pages); attest-source-elsewhere (elsewhere)" in str(
+        info.value
+    )
+    env["OTHER"] = "https://other.example/"
+    plan = plan_pools([registry], env)
+    assert set(plan.pools) == {"attest-host-site", "attest-source-elsewhere"}
+    assert [note.split(" ")[0] for note in plan.unchecked] == ["crawl"]
+    assert "FEEDS is not set" in plan.unchecked[0]
+    existing = [None, "default_pool", "attest-host-site", "attest-source-gone", "attest-host-old"]
+    assert plan.stale(existing) == ["attest-source-gone", "attest-host-old"]
