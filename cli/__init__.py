@@ -171,7 +171,7 @@ def _do_capture(sources: list[Any], config: Any, options: Any, *, as_json: bool)
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
-    from crawlers.registry import adhoc_source, load_registry
+    from crawlers.registry import adhoc_source, load_registry, select_sources
 
     config = _config(args.store)
     if args.sources:
@@ -179,11 +179,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             raise ConfigError("give either URLs or --sources, not both")
         sources = load_registry([Path(p) for p in args.sources])
         if args.only:
-            known = {s.id for s in sources}
-            unknown = [o for o in args.only if o not in known]
-            if unknown:
-                raise ConfigError(f"--only: no source {unknown[0]!r} in {', '.join(args.sources)}")
-            sources = [s for s in sources if s.id in args.only]
+            where = ", ".join(args.sources)
+            sources = select_sources(sources, args.only, what="--only", where=where)
     else:
         if not args.urls:
             raise ConfigError("give at least one URL, or --sources FILE")
@@ -401,30 +398,6 @@ def _custody(db: Any, store: Any, config: Any = None) -> Any:
     return CustodyLog(db, store, attestor=(config or _config()).custody_attestor())
 
 
-def _warc_key(store: Any, given: str) -> str:
-    """A store key from a WARC URI (in this store) or a key; ConfigError names a bad one."""
-    from archive.ingest.indexer import is_warc_key
-    from archive.store import validate_key
-
-    key = given
-    base = store.uri.rstrip("/") + "/"
-    if given.startswith(base):
-        key = given[len(base) :]
-    elif "://" in given:
-        raise ConfigError(f"{given}: not in the store {store.uri}")
-    try:
-        validate_key(key)
-    except ConfigError:
-        raise ConfigError(f"{given}: not a valid WARC key (no '..', no leading '/')") from None
-    if not is_warc_key(key):
-        raise ConfigError(
-            f"{given}: not a WARC in the store (keys look like warcs/<source>/.../*.warc.gz)"
-        )
-    if store.stat(key) is None:
-        raise ConfigError(f"{given}: no such object in {store.uri}")
-    return key
-
-
 @contextmanager
 def _index_progress(total: int) -> Iterator[Callable[[Any], None]]:
     """A progress bar over the WARCs on a terminal; elsewhere each WARC is logged as it is done."""
@@ -439,14 +412,14 @@ def _index_progress(total: int) -> Iterator[Callable[[Any], None]]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from archive.ingest.indexer import index_keys, rebuild, warc_keys
+    from archive.ingest.indexer import index_keys, rebuild, resolve_warc_key, warc_keys
     from archive.store import open_store
 
     config = _config(args.store)
     store = open_store(config.store_uri)
     if args.rebuild and args.warcs:
         raise ConfigError("--rebuild indexes the whole store: give no WARC with it")
-    keys = [_warc_key(store, w) for w in args.warcs]
+    keys = [resolve_warc_key(store, w) for w in args.warcs]
     if args.workers is not None and not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers {args.workers}: use 1 to 64")
     workers = args.workers or min(os.cpu_count() or 1, 8)
@@ -500,48 +473,34 @@ def _when(value: str | None, what: str, bound: Any = "exact") -> int | None:
 
 
 def _find_rows(db: Any, args: argparse.Namespace) -> list[Any]:
-    from archive.index.query import CdxQuery, run_query, search_range
+    from archive.index.query import find_captures
 
     if args.at and (args.date_from or args.date_to):
         raise ConfigError("give either --at or --from/--to, not both")
-    low, high = search_range(args.url, args.match)
-    query = CdxQuery(
-        url=args.url,
-        match_type=args.match,
-        low=low,
-        high=high,
-        ts_from=_when(args.date_from, "--from", "low"),
-        ts_to=_when(args.date_to, "--to", "high"),
-        closest=_when(args.at, "--at", "exact"),
-        limit=args.limit,
-    )
-    if query.ts_from is not None and query.ts_to is not None and query.ts_from > query.ts_to:
+    ts_from = _when(args.date_from, "--from", "low")
+    ts_to = _when(args.date_to, "--to", "high")
+    closest = _when(args.at, "--at", "exact")
+    if ts_from is not None and ts_to is not None and ts_from > ts_to:
         raise ConfigError("--from is after --to")
-    if getattr(args, "all_records", False):
-        query.record_types = ("response", "revisit", "resource", "metadata", "request")
-    if getattr(args, "run", None):
-        if "/" in args.run:  # DAG_ID/AIRFLOW_RUN_ID: the attest runs of that DAG run
-            query.run_ids = sorted({str(w["run_id"]) for w in db.run_warcs(args.run)})
-            if not query.run_ids:
-                return []
-        else:
-            query.run_ids = [args.run]
-    return list(run_query(db, query))
+    return find_captures(
+        db, args.url, args.match, ts_from=ts_from, ts_to=ts_to, closest=closest,
+        limit=args.limit, all_records=getattr(args, "all_records", False),
+        run=getattr(args, "run", None),
+    )  # fmt: skip
 
 
 def _find_run(args: argparse.Namespace) -> int:
     """``attest find --run RUN`` with no URL: the WARCs and records a run produced."""
     from archive.dates import iso
-    from archive.index.query import field_values
+    from archive.index.query import ALL_RECORD_TYPES, field_values
 
-    types = ("response", "revisit", "resource", "metadata", "request")
     config = _config(args.store)
     with _index(config) as db:
         warcs = db.run_warcs(args.run)
         rows = db.run_records(
             [str(w["warc_key"]) for w in warcs],
             limit=args.limit,
-            **({"record_types": types} if args.all_records else {}),
+            **({"record_types": ALL_RECORD_TYPES} if args.all_records else {}),
         )
     if not warcs:
         sys.stderr.write(f"attest: no indexed WARC of run {args.run}\n")
@@ -1007,11 +966,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """The pipeline's own check of stored WARCs (the DAG's verify task), logged per WARC."""
     from archive.custody.audit import audit_warcs
     from archive.custody.log import default_actor
+    from archive.ingest.indexer import resolve_warc_key
     from archive.store import open_store
 
     config = _config(args.store)
     store = open_store(config.store_uri)
-    keys = [_warc_key(store, w) for w in args.warcs] or None
+    keys = [resolve_warc_key(store, w) for w in args.warcs] or None
     with _index(config) as db:
         results = audit_warcs(
             store, db, _custody(db, store), keys, actor=args.actor or default_actor(),

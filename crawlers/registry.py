@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from archive.errors import RegistryError
+from archive.errors import ConfigError, RegistryError
 from archive.schemaerrors import first_error
 from crawlers.urls import invalid_url_reason
 
@@ -347,6 +348,18 @@ def load_registry(paths: list[Path], env: dict[str, str] | None = None) -> list[
                 )
             specs.append(spec)
     return specs
+
+
+def select_sources(
+    sources: list[SourceSpec], ids: Collection[str], *, what: str, where: str
+) -> list[SourceSpec]:
+    """The sources with these ids, in registry order; :class:`ConfigError` naming the first id
+    that is not there (``what``: the option that gave the ids; ``where``: the registry)."""
+    known = {s.id for s in sources}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise ConfigError(f"{what}: no source {unknown[0]!r} in {where}")
+    return [s for s in sources if s.id in ids]
 
 
 def load_source(paths: list[Path], source_id: str, env: dict[str, str] | None = None) -> SourceSpec:

@@ -335,6 +335,54 @@ def parse_query(params: Mapping[str, Sequence[str]], *, allow_extra: bool = Fals
     return query
 
 
+#: Every record type in the index: what ``attest find --all-records`` lists (lookups otherwise
+#: list what replays, :data:`archive.index.cdxj.REPLAYABLE`).
+ALL_RECORD_TYPES = ("response", "revisit", "resource", "metadata", "request")
+
+
+def attest_run_ids(db: IndexDB, run: str) -> list[str]:
+    """The attest runs ``run`` names: itself, or for ``DAG_ID/AIRFLOW_RUN_ID`` the attest runs
+    of that DAG run that wrote indexed WARCs (none when it wrote none)."""
+    if "/" in run:
+        return sorted({str(w["run_id"]) for w in db.run_warcs(run)})
+    return [run]
+
+
+def find_captures(
+    db: IndexDB,
+    url: str,
+    match_type: str = "exact",
+    *,
+    ts_from: int | None = None,
+    ts_to: int | None = None,
+    closest: int | None = None,
+    limit: int = MAX_LIMIT,
+    all_records: bool = False,
+    run: str | None = None,
+) -> list[IndexRow]:
+    """The captures of a URL (``attest find`` and ``attest get``): those made from ``ts_from``
+    to ``ts_to``, closest to ``closest`` first, of every record type with ``all_records``, of
+    the run ``run`` names (:func:`attest_run_ids`) when given."""
+    low, high = search_range(url, match_type)
+    query = CdxQuery(
+        url=url,
+        match_type=match_type,
+        low=low,
+        high=high,
+        ts_from=ts_from,
+        ts_to=ts_to,
+        closest=closest,
+        limit=limit,
+    )
+    if all_records:
+        query.record_types = ALL_RECORD_TYPES
+    if run:
+        query.run_ids = attest_run_ids(db, run)
+        if not query.run_ids:
+            return []
+    return list(run_query(db, query))
+
+
 def run_query(db: IndexDB, query: CdxQuery) -> Iterator[IndexRow]:
     """The rows a query selects, in its order, filtered, collapsed and limited."""
     exact = query.match_type == "exact"

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from archive.custody.log import CustodyLog, utc_iso
-from archive.errors import AttestError, DigestMismatch, ObjectExists
+from archive.errors import AttestError, ConfigError, DigestMismatch, ObjectExists
 from archive.index.cdxj import read_warc_index
 from archive.index.db import IndexDB, row_values
 from archive.ingest.ship import ShippedWarc, record_capture, upload_record
-from archive.store import Store, file_sha256, open_object, open_store
+from archive.store import Store, file_sha256, open_object, open_store, validate_key
 from archive.warc.read import Problem
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,31 @@ def warc_keys(store: Store) -> Iterator[str]:
     for key in store.keys(WARC_PREFIX):
         if is_warc_key(key):
             yield key
+
+
+def resolve_warc_key(store: Store, given: str) -> str:
+    """The key of a stored WARC given by its URI in this store, or by its key.
+
+    :class:`ConfigError` naming ``given`` when it is in another store, is not a valid key, is
+    not a WARC's key, or is not in the store.
+    """
+    key = given
+    base = store.uri.rstrip("/") + "/"
+    if given.startswith(base):
+        key = given[len(base) :]
+    elif "://" in given:
+        raise ConfigError(f"{given}: not in the store {store.uri}")
+    try:
+        validate_key(key)
+    except ConfigError:
+        raise ConfigError(f"{given}: not a valid WARC key (no '..', no leading '/')") from None
+    if not is_warc_key(key):
+        raise ConfigError(
+            f"{given}: not a WARC in the store (keys look like warcs/<source>/.../*.warc.gz)"
+        )
+    if store.stat(key) is None:
+        raise ConfigError(f"{given}: no such object in {store.uri}")
+    return key
 
 
 #: What a ``capture`` entry records of a WARC when it was not its upload that was recorded.

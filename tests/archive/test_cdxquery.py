@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.indexwarcs import SERIES_KEYS, series_warcs
+from support.indexwarcs import SERIES_KEYS, SERIES_RUN_IDS, series_warcs
 
 from archive.dates import parse_when, timestamp14
 from archive.errors import ConfigError
@@ -19,6 +19,8 @@ from archive.index.query import (
     PARAMS,
     CdxQuery,
     QueryError,
+    attest_run_ids,
+    find_captures,
     formatter,
     parse_query,
     run_query,
@@ -562,3 +564,21 @@ def test_hostile_regex_filters_cannot_hold_the_service() -> None:
     expired.deadline = time.monotonic() - 1
     with pytest.raises(QueryError, match="takes too long"):
         expired({"url": "http://example.com/"})
+
+
+def test_find_captures_as_the_command_line_asks(index_db: IndexDB) -> None:
+    assert find_captures(index_db, "http://example.com/") == run(index_db, url="example.com/")
+    every = find_captures(index_db, "http://example.com/", all_records=True)
+    assert {r.record_type for r in every} == {"request", "response"}
+    after = find_captures(index_db, "example.com/", ts_from=parse_when("20261101103001"))
+    assert times(after) == ["20261115120000", "20261128024522"]
+    closest = parse_when("20261114", bound="low")
+    assert times(find_captures(index_db, "example.com/", closest=closest, limit=1)) == [
+        "20261115120000"
+    ]
+    second = find_captures(index_db, "example.com/", run=SERIES_RUN_IDS[1])
+    assert times(second) == ["20261115120000", "20261128024522"]
+    assert attest_run_ids(index_db, SERIES_RUN_IDS[1]) == [SERIES_RUN_IDS[1]]
+    # DAG_ID/AIRFLOW_RUN_ID: the attest runs of a DAG run; these WARCs name none.
+    assert attest_run_ids(index_db, "source_x/manual__2026") == []
+    assert find_captures(index_db, "example.com/", run="source_x/manual__2026") == []

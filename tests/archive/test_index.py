@@ -39,11 +39,11 @@ from support.indexwarcs import (
 
 from archive.custody.log import CustodyLog
 from archive.dates import timestamp14, warc_date_micros
-from archive.errors import DigestMismatch, IntegrityError
+from archive.errors import ConfigError, DigestMismatch, IntegrityError
 from archive.index.cdxj import REPLAYABLE, IndexRow, WarcIndex, index_bytes, read_warc_index
 from archive.index.db import COLUMNS, IndexDB
 from archive.index.retrieve import load_payload, raw_record
-from archive.ingest.indexer import index_keys, index_warc, rebuild, warc_keys
+from archive.ingest.indexer import index_keys, index_warc, rebuild, resolve_warc_key, warc_keys
 from archive.store import FileStore, file_sha256
 from archive.warc.write import Block, RecordSpec, WrittenRecord
 
@@ -912,3 +912,22 @@ def test_a_record_whose_warc_date_was_changed_in_place_is_refused(
         load_payload(store, row)
     with pytest.raises(IntegrityError, match="WARC-Date"):
         raw_record(store, row)
+
+
+def test_a_warc_is_named_by_its_uri_in_the_store_or_by_its_key(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store")
+    key = "warcs/src/2026/11/28/a-00000.warc.gz"
+    (tmp_path / "a.warc.gz").write_bytes(b"not read here")
+    store.put_file(key, tmp_path / "a.warc.gz", file_sha256(tmp_path / "a.warc.gz"))
+    assert resolve_warc_key(store, key) == key
+    assert resolve_warc_key(store, f"{store.uri}/{key}") == key
+    refused = {
+        "s3://bucket/" + key: "not in the store",
+        "warcs/../etc/passwd.warc.gz": "not a valid WARC key",
+        "runs/x.json": "not a WARC in the store",
+        "warcs/src/2026/11/28/b-00000.warc.gz": "no such object",
+    }
+    for given, why in refused.items():
+        with pytest.raises(ConfigError, match=why) as caught:
+            resolve_warc_key(store, given)
+        assert str(caught.value).startswith(given)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archive.errors import RegistryError
-from crawlers.registry import adhoc_source, load_registry, parse_registry
+from archive.errors import ConfigError, RegistryError
+from crawlers.registry import adhoc_source, load_registry, parse_registry, select_sources
 from crawlers.urls import invalid_url_reason
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,3 +260,11 @@ def test_a_registry_seed_that_cannot_be_fetched_names_its_file_and_field(tmp_pat
         RegistryError, match=r"sources.yaml: source 's', field 'seeds\[1\]'.*Port out of range"
     ):
         load_registry([path])
+
+
+def test_sources_are_selected_by_id_in_registry_order() -> None:
+    specs = load_registry([ROOT / "sources" / "demo.yaml"], DEMO_ENV)
+    picked = select_sources(specs, ["demo-social", "demo-news"], what="--only", where="demo.yaml")
+    assert [s.id for s in picked] == ["demo-news", "demo-social"]
+    with pytest.raises(ConfigError, match=r"^--only: no source 'two' in demo\.yaml$"):
+        select_sources(specs, ["demo-news", "two", "three"], what="--only", where="demo.yaml")
