@@ -1333,7 +1333,7 @@ def git_head() -> str | None:
     if head.returncode != 0:
         return None
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "archive", "cli.py"],
+        ["git", "status", "--porcelain", "--", "archive", "cli"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -214,14 +214,14 @@ def test_tsa_chain_files_stay_with_their_authority(tmp_path: Path) -> None:
     authority without a chain file, not a reason to give the next file to the wrong one."""
     from support.pki import make_pki
 
-    import cli
+    import cli.evidence
     import settings
 
     pki = make_pki(tmp_path / "pki")
     env = {"ATTEST_HOME": str(tmp_path / "home"),
            "ATTEST_TSA_URLS": "http://one.test/tsr,http://two.test/tsr,http://three.test/tsr",
            "ATTEST_TSA_CHAINS": f",{pki.tsa_chain},"}  # fmt: skip
-    _, tsas = cli._signing(settings.load_config(env), unsigned=True)
+    _, tsas = cli.evidence._signing(settings.load_config(env), unsigned=True)
     assert [(t.url, len(t.chain)) for t in tsas] == [
         ("http://one.test/tsr", 0), ("http://two.test/tsr", 2), ("http://three.test/tsr", 0),
     ]  # fmt: skip

@@ -410,7 +410,7 @@ def test_scrapy_robots_middleware_refuses_in_process_request_2() -> None:
     )
 
 
-# --- Airflow: `attest airflow-pools` (cli.py) ------------------------------------------------
+# --- Airflow: `attest airflow-pools` (cli/airflow.py) ----------------------------------------
 
 
 def test_airflow_pool_model_creates_and_lists_pools() -> None:
