@@ -30,11 +30,17 @@ class AirflowPools:
             "airflow-pools",
             help="create or update the Airflow pools that keep each source polite across workers",
         )
-        pools.add_argument("--sources", action="append", metavar="PATH",
-                           help="registry file or directory (repeatable; default ATTEST_SOURCES, "
-                                "else sources/)")  # fmt: skip
-        pools.add_argument("--write", metavar="FILE",
-                           help="write the pools as JSON for `airflow pools import` instead")  # fmt: skip
+        pools.add_argument(
+            "--sources",
+            action="append",
+            metavar="PATH",
+            help="registry file or directory (repeatable; default ATTEST_SOURCES, else sources/)",
+        )
+        pools.add_argument(
+            "--write",
+            metavar="FILE",
+            help="write the pools as JSON for `airflow pools import` instead",
+        )
         pools.set_defaults(func=self.run)
 
     def run(self, args: argparse.Namespace) -> int:

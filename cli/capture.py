@@ -240,9 +240,11 @@ class Recover:
         store = open_store(config.store_uri)
         reports = recover(config.spool_root, store)
         indexed, index_pending = index_runs(
-            [(w, rep.run_id) for rep in reports for w in rep.shipped], config.index_url, store,
+            [(w, rep.run_id) for rep in reports for w in rep.shipped],
+            config.index_url,
+            store,
             attestor=config.custody_attestor(),
-        )  # fmt: skip
+        )
         if not reports:
             print("no dead runs in the spool")
         for rep in reports:

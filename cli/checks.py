@@ -23,9 +23,13 @@ class Custody:
         cus = sub.add_parser("custody", help="verify or seal the custody log")
         cus.add_argument("action", choices=("verify", "seal"))
         cus.add_argument("--store", help="store URI")
-        cus.add_argument("--trust", action="append", metavar="FILE",
-                         help="PEM trust anchors for the segments' signatures and timestamps "
-                              "(default ATTEST_TRUST, else the configured signing key)")  # fmt: skip
+        cus.add_argument(
+            "--trust",
+            action="append",
+            metavar="FILE",
+            help="PEM trust anchors for the segments' signatures and timestamps "
+            "(default ATTEST_TRUST, else the configured signing key)",
+        )
         cus.add_argument("--json", action="store_true")
         cus.set_defaults(func=self.run)
 
@@ -51,13 +55,20 @@ class Custody:
                 trust.public_keys[fingerprint(attestor.signer.public_der())] = "the signing key"
             verdict = custody.check(trust, require_seals=attestor.signer is not None)
         if args.json:
-            print(json.dumps({
-                "ok": verdict.ok, "entries": verdict.entries,
-                "sealed_through": verdict.sealed_through,
-                "unsealed": list(verdict.unsealed) if verdict.unsealed else None,
-                "segments": [vars(s) for s in verdict.segments], "problems": verdict.problems,
-                "notes": verdict.notes,
-            }, indent=1))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "ok": verdict.ok,
+                        "entries": verdict.entries,
+                        "sealed_through": verdict.sealed_through,
+                        "unsealed": list(verdict.unsealed) if verdict.unsealed else None,
+                        "segments": [vars(s) for s in verdict.segments],
+                        "problems": verdict.problems,
+                        "notes": verdict.notes,
+                    },
+                    indent=1,
+                )
+            )
             return 0 if verdict.ok else 1
         for segment in verdict.segments:
             signed = f"signed by {segment.signer}" if segment.signer else "not signed"
@@ -106,22 +117,30 @@ class Audit:
         keys = [resolve_warc_key(store, w) for w in args.warcs] or None
         with open_index(config) as db:
             results = audit_warcs(
-                store, db, open_custody(db, store, config), keys,
-                actor=args.actor or default_actor(), context={"via": "attest audit"},
+                store,
+                db,
+                open_custody(db, store, config),
+                keys,
+                actor=args.actor or default_actor(),
+                context={"via": "attest audit"},
                 progress=None if args.json else _audit_progress,
-            )  # fmt: skip
+            )
         failed = [r for r in results if not r.ok]
         if args.json:
             print(json.dumps([r.as_dict() for r in results], indent=1))
         else:
-            print(f"verified {len(results)} WARC(s): {len(results) - len(failed)} ok, "
-                  f"{len(failed)} FAILED; custody log: one 'verify' entry each")  # fmt: skip
+            print(
+                f"verified {len(results)} WARC(s): {len(results) - len(failed)} ok, "
+                f"{len(failed)} FAILED; custody log: one 'verify' entry each"
+            )
         return 1 if failed else 0
 
 
 def _audit_progress(result: Any) -> None:
     status = "OK" if result.ok else "FAILED"
-    print(f"{status} {result.uri}: {result.records} records, sha256 {result.sha256 or '-'}"
-          + (f" (as recorded at {result.expected_from})" if result.ok else ""))  # fmt: skip
+    print(
+        f"{status} {result.uri}: {result.records} records, sha256 {result.sha256 or '-'}"
+        + (f" (as recorded at {result.expected_from})" if result.ok else "")
+    )
     for problem in result.problems:
         print(f"  {problem}")

@@ -27,8 +27,12 @@ def _case(name: str) -> Any:
 def _claims_summary(results: list[Any]) -> dict[str, int]:
     """Claims fully covered (every link found), claims with gaps, and gap links."""
     covered = sum(1 for r in results if r.covered)
-    return {"claims": len(results), "covered": covered, "with_gaps": len(results) - covered,
-            "gap_links": sum(len(r.gap_links) for r in results)}  # fmt: skip
+    return {
+        "claims": len(results),
+        "covered": covered,
+        "with_gaps": len(results) - covered,
+        "gap_links": sum(len(r.gap_links) for r in results),
+    }
 
 
 def _quote_words(check: Any) -> str:
@@ -36,8 +40,10 @@ def _quote_words(check: Any) -> str:
     if not check.found:
         where = f" ({check.text} text)" if check.text else " (no text indexed for it)"
         return f"QUOTE NOT SHOWN{where}: {check.quote!r}"
-    return (f"quote shown ({check.text} text {check.text_record}): "
-            f"…{check.before} [{check.shown}] {check.after}…")  # fmt: skip
+    return (
+        f"quote shown ({check.text} text {check.text_record}): "
+        f"…{check.before} [{check.shown}] {check.after}…"
+    )
 
 
 class Claims:
@@ -65,20 +71,44 @@ class Claims:
         if not args.json:
             _print_claims(case, results, summary)
             return 0
-        print(json.dumps({
-            "case": case.id, "title": case.title, "summary": summary,
-            "claims": [{
-                "id": r.claim.id, "kind": r.claim.kind, "text": r.claim.text,
-                "source": r.claim.source, "covered": r.covered, "gap": not r.covered,
-                "gaps": r.gaps, "links": [link.as_dict() for link in r.links],
-                "withdrawn": [vars(w) for w in r.withdrawn],
-                "captures": [{"capture": f.row.record_id, "url": f.row.url,
-                              "datetime": iso(f.row.ts), "status": f.row.status,
-                              "record_type": f.row.record_type, "via": f.via,
-                              "quote_found": f.quote_found,
-                              "quotes": [q.as_dict() for q in f.quotes]} for f in r.found],
-            } for r in results],
-        }, indent=1, ensure_ascii=False))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "case": case.id,
+                    "title": case.title,
+                    "summary": summary,
+                    "claims": [
+                        {
+                            "id": r.claim.id,
+                            "kind": r.claim.kind,
+                            "text": r.claim.text,
+                            "source": r.claim.source,
+                            "covered": r.covered,
+                            "gap": not r.covered,
+                            "gaps": r.gaps,
+                            "links": [link.as_dict() for link in r.links],
+                            "withdrawn": [vars(w) for w in r.withdrawn],
+                            "captures": [
+                                {
+                                    "capture": f.row.record_id,
+                                    "url": f.row.url,
+                                    "datetime": iso(f.row.ts),
+                                    "status": f.row.status,
+                                    "record_type": f.row.record_type,
+                                    "via": f.via,
+                                    "quote_found": f.quote_found,
+                                    "quotes": [q.as_dict() for q in f.quotes],
+                                }
+                                for f in r.found
+                            ],
+                        }
+                        for r in results
+                    ],
+                },
+                indent=1,
+                ensure_ascii=False,
+            )
+        )
         return 0
 
 
@@ -111,10 +141,14 @@ def _print_claims(case: Any, results: list[Any], summary: dict[str, int]) -> Non
             for check in f.quotes:
                 print(f"      {_quote_words(check)}")
         for w in r.withdrawn:
-            print(f"  withdrawn: capture {w.record_id}, linked by {w.annotator} at {w.linked_at}, "
-                  f"withdrawn by {w.withdrawn_by} at {w.withdrawn_at}: {w.withdrawn_reason}")  # fmt: skip
-    print(f"\n{summary['covered']} of {summary['claims']} claims fully covered; "
-          f"{summary['with_gaps']} with gaps; {summary['gap_links']} gap link(s)")  # fmt: skip
+            print(
+                f"  withdrawn: capture {w.record_id}, linked by {w.annotator} at {w.linked_at}, "
+                f"withdrawn by {w.withdrawn_by} at {w.withdrawn_at}: {w.withdrawn_reason}"
+            )
+    print(
+        f"\n{summary['covered']} of {summary['claims']} claims fully covered; "
+        f"{summary['with_gaps']} with gaps; {summary['gap_links']} gap link(s)"
+    )
 
 
 class Claim:
@@ -131,9 +165,12 @@ class Claim:
         link.add_argument("capture", metavar="CAPTURE_ID", help="capture id (UUID or record id)")
         link.add_argument("--annotator", help="who links it (default: ATTEST_ACTOR or user@host)")
         link.add_argument("--note")
-        link.add_argument("--any-record", action="store_true",
-                          help="link a record that is not a page (a request, a stylesheet, an "
-                               "image...); needs --reason, which is kept with the link")  # fmt: skip
+        link.add_argument(
+            "--any-record",
+            action="store_true",
+            help="link a record that is not a page (a request, a stylesheet, an "
+            "image...); needs --reason, which is kept with the link",
+        )
         link.add_argument("--reason", help="why, with --any-record")
         unlink = claim_sub.add_parser(
             "unlink", help="withdraw a link made with `claim link` (kept, and logged, as withdrawn)"
@@ -164,9 +201,15 @@ class Claim:
         annotator = args.annotator or default_actor()
         with open_index(config) as db:
             row, new = record_link(
-                db, open_custody(db, open_store(config.store_uri), config), case, args.claim,
-                args.capture, annotator=annotator, note=args.note, any_record_reason=args.reason,
-            )  # fmt: skip
+                db,
+                open_custody(db, open_store(config.store_uri), config),
+                case,
+                args.claim,
+                args.capture,
+                annotator=annotator,
+                note=args.note,
+                any_record_reason=args.reason,
+            )
         state = "linked" if new else "already linked"
         print(f"{state}: {row.record_id} ({row.url}) -> {case.id} claim {args.claim}")
         return 0
@@ -183,11 +226,18 @@ class Claim:
         record_id = capture_record_id(args.capture)
         with open_index(config) as db:
             _, was = withdraw_link(
-                db, open_custody(db, open_store(config.store_uri), config), case, args.claim,
-                record_id, actor=actor, reason=args.reason,
-            )  # fmt: skip
-        print(f"withdrawn: {record_id} -> {case.id} claim {args.claim} (linked by {was.annotator} "
-              f"at {was.linked_at}); later exports list it as withdrawn")  # fmt: skip
+                db,
+                open_custody(db, open_store(config.store_uri), config),
+                case,
+                args.claim,
+                record_id,
+                actor=actor,
+                reason=args.reason,
+            )
+        print(
+            f"withdrawn: {record_id} -> {case.id} claim {args.claim} (linked by {was.annotator} "
+            f"at {was.linked_at}); later exports list it as withdrawn"
+        )
         return 0
 
 
@@ -202,8 +252,11 @@ class Export:
             "--claim", action="append", metavar="ID", help="only this claim (repeatable)"
         )
         exp.add_argument("-o", "--output", required=True, metavar="BUNDLE.wacz")
-        exp.add_argument("--unsigned", action="store_true",
-                         help="write the bundle without a signature (verify will fail it)")  # fmt: skip
+        exp.add_argument(
+            "--unsigned",
+            action="store_true",
+            help="write the bundle without a signature (verify will fail it)",
+        )
         exp.add_argument("--store", help="store URI")
         exp.set_defaults(func=self.run)
 
@@ -224,9 +277,17 @@ class Export:
             custody = open_custody(db, store, config)
             store = pinned_store(store, db)
             report = export_bundle(
-                db, store, case, output, claim_ids=args.claim or (), custody=custody,
-                actor=default_actor(), signer=signer, tsas=tsas, chromium=config.chromium,
-            )  # fmt: skip
+                db,
+                store,
+                case,
+                output,
+                claim_ids=args.claim or (),
+                custody=custody,
+                actor=default_actor(),
+                signer=signer,
+                tsas=tsas,
+                chromium=config.chromium,
+            )
             custody.seal()
         print(f"wrote {report.path} ({report.records} records, WARC {report.warc_bytes:,} bytes)")
         print(f"  sha256 {report.sha256}")
@@ -270,8 +331,12 @@ class Keygen:
 
     def add_parser(self, sub: Subcommands) -> None:
         key = sub.add_parser("keygen", help="make an organisation key that signs bundles")
-        key.add_argument("-o", "--output", metavar="KEY.pem",
-                         help="where to write the private key (default <home>/keys/signing.pem)")  # fmt: skip
+        key.add_argument(
+            "-o",
+            "--output",
+            metavar="KEY.pem",
+            help="where to write the private key (default <home>/keys/signing.pem)",
+        )
         key.set_defaults(func=self.run)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -303,17 +368,20 @@ class Hold:
             help="place (or --release) an S3 legal hold on the WARCs behind captures or claims",
         )
         hold.add_argument(
-            "ids", nargs="*", metavar="ID",
+            "ids",
+            nargs="*",
+            metavar="ID",
             help="capture ids (UUID or record id); with --case, claim ids (default: all its claims)",
-        )  # fmt: skip
+        )
         hold.add_argument(
             "--case", metavar="CASE", help="case file path or case id: IDs are claims"
         )
         hold.add_argument(
-            "--release", action="store_true",
+            "--release",
+            action="store_true",
             help="lift what these captures or claims asked for; a WARC also held for something "
-                 "else keeps its hold (recorded too)",
-        )  # fmt: skip
+            "else keeps its hold (recorded too)",
+        )
         hold.add_argument("--note", help="why (a court order, a matter number), kept in the log")
         hold.add_argument("--actor", help="who asks (default: ATTEST_ACTOR or user@host)")
         hold.add_argument("--store", help="store URI (s3://bucket/prefix with Object Lock)")
@@ -339,14 +407,30 @@ class Hold:
             else:
                 plan = plan_for_captures(db, store, args.ids)
             holds = apply_holds(
-                store, open_custody(db, store, config), plan, on=not args.release,
-                actor=args.actor or default_actor(), note=args.note,
-            )  # fmt: skip
+                store,
+                open_custody(db, store, config),
+                plan,
+                on=not args.release,
+                actor=args.actor or default_actor(),
+                note=args.note,
+            )
         if args.json:
-            print(json.dumps({"holds": [{**vars(h), **plan.details(h.key),
-                                         **({"kept_for": plan.kept[h.key]} if h.key in plan.kept else {})}
-                                        for h in holds],
-                              "gaps": plan.gaps}, indent=1))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "holds": [
+                            {
+                                **vars(h),
+                                **plan.details(h.key),
+                                **({"kept_for": plan.kept[h.key]} if h.key in plan.kept else {}),
+                            }
+                            for h in holds
+                        ],
+                        "gaps": plan.gaps,
+                    },
+                    indent=1,
+                )
+            )
             return 0
         for hold in holds:
             asked = plan.details(hold.key)
@@ -364,8 +448,10 @@ class Hold:
         action = "release" if args.release else "hold"
         if args.release:
             lifted = len(holds) - len(plan.kept)
-            print(f"legal hold OFF on {lifted} WARC(s), kept ON on {len(plan.kept)} held for "
-                  f"something else; custody log: one '{action}' entry each")  # fmt: skip
+            print(
+                f"legal hold OFF on {lifted} WARC(s), kept ON on {len(plan.kept)} held for "
+                f"something else; custody log: one '{action}' entry each"
+            )
         else:
             print(f"legal hold ON on {len(holds)} WARC(s); custody log: one '{action}' entry each")
         return 0

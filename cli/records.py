@@ -37,9 +37,13 @@ class Verify:
     def add_parser(self, sub: Subcommands) -> None:
         ver = sub.add_parser("verify", help="verify WARC files and WACZ bundles offline")
         ver.add_argument("files", nargs="+", metavar="FILE")
-        ver.add_argument("--trust", action="append", metavar="FILE",
-                         help="PEM trust anchors: trusted public keys and root certificates "
-                              "(repeatable; default ATTEST_TRUST)")  # fmt: skip
+        ver.add_argument(
+            "--trust",
+            action="append",
+            metavar="FILE",
+            help="PEM trust anchors: trusted public keys and root certificates "
+            "(repeatable; default ATTEST_TRUST)",
+        )
         ver.add_argument("--json", action="store_true")
         ver.set_defaults(func=self.run)
 
@@ -60,15 +64,28 @@ class Verify:
                 bundle = verify_bundle(path, trust)
                 failed += not bundle.ok
                 unstamped += bundle.status == NOT_TIMESTAMPED
-                out.append({"file": str(path), "ok": bundle.ok, "verdict": bundle.status,
-                            "checked": bundle.checked, "notes": bundle.notes,
-                            "problems": [vars(f) for f in bundle.failures]})  # fmt: skip
+                out.append(
+                    {
+                        "file": str(path),
+                        "ok": bundle.ok,
+                        "verdict": bundle.status,
+                        "checked": bundle.checked,
+                        "notes": bundle.notes,
+                        "problems": [vars(f) for f in bundle.failures],
+                    }
+                )
                 continue
             verdict = verify_warc(path, keep_records=False)
             failed += not verdict.ok
-            out.append({"file": verdict.file, "ok": verdict.ok, "records": verdict.record_count,
-                        "problems": [vars(p) for p in verdict.problems],
-                        "_text": [str(p) for p in verdict.problems]})  # fmt: skip
+            out.append(
+                {
+                    "file": verdict.file,
+                    "ok": verdict.ok,
+                    "records": verdict.record_count,
+                    "problems": [vars(p) for p in verdict.problems],
+                    "_text": [str(p) for p in verdict.problems],
+                }
+            )
         if args.json:
             shown = [{k: v for k, v in o.items() if not k.startswith("_")} for o in out]
             print(json.dumps(shown, indent=1))
@@ -222,9 +239,16 @@ def _find_rows(
     if ts_from is not None and ts_to is not None and ts_from > ts_to:
         raise ConfigError("--from is after --to")
     return find_captures(
-        db, url, match, ts_from=ts_from, ts_to=ts_to, closest=closest, limit=limit,
-        all_records=all_records, run=run,
-    )  # fmt: skip
+        db,
+        url,
+        match,
+        ts_from=ts_from,
+        ts_to=ts_to,
+        closest=closest,
+        limit=limit,
+        all_records=all_records,
+        run=run,
+    )
 
 
 def _print_rows(rows: list[Any], *, as_json: bool) -> None:
@@ -274,10 +298,16 @@ class Find:
         config = load_config(args.store)
         with open_index(config) as db:
             rows = _find_rows(
-                db, args.url, args.match, at=args.at, date_from=args.date_from,
-                date_to=args.date_to, limit=args.limit, all_records=args.all_records,
+                db,
+                args.url,
+                args.match,
+                at=args.at,
+                date_from=args.date_from,
+                date_to=args.date_to,
+                limit=args.limit,
+                all_records=args.all_records,
                 run=args.run,
-            )  # fmt: skip
+            )
         _print_rows(rows, as_json=args.json)
         if not rows:
             sys.stderr.write(f"attest: no capture of {args.url} matches\n")
@@ -302,16 +332,27 @@ class Find:
         if args.json:
             for w in warcs:
                 info = w["warcinfo"]
-                print(json.dumps({
-                    "warc": w["warc_key"], "sha256": w["sha256"], "size": w["size"],
-                    "records": w["records"], "run_id": w["run_id"], "source": w["source"],
-                    "warcinfo": json.loads(info) if isinstance(info, str) else info,
-                }, ensure_ascii=False))  # fmt: skip
+                print(
+                    json.dumps(
+                        {
+                            "warc": w["warc_key"],
+                            "sha256": w["sha256"],
+                            "size": w["size"],
+                            "records": w["records"],
+                            "run_id": w["run_id"],
+                            "source": w["source"],
+                            "warcinfo": json.loads(info) if isinstance(info, str) else info,
+                        },
+                        ensure_ascii=False,
+                    )
+                )
             _print_rows(rows, as_json=True)
             return 0
         runs = sorted({str(w["run_id"]) for w in warcs})
-        print(f"run {args.run}: {len(warcs)} WARC(s), {sum(int(w['records']) for w in warcs)} "
-              f"record(s), attest run(s) {', '.join(runs)}")  # fmt: skip
+        print(
+            f"run {args.run}: {len(warcs)} WARC(s), {sum(int(w['records']) for w in warcs)} "
+            f"record(s), attest run(s) {', '.join(runs)}"
+        )
         for w in warcs:
             print(f"  WARC {w['warc_key']}  {w['records']} records  sha256 {w['sha256']}")
         _print_rows(rows, as_json=False)
@@ -369,9 +410,14 @@ class Get:
             open_custody(db, store, config).append(
                 "read",
                 row.record_id,
-                {"url": row.url, "warc": store.object_uri(row.warc_key), "offset": row.offset,
-                 "via": "attest get", "as": "record" if args.record else "payload"},
-            )  # fmt: skip
+                {
+                    "url": row.url,
+                    "warc": store.object_uri(row.warc_key),
+                    "offset": row.offset,
+                    "via": "attest get",
+                    "as": "record" if args.record else "payload",
+                },
+            )
         asked = _when(args.at, "--at", "exact")
         assert asked is not None
         if abs(row.ts - asked) > FAR_FROM_ASKED:
@@ -415,8 +461,17 @@ class Search:
             hits = db.search(query, limit=args.limit)
         if args.json:
             for hit in hits:
-                print(json.dumps({"url": hit.url, "datetime": iso(hit.ts), "snippet": hit.snippet,
-                                  "record_id": hit.record_id}, ensure_ascii=False))  # fmt: skip
+                print(
+                    json.dumps(
+                        {
+                            "url": hit.url,
+                            "datetime": iso(hit.ts),
+                            "snippet": hit.snippet,
+                            "record_id": hit.record_id,
+                        },
+                        ensure_ascii=False,
+                    )
+                )
         else:
             for hit in hits:
                 print(f"{iso(hit.ts)}  {hit.url}\n    {hit.snippet}")
