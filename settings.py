@@ -200,12 +200,12 @@ class AttestConfig:
             from archive.trust.signing import load_signer
 
             signer = load_signer(self.signing_key_path, self.signing_cert)
-        chains = [c for c in self.tsa_chains if c]
         tsas = []
-        if self.tsa_urls or chains:
+        if self.tsa_urls or any(self.tsa_chains):
             from archive.trust.timestamps import authorities
 
-            tsas = authorities(list(self.tsa_urls), chains)
+            # By position, as ATTEST_TSA_CHAINS follows ATTEST_TSA_URLS (empty: no chain).
+            tsas = authorities(list(self.tsa_urls), list(self.tsa_chains))
         return SegmentAttestor(signer, tsas)
 
     def settings_hash(self) -> str:

@@ -302,12 +302,8 @@ def _signing(config: Any, *, unsigned: bool) -> tuple[Any, list[Any]]:
     from archive.trust.signing import load_signer
     from archive.trust.timestamps import authorities
 
-    # ATTEST_TSA_CHAINS follows ATTEST_TSA_URLS by position: an empty entry is an authority
-    # with no chain file, so entries are kept in place (only trailing empty ones dropped).
-    chains = list(config.tsa_chains)
-    while chains and not chains[-1]:
-        chains.pop()
-    tsas = authorities(list(config.tsa_urls), chains)
+    # ATTEST_TSA_CHAINS follows ATTEST_TSA_URLS by position (authorities keeps them in place).
+    tsas = authorities(list(config.tsa_urls), list(config.tsa_chains))
     if not tsas:
         sys.stderr.write(
             "warning: no timestamp authority configured (ATTEST_TSA_URLS): the bundle carries "

@@ -225,7 +225,7 @@ async def exports(request: Request) -> Response:
         for claim in claims:
             case.claim(claim)  # an unknown claim is refused before anything is written
         signer = None if unsigned or key is None else load_signer(key, settings.signing_cert)
-        tsas = authorities(list(settings.tsa_urls), [c for c in settings.tsa_chains if c])
+        tsas = authorities(list(settings.tsa_urls), list(settings.tsa_chains))
         assert settings.exports is not None
         settings.exports.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

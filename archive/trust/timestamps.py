@@ -57,7 +57,11 @@ class Authority:
 
 
 def authorities(urls: list[str], chains: list[str]) -> list[Authority]:
-    """TSAs from settings: URLs, and optionally a PEM chain file per URL (same order)."""
+    """TSAs from settings: URLs, and optionally a PEM chain file per URL, by position (an
+    empty entry: that authority has no chain file; empty entries at the end are dropped)."""
+    chains = list(chains)
+    while chains and not chains[-1]:
+        chains.pop()
     if len(chains) > len(urls):
         raise ConfigError(f"ATTEST_TSA_CHAINS names {len(chains)} files for {len(urls)} TSA URLs")
     found = []
