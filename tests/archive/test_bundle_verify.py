@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.bundles import SigningSetup, export, rewrite, signing_setup, spill_case
@@ -68,6 +69,14 @@ def sha256_hex(data: bytes | bytearray) -> str:
 def read(bundle: Path, name: str) -> bytes:
     with zipfile.ZipFile(bundle) as archive:
         return archive.read(name)
+
+
+def record_in(warc: bytes, record_id: str, tmp_path: Path) -> Any:
+    """Where the record ``record_id`` lies in a bundle's WARC (its offset and length)."""
+    plain = tmp_path / "plain.warc.gz"
+    plain.write_bytes(warc)
+    (where,) = [r for r in verify_warc(plain).records if r.record_id == record_id]
+    return where
 
 
 def failures(verdict: BundleVerdict) -> list[tuple[str, str, str | None]]:
@@ -135,11 +144,7 @@ def test_a_changed_byte_in_the_warc_names_the_file_and_the_record(
     data = bytearray(read(bundles.good, WARC_MEMBER))
     sample = bundles.archive.sample
     # The harbour page's response, as copied into the bundle.
-    plain = tmp_path / "plain.warc.gz"
-    plain.write_bytes(bytes(data))
-    (where,) = [
-        r for r in verify_warc(plain).records if r.record_id == sample.html_gzip.response.record_id
-    ]
+    where = record_in(bytes(data), sample.html_gzip.response.record_id, tmp_path)
     data[where.offset + where.length // 2] ^= 0x01
     changed = rewrite(bundles.good, tmp_path / "changed.wacz", {WARC_MEMBER: bytes(data)})
     verdict = verify_bundle(changed, bundles.signing.trust)
@@ -172,11 +177,7 @@ def test_a_damaged_record_does_not_hide_the_intact_records_after_it(
 ) -> None:
     data = bytearray(read(bundles.good, WARC_MEMBER))
     sample = bundles.archive.sample
-    plain = tmp_path / "plain.warc.gz"
-    plain.write_bytes(bytes(data))
-    (where,) = [
-        r for r in verify_warc(plain).records if r.record_id == sample.html_gzip.response.record_id
-    ]
+    where = record_in(bytes(data), sample.html_gzip.response.record_id, tmp_path)
     data[where.offset + where.length // 2] ^= 0x01
     changed = rewrite(bundles.good, tmp_path / "changed.wacz", {WARC_MEMBER: bytes(data)})
     verdict = verify_bundle(changed, bundles.signing.trust)
@@ -285,11 +286,7 @@ def test_a_record_damaged_inside_a_whole_gzip_member_hides_nothing_after_it(
     walk goes on at the next member, so no capture after it is reported missing."""
     data = bytes(read(bundles.good, WARC_MEMBER))
     sample = bundles.archive.sample
-    plain = tmp_path / "plain.warc.gz"
-    plain.write_bytes(data)
-    (where,) = [
-        r for r in verify_warc(plain).records if r.record_id == sample.html_gzip.response.record_id
-    ]
+    where = record_in(bytes(data), sample.html_gzip.response.record_id, tmp_path)
     member = gzip.decompress(data[where.offset : where.offset + where.length])
     length = re.search(rb"Content-Length: (\d+)", member)
     assert length is not None
